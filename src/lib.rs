@@ -1,1 +1,30 @@
-pub fn x(){}
+//! BotArmy: five AI agents — Analyst, Architect, Developer, Tester, Deployer — turn a project
+//! brief into a delivery plan, streamed live to the browser from a Cloudflare Worker.
+//!
+//! # Layout
+//!
+//! The crate is a pure core with a thin edge (see `../shared/DESIGN.md`):
+//!
+//! - [`protocol`]: the wire contract — client commands and their validation, AG-UI server
+//!   events, JSON Patch, limits. No I/O.
+//! - [`session`]: the per-session state machine (sans-I/O): takes commands, LLM chunks, errors
+//!   and timer ticks with the current time, and queues effects (events to log and broadcast,
+//!   LLM calls to start or abort, artifacts to save). Also replay planning for reconnects.
+//! - [`agents`]: the five roles, their prompts, what each receives, the demo provider's text.
+//! - [`llm`]: OpenAI-compatible request building, SSE parsing, error classification, backoff,
+//!   the global provider rate limiter.
+//! - `edge` (wasm32 only): the Worker — router, the Session and Limiter Durable Objects,
+//!   SQLite storage, fetch streaming, alarms. It only adapts the core to the runtime.
+//!
+//! Everything but `edge` builds and tests natively with `cargo test`.
+
+pub mod agents;
+pub mod llm;
+pub mod protocol;
+pub mod session;
+
+#[cfg(target_arch = "wasm32")]
+mod edge;
+
+/// Version reported by `GET /api/health`.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,0 +1,400 @@
+//! Client → server commands: decoding and validation.
+//!
+//! Decoding never panics and never trusts the input: every failure is a [`Rejection`] with a
+//! stable code and a sentence that names the problem. Whether a command fits the session's
+//! current state is the session's business, not this module's.
+
+use serde_json::{Map, Value};
+
+use super::limits::{MAX_BRIEF_CHARS, MAX_FEEDBACK_CHARS, MAX_FRAME_BYTES, MAX_ID_CHARS};
+use crate::agents::Stage;
+
+/// How a run stops between stages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Approval {
+    /// A gate after every stage: the user approves or asks for changes.
+    EachStage,
+    /// Straight through all five stages.
+    Auto,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    Hello { last_seq: u64 },
+    Start { brief: String, approval: Approval },
+    Approve { stage: Stage },
+    Reject { stage: Stage, feedback: String },
+    Pause,
+    Resume,
+    Cancel,
+    Retry { stage: Stage },
+    /// Application-level keepalive; answered with `pong`, never logged.
+    Ping,
+}
+
+impl Command {
+    /// The wire `type` of the command.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::Hello { .. } => "hello",
+            Command::Start { .. } => "start",
+            Command::Approve { .. } => "approve",
+            Command::Reject { .. } => "reject",
+            Command::Pause => "pause",
+            Command::Resume => "resume",
+            Command::Cancel => "cancel",
+            Command::Retry { .. } => "retry",
+            Command::Ping => "ping",
+        }
+    }
+}
+
+/// A decoded command with its optional idempotency key.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Envelope {
+    pub id: Option<String>,
+    pub command: Command,
+}
+
+/// Why a frame or command was refused. `code` is stable (documented); `message` is for people.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    pub code: &'static str,
+    pub message: String,
+    /// The command's `type`, when it could be read.
+    pub command: Option<String>,
+    /// The command's `id`, when it could be read.
+    pub id: Option<String>,
+}
+
+impl Rejection {
+    pub fn new(code: &'static str, message: impl Into<String>) -> Self {
+        Rejection {
+            code,
+            message: message.into(),
+            command: None,
+            id: None,
+        }
+    }
+}
+
+/// Decodes one text frame. Frames over [`MAX_FRAME_BYTES`] are the edge's concern (it closes
+/// the socket with 1009) but are refused here too so the core never handles one.
+pub fn decode_command(text: &str) -> Result<Envelope, Rejection> {
+    if text.len() > MAX_FRAME_BYTES {
+        return Err(Rejection::new(
+            "frame_too_large",
+            format!("Frames are limited to {MAX_FRAME_BYTES} bytes."),
+        ));
+    }
+    let value: Value = serde_json::from_str(text).map_err(|e| {
+        Rejection::new(
+            "invalid_json",
+            format!("The frame is not valid JSON ({e})."),
+        )
+    })?;
+    let Value::Object(obj) = value else {
+        return Err(Rejection::new(
+            "not_an_object",
+            "A command must be a JSON object with a \"type\" field.",
+        ));
+    };
+    let id = read_id(&obj)?;
+    let ty = match obj.get("type") {
+        Some(Value::String(t)) => t.as_str(),
+        Some(_) => {
+            return Err(with(
+                Rejection::new("invalid_field", "\"type\" must be a string."),
+                None,
+                id,
+            ))
+        }
+        None => {
+            return Err(with(
+                Rejection::new("missing_field", "The command has no \"type\" field."),
+                None,
+                id,
+            ))
+        }
+    };
+    let command = decode_body(ty, &obj).map_err(|r| with(r, Some(ty), id.clone()))?;
+    Ok(Envelope { id, command })
+}
+
+fn with(mut r: Rejection, ty: Option<&str>, id: Option<String>) -> Rejection {
+    r.command = ty.map(|t| t.chars().take(32).collect());
+    r.id = id;
+    r
+}
+
+fn read_id(obj: &Map<String, Value>) -> Result<Option<String>, Rejection> {
+    match obj.get("id") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s))
+            if !s.is_empty()
+                && s.len() <= MAX_ID_CHARS
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') =>
+        {
+            Ok(Some(s.clone()))
+        }
+        Some(_) => Err(Rejection::new(
+            "invalid_field",
+            format!("\"id\" must be 1 to {MAX_ID_CHARS} characters of letters, digits, '-' or '_'."),
+        )),
+    }
+}
+
+fn decode_body(ty: &str, obj: &Map<String, Value>) -> Result<Command, Rejection> {
+    Ok(match ty {
+        "hello" => Command::Hello {
+            last_seq: match obj.get("lastSeq") {
+                None => return Err(missing("lastSeq", "hello")),
+                Some(v) => v.as_u64().ok_or_else(|| {
+                    Rejection::new(
+                        "invalid_field",
+                        "\"lastSeq\" must be a whole number, 0 or more.",
+                    )
+                })?,
+            },
+        },
+        "start" => {
+            let brief = string_field(obj, "brief", "start")?;
+            let brief = brief.trim();
+            if brief.is_empty() {
+                return Err(Rejection::new("brief_empty", "The brief is empty."));
+            }
+            let n = brief.chars().count();
+            if n > MAX_BRIEF_CHARS {
+                return Err(Rejection::new(
+                    "brief_too_long",
+                    format!("The brief has {n} characters; the limit is {MAX_BRIEF_CHARS}."),
+                ));
+            }
+            let approval = match obj.get("approval") {
+                None => Approval::EachStage,
+                Some(Value::String(s)) if s == "each_stage" => Approval::EachStage,
+                Some(Value::String(s)) if s == "auto" => Approval::Auto,
+                Some(_) => {
+                    return Err(Rejection::new(
+                        "invalid_field",
+                        "\"approval\" must be \"each_stage\" or \"auto\".",
+                    ))
+                }
+            };
+            Command::Start {
+                brief: brief.to_string(),
+                approval,
+            }
+        }
+        "approve" => Command::Approve {
+            stage: stage_field(obj, ty)?,
+        },
+        "reject" => {
+            let stage = stage_field(obj, ty)?;
+            let feedback = string_field(obj, "feedback", ty)?;
+            let feedback = feedback.trim();
+            if feedback.is_empty() {
+                return Err(Rejection::new(
+                    "feedback_empty",
+                    "Say what should change: the feedback is empty.",
+                ));
+            }
+            let n = feedback.chars().count();
+            if n > MAX_FEEDBACK_CHARS {
+                return Err(Rejection::new(
+                    "feedback_too_long",
+                    format!("The feedback has {n} characters; the limit is {MAX_FEEDBACK_CHARS}."),
+                ));
+            }
+            Command::Reject {
+                stage,
+                feedback: feedback.to_string(),
+            }
+        }
+        "retry" => Command::Retry {
+            stage: stage_field(obj, ty)?,
+        },
+        "pause" => Command::Pause,
+        "resume" => Command::Resume,
+        "cancel" => Command::Cancel,
+        "ping" => Command::Ping,
+        other => {
+            let shown: String = other.chars().take(32).collect();
+            return Err(Rejection::new(
+                "unknown_type",
+                format!(
+                    "Unknown command type \"{shown}\". Known: hello, start, approve, reject, \
+                     pause, resume, cancel, retry, ping."
+                ),
+            ));
+        }
+    })
+}
+
+fn missing(field: &str, ty: &str) -> Rejection {
+    Rejection::new(
+        "missing_field",
+        format!("\"{ty}\" needs a \"{field}\" field."),
+    )
+}
+
+fn string_field<'a>(
+    obj: &'a Map<String, Value>,
+    field: &str,
+    ty: &str,
+) -> Result<&'a str, Rejection> {
+    match obj.get(field) {
+        None | Some(Value::Null) => Err(missing(field, ty)),
+        Some(Value::String(s)) => Ok(s),
+        Some(_) => Err(Rejection::new(
+            "invalid_field",
+            format!("\"{field}\" must be a string."),
+        )),
+    }
+}
+
+fn stage_field(obj: &Map<String, Value>, ty: &str) -> Result<Stage, Rejection> {
+    let s = string_field(obj, "stage", ty)?;
+    Stage::parse(s).ok_or_else(|| {
+        let shown: String = s.chars().take(32).collect();
+        Rejection::new(
+            "unknown_stage",
+            format!(
+                "Unknown stage \"{shown}\". Stages: analyst, architect, developer, tester, deployer."
+            ),
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn code(text: &str) -> &'static str {
+        decode_command(text).unwrap_err().code
+    }
+
+    #[test]
+    fn decodes_every_command() {
+        let cases = [
+            (r#"{"type":"hello","lastSeq":7}"#, Command::Hello { last_seq: 7 }),
+            (
+                r#"{"type":"start","brief":"  a todo app ","approval":"auto"}"#,
+                Command::Start {
+                    brief: "a todo app".into(),
+                    approval: Approval::Auto,
+                },
+            ),
+            (
+                r#"{"type":"start","brief":"x"}"#,
+                Command::Start {
+                    brief: "x".into(),
+                    approval: Approval::EachStage,
+                },
+            ),
+            (
+                r#"{"type":"approve","stage":"tester"}"#,
+                Command::Approve {
+                    stage: Stage::Tester,
+                },
+            ),
+            (
+                r#"{"type":"reject","stage":"analyst","feedback":"more detail"}"#,
+                Command::Reject {
+                    stage: Stage::Analyst,
+                    feedback: "more detail".into(),
+                },
+            ),
+            (r#"{"type":"pause"}"#, Command::Pause),
+            (r#"{"type":"resume"}"#, Command::Resume),
+            (r#"{"type":"cancel"}"#, Command::Cancel),
+            (r#"{"type":"ping"}"#, Command::Ping),
+            (
+                r#"{"type":"retry","stage":"deployer"}"#,
+                Command::Retry {
+                    stage: Stage::Deployer,
+                },
+            ),
+        ];
+        for (text, want) in cases {
+            let env = decode_command(text).unwrap();
+            assert_eq!(env.command, want, "{text}");
+            assert_eq!(env.id, None);
+        }
+        let env = decode_command(r#"{"type":"pause","id":"abc-1_2"}"#).unwrap();
+        assert_eq!(env.id.as_deref(), Some("abc-1_2"));
+    }
+
+    #[test]
+    fn rejects_bad_frames_with_specific_codes() {
+        assert_eq!(code("{"), "invalid_json");
+        assert_eq!(code("[1]"), "not_an_object");
+        assert_eq!(code("{}"), "missing_field");
+        assert_eq!(code(r#"{"type":5}"#), "invalid_field");
+        assert_eq!(code(r#"{"type":"launch"}"#), "unknown_type");
+        assert_eq!(code(r#"{"type":"hello"}"#), "missing_field");
+        assert_eq!(code(r#"{"type":"hello","lastSeq":-1}"#), "invalid_field");
+        assert_eq!(code(r#"{"type":"hello","lastSeq":"3"}"#), "invalid_field");
+        assert_eq!(code(r#"{"type":"start"}"#), "missing_field");
+        assert_eq!(code(r#"{"type":"start","brief":7}"#), "invalid_field");
+        assert_eq!(code(r#"{"type":"start","brief":"  \n "}"#), "brief_empty");
+        let long = format!(r#"{{"type":"start","brief":"{}"}}"#, "é".repeat(8001));
+        assert_eq!(code(&long), "brief_too_long");
+        let ok = format!(r#"{{"type":"start","brief":"{}"}}"#, "é".repeat(8000));
+        assert!(decode_command(&ok).is_ok());
+        assert_eq!(
+            code(r#"{"type":"start","brief":"x","approval":"sometimes"}"#),
+            "invalid_field"
+        );
+        assert_eq!(code(r#"{"type":"approve"}"#), "missing_field");
+        assert_eq!(code(r#"{"type":"approve","stage":"ceo"}"#), "unknown_stage");
+        assert_eq!(
+            code(r#"{"type":"reject","stage":"analyst","feedback":""}"#),
+            "feedback_empty"
+        );
+        assert_eq!(code(r#"{"type":"pause","id":""}"#), "invalid_field");
+        assert_eq!(code(r#"{"type":"pause","id":"a b"}"#), "invalid_field");
+        assert_eq!(code(&"x".repeat(MAX_FRAME_BYTES + 1)), "frame_too_large");
+    }
+
+    #[test]
+    fn rejection_names_the_command_and_id() {
+        let r = decode_command(r#"{"type":"approve","id":"k1"}"#).unwrap_err();
+        assert_eq!(r.command.as_deref(), Some("approve"));
+        assert_eq!(r.id.as_deref(), Some("k1"));
+        assert!(r.message.contains("stage"), "{}", r.message);
+    }
+
+    proptest! {
+        // Any byte string as a command gives a command or a rejection, never a panic.
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let text = String::from_utf8_lossy(&bytes);
+            let _ = decode_command(&text);
+        }
+
+        #[test]
+        fn arbitrary_json_objects_never_panic(
+            ty in prop_oneof![Just("hello".to_string()), Just("start".to_string()),
+                              Just("approve".to_string()), Just("reject".to_string()),
+                              Just("retry".to_string()), ".*"],
+            field in ".{0,12}", val in prop_oneof![
+                Just(serde_json::json!(null)), Just(serde_json::json!(-1)),
+                Just(serde_json::json!(1.5)), Just(serde_json::json!("analyst")),
+                Just(serde_json::json!([])), Just(serde_json::json!({})),
+                ".{0,40}".prop_map(serde_json::Value::String)]
+        ) {
+            let mut obj = serde_json::Map::new();
+            obj.insert("type".into(), serde_json::Value::String(ty));
+            obj.insert(field, val);
+            let text = serde_json::Value::Object(obj).to_string();
+            match decode_command(&text) {
+                Ok(_) => {}
+                Err(r) => prop_assert!(!r.message.is_empty() && !r.code.is_empty()),
+            }
+        }
+    }
+}
