@@ -1,0 +1,234 @@
+// Start and stop a real `wrangler dev` for end-to-end tests.
+//
+//   const worker = await startWorker({ env: { OPENAI_BASE_URL: fake.url, OPENAI_API_KEY: 'test-key-x' } });
+//   worker.url                 // "http://127.0.0.1:PORT"
+//   worker.wsUrl(sessionId)    // "ws://127.0.0.1:PORT/api/sessions/<id>/ws"
+//   await worker.kill();       // SIGKILL the whole process tree (restart tests)
+//   const again = await startWorker({ persistDir: worker.persistDir, port: worker.port, env });
+//   await again.stop();
+//
+// The Worker must already be built (`make build`); wrangler.toml has no build command.
+// Each worker runs in its own process group (spawned detached) so the whole tree — wrangler,
+// esbuild, workerd — can be killed at once. Output goes to test-output/logs/<name>.log and to
+// memory (`logs()`). Every started worker is killed on process exit, SIGINT, SIGTERM, and (under
+// `node --test`) in a root `after()` hook, so no process survives a failing test.
+// `.dev.vars` of the developer is ignored (an empty --env-file is passed) and OPENAI_* /
+// BOTARMY_* variables of the calling shell are not inherited: the worker sees exactly `env`.
+
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { after } from 'node:test';
+
+export const ROOT = path.resolve(import.meta.dirname, '../..');
+export const OUTPUT_DIR = path.join(ROOT, 'test-output');
+const WRANGLER = path.join(ROOT, 'node_modules', 'wrangler', 'bin', 'wrangler.js');
+
+const live = new Set(); // workers whose process group may still be alive
+
+/** A TCP port that was free on 127.0.0.1 a moment ago. */
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.unref();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+function killGroup(pid, signal) {
+  try {
+    process.kill(-pid, signal);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function groupAlive(pid) {
+  try {
+    process.kill(-pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function killAllSync() {
+  for (const w of live) killGroup(w.pid, 'SIGKILL');
+  live.clear();
+}
+
+let hooksInstalled = false;
+function installHooks() {
+  if (hooksInstalled) return;
+  hooksInstalled = true;
+  process.on('exit', killAllSync);
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
+    process.once(sig, () => {
+      killAllSync();
+      process.exit(sig === 'SIGINT' ? 130 : 143);
+    });
+  }
+  // Under `node --test`, also stop everything when the file's tests are done.
+  if (process.env.NODE_TEST_CONTEXT) {
+    try {
+      after(async () => {
+        await Promise.all([...live].map((w) => w.handle.stop().catch(() => {})));
+      });
+    } catch {
+      /* not inside a test file */
+    }
+  }
+}
+
+// Call at import time so the root after() hook is registered before tests start.
+installHooks();
+
+function stamp() {
+  return new Date().toISOString().replace(/[:.]/g, '-');
+}
+
+/**
+ * Start `wrangler dev` on 127.0.0.1 and wait for GET /api/health to answer 200.
+ * Options:
+ *   env          vars passed with --var K:V (strings; other values are JSON-encoded)
+ *   persistDir   --persist-to directory (default: a fresh one under test-output/state/)
+ *   port         listening port (default: a free one)
+ *   name         label for the log file (default 'worker')
+ *   readyTimeoutMs  default 60000
+ *   extraArgs    more wrangler arguments
+ */
+export async function startWorker({ env = {}, persistDir, port, name = 'worker', readyTimeoutMs = 60000, extraArgs = [] } = {}) {
+  port = port || (await freePort());
+  const inspectorPort = await freePort();
+  fs.mkdirSync(path.join(OUTPUT_DIR, 'logs'), { recursive: true });
+  if (!persistDir) {
+    fs.mkdirSync(path.join(OUTPUT_DIR, 'state'), { recursive: true });
+    persistDir = fs.mkdtempSync(path.join(OUTPUT_DIR, 'state', `${name}-`));
+  }
+  const emptyEnvFile = path.join(OUTPUT_DIR, 'logs', 'empty.env');
+  if (!fs.existsSync(emptyEnvFile)) fs.writeFileSync(emptyEnvFile, '');
+  const logFile = path.join(OUTPUT_DIR, 'logs', `${name}-${port}-${stamp()}.log`);
+  const logStream = fs.createWriteStream(logFile, { flags: 'a' });
+
+  const args = [
+    WRANGLER, 'dev',
+    '--ip', '127.0.0.1',
+    '--port', String(port),
+    '--inspector-port', String(inspectorPort),
+    '--persist-to', persistDir,
+    '--env-file', emptyEnvFile,
+    '--show-interactive-dev-session=false',
+    '--live-reload=false',
+  ];
+  for (const [k, v] of Object.entries(env)) {
+    if (v === undefined || v === null) continue;
+    args.push('--var', `${k}:${typeof v === 'string' ? v : JSON.stringify(v)}`);
+  }
+  args.push(...extraArgs);
+
+  const childEnv = { ...process.env };
+  for (const k of Object.keys(childEnv)) {
+    if (/^(OPENAI_|BOTARMY_|ALLOWED_ORIGINS$|SESSION_TOKEN_BUDGET$|CLOUDFLARE_INCLUDE_PROCESS_ENV$)/.test(k)) delete childEnv[k];
+  }
+  Object.assign(childEnv, { WRANGLER_SEND_METRICS: 'false', NO_COLOR: '1', FORCE_COLOR: '0', WRANGLER_LOG: childEnv.WRANGLER_LOG || 'info' });
+
+  const redacted = args.slice(1).map((a) => a.replace(/^(OPENAI_API_KEY|BOTARMY_ACCESS_TOKEN):.*/, '$1:<redacted>'));
+  let buffer = '';
+  const append = (d) => {
+    const s = d.toString();
+    buffer += s;
+    if (buffer.length > 4_000_000) buffer = buffer.slice(-2_000_000);
+    logStream.write(s);
+  };
+  append(`# ${new Date().toISOString()} wrangler ${redacted.join(' ')}\n`);
+
+  const child = spawn(process.execPath, args, { cwd: ROOT, env: childEnv, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+  child.stdout.on('data', append);
+  child.stderr.on('data', append);
+  let exited = null;
+  const exitPromise = new Promise((resolve) => {
+    child.once('exit', (code, signal) => {
+      exited = { code, signal };
+      append(`# wrangler exited code=${code} signal=${signal}\n`);
+      resolve(exited);
+    });
+  });
+
+  const url = `http://127.0.0.1:${port}`;
+  const record = { pid: child.pid, handle: null };
+  live.add(record);
+
+  const tail = (n = 60) => buffer.split('\n').slice(-n).join('\n');
+
+  async function waitGroupGone(ms) {
+    const t0 = Date.now();
+    while (groupAlive(child.pid) && Date.now() - t0 < ms) await sleep(50);
+    return !groupAlive(child.pid);
+  }
+
+  const handle = {
+    url,
+    port,
+    inspectorPort,
+    persistDir,
+    logFile,
+    pid: child.pid,
+    env: { ...env },
+    wsUrl: (sessionId) => `ws://127.0.0.1:${port}/api/sessions/${sessionId}/ws`,
+    logs: () => buffer,
+    /** The log text after a mark obtained from logs().length. */
+    logsSince: (mark) => buffer.slice(mark),
+    exited: () => exited,
+    /** Graceful stop: SIGTERM the group, then SIGKILL after 5 s. */
+    async stop() {
+      if (!live.has(record)) return;
+      killGroup(child.pid, 'SIGTERM');
+      const gone = await Promise.race([exitPromise.then(() => waitGroupGone(5000)), sleep(5000).then(() => false)]);
+      if (!gone) killGroup(child.pid, 'SIGKILL');
+      await waitGroupGone(5000);
+      live.delete(record);
+      logStream.end();
+    },
+    /** Abrupt: SIGKILL the whole tree (wrangler and workerd), as a crash would. */
+    async kill() {
+      killGroup(child.pid, 'SIGKILL');
+      await exitPromise;
+      await waitGroupGone(5000);
+      live.delete(record);
+      logStream.end();
+    },
+  };
+  record.handle = handle;
+
+  // Wait for health.
+  const t0 = Date.now();
+  let last = 'no answer yet';
+  for (;;) {
+    if (exited) {
+      live.delete(record);
+      throw new Error(`wrangler dev exited before becoming healthy (${JSON.stringify(exited)}); log ${logFile}:\n${tail()}`);
+    }
+    if (Date.now() - t0 > readyTimeoutMs) {
+      await handle.kill();
+      throw new Error(`wrangler dev not healthy within ${readyTimeoutMs} ms (last: ${last}); log ${logFile}:\n${tail()}`);
+    }
+    try {
+      const res = await fetch(`${url}/api/health`, { signal: AbortSignal.timeout(2000) });
+      const text = await res.text();
+      if (res.status === 200) break;
+      last = `${res.status} ${text.slice(0, 200)}`;
+    } catch (e) {
+      last = String(e.cause?.code || e.message);
+    }
+    await sleep(200);
+  }
+  return handle;
+}
