@@ -8,3 +8,4 @@ pub mod patch;
 
 pub use command::{decode_command, Approval, Command, Envelope, Rejection};
 pub use event::{Event, Interrupt, MessageRole, Outcome};
+pub use patch::{PatchOp, PatchOpList};

@@ -22,6 +22,9 @@ impl PatchOp {
     }
 }
 
+/// A whole patch, as carried by `STATE_DELTA.delta`.
+pub type PatchOpList = Vec<PatchOp>;
+
 /// RFC 6901 token escaping.
 fn escape(token: &str) -> String {
     token.replace('~', "~0").replace('/', "~1")

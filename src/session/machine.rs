@@ -1,0 +1,1020 @@
+//! The session state machine: pipeline runs, approval gates, retries, pause/resume/cancel,
+//! token budget, text coalescing and recovery after a restart.
+//!
+//! Invariants the tests check: `seq` runs 1, 2, 3… without gaps; the log is a sequence of AG-UI
+//! runs (nothing between a run's end and the next `RUN_STARTED`); a text message is ended before
+//! its run ends and is never continued after a retry or restart; applying the logged snapshot
+//! and deltas gives [`Session::state`].
+
+use std::collections::VecDeque;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use super::state::{AgentStatus, ErrorInfo, Gate, RunStatus, SessionState};
+use crate::agents::Stage;
+use crate::llm::backoff;
+use crate::protocol::event::{frame, Event, Interrupt, MessageRole, Outcome};
+use crate::protocol::limits::REMEMBERED_IDS;
+use crate::protocol::{patch, Approval, Command, Envelope, Rejection};
+
+/// Text deltas are flushed at most this often per message (leading edge: an isolated token
+/// goes out at once, a burst is merged)…
+pub const COALESCE_MS: u64 = 16;
+/// …or as soon as this many bytes are waiting.
+pub const COALESCE_BYTES: usize = 512;
+
+/// Settings fixed by the deployment (environment), not by the user.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionConfig {
+    pub demo: bool,
+    pub model: String,
+    pub token_budget: u64,
+    pub max_attempts: u32,
+    /// Watchdog: a call that sends nothing for this long is aborted as a timeout.
+    pub stall_timeout_ms: u64,
+    pub backoff_base_ms: u64,
+    pub backoff_cap_ms: u64,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        SessionConfig {
+            demo: true,
+            model: "demo".into(),
+            token_budget: 200_000,
+            max_attempts: backoff::MAX_ATTEMPTS,
+            stall_timeout_ms: 30_000,
+            backoff_base_ms: backoff::BASE_MS,
+            backoff_cap_ms: backoff::CAP_MS,
+        }
+    }
+}
+
+/// What the edge must do, in order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Effect {
+    /// Store this logged event (with its `seq`), then send `json` to every joined socket.
+    Emit { seq: u64, json: String, event: Event },
+    /// Abort the LLM call in flight with this id (its later chunks are ignored anyway).
+    AbortCall { call_id: u64 },
+    /// Keep this artifact version (before the `artifact` event that announces it is sent).
+    SaveArtifact {
+        stage: Stage,
+        version: u32,
+        content: String,
+        feedback: Option<String>,
+        created_at: u64,
+    },
+}
+
+/// An LLM call the edge should run now (see [`Session::pending_call`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CallSpec {
+    pub call_id: u64,
+    pub stage: Stage,
+    pub attempt: u32,
+    pub brief: String,
+    /// Approved artifacts before this stage, in pipeline order: (stage, version).
+    pub prior: Vec<(Stage, u32)>,
+    /// For a rerun after rejection: the user's feedback and the rejected version.
+    pub feedback: Option<String>,
+    pub previous_version: Option<u32>,
+}
+
+/// Token usage of one call, as reported by the provider (or estimated).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Usage {
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+}
+
+/// A failed attempt, already classified by the LLM layer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StageFailure {
+    /// Stable code (`rate_limited`, `bad_key`, …).
+    pub code: String,
+    /// Plain words for the user.
+    pub message: String,
+    /// Technical detail for the log (never a secret).
+    pub detail: String,
+    pub retryable: bool,
+    pub retry_after_ms: Option<u64>,
+}
+
+/// Answer to an accepted command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ack {
+    pub duplicate: bool,
+}
+
+/// The attempt of a stage that is pending, waiting for a retry, or in flight.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Call {
+    id: u64,
+    stage: Stage,
+    /// The LLM request was started (persisted: after a restart this means it died).
+    begun: bool,
+    /// `STEP_STARTED` was sent for this attempt and `STEP_FINISHED` not yet.
+    step_open: bool,
+    message_id: Option<String>,
+    last_activity: u64,
+    retry_at: Option<u64>,
+}
+
+/// Everything that survives a restart.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Persisted {
+    state: SessionState,
+    seq: u64,
+    brief: String,
+    runs: u32,
+    calls: u64,
+    in_run: bool,
+    recent_ids: VecDeque<String>,
+    call: Option<Call>,
+    approved: Vec<(Stage, u32)>,
+    feedback: Option<String>,
+    user_messages: u32,
+    rng: u64,
+}
+
+pub struct Session {
+    cfg: SessionConfig,
+    p: Persisted,
+    /// The state as last sent (snapshot + deltas), to diff against.
+    sent_state: Value,
+    /// Text received but not yet flushed, and the whole answer so far.
+    buf: String,
+    answer: String,
+    last_flush: u64,
+    effects: VecDeque<Effect>,
+    /// The latest time an input carried; stamps outgoing frames.
+    now: u64,
+}
+
+impl Session {
+    pub fn new(session_id: &str, cfg: SessionConfig) -> Session {
+        let state = SessionState::new(session_id, cfg.demo, &cfg.model, cfg.token_budget);
+        let rng = seed(session_id);
+        Session::from_persisted(
+            cfg,
+            Persisted {
+                state,
+                seq: 0,
+                brief: String::new(),
+                runs: 0,
+                calls: 0,
+                in_run: false,
+                recent_ids: VecDeque::new(),
+                call: None,
+                approved: Vec::new(),
+                feedback: None,
+                user_messages: 0,
+                rng,
+            },
+        )
+    }
+
+    fn from_persisted(cfg: SessionConfig, p: Persisted) -> Session {
+        Session {
+            sent_state: p.state.to_json(),
+            cfg,
+            p,
+            buf: String::new(),
+            answer: String::new(),
+            last_flush: 0,
+            effects: VecDeque::new(),
+            now: 0,
+        }
+    }
+
+    /// Restores a session from [`Session::persisted`] in a fresh process. A call that was in
+    /// flight when the old process died is closed and marked, then queued again.
+    pub fn restore(json: &str, cfg: SessionConfig, now: u64) -> Result<Session, String> {
+        let p: Persisted = serde_json::from_str(json).map_err(|e| e.to_string())?;
+        let mut s = Session::from_persisted(cfg, p);
+        s.now = now;
+        s.p.state.run.token_budget = s.cfg.token_budget;
+        if s.p.call.as_ref().is_some_and(|c| c.begun) {
+            s.interrupt_attempt("restart", now);
+            s.sync_state(now);
+        }
+        Ok(s)
+    }
+
+    /// JSON to store beside the log after every batch of effects.
+    pub fn persisted(&self) -> String {
+        serde_json::to_string(&self.p).expect("session serializes")
+    }
+
+    pub fn state(&self) -> &SessionState {
+        &self.p.state
+    }
+
+    /// Highest `seq` emitted so far.
+    pub fn last_seq(&self) -> u64 {
+        self.p.seq
+    }
+
+    pub fn poll_effect(&mut self) -> Option<Effect> {
+        self.effects.pop_front()
+    }
+
+    /// The LLM call to start now, if any. The edge runs it and calls [`Session::call_started`].
+    pub fn pending_call(&self) -> Option<CallSpec> {
+        let c = self.p.call.as_ref()?;
+        if c.begun || c.retry_at.is_some() || self.p.state.run.status != RunStatus::Running {
+            return None;
+        }
+        let rerun = self.p.feedback.is_some();
+        Some(CallSpec {
+            call_id: c.id,
+            stage: c.stage,
+            attempt: self.p.state.agent(c.stage).attempts,
+            brief: self.p.brief.clone(),
+            prior: self
+                .p
+                .approved
+                .iter()
+                .filter(|(s, _)| *s < c.stage)
+                .copied()
+                .collect(),
+            feedback: self.p.feedback.clone(),
+            previous_version: rerun.then(|| self.p.state.agent(c.stage).version),
+        })
+    }
+
+    pub fn call_started(&mut self, call_id: u64, now: u64) {
+        self.now = self.now.max(now);
+        if let Some(c) = self.p.call.as_mut().filter(|c| c.id == call_id) {
+            c.begun = true;
+            c.last_activity = now;
+        }
+    }
+
+    /// The id of the call currently in flight, if any.
+    pub fn live_call(&self) -> Option<u64> {
+        self.p.call.as_ref().filter(|c| c.begun).map(|c| c.id)
+    }
+
+    /// Earliest time [`Session::on_timeout`] has work: a text flush, a retry, the watchdog.
+    pub fn poll_timeout(&self) -> Option<u64> {
+        let mut t: Option<u64> = None;
+        let mut at = |x: u64| t = Some(t.map_or(x, |t| t.min(x)));
+        if !self.buf.is_empty() {
+            at(self.last_flush + COALESCE_MS);
+        }
+        if let Some(c) = &self.p.call {
+            if let Some(r) = c.retry_at {
+                at(r);
+            }
+            if c.begun {
+                at(c.last_activity + self.cfg.stall_timeout_ms);
+            }
+        }
+        t
+    }
+
+    /// Like [`Session::poll_timeout`] but without the text flush, which the edge's streaming
+    /// loop handles itself: the deadline for the Durable Object alarm.
+    pub fn alarm_deadline(&self) -> Option<u64> {
+        let c = self.p.call.as_ref()?;
+        match (c.retry_at, c.begun) {
+            (Some(r), _) => Some(r),
+            (None, true) => Some(c.last_activity + self.cfg.stall_timeout_ms),
+            (None, false) => None,
+        }
+    }
+
+    pub fn on_timeout(&mut self, now: u64) {
+        self.now = self.now.max(now);
+        if !self.buf.is_empty() && now >= self.last_flush + COALESCE_MS {
+            self.flush(now);
+        }
+        let (retry_due, stalled) = match &self.p.call {
+            Some(c) => (
+                c.retry_at.is_some_and(|r| now >= r),
+                c.begun && now >= c.last_activity + self.cfg.stall_timeout_ms,
+            ),
+            None => (false, false),
+        };
+        if retry_due {
+            let stage = self.p.call.as_ref().map(|c| c.stage).expect("call");
+            self.begin_attempt(stage, now);
+        } else if stalled {
+            let id = self.p.call.as_ref().map(|c| c.id).expect("call");
+            self.effects.push_back(Effect::AbortCall { call_id: id });
+            let secs = self.cfg.stall_timeout_ms / 1000;
+            self.on_failure(
+                id,
+                StageFailure {
+                    code: "timeout".into(),
+                    message: format!(
+                        "The AI stopped sending text for {secs} seconds, so BotArmy gave up \
+                         on this attempt."
+                    ),
+                    detail: format!("watchdog: no chunk for {} ms", self.cfg.stall_timeout_ms),
+                    retryable: true,
+                    retry_after_ms: None,
+                },
+                now,
+            );
+        }
+        self.sync_state(now);
+    }
+
+    // ---- commands -------------------------------------------------------------------------
+
+    /// Applies a client command (not `hello`/`ping`, which the edge answers itself).
+    pub fn command(&mut self, env: Envelope, now: u64) -> Result<Ack, Rejection> {
+        self.now = self.now.max(now);
+        if let Some(id) = &env.id {
+            if self.p.recent_ids.contains(id) {
+                return Ok(Ack { duplicate: true });
+            }
+        }
+        let name = env.command.name();
+        let result = self.apply_command(env.command, now);
+        self.sync_state(now);
+        match result {
+            Ok(()) => {
+                if let Some(id) = env.id {
+                    if self.p.recent_ids.len() >= REMEMBERED_IDS {
+                        self.p.recent_ids.pop_front();
+                    }
+                    self.p.recent_ids.push_back(id);
+                }
+                Ok(Ack { duplicate: false })
+            }
+            Err(mut r) => {
+                r.command = Some(name.to_string());
+                r.id = env.id;
+                Err(r)
+            }
+        }
+    }
+
+    fn apply_command(&mut self, cmd: Command, now: u64) -> Result<(), Rejection> {
+        let status = self.p.state.run.status;
+        match cmd {
+            Command::Hello { .. } | Command::Ping => Err(Rejection::new(
+                "invalid_state",
+                "hello and ping are answered by the connection, not the session.",
+            )),
+            Command::Start { brief, approval } => {
+                if !status.is_finished() {
+                    return Err(invalid(format!(
+                        "A run is already {}; cancel it before starting another.",
+                        status_words(status)
+                    )));
+                }
+                if self.p.state.run.tokens_used >= self.cfg.token_budget {
+                    return Err(Rejection::new(
+                        "budget_exhausted",
+                        "This session has used its whole token budget; open a new session.",
+                    ));
+                }
+                self.start(brief, approval, now);
+                Ok(())
+            }
+            Command::Approve { stage } => {
+                self.open_gate(stage)?;
+                self.p.state.gate = None;
+                self.p.approved.retain(|(s, _)| *s != stage);
+                let version = self.p.state.agent(stage).version;
+                self.p.approved.push((stage, version));
+                self.p.state.agent_mut(stage).status = AgentStatus::Done;
+                self.p.state.run.status = RunStatus::Running;
+                self.begin_run(now);
+                match stage.next() {
+                    Some(next) => self.begin_stage(next, now),
+                    None => self.complete(now),
+                }
+                Ok(())
+            }
+            Command::Reject { stage, feedback } => {
+                self.open_gate(stage)?;
+                self.p.state.gate = None;
+                self.p.state.run.status = RunStatus::Running;
+                self.p.state.agent_mut(stage).status = AgentStatus::Queued;
+                self.begin_run(now);
+                self.user_message(&feedback, now);
+                self.p.feedback = Some(feedback);
+                self.p.state.agent_mut(stage).attempts = 0;
+                self.begin_stage(stage, now);
+                Ok(())
+            }
+            Command::Pause => match status {
+                RunStatus::Running if !self.p.state.run.pause_requested => {
+                    self.p.state.run.pause_requested = true;
+                    Ok(())
+                }
+                RunStatus::Running => Err(invalid(
+                    "A pause is already requested; the run stops after the current agent.",
+                )),
+                _ => Err(invalid(format!(
+                    "Nothing is running to pause (the run is {}).",
+                    status_words(status)
+                ))),
+            },
+            Command::Resume => match status {
+                RunStatus::Paused => {
+                    self.p.state.run.status = RunStatus::Running;
+                    let stage = self.p.state.run.stage.expect("paused before a stage");
+                    self.begin_stage(stage, now);
+                    Ok(())
+                }
+                RunStatus::Running if self.p.state.run.pause_requested => {
+                    self.p.state.run.pause_requested = false;
+                    Ok(())
+                }
+                _ => Err(invalid(format!(
+                    "The run is not paused (it is {}).",
+                    status_words(status)
+                ))),
+            },
+            Command::Cancel => match status {
+                RunStatus::Running | RunStatus::Paused => {
+                    self.cancel(now);
+                    Ok(())
+                }
+                RunStatus::WaitingApproval => {
+                    self.p.state.gate = None;
+                    self.begin_run(now);
+                    self.cancel(now);
+                    Ok(())
+                }
+                _ => Err(invalid(format!(
+                    "Nothing to cancel (the run is {}).",
+                    status_words(status)
+                ))),
+            },
+            Command::Retry { stage } => {
+                let agent = self.p.state.agent(stage).status;
+                let retryable = matches!(status, RunStatus::Failed | RunStatus::Cancelled)
+                    && matches!(agent, AgentStatus::Failed | AgentStatus::Cancelled);
+                if !retryable {
+                    return Err(invalid(format!(
+                        "The {} has not failed; only a failed or cancelled stage can be retried.",
+                        stage.title()
+                    )));
+                }
+                self.p.state.run.status = RunStatus::Running;
+                self.p.state.run.error = None;
+                self.p.state.run.finished_at = None;
+                self.p.state.run.pause_requested = false;
+                for s in Stage::ALL.into_iter().filter(|s| *s > stage) {
+                    self.p.state.agent_mut(s).status = AgentStatus::Queued;
+                }
+                self.p.state.agent_mut(stage).attempts = 0;
+                self.begin_run(now);
+                self.begin_stage(stage, now);
+                Ok(())
+            }
+        }
+    }
+
+    fn open_gate(&self, stage: Stage) -> Result<(), Rejection> {
+        match &self.p.state.gate {
+            Some(g) if g.stage == stage => Ok(()),
+            Some(g) => Err(invalid(format!(
+                "The open approval is for the {}, not the {}.",
+                g.stage.title(),
+                stage.title()
+            ))),
+            None => Err(invalid("No approval is waiting.")),
+        }
+    }
+
+    fn start(&mut self, brief: String, approval: Approval, now: u64) {
+        let st = &mut self.p.state;
+        st.demo = self.cfg.demo;
+        st.model = self.cfg.model.clone();
+        st.run.status = RunStatus::Running;
+        st.run.approval = Some(approval);
+        st.run.stage = None;
+        st.run.pause_requested = false;
+        st.run.started_at = Some(now);
+        st.run.finished_at = None;
+        st.run.error = None;
+        st.gate = None;
+        for a in st.agents.values_mut() {
+            a.status = AgentStatus::Queued;
+            a.progress = 0;
+            a.attempts = 0;
+            a.input_tokens = 0;
+            a.output_tokens = 0;
+            a.started_at = None;
+            a.finished_at = None;
+            a.next_retry_at = None;
+            a.last_error = None;
+        }
+        self.p.approved.clear();
+        self.p.feedback = None;
+        self.p.brief = brief.clone();
+        self.begin_run(now);
+        self.user_message(&brief, now);
+        self.begin_stage(Stage::Analyst, now);
+    }
+
+    fn cancel(&mut self, now: u64) {
+        if let Some(id) = self.live_call() {
+            self.effects.push_back(Effect::AbortCall { call_id: id });
+        }
+        let current = self.p.state.run.stage;
+        if self.p.call.is_some() {
+            self.interrupt_attempt("cancelled", now);
+            self.p.call = None;
+        }
+        let st = &mut self.p.state;
+        for (stage, a) in st.agents.iter_mut() {
+            if Some(*stage) == current && a.status != AgentStatus::Done {
+                a.status = AgentStatus::Cancelled;
+                a.next_retry_at = None;
+                a.finished_at = Some(now);
+            } else if a.status == AgentStatus::Queued {
+                a.status = AgentStatus::Idle;
+            }
+        }
+        st.run.status = RunStatus::Cancelled;
+        st.run.pause_requested = false;
+        st.run.finished_at = Some(now);
+        self.p.feedback = None;
+        self.end_run(Outcome::Cancelled, now);
+    }
+
+    fn complete(&mut self, now: u64) {
+        let st = &mut self.p.state;
+        st.run.status = RunStatus::Completed;
+        st.run.stage = None;
+        st.run.finished_at = Some(now);
+        self.end_run(Outcome::Success, now);
+    }
+
+    // ---- LLM inputs -----------------------------------------------------------------------
+
+    pub fn on_chunk(&mut self, call_id: u64, delta: &str, now: u64) {
+        self.now = self.now.max(now);
+        if !self.is_live(call_id) || delta.is_empty() {
+            return;
+        }
+        let (stage, has_message) = {
+            let c = self.p.call.as_mut().expect("live call");
+            c.last_activity = now;
+            (c.stage, c.message_id.is_some())
+        };
+        if !has_message {
+            let id = format!("msg-{call_id}");
+            self.emit(Event::TextMessageStart {
+                message_id: id.clone(),
+                role: MessageRole::Assistant,
+                name: stage.title().to_string(),
+            });
+            self.p.call.as_mut().expect("live call").message_id = Some(id);
+            self.p.state.agent_mut(stage).status = AgentStatus::Streaming;
+            self.sync_state(now);
+            // The first token is shown at once.
+            self.last_flush = 0;
+        }
+        self.buf.push_str(delta);
+        self.answer.push_str(delta);
+        if self.buf.len() >= COALESCE_BYTES || now >= self.last_flush + COALESCE_MS {
+            self.flush(now);
+            self.sync_state(now);
+        }
+    }
+
+    pub fn on_done(&mut self, call_id: u64, usage: Usage, now: u64) {
+        self.now = self.now.max(now);
+        if !self.is_live(call_id) {
+            return;
+        }
+        if self.answer.trim().is_empty() {
+            return self.on_failure(
+                call_id,
+                StageFailure {
+                    code: "malformed_stream".into(),
+                    message: "The AI finished without writing anything.".into(),
+                    detail: "stream completed with no content".into(),
+                    retryable: true,
+                    retry_after_ms: None,
+                },
+                now,
+            );
+        }
+        self.flush(now);
+        let call = self.p.call.take().expect("live call");
+        let stage = call.stage;
+        if let Some(id) = call.message_id {
+            self.emit(Event::TextMessageEnd { message_id: id });
+        }
+        let content = std::mem::take(&mut self.answer);
+        let version = self.p.state.agent(stage).version + 1;
+        self.effects.push_back(Effect::SaveArtifact {
+            stage,
+            version,
+            content: content.clone(),
+            feedback: self.p.feedback.take(),
+            created_at: now,
+        });
+        self.emit(Event::custom(
+            "artifact",
+            json!({"stage": stage, "version": version, "chars": content.chars().count()}),
+        ));
+        self.emit(Event::StepFinished {
+            step_name: stage.name().into(),
+        });
+        {
+            let st = &mut self.p.state;
+            st.run.tokens_used += usage.input_tokens + usage.output_tokens;
+            let a = st.agent_mut(stage);
+            a.input_tokens += usage.input_tokens;
+            a.output_tokens += usage.output_tokens;
+            a.version = version;
+            a.progress = 100;
+            a.finished_at = Some(now);
+            a.next_retry_at = None;
+            a.last_error = None;
+            a.status = AgentStatus::Done;
+        }
+        match self.p.state.run.approval {
+            Some(Approval::EachStage) => {
+                let st = &mut self.p.state;
+                let id = format!("gate-{}-{}", stage.name(), version);
+                st.gate = Some(Gate {
+                    id: id.clone(),
+                    stage,
+                    version,
+                });
+                st.agent_mut(stage).status = AgentStatus::WaitingApproval;
+                st.run.status = RunStatus::WaitingApproval;
+                st.run.pause_requested = false;
+                let what = match stage.next() {
+                    Some(n) => format!("the {} starts next", n.title()),
+                    None => "the plan is complete".to_string(),
+                };
+                self.end_run(
+                    Outcome::Interrupt {
+                        interrupts: vec![Interrupt {
+                            id,
+                            reason: "approval".into(),
+                            message: format!(
+                                "Review the {}'s work (version {version}): approve it and {what}, \
+                                 or ask for changes.",
+                                stage.title()
+                            ),
+                        }],
+                    },
+                    now,
+                );
+            }
+            _ => {
+                self.p.approved.retain(|(s, _)| *s != stage);
+                self.p.approved.push((stage, version));
+                match stage.next() {
+                    None => self.complete(now),
+                    Some(next) if self.p.state.run.pause_requested => {
+                        let st = &mut self.p.state;
+                        st.run.status = RunStatus::Paused;
+                        st.run.pause_requested = false;
+                        st.run.stage = Some(next);
+                        self.sync_state(now);
+                    }
+                    Some(next) => self.begin_stage(next, now),
+                }
+            }
+        }
+        self.sync_state(now);
+    }
+
+    pub fn on_failure(&mut self, call_id: u64, f: StageFailure, now: u64) {
+        self.now = self.now.max(now);
+        if !self.is_live(call_id) {
+            return;
+        }
+        let stage = self.p.call.as_ref().expect("live call").stage;
+        self.interrupt_attempt(if f.retryable { "retry" } else { "failed" }, now);
+        let attempts = self.p.state.agent(stage).attempts;
+        let error = ErrorInfo {
+            code: f.code.clone(),
+            message: f.message.clone(),
+        };
+        if f.retryable && attempts < self.cfg.max_attempts {
+            let delay = backoff::retry_delay_ms(
+                attempts,
+                self.cfg.backoff_base_ms,
+                self.cfg.backoff_cap_ms,
+                f.retry_after_ms,
+                self.next_rand(),
+            );
+            let at = now + delay;
+            self.p.call.as_mut().expect("call").retry_at = Some(at);
+            let a = self.p.state.agent_mut(stage);
+            a.status = AgentStatus::Retrying;
+            a.next_retry_at = Some(at);
+            a.last_error = Some(error);
+            self.emit(Event::custom(
+                "agent_error",
+                json!({"stage": stage, "code": f.code, "message": f.message,
+                       "detail": f.detail, "retryable": true, "nextRetryAt": at,
+                       "attempt": attempts}),
+            ));
+            self.sync_state(now);
+            return;
+        }
+        self.p.call = None;
+        let (code, message) = if f.retryable {
+            (
+                "retries_exhausted".to_string(),
+                format!(
+                    "The {} failed {attempts} times in a row. Last problem: {} Press Retry to \
+                     try again.",
+                    stage.title(),
+                    f.message
+                ),
+            )
+        } else {
+            (f.code.clone(), format!("{} The run stopped.", f.message))
+        };
+        self.emit(Event::custom(
+            "agent_error",
+            json!({"stage": stage, "code": f.code, "message": f.message, "detail": f.detail,
+                   "retryable": false, "nextRetryAt": null, "attempt": attempts}),
+        ));
+        self.fail_run(stage, code, message, now);
+    }
+
+    fn fail_run(&mut self, stage: Stage, code: String, message: String, now: u64) {
+        let st = &mut self.p.state;
+        let a = st.agent_mut(stage);
+        a.status = AgentStatus::Failed;
+        a.next_retry_at = None;
+        a.finished_at = Some(now);
+        a.last_error = Some(ErrorInfo {
+            code: code.clone(),
+            message: message.clone(),
+        });
+        st.run.status = RunStatus::Failed;
+        st.run.finished_at = Some(now);
+        st.run.pause_requested = false;
+        st.run.error = Some(ErrorInfo {
+            code: code.clone(),
+            message: message.clone(),
+        });
+        self.sync_state(now);
+        self.emit(Event::RunError { message, code });
+        self.p.in_run = false;
+    }
+
+    // ---- building blocks ------------------------------------------------------------------
+
+    fn is_live(&self, call_id: u64) -> bool {
+        self.p
+            .call
+            .as_ref()
+            .is_some_and(|c| c.id == call_id && c.begun && c.retry_at.is_none())
+    }
+
+    fn begin_run(&mut self, now: u64) {
+        debug_assert!(!self.p.in_run, "runs do not nest");
+        self.p.runs += 1;
+        let run_id = format!("run-{}", self.p.runs);
+        self.p.state.run.run_id = Some(run_id.clone());
+        self.p.in_run = true;
+        self.emit(Event::RunStarted {
+            thread_id: self.p.state.session_id.clone(),
+            run_id,
+        });
+        let snapshot = self.p.state.to_json();
+        self.sent_state = snapshot.clone();
+        self.emit(Event::StateSnapshot { snapshot });
+        let _ = now;
+    }
+
+    fn end_run(&mut self, outcome: Outcome, now: u64) {
+        self.sync_state(now);
+        self.emit(Event::RunFinished {
+            thread_id: self.p.state.session_id.clone(),
+            run_id: self.p.state.run.run_id.clone().unwrap_or_default(),
+            outcome,
+        });
+        self.p.in_run = false;
+    }
+
+    fn user_message(&mut self, text: &str, _now: u64) {
+        self.p.user_messages += 1;
+        let id = format!("msg-u{}", self.p.user_messages);
+        self.emit(Event::TextMessageStart {
+            message_id: id.clone(),
+            role: MessageRole::User,
+            name: "You".into(),
+        });
+        self.emit(Event::TextMessageContent {
+            message_id: id.clone(),
+            delta: text.to_string(),
+        });
+        self.emit(Event::TextMessageEnd { message_id: id });
+    }
+
+    /// Starts a stage's first attempt (or the first after a rerun/retry/resume).
+    fn begin_stage(&mut self, stage: Stage, now: u64) {
+        if self.p.state.run.tokens_used >= self.cfg.token_budget {
+            let (used, budget) = (self.p.state.run.tokens_used, self.cfg.token_budget);
+            self.emit(Event::custom(
+                "agent_error",
+                json!({"stage": stage, "code": "budget_exhausted",
+                       "message": "The session's token budget is used up.",
+                       "detail": format!("{used} of {budget} tokens used"),
+                       "retryable": false, "nextRetryAt": null, "attempt": 0}),
+            ));
+            self.fail_run(
+                stage,
+                "budget_exhausted".into(),
+                format!(
+                    "This session has used {used} of its {budget} tokens, so the {} was not \
+                     started. Open a new session to continue.",
+                    stage.title()
+                ),
+                now,
+            );
+            return;
+        }
+        self.p.state.run.stage = Some(stage);
+        let a = self.p.state.agent_mut(stage);
+        a.progress = 0;
+        a.finished_at = None;
+        a.started_at = Some(now);
+        self.begin_attempt(stage, now);
+    }
+
+    fn begin_attempt(&mut self, stage: Stage, now: u64) {
+        self.p.calls += 1;
+        self.p.call = Some(Call {
+            id: self.p.calls,
+            stage,
+            begun: false,
+            step_open: true,
+            message_id: None,
+            last_activity: now,
+            retry_at: None,
+        });
+        self.buf.clear();
+        self.answer.clear();
+        let a = self.p.state.agent_mut(stage);
+        a.attempts += 1;
+        a.status = AgentStatus::Thinking;
+        a.next_retry_at = None;
+        a.progress = 0;
+        self.emit(Event::StepStarted {
+            step_name: stage.name().into(),
+        });
+        self.sync_state(now);
+    }
+
+    /// Closes whatever the current attempt has open (message, step) and forgets its text.
+    fn interrupt_attempt(&mut self, reason: &str, now: u64) {
+        self.flush(now);
+        let Some(c) = self.p.call.as_mut() else {
+            return;
+        };
+        let (stage, msg, step) = (c.stage, c.message_id.take(), c.step_open);
+        c.step_open = false;
+        c.begun = false;
+        if let Some(id) = msg {
+            self.emit(Event::TextMessageEnd {
+                message_id: id.clone(),
+            });
+            self.emit(Event::custom(
+                "message_interrupted",
+                json!({"messageId": id, "stage": stage, "reason": reason}),
+            ));
+        }
+        if step {
+            self.emit(Event::StepFinished {
+                step_name: stage.name().into(),
+            });
+        }
+        self.buf.clear();
+        self.answer.clear();
+        if reason == "restart" {
+            // Same attempt, new call: the process died, the request did not fail.
+            self.p.calls += 1;
+            let id = self.p.calls;
+            let c = self.p.call.as_mut().expect("call");
+            c.id = id;
+            c.step_open = true;
+            c.last_activity = now;
+            self.p.state.agent_mut(stage).status = AgentStatus::Thinking;
+            self.emit(Event::StepStarted {
+                step_name: stage.name().into(),
+            });
+        }
+    }
+
+    fn flush(&mut self, now: u64) {
+        if self.buf.is_empty() {
+            return;
+        }
+        let Some(id) = self.p.call.as_ref().and_then(|c| c.message_id.clone()) else {
+            self.buf.clear();
+            return;
+        };
+        let delta = std::mem::take(&mut self.buf);
+        self.last_flush = now;
+        self.emit(Event::TextMessageContent {
+            message_id: id,
+            delta,
+        });
+        // Progress is an estimate from the expected answer length, capped below 100 until done.
+        let stage = self.p.call.as_ref().expect("call").stage;
+        let expected = crate::agents::expected_chars(stage).max(1);
+        let pct = (self.answer.chars().count() * 100 / expected).min(95) as u8;
+        let a = self.p.state.agent_mut(stage);
+        if pct >= a.progress + 5 {
+            a.progress = pct;
+        }
+    }
+
+    /// Emits a `STATE_DELTA` with whatever changed since the state was last sent.
+    fn sync_state(&mut self, _now: u64) {
+        if !self.p.in_run {
+            return;
+        }
+        let cur = self.p.state.to_json();
+        let ops = patch::diff(&self.sent_state, &cur);
+        if !ops.is_empty() {
+            self.sent_state = cur;
+            self.emit(Event::StateDelta { delta: ops });
+        }
+    }
+
+    fn emit(&mut self, event: Event) {
+        debug_assert!(
+            self.p.in_run || matches!(event, Event::RunStarted { .. }),
+            "event outside a run: {event:?}"
+        );
+        if !matches!(event, Event::TextMessageContent { .. }) && !self.buf.is_empty() {
+            // Keep order: buffered text goes out before anything else of this session.
+            let delta = std::mem::take(&mut self.buf);
+            if let Some(id) = self.p.call.as_ref().and_then(|c| c.message_id.clone()) {
+                self.push(Event::TextMessageContent {
+                    message_id: id,
+                    delta,
+                });
+            }
+        }
+        self.push(event);
+    }
+
+    fn push(&mut self, event: Event) {
+        self.p.seq += 1;
+        let json = frame(Some(self.p.seq), self.clock_hint(), &event);
+        self.effects.push_back(Effect::Emit {
+            seq: self.p.seq,
+            json,
+            event,
+        });
+    }
+
+    /// Timestamp for frames: the latest time the session was told.
+    fn clock_hint(&self) -> u64 {
+        self.now
+    }
+
+    fn next_rand(&mut self) -> f64 {
+        // xorshift64*: deterministic per session, persisted, good enough for jitter.
+        let mut x = self.p.rng;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.p.rng = x;
+        (x.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+fn seed(id: &str) -> u64 {
+    // FNV-1a; never zero (xorshift would stick at zero).
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in id.bytes() {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h | 1
+}
+
+fn invalid(msg: impl Into<String>) -> Rejection {
+    Rejection::new("invalid_state", msg)
+}
+
+fn status_words(s: RunStatus) -> &'static str {
+    match s {
+        RunStatus::Idle => "idle",
+        RunStatus::Running => "running",
+        RunStatus::Paused => "paused",
+        RunStatus::WaitingApproval => "waiting for approval",
+        RunStatus::Completed => "completed",
+        RunStatus::Failed => "failed",
+        RunStatus::Cancelled => "cancelled",
+    }
+}

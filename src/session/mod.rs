@@ -1,0 +1,20 @@
+//! One BotArmy session as a deterministic state machine (sans-I/O, after quinn-proto).
+//!
+//! The edge feeds it inputs — a client command, an LLM chunk, the end or failure of an LLM
+//! call, a timer tick — each with the current time, then drains its [`Effect`]s: events to log
+//! and broadcast (already numbered with `seq`), calls to abort, artifacts to save. The LLM
+//! call to run next is pulled with [`Session::pending_call`]. Everything that must survive a
+//! restart is in [`Session::persisted`] (serialised JSON the edge stores beside the log).
+
+mod machine;
+pub mod replay;
+mod state;
+
+pub use machine::{
+    Ack, CallSpec, Effect, Session, SessionConfig, StageFailure, Usage, COALESCE_BYTES,
+    COALESCE_MS,
+};
+pub use state::{AgentState, AgentStatus, ErrorInfo, Gate, RunState, RunStatus, SessionState};
+
+#[cfg(test)]
+mod tests;
