@@ -66,7 +66,10 @@ mod tests {
         for (i, s) in Stage::ALL.into_iter().enumerate() {
             assert_eq!(Stage::parse(s.name()), Some(s));
             assert_eq!(s.index(), i);
-            assert_eq!(serde_json::to_string(&s).unwrap(), format!("\"{}\"", s.name()));
+            assert_eq!(
+                serde_json::to_string(&s).unwrap(),
+                format!("\"{}\"", s.name())
+            );
         }
         assert_eq!(Stage::Deployer.next(), None);
         assert_eq!(Stage::Analyst.next(), Some(Stage::Architect));

@@ -1,0 +1,19 @@
+//! The five agents: who they are, what they are told, and the demo answers used without an
+//! API key.
+//!
+//! - [`Stage`]: the pipeline order.
+//! - [`prompts`]: role prompts and the chat messages for one agent call, with the brief and
+//!   every approved artifact before it (the artifact handoff).
+//! - [`demo`]: the deterministic demo provider.
+
+pub mod demo;
+pub mod prompts;
+mod stage;
+
+pub use crate::llm::openai::ChatMessage;
+pub use demo::{demo_answer, demo_tokens, demo_usage, DEMO_TOKEN_INTERVAL_MS};
+pub use prompts::{
+    build_messages, document_title, expected_chars, progress_percent, system_prompt,
+    MAX_ANSWER_TOKENS,
+};
+pub use stage::Stage;

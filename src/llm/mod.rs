@@ -1,0 +1,27 @@
+//! Talking to the LLM provider, without doing any I/O.
+//!
+//! The edge layer sends the request and feeds the response bytes in; everything that decides
+//! something lives here, tested natively:
+//!
+//! - [`openai`]: request URL and body, and the streamed answer decoder ([`StreamDecoder`]).
+//! - [`sse`]: the incremental server-sent-events parser the decoder is built on.
+//! - [`error`]: failure classification, user-facing wording, `Retry-After`, secret redaction.
+//! - [`backoff`]: full-jitter exponential retry delays.
+//! - [`ratelimit`]: the provider-wide request/token/concurrency limiter (its own Durable Object).
+//!
+//! The demo provider (no API key) is in [`crate::agents::demo`].
+
+pub mod backoff;
+pub mod error;
+pub mod openai;
+pub mod ratelimit;
+pub mod sse;
+
+pub use backoff::{retry_delay_ms, should_retry};
+pub use error::{classify_http, redact, ErrorKind, LlmError};
+pub use openai::{
+    chat_request_body, chat_url, estimate_tokens, ChatMessage, StreamDecoder, StreamItem,
+    DEFAULT_BASE_URL, DEFAULT_MODEL,
+};
+pub use ratelimit::ProviderLimiter;
+pub use sse::{SseEvent, SseParser};

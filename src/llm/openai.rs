@@ -1,0 +1,768 @@
+//! The OpenAI-compatible chat completions API: the request we send and the streamed answer
+//! we decode.
+//!
+//! Any server speaking this dialect works (OpenAI, Ollama, llama.cpp server, vLLM, a test
+//! double), so decoding is lenient where servers differ harmlessly (a missing `[DONE]` after a
+//! `finish_reason`, usage in the last content chunk, a plain JSON body instead of a stream)
+//! and strict where text could be lost (invalid JSON, a stream cut short).
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use super::error::{classify_error_object, ErrorKind, LlmError};
+use super::sse::{SseEvent, SseParser};
+
+pub const DEFAULT_BASE_URL: &str = "https://api.openai.com/v1";
+pub const DEFAULT_MODEL: &str = "gpt-4o-mini";
+
+/// A whole response body that is not a stream is read up to this size.
+const MAX_JSON_BODY_BYTES: usize = 1024 * 1024;
+/// How much of an unreadable payload goes into an error's detail.
+const DETAIL_EXCERPT_CHARS: usize = 200;
+
+/// One chat message (`role` is `system`, `user` or `assistant`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatMessage {
+    pub role: String,
+    pub content: String,
+}
+
+impl ChatMessage {
+    pub fn system(content: impl Into<String>) -> Self {
+        ChatMessage {
+            role: "system".into(),
+            content: content.into(),
+        }
+    }
+
+    pub fn user(content: impl Into<String>) -> Self {
+        ChatMessage {
+            role: "user".into(),
+            content: content.into(),
+        }
+    }
+
+    pub fn assistant(content: impl Into<String>) -> Self {
+        ChatMessage {
+            role: "assistant".into(),
+            content: content.into(),
+        }
+    }
+}
+
+/// Characters in all messages' contents (for token estimates).
+pub fn messages_chars(messages: &[ChatMessage]) -> usize {
+    messages.iter().map(|m| m.content.chars().count()).sum()
+}
+
+/// Rough token count of `chars` characters of English text or code (~4 chars per token).
+pub fn estimate_tokens(chars: usize) -> u32 {
+    u32::try_from(chars.div_ceil(4)).unwrap_or(u32::MAX)
+}
+
+/// `{base}/chat/completions`. An empty base means OpenAI; a base that already names the
+/// endpoint is used as is.
+pub fn chat_url(base_url: &str) -> String {
+    let base = base_url.trim().trim_end_matches('/');
+    let base = if base.is_empty() {
+        DEFAULT_BASE_URL
+    } else {
+        base
+    };
+    if base.ends_with("/chat/completions") {
+        base.to_string()
+    } else {
+        format!("{base}/chat/completions")
+    }
+}
+
+/// JSON body of a streamed chat completion request.
+///
+/// `max_tokens` (not `max_completion_tokens`) because every compatible server understands it.
+pub fn chat_request_body(model: &str, messages: &[ChatMessage], max_tokens: Option<u32>) -> String {
+    let mut body = json!({
+        "model": model,
+        "messages": messages,
+        "stream": true,
+        "stream_options": {"include_usage": true},
+    });
+    if let Some(n) = max_tokens {
+        body["max_tokens"] = json!(n);
+    }
+    body.to_string()
+}
+
+/// What the decoder found in the stream, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StreamItem {
+    /// More answer text.
+    Delta(String),
+    /// The provider's token count for the whole call.
+    Usage {
+        prompt_tokens: u32,
+        completion_tokens: u32,
+    },
+    /// The model stopped: `stop` (complete) or `length` (cut at `max_tokens`), or another
+    /// reason a server reports. `content_filter` is an error instead.
+    Finished { reason: String },
+    /// `data: [DONE]`: nothing more follows.
+    Done,
+}
+
+#[derive(Debug)]
+enum Mode {
+    /// Only whitespace so far: could still be a stream or a JSON body.
+    Undecided(Vec<u8>),
+    Sse,
+    /// The server ignored `stream: true` (or sent an error with status 200): a JSON body.
+    Json(Vec<u8>),
+}
+
+/// Turns the bytes of a streamed chat completion into [`StreamItem`]s.
+///
+/// Once it fails, it stays failed: every later call returns the same error. An error found
+/// after some items in the same chunk is returned by the next `push` or `finish`, so text
+/// that arrived before it is not lost.
+#[derive(Debug)]
+pub struct StreamDecoder {
+    mode: Mode,
+    sse: SseParser,
+    saw_done: bool,
+    finish_reason: Option<String>,
+    error: Option<LlmError>,
+}
+
+impl Default for StreamDecoder {
+    fn default() -> Self {
+        StreamDecoder::new()
+    }
+}
+
+impl StreamDecoder {
+    pub fn new() -> Self {
+        StreamDecoder {
+            mode: Mode::Undecided(Vec::new()),
+            sse: SseParser::new(),
+            saw_done: false,
+            finish_reason: None,
+            error: None,
+        }
+    }
+
+    /// The `finish_reason` seen, if any.
+    pub fn finish_reason(&self) -> Option<&str> {
+        self.finish_reason.as_deref()
+    }
+
+    pub fn push(&mut self, bytes: &[u8]) -> Result<Vec<StreamItem>, LlmError> {
+        if let Some(e) = &self.error {
+            return Err(e.clone());
+        }
+        let mut out = Vec::new();
+        let result = self.push_inner(bytes, &mut out);
+        self.settle(result, out)
+    }
+
+    /// End of the response body.
+    pub fn finish(&mut self) -> Result<Vec<StreamItem>, LlmError> {
+        if let Some(e) = &self.error {
+            return Err(e.clone());
+        }
+        let mut out = Vec::new();
+        let result = match std::mem::replace(&mut self.mode, Mode::Sse) {
+            Mode::Undecided(_) => Err(LlmError::new(
+                ErrorKind::Network,
+                "stream ended early: empty response",
+            )),
+            Mode::Json(body) => decode_json_body(&body, &mut out),
+            Mode::Sse => {
+                self.sse.finish();
+                if self.saw_done || self.finish_reason.is_some() {
+                    Ok(())
+                } else {
+                    Err(LlmError::new(ErrorKind::Network, "stream ended early"))
+                }
+            }
+        };
+        self.settle(result, out)
+    }
+
+    fn settle(
+        &mut self,
+        result: Result<(), LlmError>,
+        out: Vec<StreamItem>,
+    ) -> Result<Vec<StreamItem>, LlmError> {
+        match result {
+            Ok(()) => Ok(out),
+            Err(e) => {
+                self.error = Some(e.clone());
+                if out.is_empty() {
+                    Err(e)
+                } else {
+                    Ok(out)
+                }
+            }
+        }
+    }
+
+    fn push_inner(&mut self, bytes: &[u8], out: &mut Vec<StreamItem>) -> Result<(), LlmError> {
+        let bytes = match &mut self.mode {
+            Mode::Undecided(head) => {
+                head.extend_from_slice(bytes);
+                match head.iter().find(|b| !b.is_ascii_whitespace()) {
+                    None if head.len() > MAX_JSON_BODY_BYTES => {
+                        return Err(LlmError::new(
+                            ErrorKind::MalformedStream,
+                            "response is nothing but whitespace",
+                        ))
+                    }
+                    None => return Ok(()),
+                    Some(b'{') => {
+                        self.mode = Mode::Json(std::mem::take(head));
+                        return self.check_json_size();
+                    }
+                    Some(_) => {
+                        let head = std::mem::take(head);
+                        self.mode = Mode::Sse;
+                        return self.push_sse(&head, out);
+                    }
+                }
+            }
+            Mode::Json(body) => {
+                body.extend_from_slice(bytes);
+                return self.check_json_size();
+            }
+            Mode::Sse => bytes,
+        };
+        self.push_sse(bytes, out)
+    }
+
+    fn check_json_size(&self) -> Result<(), LlmError> {
+        match &self.mode {
+            Mode::Json(body) if body.len() > MAX_JSON_BODY_BYTES => Err(LlmError::new(
+                ErrorKind::MalformedStream,
+                format!("response body larger than {MAX_JSON_BODY_BYTES} bytes"),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    fn push_sse(&mut self, bytes: &[u8], out: &mut Vec<StreamItem>) -> Result<(), LlmError> {
+        if self.saw_done {
+            return Ok(());
+        }
+        let events = self
+            .sse
+            .push(bytes)
+            .map_err(|e| LlmError::new(ErrorKind::MalformedStream, e.to_string()))?;
+        for ev in events {
+            self.event(ev, out)?;
+            if self.saw_done {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn event(&mut self, ev: SseEvent, out: &mut Vec<StreamItem>) -> Result<(), LlmError> {
+        let data = ev.data.trim();
+        if data.is_empty() {
+            return Ok(());
+        }
+        if data == "[DONE]" {
+            self.saw_done = true;
+            out.push(StreamItem::Done);
+            return Ok(());
+        }
+        let value: Value = match serde_json::from_str(data) {
+            Ok(v) => v,
+            // `event: error` with a plain-text payload is still the provider telling us why.
+            Err(_) if ev.event.as_deref() == Some("error") => {
+                return Err(classify_error_object(&Value::String(data.to_string())));
+            }
+            Err(e) => {
+                return Err(LlmError::new(
+                    ErrorKind::MalformedStream,
+                    format!("invalid JSON in stream ({e}): {}", excerpt(data)),
+                ))
+            }
+        };
+        let Value::Object(obj) = &value else {
+            return Err(LlmError::new(
+                ErrorKind::MalformedStream,
+                format!("stream chunk is not a JSON object: {}", excerpt(data)),
+            ));
+        };
+        if let Some(err) = obj.get("error").filter(|e| !e.is_null()) {
+            return Err(classify_error_object(err));
+        }
+        if ev.event.as_deref() == Some("error") {
+            return Err(classify_error_object(&value));
+        }
+        if let Some(choice) = first_choice(&value) {
+            let delta = &choice["delta"];
+            for key in ["content", "refusal"] {
+                if let Some(text) = delta[key].as_str().filter(|t| !t.is_empty()) {
+                    out.push(StreamItem::Delta(text.to_string()));
+                }
+            }
+            if let Some(reason) = choice["finish_reason"].as_str() {
+                self.finished(reason, out)?;
+            }
+        }
+        if let Some(usage) = read_usage(&value) {
+            out.push(usage);
+        }
+        Ok(())
+    }
+
+    fn finished(&mut self, reason: &str, out: &mut Vec<StreamItem>) -> Result<(), LlmError> {
+        if reason == "content_filter" {
+            return Err(LlmError::new(
+                ErrorKind::ContentFiltered,
+                "the provider stopped the answer: finish_reason content_filter",
+            ));
+        }
+        self.finish_reason = Some(reason.to_string());
+        out.push(StreamItem::Finished {
+            reason: reason.to_string(),
+        });
+        Ok(())
+    }
+}
+
+/// The choice with `index` 0 (we ask for one), or the first one listed.
+fn first_choice(chunk: &Value) -> Option<&Value> {
+    let choices = chunk.get("choices")?.as_array()?;
+    choices
+        .iter()
+        .find(|c| c["index"].as_u64() == Some(0))
+        .or_else(|| choices.first())
+}
+
+fn read_usage(chunk: &Value) -> Option<StreamItem> {
+    let usage = chunk.get("usage")?;
+    let count = |key: &str| {
+        usage[key]
+            .as_u64()
+            .map(|n| u32::try_from(n).unwrap_or(u32::MAX))
+    };
+    Some(StreamItem::Usage {
+        prompt_tokens: count("prompt_tokens")?,
+        completion_tokens: count("completion_tokens")?,
+    })
+}
+
+/// A non-streamed `chat.completion` (or an error object) sent with status 200.
+fn decode_json_body(body: &[u8], out: &mut Vec<StreamItem>) -> Result<(), LlmError> {
+    let text = String::from_utf8_lossy(body);
+    let value: Value = serde_json::from_str(text.trim()).map_err(|e| {
+        LlmError::new(
+            ErrorKind::MalformedStream,
+            format!(
+                "response is neither a stream nor valid JSON ({e}): {}",
+                excerpt(&text)
+            ),
+        )
+    })?;
+    if let Some(err) = value.get("error").filter(|e| !e.is_null()) {
+        return Err(classify_error_object(err));
+    }
+    let Some(choice) = first_choice(&value) else {
+        return Err(LlmError::new(
+            ErrorKind::MalformedStream,
+            format!("response has no choices: {}", excerpt(&text)),
+        ));
+    };
+    if let Some(content) = choice["message"]["content"]
+        .as_str()
+        .filter(|c| !c.is_empty())
+    {
+        out.push(StreamItem::Delta(content.to_string()));
+    }
+    let reason = choice["finish_reason"].as_str().unwrap_or("stop");
+    if reason == "content_filter" {
+        return Err(LlmError::new(
+            ErrorKind::ContentFiltered,
+            "the provider stopped the answer: finish_reason content_filter",
+        ));
+    }
+    out.push(StreamItem::Finished {
+        reason: reason.to_string(),
+    });
+    if let Some(usage) = read_usage(&value) {
+        out.push(usage);
+    }
+    out.push(StreamItem::Done);
+    Ok(())
+}
+
+fn excerpt(s: &str) -> String {
+    let mut e: String = s.chars().take(DETAIL_EXCERPT_CHARS).collect();
+    if e.len() < s.len() {
+        e.push('…');
+    }
+    e
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn chunk(content: &str) -> String {
+        format!(
+            "data: {}\n\n",
+            json!({"id":"c1","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":content},"finish_reason":null}]})
+        )
+    }
+
+    fn stop_chunk(reason: &str) -> String {
+        format!(
+            "data: {}\n\n",
+            json!({"choices":[{"index":0,"delta":{},"finish_reason":reason}]})
+        )
+    }
+
+    const USAGE: &str = "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":12,\"completion_tokens\":34,\"total_tokens\":46}}\n\n";
+    const DONE: &str = "data: [DONE]\n\n";
+
+    fn typical_stream() -> String {
+        let role = "data: {\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"},\"finish_reason\":null}]}\n\n";
+        format!(
+            ": OPENROUTER PROCESSING\n\n{role}{}{}{}{USAGE}{DONE}",
+            chunk("Hel"),
+            chunk("lo é🦀"),
+            stop_chunk("stop")
+        )
+    }
+
+    fn decode_all(bytes: &[u8]) -> Result<Vec<StreamItem>, LlmError> {
+        let mut d = StreamDecoder::new();
+        let mut items = d.push(bytes)?;
+        items.extend(d.finish()?);
+        Ok(items)
+    }
+
+    fn delta(s: &str) -> StreamItem {
+        StreamItem::Delta(s.to_string())
+    }
+
+    #[test]
+    fn urls() {
+        assert_eq!(
+            chat_url(DEFAULT_BASE_URL),
+            "https://api.openai.com/v1/chat/completions"
+        );
+        assert_eq!(
+            chat_url("http://localhost:11434/v1/"),
+            "http://localhost:11434/v1/chat/completions"
+        );
+        assert_eq!(chat_url(" http://h/v1// "), "http://h/v1/chat/completions");
+        assert_eq!(chat_url(""), "https://api.openai.com/v1/chat/completions");
+        assert_eq!(
+            chat_url("http://h/v1/chat/completions"),
+            "http://h/v1/chat/completions"
+        );
+    }
+
+    #[test]
+    fn request_body_shape() {
+        let msgs = [
+            ChatMessage::system("be brief"),
+            ChatMessage::user("hi \"there\""),
+        ];
+        let body: Value =
+            serde_json::from_str(&chat_request_body("gpt-x", &msgs, Some(900))).unwrap();
+        assert_eq!(
+            body,
+            json!({
+                "model": "gpt-x",
+                "messages": [{"role":"system","content":"be brief"},{"role":"user","content":"hi \"there\""}],
+                "stream": true,
+                "stream_options": {"include_usage": true},
+                "max_tokens": 900
+            })
+        );
+        let body: Value = serde_json::from_str(&chat_request_body("m", &[], None)).unwrap();
+        assert!(body.get("max_tokens").is_none());
+    }
+
+    #[test]
+    fn token_estimates() {
+        assert_eq!(estimate_tokens(0), 0);
+        assert_eq!(estimate_tokens(1), 1);
+        assert_eq!(estimate_tokens(8), 2);
+        assert_eq!(estimate_tokens(9), 3);
+        assert_eq!(
+            messages_chars(&[ChatMessage::user("ab"), ChatMessage::assistant("é🦀")]),
+            4
+        );
+    }
+
+    #[test]
+    fn decodes_a_typical_stream() {
+        let items = decode_all(typical_stream().as_bytes()).unwrap();
+        assert_eq!(
+            items,
+            [
+                delta("Hel"),
+                delta("lo é🦀"),
+                StreamItem::Finished {
+                    reason: "stop".into()
+                },
+                StreamItem::Usage {
+                    prompt_tokens: 12,
+                    completion_tokens: 34
+                },
+                StreamItem::Done
+            ]
+        );
+    }
+
+    #[test]
+    fn length_finish_is_not_an_error() {
+        let s = format!("{}{}{DONE}", chunk("partial"), stop_chunk("length"));
+        let mut d = StreamDecoder::new();
+        let items = d.push(s.as_bytes()).unwrap();
+        assert_eq!(
+            items[1],
+            StreamItem::Finished {
+                reason: "length".into()
+            }
+        );
+        assert_eq!(d.finish_reason(), Some("length"));
+        assert_eq!(d.finish().unwrap(), []);
+    }
+
+    #[test]
+    fn null_or_missing_content_is_skipped() {
+        let s = "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":null}}]}\n\n\
+                 data: {\"choices\":[{\"index\":0,\"delta\":{}}]}\n\n\
+                 data: {\"choices\":[{\"index\":0}]}\n\n\
+                 data: {\"object\":\"keepalive\"}\n\n";
+        let mut d = StreamDecoder::new();
+        assert_eq!(d.push(s.as_bytes()).unwrap(), []);
+    }
+
+    #[test]
+    fn usage_in_the_finishing_chunk() {
+        let s = "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"x\"},\"finish_reason\":\"stop\"}],\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":2}}\n\n";
+        assert_eq!(
+            decode_all(s.as_bytes()).unwrap(),
+            [
+                delta("x"),
+                StreamItem::Finished {
+                    reason: "stop".into()
+                },
+                StreamItem::Usage {
+                    prompt_tokens: 1,
+                    completion_tokens: 2
+                }
+            ]
+        );
+    }
+
+    #[test]
+    fn null_usage_is_ignored() {
+        let s = format!("data: {{\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"a\"}}}}],\"usage\":null}}\n\n{DONE}");
+        assert_eq!(
+            decode_all(s.as_bytes()).unwrap(),
+            [delta("a"), StreamItem::Done]
+        );
+    }
+
+    #[test]
+    fn content_filter_is_an_error_after_the_text_so_far() {
+        let s = format!("{}{}", chunk("some text"), stop_chunk("content_filter"));
+        let mut d = StreamDecoder::new();
+        // The text arrives first; the error comes with the next call.
+        assert_eq!(d.push(s.as_bytes()).unwrap(), [delta("some text")]);
+        let e = d.push(b"").unwrap_err();
+        assert_eq!(e.kind, ErrorKind::ContentFiltered);
+        assert_eq!(d.finish().unwrap_err().kind, ErrorKind::ContentFiltered);
+        // Alone in its chunk, it is returned at once.
+        let mut d = StreamDecoder::new();
+        assert_eq!(
+            d.push(stop_chunk("content_filter").as_bytes())
+                .unwrap_err()
+                .kind,
+            ErrorKind::ContentFiltered
+        );
+    }
+
+    #[test]
+    fn error_object_in_stream_is_classified() {
+        let s = "data: {\"error\":{\"message\":\"Rate limit reached\",\"type\":\"rate_limit_error\"}}\n\n";
+        let e = decode_all(s.as_bytes()).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::RateLimited);
+        let s = "event: error\ndata: {\"error\":{\"message\":\"Overloaded\",\"type\":\"overloaded_error\"}}\n\n";
+        assert_eq!(
+            decode_all(s.as_bytes()).unwrap_err().kind,
+            ErrorKind::ServerError
+        );
+        let s = "event: error\ndata: {\"message\":\"Rate limit reached\"}\n\n";
+        assert_eq!(
+            decode_all(s.as_bytes()).unwrap_err().kind,
+            ErrorKind::RateLimited
+        );
+        let s = "event: error\ndata: upstream connect error\n\n";
+        let e = decode_all(s.as_bytes()).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::ServerError);
+        assert!(e.detail.contains("upstream connect error"));
+    }
+
+    #[test]
+    fn invalid_json_is_malformed_and_sticky() {
+        let mut d = StreamDecoder::new();
+        let e = d.push(b"data: {\"choices\": [\n\n").unwrap_err();
+        assert_eq!(e.kind, ErrorKind::MalformedStream);
+        assert!(e.retryable());
+        assert!(e.detail.contains("invalid JSON"), "{}", e.detail);
+        assert_eq!(d.push(chunk("more").as_bytes()).unwrap_err(), e);
+        assert_eq!(d.finish().unwrap_err(), e);
+        assert_eq!(
+            decode_all(b"data: 42\n\n").unwrap_err().kind,
+            ErrorKind::MalformedStream
+        );
+    }
+
+    #[test]
+    fn stream_ending_without_done_or_finish_is_network() {
+        let e = decode_all(chunk("cut").as_bytes()).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Network);
+        assert_eq!(e.detail, "stream ended early");
+        assert!(e.retryable());
+        // Cut inside an event.
+        let mut d = StreamDecoder::new();
+        let s = typical_stream();
+        let items = d.push(&s.as_bytes()[..s.find("lo é").unwrap()]).unwrap();
+        assert_eq!(items, [delta("Hel")]);
+        assert_eq!(d.finish().unwrap_err().kind, ErrorKind::Network);
+        // Nothing at all.
+        assert_eq!(decode_all(b"").unwrap_err().kind, ErrorKind::Network);
+        assert_eq!(decode_all(b" \n ").unwrap_err().kind, ErrorKind::Network);
+    }
+
+    #[test]
+    fn finish_reason_without_done_is_complete() {
+        let s = format!("{}{}", chunk("ok"), stop_chunk("stop"));
+        assert!(decode_all(s.as_bytes()).is_ok());
+        // And [DONE] without a finish_reason too (some servers).
+        let s = format!("{}{DONE}", chunk("ok"));
+        assert_eq!(
+            decode_all(s.as_bytes()).unwrap(),
+            [delta("ok"), StreamItem::Done]
+        );
+    }
+
+    #[test]
+    fn nothing_after_done_is_read() {
+        let s = format!("{DONE}{}data: garbage\n\n", chunk("late"));
+        assert_eq!(decode_all(s.as_bytes()).unwrap(), [StreamItem::Done]);
+    }
+
+    #[test]
+    fn plain_json_body_is_accepted() {
+        let body = r#"
+            {"id":"x","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"Whole answer"},"finish_reason":"stop"}],"usage":{"prompt_tokens":5,"completion_tokens":2}}"#;
+        let mut d = StreamDecoder::new();
+        let (a, b) = body.as_bytes().split_at(30);
+        assert_eq!(d.push(a).unwrap(), []);
+        assert_eq!(d.push(b).unwrap(), []);
+        assert_eq!(
+            d.finish().unwrap(),
+            [
+                delta("Whole answer"),
+                StreamItem::Finished {
+                    reason: "stop".into()
+                },
+                StreamItem::Usage {
+                    prompt_tokens: 5,
+                    completion_tokens: 2
+                },
+                StreamItem::Done
+            ]
+        );
+        let err = r#"{"error":{"message":"You exceeded your current quota","code":"insufficient_quota"}}"#;
+        assert_eq!(
+            decode_all(err.as_bytes()).unwrap_err().kind,
+            ErrorKind::QuotaExhausted
+        );
+        assert_eq!(
+            decode_all(b"{not json").unwrap_err().kind,
+            ErrorKind::MalformedStream
+        );
+        assert_eq!(
+            decode_all(b"{}").unwrap_err().kind,
+            ErrorKind::MalformedStream
+        );
+    }
+
+    #[test]
+    fn oversized_event_is_malformed() {
+        let mut d = StreamDecoder::new();
+        let big = format!("data: {}", "x".repeat(crate::llm::sse::MAX_EVENT_BYTES + 1));
+        assert_eq!(
+            d.push(big.as_bytes()).unwrap_err().kind,
+            ErrorKind::MalformedStream
+        );
+    }
+
+    #[test]
+    fn refusal_text_is_kept() {
+        let s = "data: {\"choices\":[{\"index\":0,\"delta\":{\"refusal\":\"I can't help with that.\"},\"finish_reason\":\"stop\"}]}\n\n";
+        assert_eq!(
+            decode_all(s.as_bytes()).unwrap()[0],
+            delta("I can't help with that.")
+        );
+    }
+
+    fn text_of(items: &[StreamItem]) -> String {
+        items
+            .iter()
+            .filter_map(|i| match i {
+                StreamItem::Delta(t) => Some(t.as_str()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    proptest! {
+        #[test]
+        fn chunking_does_not_change_items(pieces in proptest::collection::vec("[ -~é🦀\n\"\\\\]{0,12}", 0..8), cuts in proptest::collection::vec(any::<usize>(), 0..10)) {
+            let mut s: String = pieces.iter().map(|p| chunk(p)).collect();
+            s.push_str(&stop_chunk("stop"));
+            s.push_str(USAGE);
+            s.push_str(DONE);
+            let bytes = s.as_bytes();
+            let whole = decode_all(bytes).unwrap();
+            prop_assert_eq!(text_of(&whole), pieces.concat());
+            let mut cuts: Vec<usize> = cuts.iter().map(|c| c % (bytes.len() + 1)).collect();
+            cuts.sort_unstable();
+            let mut d = StreamDecoder::new();
+            let mut items = Vec::new();
+            let mut start = 0;
+            for c in cuts.into_iter().chain([bytes.len()]) {
+                items.extend(d.push(&bytes[start..c]).unwrap());
+                start = c;
+            }
+            items.extend(d.finish().unwrap());
+            prop_assert_eq!(items, whole);
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic(chunks in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..100), 0..6)) {
+            let mut d = StreamDecoder::new();
+            for c in &chunks {
+                let _ = d.push(c);
+            }
+            let _ = d.finish();
+        }
+
+        #[test]
+        fn arbitrary_data_lines_never_panic(lines in proptest::collection::vec("data: [ -~]{0,60}\n\n", 0..6)) {
+            let _ = decode_all(lines.concat().as_bytes());
+        }
+    }
+}
