@@ -1,0 +1,40 @@
+import { useEffect } from "react";
+import { sessionClient } from "./net/client";
+import { useRouteSessionId } from "./routing";
+import { ErrorBoundary } from "./components/ErrorBoundary";
+import { Header } from "./components/Header";
+import { HomePage } from "./components/HomePage";
+import { SessionPage } from "./components/SessionPage";
+import { isSessionId } from "./net/api";
+
+export function App() {
+  const sessionId = useRouteSessionId();
+
+  // One socket for the session in the address bar. Deliberately no effect cleanup: connect() to
+  // the same id is a no-op, so React's development double-invocation keeps the same socket.
+  useEffect(() => {
+    if (sessionId && isSessionId(sessionId)) sessionClient.connect(sessionId);
+    else sessionClient.disconnect();
+  }, [sessionId]);
+
+  useEffect(() => {
+    document.title = sessionId ? `BotArmy · session ${sessionId.slice(0, 8)}` : "BotArmy";
+  }, [sessionId]);
+
+  return (
+    <div className="min-h-screen">
+      <a
+        href="#main-content"
+        className="sr-only focus:not-sr-only focus:fixed focus:left-2 focus:top-2 focus:z-50 focus:rounded focus:bg-white focus:p-2 focus:shadow"
+      >
+        Skip to content
+      </a>
+      <ErrorBoundary label="the header">
+        <Header sessionId={sessionId} />
+      </ErrorBoundary>
+      <div id="main-content">
+        <ErrorBoundary label="the page">{sessionId ? <SessionPage key={sessionId} id={sessionId} /> : <HomePage />}</ErrorBoundary>
+      </div>
+    </div>
+  );
+}

@@ -1,0 +1,113 @@
+// One card per agent: status, progress, elapsed time (live), tokens, attempts, next retry
+// countdown. Each card selects only its own agent's state object, which the reducer's structural
+// sharing leaves untouched when a delta changed another agent, so only that card re-renders.
+
+import { memo } from "react";
+import { activeStage, progressPercent } from "../protocol/actions";
+import { LIMITS, STAGES, STAGE_LABEL, type AgentState, type Stage } from "../protocol/types";
+import { useSessionStore } from "../store/session";
+import { formatDuration, formatTokens, secondsUntil } from "../lib/format";
+import { useNow } from "../lib/useNow";
+import { cn } from "../lib/cn";
+import { AgentStatusBadge } from "./StatusBadge";
+
+const ROLE: Record<Stage, string> = {
+  analyst: "Requirements and scope",
+  architect: "System design",
+  developer: "Implementation plan",
+  tester: "Test strategy",
+  deployer: "Release and operations",
+};
+
+const LIVE_STATUSES = new Set(["thinking", "streaming", "retrying"]);
+
+export const AgentCard = memo(function AgentCard({ stage }: { stage: Stage }) {
+  const agent = useSessionStore((s) => s.view.state?.agents[stage]);
+  const active = useSessionStore((s) => activeStage(s.view.state) === stage);
+  return <AgentCardView stage={stage} agent={agent} active={active} />;
+});
+
+export function AgentCardView({ stage, agent, active }: { stage: Stage; agent: AgentState | undefined; active: boolean }) {
+  const status = agent?.status ?? "idle";
+  const live = LIVE_STATUSES.has(status);
+  const now = useNow(live);
+  const pct = agent ? progressPercent(agent.progress, status) : 0;
+  const elapsed = agent?.startedAt != null ? (agent.finishedAt ?? now) - agent.startedAt : null;
+  const retryIn = agent?.nextRetryAt != null ? secondsUntil(agent.nextRetryAt, now) : null;
+  const name = STAGE_LABEL[stage];
+
+  return (
+    <article
+      data-testid={`agent-card-${stage}`}
+      data-status={status}
+      data-active={active ? "true" : "false"}
+      aria-current={active ? "step" : undefined}
+      aria-label={`${name} agent`}
+      className={cn(
+        "rounded-lg border bg-white p-3 shadow-sm transition-shadow",
+        active ? "border-indigo-500 ring-2 ring-indigo-400 shadow-md" : "border-slate-200",
+        status === "failed" && "border-red-400",
+      )}
+    >
+      <div className="flex items-start justify-between gap-2">
+        <div className="min-w-0">
+          <h3 className="text-sm font-semibold leading-tight">{name}</h3>
+          <p className="truncate text-xs text-slate-500">{ROLE[stage]}</p>
+        </div>
+        <AgentStatusBadge status={status} />
+      </div>
+      <div
+        className="mt-2 h-1.5 w-full overflow-hidden rounded-full bg-slate-100"
+        role="progressbar"
+        aria-label={`${name} progress`}
+        aria-valuemin={0}
+        aria-valuemax={100}
+        aria-valuenow={pct}
+      >
+        <div
+          className={cn("h-full rounded-full transition-[width] duration-300", status === "failed" ? "bg-red-500" : status === "done" ? "bg-emerald-500" : "bg-indigo-500")}
+          style={{ width: `${pct}%` }}
+        />
+      </div>
+      <dl className="mt-2 grid grid-cols-3 gap-x-2 gap-y-1 text-xs text-slate-600">
+        <div>
+          <dt className="text-slate-400">Time</dt>
+          <dd className="tabular-nums" data-testid={`agent-elapsed-${stage}`}>{elapsed !== null ? formatDuration(elapsed) : "–"}</dd>
+        </div>
+        <div>
+          <dt className="text-slate-400">Tokens</dt>
+          <dd className="tabular-nums" title={agent ? `${agent.inputTokens} in, ${agent.outputTokens} out` : undefined}>
+            {agent && agent.inputTokens + agent.outputTokens > 0
+              ? `${formatTokens(agent.inputTokens)} / ${formatTokens(agent.outputTokens)}`
+              : "–"}
+          </dd>
+        </div>
+        <div>
+          <dt className="text-slate-400">Attempts</dt>
+          <dd className="tabular-nums">{agent && agent.attempts > 0 ? `${agent.attempts} of ${LIMITS.attemptsPerStage}` : "–"}</dd>
+        </div>
+      </dl>
+      {agent && agent.version > 0 ? <p className="mt-1 text-xs text-slate-500">Artifact version {agent.version}</p> : null}
+      {retryIn !== null && status === "retrying" ? (
+        <p className="mt-1 text-xs font-medium text-amber-800" data-testid={`agent-retry-${stage}`}>
+          {retryIn > 0 ? `Next try in ${retryIn} s` : "Trying again now…"}
+        </p>
+      ) : null}
+      {agent?.lastError && (status === "retrying" || status === "failed") ? (
+        <p className="mt-1 line-clamp-2 text-xs text-red-700" title={agent.lastError.message}>
+          {agent.lastError.message}
+        </p>
+      ) : null}
+    </article>
+  );
+}
+
+export function AgentCards() {
+  return (
+    <section aria-label="Agents" className="grid grid-cols-1 gap-2 sm:grid-cols-2 lg:grid-cols-1">
+      {STAGES.map((stage) => (
+        <AgentCard key={stage} stage={stage} />
+      ))}
+    </section>
+  );
+}

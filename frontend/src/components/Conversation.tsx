@@ -1,0 +1,161 @@
+// The thread: the brief and feedback ("You") and each agent's answer streaming as Markdown, plus
+// short notices (gates, errors, completion). It follows the newest text while the reader is at
+// the bottom, stops when they scroll up, and offers "Jump to latest".
+
+import { memo, useCallback, useDeferredValue, useEffect, useLayoutEffect, useRef, useState } from "react";
+import type { Notice } from "../protocol/reducer";
+import { useSessionStore } from "../store/session";
+import { cn } from "../lib/cn";
+import { formatClock } from "../lib/format";
+import { Markdown } from "./Markdown";
+import { Button } from "./ui/button";
+
+const STICK_THRESHOLD_PX = 48;
+
+const INTERRUPT_WORDS: Record<string, string> = {
+  retry: "cut short: the agent is trying again",
+  cancelled: "cut short: the run was cancelled",
+  restart: "cut short: the server restarted; the stage runs again",
+  failed: "cut short: the attempt failed",
+};
+
+const MessageItem = memo(function MessageItem({ id }: { id: string }) {
+  const message = useSessionStore((s) => s.view.messages[id]);
+  // While tokens stream in, React may skip intermediate renders of the Markdown under load.
+  const content = useDeferredValue(message?.content ?? "");
+  if (!message) return null;
+  const isUser = message.role === "user";
+  return (
+    <li
+      data-testid="message"
+      data-name={message.name}
+      data-role={message.role}
+      data-streaming={message.streaming ? "true" : "false"}
+      data-message-id={message.id}
+      className={cn("rounded-lg border p-3", isUser ? "border-sky-200 bg-sky-50" : "border-slate-200 bg-white")}
+    >
+      <div className="mb-1 flex flex-wrap items-center gap-2 text-xs">
+        <span className={cn("font-semibold", isUser ? "text-sky-900" : "text-indigo-900")}>{message.name}</span>
+        {message.at ? <time className="text-slate-400" dateTime={new Date(message.at).toISOString()}>{formatClock(message.at)}</time> : null}
+        {message.streaming ? (
+          <span className="inline-flex items-center gap-1 text-indigo-700">
+            <span className="h-1.5 w-1.5 animate-pulse rounded-full bg-indigo-500" aria-hidden="true" />
+            writing…
+          </span>
+        ) : null}
+        {message.interrupted ? (
+          <span className="text-amber-800">({INTERRUPT_WORDS[message.interrupted] ?? `cut short: ${message.interrupted}`})</span>
+        ) : null}
+      </div>
+      {isUser ? (
+        // The brief and feedback are shown exactly as typed: plain text, never HTML or Markdown.
+        <p className="whitespace-pre-wrap break-words text-sm text-slate-900" data-testid="message-text">
+          {message.content}
+        </p>
+      ) : (
+        <div className={cn("text-sm", message.interrupted && "opacity-70")} data-testid="message-text">
+          <Markdown text={content} />
+        </div>
+      )}
+    </li>
+  );
+});
+
+const toneClass: Record<Notice["tone"], string> = {
+  info: "border-indigo-200 bg-indigo-50 text-indigo-900",
+  success: "border-emerald-200 bg-emerald-50 text-emerald-900",
+  warning: "border-amber-200 bg-amber-50 text-amber-900",
+  error: "border-red-200 bg-red-50 text-red-900",
+};
+
+const NoticeItem = memo(function NoticeItem({ notice }: { notice: Notice }) {
+  return (
+    <li data-testid="notice" data-tone={notice.tone} className={cn("rounded-md border px-3 py-2 text-sm", toneClass[notice.tone])}>
+      {notice.text}
+    </li>
+  );
+});
+
+export function Conversation() {
+  const timeline = useSessionStore((s) => s.view.timeline);
+  const scroller = useRef<HTMLDivElement>(null);
+  const stick = useRef(true);
+  const [showJump, setShowJump] = useState(false);
+
+  const scrollToBottom = useCallback(() => {
+    const el = scroller.current;
+    if (el) el.scrollTop = el.scrollHeight;
+  }, []);
+
+  const onScroll = useCallback(() => {
+    const el = scroller.current;
+    if (!el) return;
+    const atBottom = el.scrollHeight - el.scrollTop - el.clientHeight <= STICK_THRESHOLD_PX;
+    stick.current = atBottom;
+    if (atBottom) setShowJump(false);
+  }, []);
+
+  // Follow new text: any change to the thread's messages schedules one scroll per frame.
+  useEffect(() => {
+    let frame = 0;
+    const unsubscribe = useSessionStore.subscribe((s, prev) => {
+      if (s.view.messages === prev.view.messages && s.view.timeline === prev.view.timeline) return;
+      if (!stick.current) {
+        setShowJump(true);
+        return;
+      }
+      if (frame) return;
+      frame = requestAnimationFrame(() => {
+        frame = 0;
+        if (stick.current) scrollToBottom();
+      });
+    });
+    return () => {
+      unsubscribe();
+      if (frame) cancelAnimationFrame(frame);
+    };
+  }, [scrollToBottom]);
+
+  useLayoutEffect(() => {
+    if (stick.current) scrollToBottom();
+  }, [timeline, scrollToBottom]);
+
+  const jump = () => {
+    stick.current = true;
+    setShowJump(false);
+    scrollToBottom();
+  };
+
+  return (
+    <section aria-labelledby="conversation-title" className="relative">
+      <h2 id="conversation-title" className="mb-2 text-sm font-semibold uppercase tracking-wide text-slate-500">
+        Conversation
+      </h2>
+      <div
+        ref={scroller}
+        onScroll={onScroll}
+        tabIndex={0}
+        aria-label="Conversation messages"
+        data-testid="conversation"
+        className="max-h-[65vh] min-h-40 overflow-y-auto rounded-lg border border-slate-200 bg-slate-50 p-2 focus-visible:outline-none focus-visible:ring-2 focus-visible:ring-indigo-500 sm:p-3"
+      >
+        {timeline.length === 0 ? (
+          <p className="p-4 text-center text-sm text-slate-500">Nothing yet. The brief and every agent's answer appear here as they are written.</p>
+        ) : (
+          <ol className="flex flex-col gap-2">
+            {timeline.map((item) =>
+              item.kind === "message" ? <MessageItem key={item.id} id={item.id} /> : <NoticeItem key={item.id} notice={item} />,
+            )}
+          </ol>
+        )}
+      </div>
+      {showJump ? (
+        <div className="pointer-events-none absolute inset-x-0 bottom-3 flex justify-center">
+          <Button size="sm" variant="primary" className="pointer-events-auto shadow-lg" data-testid="jump-to-latest" onClick={jump}>
+            Jump to latest ↓
+          </Button>
+        </div>
+      ) : null}
+    </section>
+  );
+}

@@ -1,0 +1,156 @@
+// Home: write a brief and Start (a new session is created, opened and started in one go), create
+// an empty session, or open an existing one from its link or id.
+
+import { useId, useState } from "react";
+import { ApiError, createSession, isSessionId } from "../net/api";
+import { sessionClient } from "../net/client";
+import { openSession, sessionIdFromLocation } from "../routing";
+import type { ApprovalMode } from "../protocol/types";
+import { setAccessToken } from "../lib/token";
+import { BriefForm } from "./BriefForm";
+import { Button } from "./ui/button";
+import { Card, CardContent, CardHeader, CardTitle } from "./ui/card";
+
+function parseSessionRef(input: string): string | null {
+  const text = input.trim();
+  if (isSessionId(text.toLowerCase())) return text.toLowerCase();
+  try {
+    const url = new URL(text);
+    const id = sessionIdFromLocation(url);
+    return isSessionId(id) ? id : null;
+  } catch {
+    return null;
+  }
+}
+
+export function HomePage() {
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<string | null>(null);
+  const [needToken, setNeedToken] = useState(false);
+  const [token, setToken] = useState("");
+  const [ref, setRef] = useState("");
+  const [refError, setRefError] = useState<string | null>(null);
+  const tokenId = useId();
+  const refId = useId();
+
+  const create = async (then?: (id: string) => void) => {
+    setBusy(true);
+    setError(null);
+    try {
+      const id = await createSession();
+      sessionClient.connect(id);
+      then?.(id);
+      openSession(id);
+    } catch (err) {
+      if (err instanceof ApiError && err.status === 401) {
+        setNeedToken(true);
+        setError("This BotArmy needs an access token to create sessions. Enter it below and try again.");
+      } else {
+        setError(err instanceof Error ? err.message : String(err));
+      }
+    } finally {
+      setBusy(false);
+    }
+  };
+
+  const start = (brief: string, approval: ApprovalMode) => {
+    void create(() => sessionClient.sendWhenLive({ type: "start", brief, approval }));
+  };
+
+  return (
+    <main className="mx-auto grid max-w-5xl gap-4 px-3 py-4 sm:px-4 sm:py-6 lg:grid-cols-[1fr_18rem]">
+      <Card>
+        <CardHeader>
+          <CardTitle className="text-lg">Turn a project brief into a delivery plan</CardTitle>
+          <p className="text-sm text-slate-600">
+            Five agents work in order — Analyst, Architect, Developer, Tester, Deployer — and you watch every word as it is written.
+          </p>
+        </CardHeader>
+        <CardContent>
+          <BriefForm onStart={start} busy={busy} />
+          {error ? (
+            <p role="alert" data-testid="home-error" className="mt-3 rounded-md border border-red-300 bg-red-50 p-2 text-sm text-red-900">
+              {error}
+            </p>
+          ) : null}
+          {needToken ? (
+            <form
+              className="mt-3 flex flex-wrap items-end gap-2"
+              onSubmit={(e) => {
+                e.preventDefault();
+                setAccessToken(token);
+                setNeedToken(false);
+                setError(null);
+              }}
+            >
+              <label htmlFor={tokenId} className="text-sm font-medium">
+                Access token
+                <input
+                  id={tokenId}
+                  type="password"
+                  autoComplete="off"
+                  value={token}
+                  onChange={(e) => setToken(e.target.value)}
+                  className="mt-1 block w-64 max-w-full rounded-md border border-slate-300 px-2 py-1.5 text-sm focus-visible:outline-none focus-visible:ring-2 focus-visible:ring-indigo-500"
+                />
+              </label>
+              <Button type="submit" variant="outline">
+                Save token
+              </Button>
+            </form>
+          ) : null}
+        </CardContent>
+      </Card>
+      <div className="flex flex-col gap-4">
+        <Card>
+          <CardHeader>
+            <CardTitle>Open a session</CardTitle>
+            <p className="text-sm text-slate-600">Paste a session link someone shared, or its id.</p>
+          </CardHeader>
+          <CardContent>
+            <form
+              className="space-y-2"
+              onSubmit={(e) => {
+                e.preventDefault();
+                const id = parseSessionRef(ref);
+                if (id) openSession(id);
+                else setRefError("That is not a BotArmy session link or id (32 hex characters).");
+              }}
+            >
+              <label htmlFor={refId} className="sr-only">
+                Session link or id
+              </label>
+              <input
+                id={refId}
+                data-testid="open-session-input"
+                value={ref}
+                onChange={(e) => {
+                  setRef(e.target.value);
+                  setRefError(null);
+                }}
+                placeholder="https://…/?s=… or id"
+                aria-invalid={refError ? true : undefined}
+                className="block w-full rounded-md border border-slate-300 px-2 py-1.5 text-sm focus-visible:outline-none focus-visible:ring-2 focus-visible:ring-indigo-500"
+              />
+              {refError ? <p className="text-xs text-red-700">{refError}</p> : null}
+              <Button type="submit" variant="outline" size="sm" disabled={!ref.trim()}>
+                Open
+              </Button>
+            </form>
+          </CardContent>
+        </Card>
+        <Card>
+          <CardHeader>
+            <CardTitle>Empty session</CardTitle>
+            <p className="text-sm text-slate-600">Create a session now and share its link before starting.</p>
+          </CardHeader>
+          <CardContent>
+            <Button variant="outline" size="sm" data-testid="create-session-button" disabled={busy} onClick={() => void create()}>
+              Create session
+            </Button>
+          </CardContent>
+        </Card>
+      </div>
+    </main>
+  );
+}

@@ -1,0 +1,74 @@
+// Pause, Resume, Cancel and Retry, each enabled only when the run's state allows it.
+
+import { useEffect, useState } from "react";
+import { sessionClient } from "../net/client";
+import { STAGE_LABEL } from "../protocol/types";
+import { useSessionStore } from "../store/session";
+import { Button } from "./ui/button";
+import { useActions, usePending } from "./useActions";
+
+export function RunControls() {
+  const actions = useActions();
+  const pausing = usePending("pause");
+  const resuming = usePending("resume");
+  const cancelling = usePending("cancel");
+  const retrying = usePending("retry");
+  const pauseRequested = useSessionStore((s) => s.view.state?.run.pauseRequested ?? false);
+
+  // Cancel asks once more inline (no modal dialog), and forgets the question after a few seconds.
+  const [confirming, setConfirming] = useState(false);
+  useEffect(() => {
+    if (!confirming) return;
+    const timer = setTimeout(() => setConfirming(false), 6000);
+    return () => clearTimeout(timer);
+  }, [confirming]);
+  useEffect(() => {
+    if (!actions.cancel) setConfirming(false);
+  }, [actions.cancel]);
+
+  return (
+    <section aria-label="Run controls" className="flex flex-wrap gap-2">
+      <Button variant="outline" size="sm" data-testid="pause-button" disabled={!actions.pause || pausing} onClick={() => sessionClient.send({ type: "pause" })}>
+        {pauseRequested ? "Pausing…" : "Pause"}
+      </Button>
+      <Button variant="outline" size="sm" data-testid="resume-button" disabled={!actions.resume || resuming} onClick={() => sessionClient.send({ type: "resume" })}>
+        Resume
+      </Button>
+      <Button
+        variant="outline"
+        size="sm"
+        data-testid="cancel-button"
+        aria-expanded={confirming}
+        disabled={!actions.cancel || cancelling}
+        onClick={() => setConfirming((c) => !c)}
+      >
+        Cancel
+      </Button>
+      {confirming ? (
+        <span role="group" aria-label="Confirm cancel" className="flex items-center gap-2 rounded-md bg-red-50 px-2 py-1 text-sm text-red-900">
+          Stop the agents? Finished artifacts are kept.
+          <Button
+            variant="destructive"
+            size="sm"
+            data-testid="confirm-cancel-button"
+            onClick={() => {
+              setConfirming(false);
+              sessionClient.send({ type: "cancel" });
+            }}
+          >
+            Yes, cancel run
+          </Button>
+        </span>
+      ) : null}
+      <Button
+        variant={actions.retry ? "primary" : "outline"}
+        size="sm"
+        data-testid="retry-button"
+        disabled={!actions.retry || retrying}
+        onClick={() => actions.retry && sessionClient.send({ type: "retry", stage: actions.retry })}
+      >
+        {actions.retry ? `Retry ${STAGE_LABEL[actions.retry]}` : "Retry"}
+      </Button>
+    </section>
+  );
+}

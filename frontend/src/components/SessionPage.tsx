@@ -1,0 +1,120 @@
+// One session: agent cards, errors, the approval gate, run controls, the live conversation, a
+// brief box when a new run can start, and the artifacts.
+
+import { useEffect, useState } from "react";
+import { ApiError, getSession, isSessionId } from "../net/api";
+import { sessionClient } from "../net/client";
+import { goHome } from "../routing";
+import { useSessionStore } from "../store/session";
+import type { ApprovalMode } from "../protocol/types";
+import { AgentCards } from "./AgentCards";
+import { ApprovalPanel } from "./ApprovalPanel";
+import { ArtifactsPanel } from "./Artifacts";
+import { BriefForm } from "./BriefForm";
+import { Conversation } from "./Conversation";
+import { ErrorBanner } from "./ErrorBanner";
+import { ErrorBoundary } from "./ErrorBoundary";
+import { LiveAnnouncer } from "./LiveAnnouncer";
+import { RunControls } from "./RunControls";
+import { Button } from "./ui/button";
+import { Card, CardContent } from "./ui/card";
+import { useActions, usePending } from "./useActions";
+
+function NotFound({ id }: { id: string }) {
+  return (
+    <main className="mx-auto max-w-xl px-3 py-10">
+      <Card data-testid="session-not-found">
+        <CardContent className="space-y-3 p-6">
+          <h1 className="text-lg font-semibold">Session not found</h1>
+          <p className="text-sm text-slate-700">
+            There is no BotArmy session <code className="break-all rounded bg-slate-100 px-1">{id}</code>. The link may be mistyped, or the session
+            was removed.
+          </p>
+          <Button variant="primary" onClick={goHome}>
+            Start a new session
+          </Button>
+        </CardContent>
+      </Card>
+    </main>
+  );
+}
+
+function StartSection() {
+  const actions = useActions();
+  const pendingStart = usePending("start");
+  const status = useSessionStore((s) => s.view.state?.run.status ?? null);
+  const hasRun = status !== null && status !== "idle";
+  if (!actions.start && !pendingStart) return null;
+  const start = (brief: string, approval: ApprovalMode) => sessionClient.send({ type: "start", brief, approval });
+  return (
+    <Card>
+      <CardContent className="pt-4">
+        <BriefForm onStart={start} busy={pendingStart} title={hasRun ? "Start another run in this session" : "What should the team plan?"} />
+      </CardContent>
+    </Card>
+  );
+}
+
+export function SessionPage({ id }: { id: string }) {
+  const [missing, setMissing] = useState(false);
+  const valid = isSessionId(id);
+
+  useEffect(() => {
+    if (!valid) return;
+    let alive = true;
+    setMissing(false);
+    getSession(id).catch((err: unknown) => {
+      if (alive && err instanceof ApiError && err.status === 404) {
+        setMissing(true);
+        sessionClient.disconnect();
+      }
+    });
+    return () => {
+      alive = false;
+    };
+  }, [id, valid]);
+
+  if (!valid || missing) return <NotFound id={id} />;
+
+  return (
+    <main className="mx-auto flex max-w-7xl flex-col gap-4 px-3 py-3 sm:px-4 sm:py-4 lg:grid lg:grid-cols-[17rem_minmax(0,1fr)] lg:items-start">
+      <LiveAnnouncer />
+      <aside className="order-3 lg:sticky lg:top-16 lg:order-none">
+        <h2 className="mb-2 text-sm font-semibold uppercase tracking-wide text-slate-500">Agents</h2>
+        <ErrorBoundary label="the agent cards">
+          <AgentCards />
+        </ErrorBoundary>
+      </aside>
+      <div className="contents lg:flex lg:min-w-0 lg:flex-col lg:gap-4">
+        <div className="order-1 flex flex-col gap-3 empty:hidden">
+          <ErrorBoundary label="the error messages">
+            <ErrorBanner />
+          </ErrorBoundary>
+          <ErrorBoundary label="the approval panel">
+            <ApprovalPanel />
+          </ErrorBoundary>
+        </div>
+        <div className="order-2">
+          <ErrorBoundary label="the run controls">
+            <RunControls />
+          </ErrorBoundary>
+        </div>
+        <div className="order-4 min-w-0">
+          <ErrorBoundary label="the conversation">
+            <Conversation />
+          </ErrorBoundary>
+        </div>
+        <div className="order-5">
+          <ErrorBoundary label="the brief box">
+            <StartSection />
+          </ErrorBoundary>
+        </div>
+        <div className="order-6 min-w-0">
+          <ErrorBoundary label="the artifacts">
+            <ArtifactsPanel />
+          </ErrorBoundary>
+        </div>
+      </div>
+    </main>
+  );
+}

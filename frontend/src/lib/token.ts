@@ -1,0 +1,28 @@
+// The optional access token (BOTARMY_ACCESS_TOKEN on the server). Kept in localStorage; sent as
+// `Authorization: Bearer` on POST and as the `botarmy.token.<token>` WebSocket subprotocol, never
+// in a URL.
+
+const KEY = "botarmy.accessToken";
+
+export function getAccessToken(): string | null {
+  try {
+    const value = window.localStorage.getItem(KEY);
+    return value && value.trim() ? value.trim() : null;
+  } catch {
+    return null;
+  }
+}
+
+export function setAccessToken(token: string | null): void {
+  try {
+    if (token && token.trim()) window.localStorage.setItem(KEY, token.trim());
+    else window.localStorage.removeItem(KEY);
+  } catch {
+    // Private mode without storage: the token lasts for this page only.
+  }
+}
+
+export function tokenProtocols(): string[] | null {
+  const token = getAccessToken();
+  return token ? [`botarmy.token.${token}`] : null;
+}

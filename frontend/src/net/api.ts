@@ -1,0 +1,106 @@
+// HTTP calls to the Worker (same origin, under /api). Errors are JSON
+// {"error":{"code","message"}}; ApiError carries them in plain words.
+
+import type { ArtifactList, SessionState, Stage } from "../protocol/types";
+import { getAccessToken } from "../lib/token";
+
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = "ApiError";
+  }
+}
+
+async function errorFrom(response: Response): Promise<ApiError> {
+  let code = `http_${response.status}`;
+  let message = `The server answered ${response.status} ${response.statusText}.`;
+  try {
+    const body = (await response.json()) as { error?: { code?: unknown; message?: unknown } };
+    if (typeof body.error?.code === "string") code = body.error.code;
+    if (typeof body.error?.message === "string") message = body.error.message;
+  } catch {
+    // Not JSON: keep the generic words.
+  }
+  return new ApiError(response.status, code, message);
+}
+
+async function request(path: string, init?: RequestInit): Promise<Response> {
+  let response: Response;
+  try {
+    response = await fetch(path, init);
+  } catch {
+    throw new ApiError(0, "network", "Could not reach the BotArmy server. Check your connection and try again.");
+  }
+  if (!response.ok) throw await errorFrom(response);
+  return response;
+}
+
+export async function createSession(): Promise<string> {
+  const headers: Record<string, string> = { Accept: "application/json" };
+  const token = getAccessToken();
+  if (token) headers.Authorization = `Bearer ${token}`;
+  const response = await request("/api/sessions", { method: "POST", headers });
+  const body = (await response.json()) as { id?: unknown };
+  if (typeof body.id !== "string") throw new ApiError(response.status, "bad_response", "The server did not return a session id.");
+  return body.id;
+}
+
+export interface SessionSummary {
+  id: string;
+  lastSeq: number;
+  state: SessionState;
+}
+
+export async function getSession(id: string): Promise<SessionSummary> {
+  const response = await request(`/api/sessions/${encodeURIComponent(id)}`, { headers: { Accept: "application/json" } });
+  return (await response.json()) as SessionSummary;
+}
+
+export async function getArtifactVersions(id: string, stage: Stage, signal?: AbortSignal): Promise<ArtifactList | null> {
+  try {
+    const response = await request(`/api/sessions/${encodeURIComponent(id)}/artifacts/${stage}?format=json`, {
+      headers: { Accept: "application/json" },
+      signal,
+    });
+    return (await response.json()) as ArtifactList;
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 404) return null;
+    throw err;
+  }
+}
+
+const textCache = new Map<string, string>();
+
+/** One artifact version's Markdown. Versions never change, so they are cached for the page's life. */
+export async function getArtifactText(id: string, stage: Stage, version: number, signal?: AbortSignal): Promise<string> {
+  const key = `${id}/${stage}/${version}`;
+  const cached = textCache.get(key);
+  if (cached !== undefined) return cached;
+  const response = await request(
+    `/api/sessions/${encodeURIComponent(id)}/artifacts/${stage}?version=${version}`,
+    { headers: { Accept: "text/markdown" }, signal },
+  );
+  const text = await response.text();
+  textCache.set(key, text);
+  return text;
+}
+
+/** Session ids are exactly 32 lowercase hex characters. */
+export function isSessionId(value: string | null | undefined): value is string {
+  return typeof value === "string" && /^[0-9a-f]{32}$/.test(value);
+}
+
+export interface Health {
+  status: string;
+  version: string;
+  provider: "demo" | "openai" | string;
+}
+
+export async function getHealth(): Promise<Health> {
+  const response = await request("/api/health", { headers: { Accept: "application/json" } });
+  return (await response.json()) as Health;
+}

@@ -1,0 +1,62 @@
+// Which commands fit the session right now (docs/protocol.md, "valid when"). Buttons are enabled
+// from this, so the user never meets an `invalid_state` rejection in normal use.
+
+import { STAGES, type SessionState, type Stage } from "./types";
+
+export interface Availability {
+  start: boolean;
+  /** The stage whose gate is open, if any (approve / reject). */
+  gate: Stage | null;
+  pause: boolean;
+  resume: boolean;
+  cancel: boolean;
+  /** The stage a failed run stopped at (retry), if any. */
+  retry: Stage | null;
+}
+
+export const NOTHING: Availability = {
+  start: false,
+  gate: null,
+  pause: false,
+  resume: false,
+  cancel: false,
+  retry: null,
+};
+
+export function failedStageOf(state: SessionState): Stage | null {
+  if (state.run.status !== "failed") return null;
+  if (state.run.stage) return state.run.stage;
+  return STAGES.find((s) => state.agents[s]?.status === "failed") ?? null;
+}
+
+/** `live`: the socket is open and the view has caught up; nothing is possible otherwise. */
+export function availableActions(state: SessionState | null, live: boolean): Availability {
+  if (!state || !live) return NOTHING;
+  const status = state.run.status;
+  const gate = state.gate?.stage ?? null;
+  return {
+    start: status === "idle" || status === "completed" || status === "failed" || status === "cancelled",
+    gate,
+    pause: status === "running" && !state.run.pauseRequested,
+    resume: status === "paused",
+    cancel: status === "running" || status === "paused" || status === "waiting_approval",
+    retry: failedStageOf(state),
+  };
+}
+
+/** The stage being worked on or waited on, for highlighting its card. */
+export function activeStage(state: SessionState | null): Stage | null {
+  if (!state) return null;
+  if (state.gate) return state.gate.stage;
+  const status = state.run.status;
+  if (status === "idle" || status === "completed" || status === "cancelled") return null;
+  return state.run.stage;
+}
+
+/** Progress in percent, accepting either a 0–1 fraction or a 0–100 percentage. */
+export function progressPercent(progress: number, status: string): number {
+  if (status === "done" || status === "waiting_approval") return 100;
+  if (!Number.isFinite(progress) || progress <= 0) return 0;
+  const pct = progress <= 1 ? progress * 100 : progress;
+  return Math.max(0, Math.min(100, Math.round(pct)));
+}

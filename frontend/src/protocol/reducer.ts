@@ -1,0 +1,641 @@
+// The session view model and the pure reducer that builds it from server frames.
+//
+// Logged events (with `seq`) are applied exactly once and in order: an event with seq ≤ lastSeq is
+// dropped (a duplicate from a replay), an event with seq > lastSeq + 1 is dropped too and flags
+// `resyncNeeded` (a gap: the socket layer answers with a fresh `hello {lastSeq}` and the server
+// replays from there). Connection frames (welcome, caught_up, ack, rejected, warning, snapshots
+// sent in snapshot mode) carry no seq and never move lastSeq except through `welcome` in snapshot
+// mode. Nothing here touches the network, the DOM or the clock: `now` is passed in.
+
+import { applyPatch, PatchError } from "./jsonPatch";
+import { providerWords, rejectionWords } from "./errors";
+import {
+  STAGE_LABEL,
+  isStage,
+  stageOfName,
+  type AgentErrorValue,
+  type Interrupt,
+  type MessageRole,
+  type RejectedValue,
+  type ServerEvent,
+  type SessionState,
+  type Stage,
+  type UserCommand,
+  type WelcomeValue,
+  type WireMessage,
+} from "./types";
+
+export interface ChatMessage {
+  id: string;
+  role: MessageRole | string;
+  /** Display name: "You" for the brief and feedback, the agent's name for its answers. */
+  name: string;
+  stage: Stage | null;
+  content: string;
+  streaming: boolean;
+  /** Why the message was closed early (`retry`, `cancelled`, `restart`, `failed`), if it was. */
+  interrupted: string | null;
+  at: number | null;
+}
+
+export type NoticeTone = "info" | "success" | "warning" | "error";
+
+export interface Notice {
+  kind: "notice";
+  id: string;
+  tone: NoticeTone;
+  text: string;
+  stage: Stage | null;
+  at: number | null;
+}
+
+export type TimelineItem = { kind: "message"; id: string } | Notice;
+
+export type ErrorSource = "agent" | "run" | "rejected" | "warning" | "client";
+
+export interface UiError {
+  id: string;
+  source: ErrorSource;
+  code: string;
+  /** Plain-language headline. */
+  title: string;
+  /** The server's own plain-words message. */
+  message: string;
+  /** What happens next / what the user can do. */
+  next: string;
+  stage: Stage | null;
+  /** Epoch ms of an automatic retry, if one is scheduled. */
+  retryAt: number | null;
+  attempt: number | null;
+  /** Raw frame for the "details" toggle. */
+  details: string;
+  at: number;
+  resolved: boolean;
+  dismissed: boolean;
+}
+
+export interface PendingCommand {
+  id: string;
+  command: UserCommand;
+  sentAt: number;
+}
+
+export type SyncPhase = "idle" | "syncing" | "live";
+
+export type RunOutcomeKind = "success" | "interrupt" | "cancelled" | "error";
+
+export interface SessionView {
+  sessionId: string | null;
+  /** Highest logged seq applied. */
+  lastSeq: number;
+  state: SessionState | null;
+  messages: Record<string, ChatMessage>;
+  timeline: TimelineItem[];
+  welcome: WelcomeValue | null;
+  sync: SyncPhase;
+  /** The interrupt of the last RUN_FINISHED, while its gate is open. */
+  interrupt: Interrupt | null;
+  runId: string | null;
+  lastOutcome: RunOutcomeKind | null;
+  errors: UiError[];
+  pending: Record<string, PendingCommand>;
+  /** Latest artifact version per stage announced by `artifact` events. */
+  artifactVersions: Partial<Record<Stage, number>>;
+  /** The socket layer sends a fresh hello when this is set. */
+  resyncNeeded: boolean;
+  /** The view no longer matches the server (a patch failed): rebuild from seq 0. */
+  fullResyncNeeded: boolean;
+  stats: { applied: number; duplicates: number; gaps: number };
+}
+
+const MAX_ERRORS = 50;
+
+export function initialView(sessionId: string | null = null): SessionView {
+  return {
+    sessionId,
+    lastSeq: 0,
+    state: null,
+    messages: {},
+    timeline: [],
+    welcome: null,
+    sync: "idle",
+    interrupt: null,
+    runId: null,
+    lastOutcome: null,
+    errors: [],
+    pending: {},
+    artifactVersions: {},
+    resyncNeeded: false,
+    fullResyncNeeded: false,
+    stats: { applied: 0, duplicates: 0, gaps: 0 },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+
+function pushError(view: SessionView, error: UiError): UiError[] {
+  const errors = [...view.errors, error];
+  return errors.length > MAX_ERRORS ? errors.slice(errors.length - MAX_ERRORS) : errors;
+}
+
+function resolveErrors(
+  errors: UiError[],
+  match: (e: UiError) => boolean,
+): UiError[] {
+  let changed = false;
+  const next = errors.map((e) => {
+    if (!e.resolved && match(e)) {
+      changed = true;
+      return { ...e, resolved: true };
+    }
+    return e;
+  });
+  return changed ? next : errors;
+}
+
+function messageText(content: unknown): string {
+  if (typeof content === "string") return content;
+  if (Array.isArray(content)) {
+    return content
+      .map((part) =>
+        typeof part === "object" && part !== null && typeof (part as { text?: unknown }).text === "string"
+          ? (part as { text: string }).text
+          : "",
+      )
+      .join("");
+  }
+  return "";
+}
+
+function fromWireMessage(m: WireMessage): ChatMessage {
+  const name = m.name ?? (m.role === "user" ? "You" : "Agent");
+  return {
+    id: m.id,
+    role: m.role,
+    name,
+    stage: m.role === "user" ? null : (stageOfName(name) ?? null),
+    content: messageText(m.content),
+    streaming: false,
+    interrupted: null,
+    at: null,
+  };
+}
+
+function label(stage: Stage | null | undefined): string {
+  return stage ? STAGE_LABEL[stage] : "The agent";
+}
+
+function formatClock(ms: number): string {
+  const d = new Date(ms);
+  const pad = (n: number) => String(n).padStart(2, "0");
+  return `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+}
+
+function agentErrorToUi(value: AgentErrorValue, raw: ServerEvent, at: number): UiError {
+  const words = providerWords(value.code);
+  const stage = isStage(value.stage) ? value.stage : null;
+  let next: string;
+  if (value.retryable && value.nextRetryAt != null) {
+    next = `BotArmy will try ${label(stage)} again by itself (attempt ${value.attempt + 1}) at ${formatClock(value.nextRetryAt)}.`;
+  } else if (value.retryable) {
+    next = "BotArmy will try again by itself.";
+  } else {
+    next = `No automatic retry. ${words.next}`;
+  }
+  return {
+    id: `agent-${raw.seq ?? at}-${value.stage}-${value.attempt}`,
+    source: "agent",
+    code: value.code,
+    title: `${label(stage)}: ${words.title.charAt(0).toLowerCase()}${words.title.slice(1)}`,
+    message: value.message,
+    next,
+    stage,
+    retryAt: value.retryable ? value.nextRetryAt : null,
+    attempt: value.attempt,
+    details: JSON.stringify(raw, null, 2),
+    at,
+    resolved: false,
+    dismissed: false,
+  };
+}
+
+function rejectedToUi(value: RejectedValue, raw: ServerEvent, at: number, command: UserCommand | undefined): UiError {
+  const words = rejectionWords(value.code);
+  const what = value.command ?? command?.type;
+  return {
+    id: `rejected-${value.id ?? at}-${value.code}`,
+    source: "rejected",
+    code: value.code,
+    title: words.title,
+    message: value.message,
+    next: what ? `${words.next} (command: ${what})` : words.next,
+    stage: command && "stage" in command ? command.stage : null,
+    retryAt: null,
+    attempt: null,
+    details: JSON.stringify(raw, null, 2),
+    at,
+    resolved: false,
+    dismissed: false,
+  };
+}
+
+function failedStage(state: SessionState | null): Stage | null {
+  if (!state) return null;
+  if (state.run.stage) return state.run.stage;
+  for (const [stage, agent] of Object.entries(state.agents)) {
+    if (agent.status === "failed" && isStage(stage)) return stage;
+  }
+  return null;
+}
+
+function runErrorToUi(code: string | undefined, message: string, raw: ServerEvent | null, at: number, state: SessionState | null): UiError {
+  const words = providerWords(code);
+  const stage = failedStage(state);
+  return {
+    id: `run-${raw?.seq ?? at}`,
+    source: "run",
+    code: code ?? "error",
+    title: stage ? `The run stopped at ${label(stage)}: ${words.title.charAt(0).toLowerCase()}${words.title.slice(1)}` : words.title,
+    message,
+    next: words.next,
+    stage,
+    retryAt: null,
+    attempt: null,
+    details: raw ? JSON.stringify(raw, null, 2) : JSON.stringify({ code, message }, null, 2),
+    at,
+    resolved: false,
+    dismissed: false,
+  };
+}
+
+function notice(id: string, tone: NoticeTone, text: string, stage: Stage | null, at: number | null): Notice {
+  return { kind: "notice", id, tone, text, stage, at };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Logged events
+
+function applyLogged(view: SessionView, event: ServerEvent, now: number): SessionView {
+  const at = event.timestamp ?? now;
+  switch (event.type) {
+    case "RUN_STARTED":
+      return {
+        ...view,
+        runId: event.runId,
+        interrupt: null,
+        lastOutcome: null,
+        errors: resolveErrors(view.errors, (e) => e.source === "run" || e.source === "agent"),
+      };
+
+    case "STATE_SNAPSHOT":
+      return { ...view, state: event.snapshot };
+
+    case "STATE_DELTA": {
+      if (!view.state) return { ...view, fullResyncNeeded: true };
+      try {
+        return { ...view, state: applyPatch(view.state, event.delta) };
+      } catch (err) {
+        const message = err instanceof PatchError ? err.message : String(err);
+        return {
+          ...view,
+          fullResyncNeeded: true,
+          errors: pushError(view, {
+            id: `client-patch-${event.seq ?? at}`,
+            source: "client",
+            code: "state_out_of_sync",
+            title: "The page fell out of step with the server",
+            message: "A status update could not be applied.",
+            next: "The page reloads the session history automatically.",
+            stage: null,
+            retryAt: null,
+            attempt: null,
+            details: `${message}\n${JSON.stringify(event, null, 2)}`,
+            at,
+            resolved: false,
+            dismissed: false,
+          }),
+        };
+      }
+    }
+
+    case "TEXT_MESSAGE_START": {
+      if (view.messages[event.messageId]) return view;
+      const role = event.role ?? "assistant";
+      const name = event.name ?? (role === "user" ? "You" : label(view.state?.run.stage ?? null));
+      const stage = role === "user" ? null : (stageOfName(name) ?? view.state?.run.stage ?? null);
+      const message: ChatMessage = {
+        id: event.messageId,
+        role,
+        name,
+        stage,
+        content: "",
+        streaming: true,
+        interrupted: null,
+        at,
+      };
+      return {
+        ...view,
+        messages: { ...view.messages, [event.messageId]: message },
+        timeline: [...view.timeline, { kind: "message", id: event.messageId }],
+      };
+    }
+
+    case "TEXT_MESSAGE_CONTENT": {
+      const existing = view.messages[event.messageId];
+      if (!existing) {
+        // A delta for a message we never saw start (should not happen); keep the text anyway.
+        const stage = view.state?.run.stage ?? null;
+        const message: ChatMessage = {
+          id: event.messageId,
+          role: "assistant",
+          name: label(stage),
+          stage,
+          content: event.delta,
+          streaming: true,
+          interrupted: null,
+          at,
+        };
+        return {
+          ...view,
+          messages: { ...view.messages, [event.messageId]: message },
+          timeline: [...view.timeline, { kind: "message", id: event.messageId }],
+        };
+      }
+      return {
+        ...view,
+        messages: {
+          ...view.messages,
+          [event.messageId]: { ...existing, content: existing.content + event.delta, streaming: true },
+        },
+      };
+    }
+
+    case "TEXT_MESSAGE_END": {
+      const existing = view.messages[event.messageId];
+      if (!existing || !existing.streaming) return view;
+      return {
+        ...view,
+        messages: { ...view.messages, [event.messageId]: { ...existing, streaming: false } },
+      };
+    }
+
+    case "STEP_STARTED":
+    case "STEP_FINISHED":
+      // Agent status lives in the state; steps need no extra bookkeeping here.
+      return view;
+
+    case "RUN_FINISHED": {
+      const outcome = event.outcome;
+      if (outcome?.type === "interrupt") {
+        const interrupt = outcome.interrupts[0] ?? null;
+        const gateStage = view.state?.gate?.stage ?? stageFromGateId(interrupt?.id) ?? null;
+        const text = interrupt?.message ?? `${label(gateStage)} is waiting for your approval.`;
+        return {
+          ...view,
+          interrupt,
+          lastOutcome: "interrupt",
+          timeline: [...view.timeline, notice(`n-${event.seq ?? at}`, "info", text, gateStage, at)],
+        };
+      }
+      if (outcome?.type === "cancelled") {
+        return {
+          ...view,
+          interrupt: null,
+          lastOutcome: "cancelled",
+          errors: resolveErrors(view.errors, (e) => e.source === "agent"),
+          timeline: [...view.timeline, notice(`n-${event.seq ?? at}`, "warning", "The run was cancelled.", null, at)],
+        };
+      }
+      return {
+        ...view,
+        interrupt: null,
+        lastOutcome: "success",
+        errors: resolveErrors(view.errors, (e) => e.source === "agent"),
+        timeline: [
+          ...view.timeline,
+          notice(`n-${event.seq ?? at}`, "success", "All five agents are done: the plan is complete.", null, at),
+        ],
+      };
+    }
+
+    case "RUN_ERROR": {
+      const error = runErrorToUi(event.code, event.message, event, at, view.state);
+      return {
+        ...view,
+        interrupt: null,
+        lastOutcome: "error",
+        errors: pushError(
+          { ...view, errors: resolveErrors(view.errors, (e) => e.source === "agent" || e.source === "run") },
+          error,
+        ),
+        timeline: [...view.timeline, notice(`n-${event.seq ?? at}`, "error", `${error.title}. ${event.message}`, error.stage, at)],
+      };
+    }
+
+    case "MESSAGES_SNAPSHOT":
+      return replaceMessages(view, event.messages);
+
+    case "CUSTOM": {
+      if (event.name === "artifact") {
+        const value = event.value as { stage?: unknown; version?: unknown };
+        if (!isStage(value.stage) || typeof value.version !== "number") return view;
+        const stage = value.stage;
+        return {
+          ...view,
+          artifactVersions: { ...view.artifactVersions, [stage]: value.version },
+          errors: resolveErrors(view.errors, (e) => e.source === "agent" && e.stage === stage),
+        };
+      }
+      if (event.name === "agent_error") {
+        const value = event.value as AgentErrorValue;
+        const error = agentErrorToUi(value, event, at);
+        const superseded = resolveErrors(view.errors, (e) => e.source === "agent" && e.stage === error.stage);
+        return {
+          ...view,
+          errors: pushError({ ...view, errors: superseded }, error),
+          timeline: [
+            ...view.timeline,
+            notice(`n-${event.seq ?? at}`, value.retryable ? "warning" : "error", `${error.title}. ${value.message} ${error.next}`, error.stage, at),
+          ],
+        };
+      }
+      if (event.name === "message_interrupted") {
+        const value = event.value as { messageId?: unknown; reason?: unknown };
+        if (typeof value.messageId !== "string") return view;
+        const existing = view.messages[value.messageId];
+        if (!existing) return view;
+        return {
+          ...view,
+          messages: {
+            ...view.messages,
+            [value.messageId]: {
+              ...existing,
+              streaming: false,
+              interrupted: typeof value.reason === "string" ? value.reason : "interrupted",
+            },
+          },
+        };
+      }
+      return view;
+    }
+  }
+}
+
+function stageFromGateId(id: string | undefined): Stage | undefined {
+  // gate-<stage>-<version>
+  const stage = id?.split("-")[1];
+  return isStage(stage) ? stage : undefined;
+}
+
+function replaceMessages(view: SessionView, wire: WireMessage[]): SessionView {
+  const messages: Record<string, ChatMessage> = {};
+  const timeline: TimelineItem[] = [];
+  for (const m of wire) {
+    if (typeof m?.id !== "string") continue;
+    if (m.role !== "user" && m.role !== "assistant") continue;
+    messages[m.id] = fromWireMessage(m);
+    timeline.push({ kind: "message", id: m.id });
+  }
+  return { ...view, messages, timeline };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Connection frames
+
+function applyConnection(view: SessionView, event: ServerEvent, now: number): SessionView {
+  switch (event.type) {
+    case "STATE_SNAPSHOT": {
+      // Sent in snapshot mode after welcome: the state as of welcome.lastSeq.
+      const state = event.snapshot;
+      let errors = resolveErrors(view.errors, (e) => e.source === "agent" || e.source === "run");
+      if (state.run.status === "failed" && state.run.error) {
+        errors = pushError({ ...view, errors }, runErrorToUi(state.run.error.code, state.run.error.message, null, now, state));
+      }
+      return {
+        ...view,
+        state,
+        errors,
+        runId: state.run.runId,
+        interrupt: state.gate ? { id: state.gate.id, reason: "approval" } : null,
+      };
+    }
+    case "MESSAGES_SNAPSHOT":
+      return replaceMessages(view, event.messages);
+    case "CUSTOM":
+      switch (event.name) {
+        case "welcome": {
+          const value = event.value as WelcomeValue;
+          if (value.mode === "snapshot") {
+            // Replace lastSeq now; the state and messages snapshots follow before caught_up.
+            return { ...view, welcome: value, sync: "syncing", lastSeq: value.lastSeq, resyncNeeded: false };
+          }
+          return { ...view, welcome: value, sync: "syncing", resyncNeeded: false };
+        }
+        case "caught_up":
+          return { ...view, sync: "live" };
+        case "ack": {
+          const id = (event.value as { id?: unknown }).id;
+          if (typeof id !== "string" || !view.pending[id]) return view;
+          const pending = { ...view.pending };
+          delete pending[id];
+          return { ...view, pending };
+        }
+        case "rejected": {
+          const value = event.value as RejectedValue;
+          const pending = { ...view.pending };
+          const command = value.id ? pending[value.id]?.command : undefined;
+          if (value.id) delete pending[value.id];
+          return { ...view, pending, errors: pushError(view, rejectedToUi(value, event, now, command)) };
+        }
+        case "warning": {
+          const value = event.value as { code?: string; message?: string };
+          const words = rejectionWords(value.code);
+          return {
+            ...view,
+            errors: pushError(view, {
+              id: `warning-${now}-${value.code ?? "warning"}`,
+              source: "warning",
+              code: value.code ?? "warning",
+              title: words.title,
+              message: value.message ?? "",
+              next: words.next,
+              stage: null,
+              retryAt: null,
+              attempt: null,
+              details: JSON.stringify(event, null, 2),
+              at: now,
+              resolved: false,
+              dismissed: false,
+            }),
+          };
+        }
+        default:
+          return view;
+      }
+    default:
+      return view;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Public API
+
+/** Applies one server frame. Pure: returns the same object when nothing changed. */
+export function reduce(view: SessionView, event: ServerEvent, now: number): SessionView {
+  if (typeof event.seq !== "number") return applyConnection(view, event, now);
+  if (event.seq <= view.lastSeq) {
+    return { ...view, stats: { ...view.stats, duplicates: view.stats.duplicates + 1 } };
+  }
+  if (event.seq > view.lastSeq + 1) {
+    return { ...view, resyncNeeded: true, stats: { ...view.stats, gaps: view.stats.gaps + 1 } };
+  }
+  const next = applyLogged(view, event, now);
+  return { ...next, lastSeq: event.seq, stats: { ...next.stats, applied: next.stats.applied + 1 } };
+}
+
+/** Applies a batch of frames in order. */
+export function reduceAll(view: SessionView, events: readonly ServerEvent[], now: number): SessionView {
+  let next = view;
+  for (const event of events) next = reduce(next, event, now);
+  return next;
+}
+
+/** The socket (re)opened and a hello is about to go out. */
+export function beginHello(view: SessionView): SessionView {
+  return { ...view, sync: "syncing", resyncNeeded: false };
+}
+
+/** The socket closed: nothing is live until the next caught_up. */
+export function connectionLost(view: SessionView): SessionView {
+  return view.sync === "idle" ? view : { ...view, sync: "idle" };
+}
+
+/** Forget everything but the session id: used before a full replay from seq 0. */
+export function resetForFullResync(view: SessionView): SessionView {
+  return { ...initialView(view.sessionId), errors: view.errors, pending: view.pending };
+}
+
+export function recordSent(view: SessionView, command: UserCommand & { id: string }, now: number): SessionView {
+  return { ...view, pending: { ...view.pending, [command.id]: { id: command.id, command, sentAt: now } } };
+}
+
+export function dropPending(view: SessionView, id: string): SessionView {
+  if (!view.pending[id]) return view;
+  const pending = { ...view.pending };
+  delete pending[id];
+  return { ...view, pending };
+}
+
+export function dismissError(view: SessionView, id: string): SessionView {
+  return { ...view, errors: view.errors.map((e) => (e.id === id ? { ...e, dismissed: true } : e)) };
+}
+
+export function addClientError(view: SessionView, error: Omit<UiError, "resolved" | "dismissed">): SessionView {
+  return { ...view, errors: pushError(view, { ...error, resolved: false, dismissed: false }) };
+}
+
+/** Errors worth a banner now: not resolved by later events and not dismissed by the user. */
+export function activeErrors(view: Pick<SessionView, "errors">): UiError[] {
+  return view.errors.filter((e) => !e.resolved && !e.dismissed);
+}

@@ -1,0 +1,385 @@
+// Wire types for the BotArmy protocol v1 (docs/protocol.md). Server → client frames are AG-UI
+// events; logged ones carry `seq`, connection frames (welcome, ack, rejected, …) do not.
+// Client → server frames are commands. Keep this file in step with docs/protocol.md.
+
+export const STAGES = ["analyst", "architect", "developer", "tester", "deployer"] as const;
+export type Stage = (typeof STAGES)[number];
+
+export const STAGE_LABEL: Record<Stage, string> = {
+  analyst: "Analyst",
+  architect: "Architect",
+  developer: "Developer",
+  tester: "Tester",
+  deployer: "Deployer",
+};
+
+export function isStage(value: unknown): value is Stage {
+  return typeof value === "string" && (STAGES as readonly string[]).includes(value);
+}
+
+/** The stage an agent's display name belongs to ("Analyst" → "analyst"), if any. */
+export function stageOfName(name: string | undefined): Stage | undefined {
+  if (!name) return undefined;
+  const lower = name.toLowerCase();
+  return isStage(lower) ? lower : undefined;
+}
+
+export const LIMITS = {
+  briefChars: 8000,
+  feedbackChars: 4000,
+  attemptsPerStage: 4,
+  pingIntervalMs: 25_000,
+} as const;
+
+// ---------------------------------------------------------------------------------------------
+// State (STATE_SNAPSHOT / STATE_DELTA)
+
+export type RunStatus =
+  | "idle"
+  | "running"
+  | "paused"
+  | "waiting_approval"
+  | "completed"
+  | "failed"
+  | "cancelled";
+
+export type AgentStatus =
+  | "idle"
+  | "queued"
+  | "thinking"
+  | "streaming"
+  | "waiting_approval"
+  | "retrying"
+  | "done"
+  | "failed"
+  | "cancelled";
+
+export type ApprovalMode = "each_stage" | "auto";
+
+export interface ErrorInfo {
+  code: string;
+  message: string;
+}
+
+export interface RunState {
+  status: RunStatus;
+  approval: ApprovalMode | null;
+  stage: Stage | null;
+  runId: string | null;
+  pauseRequested: boolean;
+  tokensUsed: number;
+  tokenBudget: number;
+  startedAt: number | null;
+  finishedAt: number | null;
+  error: ErrorInfo | null;
+}
+
+export interface AgentState {
+  status: AgentStatus;
+  progress: number;
+  attempts: number;
+  inputTokens: number;
+  outputTokens: number;
+  startedAt: number | null;
+  finishedAt: number | null;
+  nextRetryAt: number | null;
+  lastError: ErrorInfo | null;
+  version: number;
+}
+
+export interface Gate {
+  id: string;
+  stage: Stage;
+  version: number;
+}
+
+export interface SessionState {
+  sessionId: string;
+  demo: boolean;
+  model: string;
+  run: RunState;
+  gate: Gate | null;
+  agents: Record<Stage, AgentState>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// JSON Patch (RFC 6902) as sent in STATE_DELTA
+
+export type PatchOp =
+  | { op: "add"; path: string; value: unknown }
+  | { op: "replace"; path: string; value: unknown }
+  | { op: "remove"; path: string }
+  | { op: "test"; path: string; value: unknown }
+  | { op: "move"; from: string; path: string }
+  | { op: "copy"; from: string; path: string };
+
+// ---------------------------------------------------------------------------------------------
+// Server → client events
+
+interface EventBase {
+  /** Present on logged events: 1, 2, 3, … per session. Absent on connection frames. */
+  seq?: number;
+  timestamp?: number;
+}
+
+export interface RunStartedEvent extends EventBase {
+  type: "RUN_STARTED";
+  threadId: string;
+  runId: string;
+}
+
+export interface Interrupt {
+  id: string;
+  reason: string;
+  message?: string;
+}
+
+export type RunOutcome =
+  | { type: "success" }
+  | { type: "interrupt"; interrupts: Interrupt[] }
+  | { type: "cancelled" };
+
+export interface RunFinishedEvent extends EventBase {
+  type: "RUN_FINISHED";
+  threadId: string;
+  runId: string;
+  outcome?: RunOutcome;
+}
+
+export interface RunErrorEvent extends EventBase {
+  type: "RUN_ERROR";
+  message: string;
+  code?: string;
+}
+
+export interface StateSnapshotEvent extends EventBase {
+  type: "STATE_SNAPSHOT";
+  snapshot: SessionState;
+}
+
+export interface StateDeltaEvent extends EventBase {
+  type: "STATE_DELTA";
+  delta: PatchOp[];
+}
+
+export type MessageRole = "user" | "assistant" | "system" | "developer";
+
+export interface TextMessageStartEvent extends EventBase {
+  type: "TEXT_MESSAGE_START";
+  messageId: string;
+  role?: MessageRole;
+  name?: string;
+}
+
+export interface TextMessageContentEvent extends EventBase {
+  type: "TEXT_MESSAGE_CONTENT";
+  messageId: string;
+  delta: string;
+}
+
+export interface TextMessageEndEvent extends EventBase {
+  type: "TEXT_MESSAGE_END";
+  messageId: string;
+}
+
+export interface StepStartedEvent extends EventBase {
+  type: "STEP_STARTED";
+  stepName: string;
+}
+
+export interface StepFinishedEvent extends EventBase {
+  type: "STEP_FINISHED";
+  stepName: string;
+}
+
+export interface WireMessage {
+  id: string;
+  role: string;
+  name?: string;
+  content?: unknown;
+}
+
+export interface MessagesSnapshotEvent extends EventBase {
+  type: "MESSAGES_SNAPSHOT";
+  messages: WireMessage[];
+}
+
+// CUSTOM event values -------------------------------------------------------------------------
+
+export interface ArtifactValue {
+  stage: Stage;
+  version: number;
+  chars: number;
+}
+
+export interface AgentErrorValue {
+  stage: Stage;
+  code: string;
+  message: string;
+  retryable: boolean;
+  nextRetryAt: number | null;
+  attempt: number;
+}
+
+export type InterruptReason = "retry" | "cancelled" | "restart" | "failed";
+
+export interface MessageInterruptedValue {
+  messageId: string;
+  stage: Stage;
+  reason: InterruptReason | string;
+}
+
+export interface WelcomeValue {
+  sessionId: string;
+  demo: boolean;
+  model: string;
+  lastSeq: number;
+  mode: "replay" | "snapshot";
+}
+
+export interface CaughtUpValue {
+  lastSeq: number;
+}
+
+export interface AckValue {
+  id?: string | null;
+  command: string;
+  duplicate?: boolean;
+}
+
+export interface RejectedValue {
+  id?: string | null;
+  command?: string | null;
+  code: string;
+  message: string;
+}
+
+export interface WarningValue {
+  code: string;
+  message: string;
+}
+
+export interface CustomValueMap {
+  artifact: ArtifactValue;
+  agent_error: AgentErrorValue;
+  message_interrupted: MessageInterruptedValue;
+  welcome: WelcomeValue;
+  caught_up: CaughtUpValue;
+  ack: AckValue;
+  rejected: RejectedValue;
+  warning: WarningValue;
+  pong: { t?: number };
+}
+
+export type CustomName = keyof CustomValueMap;
+
+export type KnownCustomEvent = {
+  [K in CustomName]: EventBase & { type: "CUSTOM"; name: K; value: CustomValueMap[K] };
+}[CustomName];
+
+export interface UnknownCustomEvent extends EventBase {
+  type: "CUSTOM";
+  name: string;
+  value: unknown;
+}
+
+export type CustomEvent = KnownCustomEvent | UnknownCustomEvent;
+
+export type ServerEvent =
+  | RunStartedEvent
+  | RunFinishedEvent
+  | RunErrorEvent
+  | StateSnapshotEvent
+  | StateDeltaEvent
+  | TextMessageStartEvent
+  | TextMessageContentEvent
+  | TextMessageEndEvent
+  | StepStartedEvent
+  | StepFinishedEvent
+  | MessagesSnapshotEvent
+  | CustomEvent;
+
+export type ServerEventType = ServerEvent["type"];
+
+const EVENT_TYPES: ReadonlySet<string> = new Set<ServerEventType>([
+  "RUN_STARTED",
+  "RUN_FINISHED",
+  "RUN_ERROR",
+  "STATE_SNAPSHOT",
+  "STATE_DELTA",
+  "TEXT_MESSAGE_START",
+  "TEXT_MESSAGE_CONTENT",
+  "TEXT_MESSAGE_END",
+  "STEP_STARTED",
+  "STEP_FINISHED",
+  "MESSAGES_SNAPSHOT",
+  "CUSTOM",
+]);
+
+/**
+ * Parses one text frame. Returns null for frames that are not events this client understands
+ * (the runtime's plain-text `pong`, malformed JSON, unknown event types such as future AG-UI
+ * additions); those are ignored rather than breaking the view.
+ */
+export function parseServerFrame(data: unknown): ServerEvent | null {
+  if (typeof data !== "string") return null;
+  if (data === "pong" || data === "ping") return null;
+  let value: unknown;
+  try {
+    value = JSON.parse(data);
+  } catch {
+    return null;
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value)) return null;
+  const type = (value as { type?: unknown }).type;
+  if (typeof type !== "string" || !EVENT_TYPES.has(type)) return null;
+  const seq = (value as { seq?: unknown }).seq;
+  if (seq !== undefined && (typeof seq !== "number" || !Number.isInteger(seq))) return null;
+  return value as ServerEvent;
+}
+
+/** Narrowing helper for CUSTOM events with a known name. */
+export function isCustom<K extends CustomName>(
+  event: ServerEvent,
+  name: K,
+): event is EventBase & { type: "CUSTOM"; name: K; value: CustomValueMap[K] } {
+  return event.type === "CUSTOM" && event.name === name;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Client → server commands
+
+export type Command =
+  | { type: "hello"; lastSeq: number }
+  | { type: "start"; id?: string; brief: string; approval: ApprovalMode }
+  | { type: "approve"; id?: string; stage: Stage }
+  | { type: "reject"; id?: string; stage: Stage; feedback: string }
+  | { type: "pause"; id?: string }
+  | { type: "resume"; id?: string }
+  | { type: "cancel"; id?: string }
+  | { type: "retry"; id?: string; stage: Stage }
+  | { type: "ping"; id?: string };
+
+export type CommandType = Command["type"];
+
+/** Commands that the user issues (everything but hello/ping) and that get an ack or rejected. */
+export type UserCommand = Exclude<Command, { type: "hello" } | { type: "ping" }>;
+
+// ---------------------------------------------------------------------------------------------
+// HTTP
+
+export interface ArtifactVersionInfo {
+  version: number;
+  chars: number;
+  createdAt: number;
+  feedback: string | null;
+}
+
+export interface ArtifactList {
+  stage: Stage;
+  versions: ArtifactVersionInfo[];
+}
+
+export interface ApiErrorBody {
+  error: { code: string; message: string };
+}
