@@ -56,6 +56,7 @@ export class SessionClient {
     this.patchErrors = [];
     this.parseErrors = [];
     this.closes = []; // {conn, code, reason}
+    this.arrivals = new Map(); // seq -> Date.now() when the event arrived
     this.state = null;
     this.messages = new Map();
     this.snapshots = []; // snapshot-mode joins: {atTranscript, lastSeq}
@@ -178,6 +179,7 @@ export class SessionClient {
     }
     if (ev.seq !== this.lastSeq + 1) this.gaps.push({ expected: this.lastSeq + 1, got: ev.seq });
     this.lastSeq = ev.seq;
+    this.arrivals.set(ev.seq, Date.now());
     this.transcript.push(ev);
     this._apply(ev);
   }

@@ -273,6 +273,7 @@ export async function startFakeOpenAI(options = {}) {
       status: null,
       tokensSent: 0,
       text: '',
+      usage: null, // the usage reported to the client (only with stream_options.include_usage)
       outcome: 'pending', // completed | error-status | cut | malformed | stalled | aborted
       aborted: false, // the client closed the connection before the answer was complete
       endedAt: null,
@@ -351,7 +352,7 @@ export async function startFakeOpenAI(options = {}) {
       json(res, 200, {
         id: cid, object: 'chat.completion', created, model,
         choices: [{ index: 0, message: { role: 'assistant', content: text }, finish_reason: 'stop' }],
-        usage: usageFor(body, tokens.length),
+        usage: (entry.usage = usageFor(body, tokens.length)),
       });
       entry.endedAt = Date.now();
       return;
@@ -405,7 +406,8 @@ export async function startFakeOpenAI(options = {}) {
     const finishReason = mode === 'finish' ? step.finish : 'stop';
     res.write(chunk({}, finishReason));
     if (body.stream_options && body.stream_options.include_usage) {
-      res.write(`data: ${JSON.stringify({ id: cid, object: 'chat.completion.chunk', created, model, system_fingerprint: 'fp_fake', choices: [], usage: usageFor(body, entry.tokensSent) })}\n\n`);
+      entry.usage = usageFor(body, entry.tokensSent);
+      res.write(`data: ${JSON.stringify({ id: cid, object: 'chat.completion.chunk', created, model, system_fingerprint: 'fp_fake', choices: [], usage: entry.usage })}\n\n`);
     }
     res.write('data: [DONE]\n\n');
     finished = true;

@@ -143,7 +143,8 @@ export async function startWorker({ env = {}, persistDir, port, name = 'worker',
   const redacted = args.slice(1).map((a) => a.replace(/^(OPENAI_API_KEY|BOTARMY_ACCESS_TOKEN):.*/, '$1:<redacted>'));
   let buffer = '';
   const append = (d) => {
-    const s = d.toString();
+    // eslint-disable-next-line no-control-regex
+    const s = d.toString().replace(/\x1b\[[0-9;]*[A-Za-z]/g, '');
     buffer += s;
     if (buffer.length > 4_000_000) buffer = buffer.slice(-2_000_000);
     logStream.write(s);
