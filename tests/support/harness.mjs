@@ -104,8 +104,9 @@ function stamp() {
  *   name         label for the log file (default 'worker')
  *   readyTimeoutMs  default 60000
  *   extraArgs    more wrangler arguments
+ *   cwd          directory with the wrangler config (default: the repo root)
  */
-export async function startWorker({ env = {}, persistDir, port, name = 'worker', readyTimeoutMs = 60000, extraArgs = [] } = {}) {
+export async function startWorker({ env = {}, persistDir, port, name = 'worker', readyTimeoutMs = 60000, extraArgs = [], cwd = ROOT } = {}) {
   port = port || (await freePort());
   const inspectorPort = await freePort();
   fs.mkdirSync(path.join(OUTPUT_DIR, 'logs'), { recursive: true });
@@ -151,7 +152,7 @@ export async function startWorker({ env = {}, persistDir, port, name = 'worker',
   };
   append(`# ${new Date().toISOString()} wrangler ${redacted.join(' ')}\n`);
 
-  const child = spawn(process.execPath, args, { cwd: ROOT, env: childEnv, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, args, { cwd, env: childEnv, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
   child.stdout.on('data', append);
   child.stderr.on('data', append);
   let exited = null;
