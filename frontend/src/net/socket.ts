@@ -81,7 +81,9 @@ export function socketUrl(sessionId: string, location: Pick<Location, "protocol"
 }
 
 export class SessionSocket {
-  private readonly rws: ReconnectingWebSocket;
+  private rws: ReconnectingWebSocket;
+  private readonly WebSocketImpl: unknown;
+  private readonly protocols: (() => string[] | null) | undefined;
   private readonly opts: Required<Omit<SocketOptions, "WebSocket" | "protocols">>;
   private pingTimer: ReturnType<typeof setInterval> | undefined;
   private batchTimer: ReturnType<typeof setTimeout> | undefined;
@@ -97,7 +99,7 @@ export class SessionSocket {
   private closedByUs = false;
 
   constructor(
-    url: string,
+    private readonly url: string,
     private readonly callbacks: SocketCallbacks,
     options: SocketOptions = {},
   ) {
@@ -112,9 +114,16 @@ export class SessionSocket {
       batchMs: options.batchMs ?? DEFAULT_SOCKET_OPTIONS.batchMs,
       now: options.now ?? Date.now,
     };
-    const protocols = options.protocols;
-    this.rws = new ReconnectingWebSocket(url, protocols ? () => protocols() : undefined, {
-      WebSocket: options.WebSocket,
+    this.WebSocketImpl = options.WebSocket;
+    this.protocols = options.protocols;
+    this.rws = this.open();
+    this.emit();
+  }
+
+  private open(): ReconnectingWebSocket {
+    const protocols = this.protocols;
+    const rws = new ReconnectingWebSocket(this.url, protocols ? () => protocols() : undefined, {
+      WebSocket: this.WebSocketImpl,
       minReconnectionDelay: this.opts.minReconnectionDelay,
       maxReconnectionDelay: this.opts.maxReconnectionDelay,
       reconnectionDelayGrowFactor: this.opts.reconnectionDelayGrowFactor,
@@ -122,10 +131,18 @@ export class SessionSocket {
       maxRetries: this.opts.maxRetries,
       maxEnqueuedMessages: 0,
     });
-    this.rws.addEventListener("open", this.handleOpen);
-    this.rws.addEventListener("message", this.handleMessage);
-    this.rws.addEventListener("close", this.handleClose);
-    this.emit();
+    rws.addEventListener("open", this.handleOpen);
+    rws.addEventListener("message", this.handleMessage);
+    rws.addEventListener("close", this.handleClose);
+    this.lastRetryCount = 0;
+    return rws;
+  }
+
+  private detach(rws: ReconnectingWebSocket, code: number, reason: string): void {
+    rws.removeEventListener("open", this.handleOpen);
+    rws.removeEventListener("message", this.handleMessage);
+    rws.removeEventListener("close", this.handleClose);
+    rws.close(code, reason);
   }
 
   get status(): ConnectionSnapshot {
@@ -148,14 +165,17 @@ export class SessionSocket {
     return this.send({ type: "hello", lastSeq });
   }
 
-  /** "Reconnect now": drops any pending wait and connects at once, resetting the attempt count. */
+  /**
+   * "Reconnect now": connects at once with a fresh attempt count. partysocket's own reconnect()
+   * cannot cut short a backoff wait already in progress, so the instance is replaced instead.
+   */
   reconnect(): void {
+    if (this.closedByUs) return;
+    this.stopPing();
     this.flush();
-    this.closedByUs = false;
-    // partysocket resets its count to -1 and starts attempt 0 at once.
-    this.lastRetryCount = -1;
+    this.detach(this.rws, 4000, "reconnect requested");
     this.update({ status: "connecting", attempt: 0, nextRetryAt: null, offlineReason: null });
-    this.rws.reconnect(4000, "reconnect requested");
+    this.rws = this.open();
   }
 
   /** The browser says the network is gone: say so (partysocket keeps trying in the background). */
@@ -168,10 +188,7 @@ export class SessionSocket {
     this.closedByUs = true;
     this.stopPing();
     this.flush();
-    this.rws.removeEventListener("open", this.handleOpen);
-    this.rws.removeEventListener("message", this.handleMessage);
-    this.rws.removeEventListener("close", this.handleClose);
-    this.rws.close(1000, "page closed");
+    this.detach(this.rws, 1000, "page closed");
     this.update({ status: "closed", nextRetryAt: null });
   }
 

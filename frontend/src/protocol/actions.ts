@@ -53,10 +53,9 @@ export function activeStage(state: SessionState | null): Stage | null {
   return state.run.stage;
 }
 
-/** Progress in percent, accepting either a 0–1 fraction or a 0–100 percentage. */
+/** Progress in percent (the server sends an integer 0–100), clamped; a finished stage shows 100. */
 export function progressPercent(progress: number, status: string): number {
   if (status === "done" || status === "waiting_approval") return 100;
   if (!Number.isFinite(progress) || progress <= 0) return 0;
-  const pct = progress <= 1 ? progress * 100 : progress;
-  return Math.max(0, Math.min(100, Math.round(pct)));
+  return Math.max(0, Math.min(100, Math.round(progress)));
 }

@@ -1,0 +1,214 @@
+import { act, fireEvent, render, screen, within } from "@testing-library/react";
+import { beforeEach, describe, expect, it, vi } from "vitest";
+import { sessionClient } from "../net/client";
+import { initialView, reduceAll } from "../protocol/reducer";
+import { useConnectionStore } from "../store/connection";
+import { useSessionStore } from "../store/session";
+import { SESSION_ID, Script, caughtUp, welcome } from "../test/script";
+import type { ServerEvent } from "../protocol/types";
+import { AgentCards } from "./AgentCards";
+import { ApprovalPanel } from "./ApprovalPanel";
+import { ConnectionIndicator } from "./ConnectionIndicator";
+import { Conversation } from "./Conversation";
+import { ErrorBanner } from "./ErrorBanner";
+import { ErrorBoundary } from "./ErrorBoundary";
+import { RunControls } from "./RunControls";
+
+function load(events: ServerEvent[]) {
+  const view = reduceAll(initialView(SESSION_ID), [welcome(0), ...events, caughtUp(events.at(-1)?.seq ?? 0)], Date.now());
+  useSessionStore.setState({ view });
+  useConnectionStore.setState({ status: "connected", attempt: 0, nextRetryAt: null });
+}
+
+beforeEach(() => {
+  useSessionStore.getState().reset(null);
+  useConnectionStore.getState().reset();
+  // jsdom has no layout; the conversation's auto-scroll only needs these not to throw.
+  globalThis.requestAnimationFrame ??= (cb: FrameRequestCallback) => setTimeout(() => cb(0), 0) as unknown as number;
+});
+
+describe("Conversation", () => {
+  it("shows HTML in a brief as text and never as elements", () => {
+    const s = new Script();
+    const xss = "<img src=x onerror=alert(1)><script>window.__xss=1</script>";
+    s.start(xss);
+    s.beginAttempt("analyst");
+    s.stream("analyst", "# Scope\n\nSome <b>bold</b> claim and <img src=y onerror=alert(2)>", 1000);
+    load(s.events);
+    const { container } = render(<Conversation />);
+    const messages = screen.getAllByTestId("message");
+    expect(messages.map((m) => m.dataset.name)).toEqual(["You", "Analyst"]);
+    expect(within(messages[0]!).getByTestId("message-text").textContent).toBe(xss);
+    expect(container.querySelector("img")).toBeNull();
+    expect(container.querySelector("script")).toBeNull();
+    expect(container.querySelector("b")).toBeNull();
+    // Markdown still renders for agents.
+    expect(within(messages[1]!).getByRole("heading", { name: "Scope" })).toBeTruthy();
+    expect(messages[1]!.textContent).toContain("<img src=y onerror=alert(2)>");
+    expect((window as { __xss?: unknown }).__xss).toBeUndefined();
+  });
+
+  it("re-renders the streaming message as tokens arrive", () => {
+    const s = new Script();
+    s.start("brief");
+    s.beginAttempt("analyst");
+    const id = s.stream("analyst", "Hello", 100);
+    load(s.events);
+    render(<Conversation />);
+    const analyst = screen.getAllByTestId("message")[1]!;
+    expect(analyst.dataset.streaming).toBe("true");
+    act(() => {
+      const view = useSessionStore.getState().view;
+      useSessionStore.getState().ingest([
+        { type: "TEXT_MESSAGE_CONTENT", seq: view.lastSeq + 1, messageId: id, delta: " world" },
+        { type: "TEXT_MESSAGE_END", seq: view.lastSeq + 2, messageId: id },
+      ]);
+    });
+    expect(analyst.textContent).toContain("Hello world");
+    expect(analyst.dataset.streaming).toBe("false");
+  });
+});
+
+describe("AgentCards", () => {
+  it("shows status, attempts and a retry countdown, and marks the active agent", () => {
+    vi.useFakeTimers({ now: 2_000_000_000_000 });
+    try {
+      const s = new Script();
+      s.now = Date.now() - 1000;
+      s.start("brief");
+      s.beginAttempt("analyst");
+      const id = s.stream("analyst", "part", 100);
+      s.now = Date.now();
+      const retryAt = s.failRetryable("analyst", id, "timeout", 7000);
+      const seconds = Math.ceil((retryAt - Date.now()) / 1000);
+      expect(seconds).toBeGreaterThanOrEqual(7);
+      load(s.events);
+      render(<AgentCards />);
+      const card = screen.getByTestId("agent-card-analyst");
+      expect(card.dataset.status).toBe("retrying");
+      expect(card.dataset.active).toBe("true");
+      expect(card.textContent).toContain("1 of 4");
+      expect(screen.getByTestId("agent-retry-analyst").textContent).toBe(`Next try in ${seconds} s`);
+      expect(screen.getByTestId("agent-card-architect").dataset.status).toBe("queued");
+      expect(screen.getByTestId("agent-card-architect").dataset.active).toBe("false");
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+});
+
+describe("ConnectionIndicator", () => {
+  it("says Reconnecting with the attempt and the seconds left, and offers Reconnect now", () => {
+    const spy = vi.spyOn(sessionClient, "reconnectNow").mockImplementation(() => undefined);
+    useConnectionStore.setState({ status: "reconnecting", attempt: 3, nextRetryAt: Date.now() + 4200 });
+    render(<ConnectionIndicator />);
+    const status = screen.getByTestId("connection-status");
+    expect(status.dataset.status).toBe("reconnecting");
+    expect(status.textContent).toMatch(/Reconnecting \(attempt 3, next try in 5 s\)/);
+    fireEvent.click(screen.getByTestId("reconnect-button"));
+    expect(spy).toHaveBeenCalledOnce();
+  });
+
+  it("says Connected without a reconnect button once caught up", () => {
+    useConnectionStore.setState({ status: "connected" });
+    useSessionStore.setState({ view: { ...initialView(SESSION_ID), sync: "live" } });
+    render(<ConnectionIndicator />);
+    expect(screen.getByTestId("connection-status").textContent).toContain("Connected");
+    expect(screen.queryByTestId("reconnect-button")).toBeNull();
+  });
+});
+
+describe("ApprovalPanel and RunControls", () => {
+  function atGate() {
+    const s = new Script();
+    s.start("brief");
+    s.stage("analyst");
+    load(s.events);
+  }
+
+  it("approves the open gate", () => {
+    atGate();
+    const send = vi.spyOn(sessionClient, "send").mockReturnValue("id-1");
+    render(<ApprovalPanel />);
+    expect(screen.getByTestId("approval-panel").dataset.stage).toBe("analyst");
+    fireEvent.click(screen.getByTestId("approve-button"));
+    expect(send).toHaveBeenCalledWith({ type: "approve", stage: "analyst" });
+  });
+
+  it("requests changes with trimmed feedback, and not with an empty box", () => {
+    atGate();
+    const send = vi.spyOn(sessionClient, "send").mockReturnValue("id-2");
+    render(<ApprovalPanel />);
+    fireEvent.click(screen.getByTestId("request-changes-button"));
+    const submit = screen.getByTestId("submit-feedback-button") as HTMLButtonElement;
+    expect(submit.disabled).toBe(true);
+    fireEvent.change(screen.getByTestId("feedback-input"), { target: { value: "  More detail on auth.  " } });
+    expect(submit.disabled).toBe(false);
+    fireEvent.click(submit);
+    expect(send).toHaveBeenCalledWith({ type: "reject", stage: "analyst", feedback: "More detail on auth." });
+  });
+
+  it("disables the gate buttons while not connected", () => {
+    atGate();
+    useConnectionStore.setState({ status: "reconnecting" });
+    render(<ApprovalPanel />);
+    expect((screen.getByTestId("approve-button") as HTMLButtonElement).disabled).toBe(true);
+  });
+
+  it("enables only the controls that apply", () => {
+    atGate();
+    render(<RunControls />);
+    const enabled = (id: string) => !(screen.getByTestId(id) as HTMLButtonElement).disabled;
+    expect([enabled("pause-button"), enabled("resume-button"), enabled("cancel-button"), enabled("retry-button")]).toEqual([false, false, true, false]);
+  });
+
+  it("asks before cancelling, then sends cancel", () => {
+    atGate();
+    const send = vi.spyOn(sessionClient, "send").mockReturnValue("id-3");
+    render(<RunControls />);
+    fireEvent.click(screen.getByTestId("cancel-button"));
+    expect(send).not.toHaveBeenCalled();
+    fireEvent.click(screen.getByTestId("confirm-cancel-button"));
+    expect(send).toHaveBeenCalledWith({ type: "cancel" });
+  });
+});
+
+describe("ErrorBanner", () => {
+  it("explains a failure in words, with details behind a toggle", () => {
+    const s = new Script();
+    s.start("brief");
+    s.beginAttempt("analyst");
+    s.failRun("analyst", "bad_key", "The AI provider rejected the API key.");
+    load(s.events);
+    render(<ErrorBanner />);
+    const banner = screen.getByTestId("error-banner");
+    expect(banner.dataset.code).toBe("bad_key");
+    expect(banner.textContent).toContain("The run stopped at Analyst");
+    expect(banner.textContent).toContain("What happens next");
+    expect(screen.queryByTestId("error-details")).toBeNull();
+    fireEvent.click(within(banner).getByRole("button", { name: "Details" }));
+    expect(screen.getByTestId("error-details").textContent).toContain('"RUN_ERROR"');
+    fireEvent.click(within(banner).getByRole("button", { name: /Dismiss/ }));
+    expect(screen.queryByTestId("error-banner")).toBeNull();
+  });
+});
+
+describe("ErrorBoundary", () => {
+  it("contains a rendering fault and keeps the rest of the page", () => {
+    const spy = vi.spyOn(console, "error").mockImplementation(() => undefined);
+    function Boom(): never {
+      throw new Error("kaboom");
+    }
+    render(
+      <div>
+        <p>still here</p>
+        <ErrorBoundary label="a test widget">
+          <Boom />
+        </ErrorBoundary>
+      </div>,
+    );
+    expect(screen.getByText("still here")).toBeTruthy();
+    expect(screen.getByTestId("render-error").textContent).toContain("a test widget");
+    spy.mockRestore();
+  });
+});
