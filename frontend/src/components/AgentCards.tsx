@@ -35,6 +35,8 @@ export function AgentCardView({ stage, agent, active }: { stage: Stage; agent: A
   const elapsed = agent?.startedAt != null ? (agent.finishedAt ?? now) - agent.startedAt : null;
   const retryIn = agent?.nextRetryAt != null ? secondsUntil(agent.nextRetryAt, now) : null;
   const name = STAGE_LABEL[stage];
+  // Agents that have not started yet take one line, so the active one is easy to find.
+  const compact = !active && (status === "idle" || status === "queued") && !agent?.startedAt;
 
   return (
     <article
@@ -44,7 +46,8 @@ export function AgentCardView({ stage, agent, active }: { stage: Stage; agent: A
       aria-current={active ? "step" : undefined}
       aria-label={`${name} agent`}
       className={cn(
-        "rounded-lg border bg-white p-3 shadow-sm transition-shadow",
+        "rounded-lg border bg-white shadow-sm transition-shadow",
+        compact ? "px-3 py-2" : "p-3",
         active ? "border-indigo-500 ring-2 ring-indigo-400 shadow-md" : "border-slate-200",
         status === "failed" && "border-red-400",
       )}
@@ -56,37 +59,41 @@ export function AgentCardView({ stage, agent, active }: { stage: Stage; agent: A
         </div>
         <AgentStatusBadge status={status} />
       </div>
-      <div
-        className="mt-2 h-1.5 w-full overflow-hidden rounded-full bg-slate-100"
-        role="progressbar"
-        aria-label={`${name} progress`}
-        aria-valuemin={0}
-        aria-valuemax={100}
-        aria-valuenow={pct}
-      >
-        <div
-          className={cn("h-full rounded-full transition-[width] duration-300", status === "failed" ? "bg-red-500" : status === "done" ? "bg-emerald-500" : "bg-indigo-500")}
-          style={{ width: `${pct}%` }}
-        />
-      </div>
-      <dl className="mt-2 grid grid-cols-3 gap-x-2 gap-y-1 text-xs text-slate-600">
-        <div>
-          <dt className="text-slate-400">Time</dt>
-          <dd className="tabular-nums" data-testid={`agent-elapsed-${stage}`}>{elapsed !== null ? formatDuration(elapsed) : "–"}</dd>
-        </div>
-        <div>
-          <dt className="text-slate-400">Tokens</dt>
-          <dd className="tabular-nums" title={agent ? `${agent.inputTokens} in, ${agent.outputTokens} out` : undefined}>
-            {agent && agent.inputTokens + agent.outputTokens > 0
-              ? `${formatTokens(agent.inputTokens)} / ${formatTokens(agent.outputTokens)}`
-              : "–"}
-          </dd>
-        </div>
-        <div>
-          <dt className="text-slate-400">Attempts</dt>
-          <dd className="tabular-nums">{agent && agent.attempts > 0 ? `${agent.attempts} of ${LIMITS.attemptsPerStage}` : "–"}</dd>
-        </div>
-      </dl>
+      {compact ? null : (
+        <>
+          <div
+            className="mt-2 h-1.5 w-full overflow-hidden rounded-full bg-slate-100"
+            role="progressbar"
+            aria-label={`${name} progress`}
+            aria-valuemin={0}
+            aria-valuemax={100}
+            aria-valuenow={pct}
+          >
+            <div
+              className={cn("h-full rounded-full transition-[width] duration-300", status === "failed" ? "bg-red-500" : status === "done" ? "bg-emerald-500" : "bg-indigo-500")}
+              style={{ width: `${pct}%` }}
+            />
+          </div>
+          <dl className="mt-2 grid grid-cols-3 gap-x-2 gap-y-1 text-xs text-slate-600">
+            <div>
+              <dt className="text-slate-400">Time</dt>
+              <dd className="tabular-nums" data-testid={`agent-elapsed-${stage}`}>{elapsed !== null ? formatDuration(elapsed) : "–"}</dd>
+            </div>
+            <div>
+              <dt className="text-slate-400">Tokens in/out</dt>
+              <dd className="tabular-nums" title={agent ? `${agent.inputTokens} in, ${agent.outputTokens} out` : undefined}>
+                {agent && agent.inputTokens + agent.outputTokens > 0
+                  ? `${formatTokens(agent.inputTokens)} / ${formatTokens(agent.outputTokens)}`
+                  : "–"}
+              </dd>
+            </div>
+            <div>
+              <dt className="text-slate-400">Attempts</dt>
+              <dd className="tabular-nums">{agent && agent.attempts > 0 ? `${agent.attempts} of ${LIMITS.attemptsPerStage}` : "–"}</dd>
+            </div>
+          </dl>
+        </>
+      )}
       {agent && agent.version > 0 ? <p className="mt-1 text-xs text-slate-500">Artifact version {agent.version}</p> : null}
       {retryIn !== null && status === "retrying" ? (
         <p className="mt-1 text-xs font-medium text-amber-800" data-testid={`agent-retry-${stage}`}>

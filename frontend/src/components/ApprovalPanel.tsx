@@ -3,7 +3,7 @@
 
 import { useEffect, useId, useRef, useState } from "react";
 import { sessionClient } from "../net/client";
-import { LIMITS, STAGE_LABEL } from "../protocol/types";
+import { LIMITS, STAGES, STAGE_LABEL } from "../protocol/types";
 import { useSessionStore } from "../store/session";
 import { charCount } from "../lib/format";
 import { cn } from "../lib/cn";
@@ -38,6 +38,8 @@ export function ApprovalPanel() {
 
   if (!gate) return null;
   const name = STAGE_LABEL[gate.stage];
+  const nextStage = STAGES[STAGES.indexOf(gate.stage) + 1];
+  const next = nextStage ? STAGE_LABEL[nextStage] : null;
   const live = actions.gate === gate.stage;
   const busy = approving || rejecting;
   const count = charCount(feedback.trim());
@@ -62,9 +64,10 @@ export function ApprovalPanel() {
       tone="info"
       title={`${name} needs your approval`}
     >
-      <p>
-        {interruptMessage ?? `${name}'s work (version ${gate.version}) is ready.`} Read it above or under Artifacts, then approve it to
-        continue with the next agent, or ask for changes and {name} rewrites it with your feedback.
+      <p className="font-medium">{interruptMessage ?? `${name}'s work (version ${gate.version}) is ready for review.`}</p>
+      <p className="mt-1 text-slate-700">
+        {next ? `Approve to hand it to the ${next}` : "Approve to finish the plan"}, or request changes and the {name} writes version{" "}
+        {gate.version + 1} with your feedback.
       </p>
       <div className="mt-3 flex flex-wrap gap-2">
         <Button variant="success" data-testid="approve-button" disabled={!live || busy} onClick={approve}>

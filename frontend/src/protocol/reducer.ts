@@ -429,7 +429,7 @@ function applyLogged(view: SessionView, event: ServerEvent, now: number): Sessio
           { ...view, errors: resolveErrors(view.errors, (e) => e.source === "agent" || e.source === "run") },
           error,
         ),
-        timeline: [...view.timeline, notice(`n-${event.seq ?? at}`, "error", `${error.title}. ${event.message}`, error.stage, at)],
+        timeline: [...view.timeline, notice(`n-${event.seq ?? at}`, "error", `The run stopped: ${event.message}`, error.stage, at)],
       };
     }
 
@@ -456,7 +456,15 @@ function applyLogged(view: SessionView, event: ServerEvent, now: number): Sessio
           errors: pushError({ ...view, errors: superseded }, error),
           timeline: [
             ...view.timeline,
-            notice(`n-${event.seq ?? at}`, value.retryable ? "warning" : "error", `${error.title}. ${value.message} ${error.next}`, error.stage, at),
+            notice(
+              `n-${event.seq ?? at}`,
+              value.retryable ? "warning" : "error",
+              value.retryable && value.nextRetryAt != null
+                ? `${label(error.stage)} attempt ${value.attempt} failed: ${value.message} Trying again at ${formatClock(value.nextRetryAt)}.`
+                : `${label(error.stage)} attempt ${value.attempt} failed: ${value.message}`,
+              error.stage,
+              at,
+            ),
           ],
         };
       }
@@ -581,7 +589,7 @@ function applyConnection(view: SessionView, event: ServerEvent, now: number): Se
 // ---------------------------------------------------------------------------------------------
 // Public API
 
-/** Applies one server frame. Pure: returns the same object when nothing changed. */
+/** Applies one server frame. Pure: never mutates `view`; untouched parts keep their identity. */
 export function reduce(view: SessionView, event: ServerEvent, now: number): SessionView {
   if (typeof event.seq !== "number") return applyConnection(view, event, now);
   if (event.seq <= view.lastSeq) {

@@ -1,0 +1,458 @@
+#!/usr/bin/env node
+// A stand-in for the BotArmy Worker for UI development and for checking the UI in a browser
+// without building the Rust Worker: it serves frontend/dist and speaks docs/protocol.md (HTTP
+// API, WebSocket with hello/replay/caught_up, commands with ack/rejected, runs, gates, retries)
+// with a tiny in-memory session machine and demo text. It is NOT the product: the real Worker
+// is the reference; this only has to be faithful enough to exercise every UI state.
+//
+//   node scripts/mock-server.mjs [--port 8788]        (after `npm run build`)
+//
+// Fault hooks, for trying the UI's error paths by hand or from a test:
+//   - a brief containing "#fail-once" makes the Analyst's first attempt fail mid-stream with a
+//     retryable rate_limited error (retried after 3 s);
+//   - a brief containing "#fail" (not "#fail-once") makes the Analyst fail with bad_key: RUN_ERROR;
+//   - POST /__mock/drop closes every WebSocket (code 1012) so clients reconnect and catch up;
+//   - POST /__mock/drop?down=5000 also refuses upgrades for 5 s.
+
+import fs from "node:fs";
+import http from "node:http";
+import path from "node:path";
+import crypto from "node:crypto";
+import { WebSocketServer } from "ws";
+
+const args = process.argv.slice(2);
+const portArg = args.indexOf("--port");
+const PORT = portArg >= 0 ? Number(args[portArg + 1]) : Number(process.env.PORT ?? 8788);
+const DIST = path.resolve(import.meta.dirname, "../dist");
+const STAGES = ["analyst", "architect", "developer", "tester", "deployer"];
+const TITLE = { analyst: "Analyst", architect: "Architect", developer: "Developer", tester: "Tester", deployer: "Deployer" };
+const TOKEN_MS = Number(process.env.MOCK_TOKEN_MS ?? 12);
+
+const sessions = new Map();
+let downUntil = 0;
+
+// ---------------------------------------------------------------------------------------------
+// Session machine
+
+function freshAgent() {
+  return { status: "idle", progress: 0, attempts: 0, inputTokens: 0, outputTokens: 0, startedAt: null, finishedAt: null, nextRetryAt: null, lastError: null, version: 0 };
+}
+
+function newSession(id) {
+  return {
+    id,
+    log: [],
+    sockets: new Set(),
+    runs: 0,
+    msgs: 0,
+    timer: null,
+    brief: "",
+    feedback: null,
+    failOnce: false,
+    failHard: false,
+    artifacts: Object.fromEntries(STAGES.map((s) => [s, []])),
+    call: null, // { stage, messageId, text, pos }
+    seenIds: new Set(),
+    state: {
+      sessionId: id,
+      demo: true,
+      model: "demo",
+      run: { status: "idle", approval: null, stage: null, runId: null, pauseRequested: false, tokensUsed: 0, tokenBudget: 200000, startedAt: null, finishedAt: null, error: null },
+      gate: null,
+      agents: Object.fromEntries(STAGES.map((s) => [s, freshAgent()])),
+    },
+  };
+}
+
+function send(ws, frame) {
+  if (ws.readyState === 1) ws.send(JSON.stringify(frame));
+}
+
+function emit(s, event) {
+  const logged = { seq: s.log.length + 1, timestamp: Date.now(), ...event };
+  s.log.push(logged);
+  for (const ws of s.sockets) if (ws.live) send(ws, logged);
+}
+
+function setPath(obj, p, value) {
+  const parts = p.split("/").slice(1);
+  const last = parts.pop();
+  let node = obj;
+  for (const k of parts) node = node[k];
+  node[last] = value;
+}
+
+function delta(s, ops) {
+  for (const op of ops) setPath(s.state, op.path, op.value);
+  emit(s, { type: "STATE_DELTA", delta: ops.map((o) => ({ op: "replace", ...o })) });
+}
+
+function startRun(s) {
+  s.runs += 1;
+  s.state.run.runId = `run-${s.runs}`;
+  emit(s, { type: "RUN_STARTED", threadId: s.id, runId: s.state.run.runId });
+  emit(s, { type: "STATE_SNAPSHOT", snapshot: structuredClone(s.state) });
+}
+
+function userMessage(s, text) {
+  const id = `m-${++s.msgs}`;
+  emit(s, { type: "TEXT_MESSAGE_START", messageId: id, role: "user", name: "You" });
+  emit(s, { type: "TEXT_MESSAGE_CONTENT", messageId: id, delta: text });
+  emit(s, { type: "TEXT_MESSAGE_END", messageId: id });
+}
+
+function answer(s, stage, version) {
+  const quote = s.brief.slice(0, 80);
+  let text = `# ${TITLE[stage]} report\n\n_Mock server: sample ${TITLE[stage]} output, version ${version}, for the brief “${quote}”._\n\n## Summary\n\nA first release that covers the core flow for its main users.\n\n## Points\n\n1. **Must**: sign up, sign in, sign out.\n2. **Must**: create, view, edit and delete items.\n3. **Should**: notify on changes.\n\n| Item | Owner | Effort |\n|---|---|---|\n| API | backend | M |\n| UI | frontend | M |\n\n\`\`\`ts\nexport const stage = "${stage}";\n\`\`\`\n`;
+  if (s.feedback) text += `\n## Changes in version ${version}\n\nYou asked: “${s.feedback.slice(0, 120)}”\n\n- Reworked the affected parts.\n`;
+  return text;
+}
+
+function clearTimer(s) {
+  if (s.timer) clearTimeout(s.timer);
+  s.timer = null;
+}
+
+function runStage(s, stage) {
+  const a = s.state.agents[stage];
+  delta(s, [
+    { path: "/run/stage", value: stage },
+    { path: "/run/status", value: "running" },
+    { path: `/agents/${stage}/status`, value: "thinking" },
+    { path: `/agents/${stage}/attempts`, value: a.attempts + 1 },
+    { path: `/agents/${stage}/startedAt`, value: a.startedAt ?? Date.now() },
+    { path: `/agents/${stage}/finishedAt`, value: null },
+    { path: `/agents/${stage}/nextRetryAt`, value: null },
+    { path: `/agents/${stage}/progress`, value: 0 },
+  ]);
+  emit(s, { type: "STEP_STARTED", stepName: stage });
+  s.timer = setTimeout(() => {
+    const messageId = `m-${++s.msgs}`;
+    const version = s.artifacts[stage].length + 1;
+    s.call = { stage, messageId, text: answer(s, stage, version), pos: 0, version };
+    emit(s, { type: "TEXT_MESSAGE_START", messageId, role: "assistant", name: TITLE[stage] });
+    delta(s, [{ path: `/agents/${stage}/status`, value: "streaming" }]);
+    pump(s);
+  }, 250);
+}
+
+function pump(s) {
+  const c = s.call;
+  if (!c) return;
+  if (s.failOnce && c.stage === "analyst" && c.pos > c.text.length / 3) {
+    s.failOnce = false;
+    return failAttempt(s, { code: "rate_limited", message: "The AI provider asked us to slow down.", retryable: true, delay: 3000 });
+  }
+  if (s.failHard && c.stage === "analyst" && c.pos > 40) {
+    s.failHard = false;
+    return failAttempt(s, { code: "bad_key", message: "The AI provider rejected the API key.", retryable: false });
+  }
+  if (c.pos >= c.text.length) return finishStage(s);
+  const piece = c.text.slice(c.pos, c.pos + 1 + Math.floor(Math.random() * 8));
+  c.pos += piece.length;
+  emit(s, { type: "TEXT_MESSAGE_CONTENT", messageId: c.messageId, delta: piece });
+  const pct = Math.floor((c.pos / c.text.length) * 95);
+  if (pct >= s.state.agents[c.stage].progress + 5) delta(s, [{ path: `/agents/${c.stage}/progress`, value: pct }]);
+  s.timer = setTimeout(() => pump(s), TOKEN_MS);
+}
+
+function closeMessage(s, reason) {
+  const c = s.call;
+  if (!c) return;
+  emit(s, { type: "TEXT_MESSAGE_END", messageId: c.messageId });
+  emit(s, { type: "CUSTOM", name: "message_interrupted", value: { messageId: c.messageId, stage: c.stage, reason } });
+  emit(s, { type: "STEP_FINISHED", stepName: c.stage });
+  s.call = null;
+}
+
+function failAttempt(s, f) {
+  const stage = s.call.stage;
+  closeMessage(s, f.retryable ? "retry" : "failed");
+  const a = s.state.agents[stage];
+  const error = { code: f.code, message: f.message };
+  if (f.retryable) {
+    const at = Date.now() + f.delay;
+    emit(s, { type: "CUSTOM", name: "agent_error", value: { stage, code: f.code, message: f.message, retryable: true, nextRetryAt: at, attempt: a.attempts } });
+    delta(s, [
+      { path: `/agents/${stage}/status`, value: "retrying" },
+      { path: `/agents/${stage}/nextRetryAt`, value: at },
+      { path: `/agents/${stage}/lastError`, value: error },
+    ]);
+    s.timer = setTimeout(() => runStage(s, stage), f.delay);
+    return;
+  }
+  emit(s, { type: "CUSTOM", name: "agent_error", value: { stage, code: f.code, message: f.message, retryable: false, nextRetryAt: null, attempt: a.attempts } });
+  delta(s, [
+    { path: `/agents/${stage}/status`, value: "failed" },
+    { path: `/agents/${stage}/finishedAt`, value: Date.now() },
+    { path: `/agents/${stage}/lastError`, value: { code: f.code, message: `${f.message} The run stopped.` } },
+    { path: "/run/status", value: "failed" },
+    { path: "/run/finishedAt", value: Date.now() },
+    { path: "/run/error", value: { code: f.code, message: `${f.message} The run stopped.` } },
+  ]);
+  emit(s, { type: "RUN_ERROR", message: `${f.message} The run stopped.`, code: f.code });
+}
+
+function finishStage(s) {
+  const c = s.call;
+  s.call = null;
+  const { stage, version, messageId, text } = c;
+  emit(s, { type: "TEXT_MESSAGE_END", messageId });
+  emit(s, { type: "STEP_FINISHED", stepName: stage });
+  s.artifacts[stage].push({ version, text, createdAt: Date.now(), feedback: s.feedback });
+  emit(s, { type: "CUSTOM", name: "artifact", value: { stage, version, chars: [...text].length } });
+  const a = s.state.agents[stage];
+  const tokens = Math.ceil(text.length / 4);
+  const ops = [
+    { path: `/agents/${stage}/version`, value: version },
+    { path: `/agents/${stage}/progress`, value: 100 },
+    { path: `/agents/${stage}/inputTokens`, value: a.inputTokens + 400 },
+    { path: `/agents/${stage}/outputTokens`, value: a.outputTokens + tokens },
+    { path: `/agents/${stage}/finishedAt`, value: Date.now() },
+    { path: `/agents/${stage}/lastError`, value: null },
+    { path: "/run/tokensUsed", value: s.state.run.tokensUsed + 400 + tokens },
+  ];
+  s.feedback = null;
+  if (s.state.run.approval === "each_stage") {
+    ops.push(
+      { path: `/agents/${stage}/status`, value: "waiting_approval" },
+      { path: "/run/status", value: "waiting_approval" },
+      { path: "/gate", value: { id: `gate-${stage}-${version}`, stage, version } },
+    );
+    delta(s, ops);
+    emit(s, {
+      type: "RUN_FINISHED",
+      threadId: s.id,
+      runId: s.state.run.runId,
+      outcome: { type: "interrupt", interrupts: [{ id: `gate-${stage}-${version}`, reason: "approval", message: `The ${TITLE[stage]} finished version ${version}. Approve it or ask for changes.` }] },
+    });
+    return;
+  }
+  ops.push({ path: `/agents/${stage}/status`, value: "done" });
+  delta(s, ops);
+  next(s, stage);
+}
+
+function next(s, stage) {
+  const i = STAGES.indexOf(stage);
+  if (i === STAGES.length - 1) {
+    delta(s, [
+      { path: "/run/status", value: "completed" },
+      { path: "/run/stage", value: null },
+      { path: "/run/finishedAt", value: Date.now() },
+    ]);
+    emit(s, { type: "RUN_FINISHED", threadId: s.id, runId: s.state.run.runId, outcome: { type: "success" } });
+    return;
+  }
+  if (s.state.run.pauseRequested) {
+    delta(s, [
+      { path: "/run/status", value: "paused" },
+      { path: "/run/pauseRequested", value: false },
+      { path: "/run/stage", value: STAGES[i + 1] },
+    ]);
+    return;
+  }
+  runStage(s, STAGES[i + 1]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Commands
+
+function reject(ws, cmd, code, message) {
+  send(ws, { type: "CUSTOM", name: "rejected", value: { id: cmd?.id ?? null, command: cmd?.type ?? null, code, message } });
+}
+
+function handle(s, ws, raw) {
+  if (raw === "ping") return ws.send("pong");
+  let cmd;
+  try {
+    cmd = JSON.parse(raw);
+  } catch {
+    return reject(ws, null, "invalid_json", "That frame is not JSON.");
+  }
+  if (typeof cmd !== "object" || cmd === null || Array.isArray(cmd)) return reject(ws, null, "not_an_object", "A command must be a JSON object.");
+  if (cmd.type === "hello") {
+    const lastSeq = Number(cmd.lastSeq) || 0;
+    const snapshot = s.log.length === 0 || lastSeq > s.log.length;
+    send(ws, { type: "CUSTOM", name: "welcome", value: { sessionId: s.id, demo: true, model: "demo", lastSeq: snapshot ? s.log.length : lastSeq, mode: snapshot ? "snapshot" : "replay" } });
+    if (snapshot) {
+      send(ws, { type: "STATE_SNAPSHOT", snapshot: s.state });
+      send(ws, { type: "MESSAGES_SNAPSHOT", messages: [] });
+    } else {
+      for (const e of s.log.slice(lastSeq)) send(ws, e);
+    }
+    send(ws, { type: "CUSTOM", name: "caught_up", value: { lastSeq: s.log.length } });
+    ws.live = true;
+    return;
+  }
+  if (cmd.type === "ping") return send(ws, { type: "CUSTOM", name: "pong", value: { t: Date.now() } });
+  if (!ws.live) return reject(ws, cmd, "hello_required", "Send hello first.");
+  if (cmd.id && s.seenIds.has(cmd.id)) return send(ws, { type: "CUSTOM", name: "ack", value: { id: cmd.id, command: cmd.type, duplicate: true } });
+  const st = s.state;
+  const ok = () => {
+    if (cmd.id) s.seenIds.add(cmd.id);
+    send(ws, { type: "CUSTOM", name: "ack", value: { id: cmd.id ?? null, command: cmd.type, duplicate: false } });
+  };
+  const finished = ["idle", "completed", "failed", "cancelled"].includes(st.run.status);
+  switch (cmd.type) {
+    case "start": {
+      const brief = typeof cmd.brief === "string" ? cmd.brief.trim() : "";
+      if (!brief) return reject(ws, cmd, "brief_empty", "The brief is empty.");
+      if ([...brief].length > 8000) return reject(ws, cmd, "brief_too_long", `The brief has ${[...brief].length} characters; the limit is 8000.`);
+      if (!finished) return reject(ws, cmd, "invalid_state", "A run is already in progress.");
+      ok();
+      s.brief = brief;
+      s.feedback = null;
+      s.failOnce = brief.includes("#fail-once");
+      s.failHard = !s.failOnce && brief.includes("#fail");
+      Object.assign(st.run, { status: "running", approval: cmd.approval === "auto" ? "auto" : "each_stage", stage: null, pauseRequested: false, startedAt: Date.now(), finishedAt: null, error: null });
+      st.gate = null;
+      for (const stage of STAGES) st.agents[stage] = { ...freshAgent(), status: "queued", version: st.agents[stage].version };
+      startRun(s);
+      userMessage(s, brief);
+      return runStage(s, "analyst");
+    }
+    case "approve":
+    case "reject": {
+      if (!st.gate) return reject(ws, cmd, "invalid_state", "No approval is waiting.");
+      if (st.gate.stage !== cmd.stage) return reject(ws, cmd, "invalid_state", `The open approval is for the ${TITLE[st.gate.stage]}.`);
+      if (cmd.type === "reject") {
+        const fb = typeof cmd.feedback === "string" ? cmd.feedback.trim() : "";
+        if (!fb) return reject(ws, cmd, "feedback_empty", "The feedback is empty.");
+        if ([...fb].length > 4000) return reject(ws, cmd, "feedback_too_long", "The feedback is too long.");
+        ok();
+        const stage = st.gate.stage;
+        st.gate = null;
+        st.run.status = "running";
+        st.agents[stage].status = "queued";
+        s.feedback = fb;
+        startRun(s);
+        userMessage(s, fb);
+        return runStage(s, stage);
+      }
+      ok();
+      const stage = st.gate.stage;
+      st.gate = null;
+      st.run.status = "running";
+      st.agents[stage].status = "done";
+      startRun(s);
+      return next(s, stage);
+    }
+    case "pause":
+      if (st.run.status !== "running" || st.run.pauseRequested) return reject(ws, cmd, "invalid_state", "Nothing is running.");
+      ok();
+      return delta(s, [{ path: "/run/pauseRequested", value: true }]);
+    case "resume":
+      if (st.run.status !== "paused") return reject(ws, cmd, "invalid_state", "The run is not paused.");
+      ok();
+      return runStage(s, st.run.stage);
+    case "cancel": {
+      if (!["running", "paused", "waiting_approval"].includes(st.run.status)) return reject(ws, cmd, "invalid_state", "Nothing to cancel.");
+      ok();
+      clearTimer(s);
+      if (st.run.status === "waiting_approval") startRun(s);
+      const current = s.call?.stage ?? st.run.stage;
+      if (s.call) closeMessage(s, "cancelled");
+      const ops = [];
+      for (const stage of STAGES) {
+        const a = st.agents[stage];
+        if (stage === current && a.status !== "done") ops.push({ path: `/agents/${stage}/status`, value: "cancelled" });
+        else if (a.status === "queued") ops.push({ path: `/agents/${stage}/status`, value: "idle" });
+      }
+      ops.push({ path: "/run/status", value: "cancelled" }, { path: "/gate", value: null }, { path: "/run/finishedAt", value: Date.now() });
+      delta(s, ops);
+      return emit(s, { type: "RUN_FINISHED", threadId: s.id, runId: st.run.runId, outcome: { type: "cancelled" } });
+    }
+    case "retry":
+      if (st.run.status !== "failed" || st.run.stage !== cmd.stage) return reject(ws, cmd, "invalid_state", "There is nothing to retry for that stage.");
+      ok();
+      st.run.status = "running";
+      st.run.error = null;
+      st.agents[cmd.stage].status = "queued";
+      startRun(s);
+      return runStage(s, cmd.stage);
+    default:
+      return reject(ws, cmd, "unknown_type", `Unknown command type "${cmd.type}".`);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// HTTP
+
+function json(res, status, body) {
+  res.writeHead(status, { "content-type": "application/json" });
+  res.end(JSON.stringify(body));
+}
+
+const TYPES = { ".html": "text/html", ".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml", ".json": "application/json" };
+
+function serveStatic(req, res) {
+  const url = new URL(req.url, "http://x");
+  let file = path.join(DIST, path.normalize(url.pathname).replace(/^(\.\.[/\\])+/, ""));
+  if (!file.startsWith(DIST) || !fs.existsSync(file) || fs.statSync(file).isDirectory()) file = path.join(DIST, "index.html");
+  res.writeHead(200, { "content-type": TYPES[path.extname(file)] ?? "application/octet-stream" });
+  fs.createReadStream(file).pipe(res);
+}
+
+const server = http.createServer((req, res) => {
+  const url = new URL(req.url, "http://x");
+  const p = url.pathname;
+  if (p === "/__mock/drop" && req.method === "POST") {
+    downUntil = Date.now() + Number(url.searchParams.get("down") ?? 0);
+    for (const s of sessions.values()) for (const ws of s.sockets) ws.close(1012, "mock drop");
+    return json(res, 200, { dropped: true });
+  }
+  if (!p.startsWith("/api/")) return serveStatic(req, res);
+  if (p === "/api/health") return json(res, 200, { status: "ok", version: "0.1.0-mock", provider: "demo" });
+  if (p === "/api/sessions" && req.method === "POST") {
+    const id = crypto.randomBytes(16).toString("hex");
+    sessions.set(id, newSession(id));
+    return json(res, 201, { id });
+  }
+  const m = /^\/api\/sessions\/([0-9a-f]{32})(\/.*)?$/.exec(p);
+  const s = m && sessions.get(m[1]);
+  if (!s) return json(res, 404, { error: { code: "not_found", message: "No such session." } });
+  const rest = m[2] ?? "";
+  if (rest === "") return json(res, 200, { id: s.id, lastSeq: s.log.length, state: s.state });
+  if (rest === "/events") {
+    const after = Number(url.searchParams.get("after") ?? 0);
+    const limit = Math.min(1000, Number(url.searchParams.get("limit") ?? 500));
+    const events = s.log.slice(after, after + limit);
+    return json(res, 200, { events, lastSeq: s.log.length, more: after + events.length < s.log.length });
+  }
+  if (rest === "/ws") return json(res, 426, { error: { code: "upgrade_required", message: "Connect with a WebSocket." } });
+  const am = /^\/artifacts\/([a-z]+)$/.exec(rest);
+  if (am && STAGES.includes(am[1])) {
+    const list = s.artifacts[am[1]];
+    if (list.length === 0) return json(res, 404, { error: { code: "not_found", message: "No artifact yet." } });
+    if (url.searchParams.get("format") === "json") {
+      return json(res, 200, { stage: am[1], versions: list.map((a) => ({ version: a.version, chars: [...a.text].length, createdAt: a.createdAt, feedback: a.feedback })) });
+    }
+    const v = Number(url.searchParams.get("version") ?? list.length);
+    const art = list[v - 1];
+    if (!art) return json(res, 404, { error: { code: "not_found", message: "No such version." } });
+    res.writeHead(200, { "content-type": "text/markdown; charset=utf-8" });
+    return res.end(art.text);
+  }
+  return json(res, 404, { error: { code: "not_found", message: "Unknown route." } });
+});
+
+const wss = new WebSocketServer({ noServer: true });
+server.on("upgrade", (req, socket, head) => {
+  const m = /^\/api\/sessions\/([0-9a-f]{32})\/ws$/.exec(new URL(req.url, "http://x").pathname);
+  const s = m && sessions.get(m[1]);
+  if (!s || Date.now() < downUntil) {
+    socket.end("HTTP/1.1 503 Service Unavailable\r\n\r\n");
+    return;
+  }
+  wss.handleUpgrade(req, socket, head, (ws) => {
+    ws.live = false;
+    s.sockets.add(ws);
+    ws.on("message", (data) => handle(s, ws, data.toString()));
+    ws.on("close", () => s.sockets.delete(ws));
+  });
+});
+
+server.listen(PORT, "127.0.0.1", () => {
+  console.log(`BotArmy mock server on http://127.0.0.1:${PORT} (serving ${DIST})`);
+});
