@@ -19,6 +19,7 @@
 //! Everything but `edge` builds and tests natively with `cargo test`.
 
 pub mod agents;
+pub mod config;
 pub mod llm;
 pub mod protocol;
 pub mod session;

@@ -21,14 +21,26 @@ pub enum Approval {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Command {
-    Hello { last_seq: u64 },
-    Start { brief: String, approval: Approval },
-    Approve { stage: Stage },
-    Reject { stage: Stage, feedback: String },
+    Hello {
+        last_seq: u64,
+    },
+    Start {
+        brief: String,
+        approval: Approval,
+    },
+    Approve {
+        stage: Stage,
+    },
+    Reject {
+        stage: Stage,
+        feedback: String,
+    },
     Pause,
     Resume,
     Cancel,
-    Retry { stage: Stage },
+    Retry {
+        stage: Stage,
+    },
     /// Application-level keepalive; answered with `pong`, never logged.
     Ping,
 }
@@ -141,7 +153,9 @@ fn read_id(obj: &Map<String, Value>) -> Result<Option<String>, Rejection> {
         }
         Some(_) => Err(Rejection::new(
             "invalid_field",
-            format!("\"id\" must be 1 to {MAX_ID_CHARS} characters of letters, digits, '-' or '_'."),
+            format!(
+                "\"id\" must be 1 to {MAX_ID_CHARS} characters of letters, digits, '-' or '_'."
+            ),
         )),
     }
 }
@@ -280,7 +294,10 @@ mod tests {
     #[test]
     fn decodes_every_command() {
         let cases = [
-            (r#"{"type":"hello","lastSeq":7}"#, Command::Hello { last_seq: 7 }),
+            (
+                r#"{"type":"hello","lastSeq":7}"#,
+                Command::Hello { last_seq: 7 },
+            ),
             (
                 r#"{"type":"start","brief":"  a todo app ","approval":"auto"}"#,
                 Command::Start {

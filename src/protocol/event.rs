@@ -223,7 +223,10 @@ mod tests {
             ),
             (
                 Some(13),
-                Event::custom("artifact", json!({"stage": "analyst", "version": 1, "chars": 5})),
+                Event::custom(
+                    "artifact",
+                    json!({"stage": "analyst", "version": 1, "chars": 5}),
+                ),
             ),
             (
                 None,
@@ -236,7 +239,13 @@ mod tests {
                     }],
                 },
             ),
-            (None, Event::custom("ack", json!({"id": "k1", "command": "pause", "duplicate": false}))),
+            (
+                None,
+                Event::custom(
+                    "ack",
+                    json!({"id": "k1", "command": "pause", "duplicate": false}),
+                ),
+            ),
         ]
     }
 
@@ -246,7 +255,10 @@ mod tests {
             .iter()
             .map(|(seq, ev)| frame(*seq, 1_700_000_000_000, ev))
             .collect();
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/events.golden.jsonl");
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/events.golden.jsonl"
+        );
         if std::env::var_os("UPDATE_GOLDEN").is_some() {
             std::fs::write(path, got.join("\n") + "\n").unwrap();
         }

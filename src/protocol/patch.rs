@@ -213,7 +213,13 @@ mod tests {
         assert!(apply(&mut d, &[PatchOp::replace("/a/5", json!(1))]).is_err());
         assert!(apply(&mut d, &[PatchOp::replace("/a/01", json!(1))]).is_err());
         assert!(apply(&mut d, &[PatchOp::replace("a", json!(1))]).is_err());
-        assert!(apply(&mut d, &[PatchOp::Remove { path: "/a/0/x".into() }]).is_err());
+        assert!(apply(
+            &mut d,
+            &[PatchOp::Remove {
+                path: "/a/0/x".into()
+            }]
+        )
+        .is_err());
     }
 
     fn arb_json() -> impl Strategy<Value = Value> {

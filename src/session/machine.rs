@@ -55,7 +55,11 @@ impl Default for SessionConfig {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Effect {
     /// Store this logged event (with its `seq`), then send `json` to every joined socket.
-    Emit { seq: u64, json: String, event: Event },
+    Emit {
+        seq: u64,
+        json: String,
+        event: Event,
+    },
     /// Abort the LLM call in flight with this id (its later chunks are ignored anyway).
     AbortCall { call_id: u64 },
     /// Keep this artifact version (before the `artifact` event that announces it is sent).
@@ -120,6 +124,9 @@ struct Call {
     message_id: Option<String>,
     last_activity: u64,
     retry_at: Option<u64>,
+    /// Answer length the progress estimate aims at (the demo knows it exactly).
+    #[serde(default)]
+    expected_chars: usize,
 }
 
 /// Everything that survives a restart.
@@ -245,11 +252,15 @@ impl Session {
         })
     }
 
-    pub fn call_started(&mut self, call_id: u64, now: u64) {
+    /// The edge started the call; `expected_chars` sizes the progress estimate (`None`: the
+    /// stage's typical length).
+    pub fn call_started(&mut self, call_id: u64, expected_chars: Option<usize>, now: u64) {
         self.now = self.now.max(now);
         if let Some(c) = self.p.call.as_mut().filter(|c| c.id == call_id) {
             c.begun = true;
             c.last_activity = now;
+            c.expected_chars =
+                expected_chars.unwrap_or_else(|| crate::agents::expected_chars(c.stage));
         }
     }
 
@@ -858,6 +869,7 @@ impl Session {
             message_id: None,
             last_activity: now,
             retry_at: None,
+            expected_chars: crate::agents::expected_chars(stage),
         });
         self.buf.clear();
         self.answer.clear();
@@ -927,9 +939,11 @@ impl Session {
             delta,
         });
         // Progress is an estimate from the expected answer length, capped below 100 until done.
-        let stage = self.p.call.as_ref().expect("call").stage;
-        let expected = crate::agents::expected_chars(stage).max(1);
-        let pct = (self.answer.chars().count() * 100 / expected).min(95) as u8;
+        let (stage, expected) = {
+            let c = self.p.call.as_ref().expect("call");
+            (c.stage, c.expected_chars)
+        };
+        let pct = crate::agents::progress_percent(expected, self.answer.chars().count()).min(95);
         let a = self.p.state.agent_mut(stage);
         if pct >= a.progress + 5 {
             a.progress = pct;

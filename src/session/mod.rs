@@ -11,8 +11,7 @@ pub mod replay;
 mod state;
 
 pub use machine::{
-    Ack, CallSpec, Effect, Session, SessionConfig, StageFailure, Usage, COALESCE_BYTES,
-    COALESCE_MS,
+    Ack, CallSpec, Effect, Session, SessionConfig, StageFailure, Usage, COALESCE_BYTES, COALESCE_MS,
 };
 pub use state::{AgentState, AgentStatus, ErrorInfo, Gate, RunState, RunStatus, SessionState};
 

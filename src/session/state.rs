@@ -145,7 +145,9 @@ impl SessionState {
     }
 
     pub fn agent_mut(&mut self, stage: Stage) -> &mut AgentState {
-        self.agents.get_mut(&stage).expect("every stage has an agent")
+        self.agents
+            .get_mut(&stage)
+            .expect("every stage has an agent")
     }
 
     pub fn to_json(&self) -> serde_json::Value {

@@ -70,7 +70,7 @@ impl H {
 
     fn begin(&mut self) -> CallSpec {
         let spec = self.s.pending_call().expect("a call is pending");
-        self.s.call_started(spec.call_id, self.now);
+        self.s.call_started(spec.call_id, None, self.now);
         self.drain();
         spec
     }
@@ -175,11 +175,17 @@ fn check_invariants(log: &[Value], state: &SessionState) {
                 open.insert(id);
             }
             "TEXT_MESSAGE_CONTENT" => {
-                assert!(open.contains(e["messageId"].as_str().unwrap()), "content of closed message");
+                assert!(
+                    open.contains(e["messageId"].as_str().unwrap()),
+                    "content of closed message"
+                );
                 assert!(!e["delta"].as_str().unwrap().is_empty());
             }
             "TEXT_MESSAGE_END" => {
-                assert!(open.remove(e["messageId"].as_str().unwrap()), "end of closed message");
+                assert!(
+                    open.remove(e["messageId"].as_str().unwrap()),
+                    "end of closed message"
+                );
             }
             "STEP_STARTED" => steps += 1,
             "STEP_FINISHED" => {
@@ -195,7 +201,11 @@ fn check_invariants(log: &[Value], state: &SessionState) {
         }
     }
     if !log.is_empty() {
-        assert_eq!(doc, state.to_json(), "snapshot + deltas must equal the state");
+        assert_eq!(
+            doc,
+            state.to_json(),
+            "snapshot + deltas must equal the state"
+        );
     }
 }
 
@@ -220,8 +230,11 @@ fn each_stage_runs_through_five_gates_to_success() {
         );
         assert_eq!(h.s.state().gate.as_ref().unwrap().stage, stage);
         assert_eq!(h.artifacts[&(stage, 1)], ANSWER);
-        h.cmd(&format!(r#"{{"type":"approve","stage":"{}"}}"#, stage.name()))
-            .unwrap();
+        h.cmd(&format!(
+            r#"{{"type":"approve","stage":"{}"}}"#,
+            stage.name()
+        ))
+        .unwrap();
     }
     assert_eq!(h.status(), RunStatus::Completed);
     assert_eq!(h.last("RUN_FINISHED")["outcome"]["type"], "success");
@@ -233,7 +246,8 @@ fn each_stage_runs_through_five_gates_to_success() {
 #[test]
 fn auto_runs_straight_through_in_one_run() {
     let mut h = H::new();
-    h.cmd(r#"{"type":"start","brief":"b","approval":"auto"}"#).unwrap();
+    h.cmd(r#"{"type":"start","brief":"b","approval":"auto"}"#)
+        .unwrap();
     for stage in Stage::ALL {
         let spec = h.answer(ANSWER);
         assert_eq!(spec.stage, stage);
@@ -256,7 +270,8 @@ fn auto_runs_straight_through_in_one_run() {
 #[test]
 fn first_events_of_a_pipeline() {
     let mut h = H::new();
-    h.cmd(r#"{"type":"start","brief":"b","approval":"auto"}"#).unwrap();
+    h.cmd(r#"{"type":"start","brief":"b","approval":"auto"}"#)
+        .unwrap();
     assert_eq!(
         h.types(),
         [
@@ -303,13 +318,17 @@ fn reject_reruns_with_feedback_and_keeps_versions() {
 #[test]
 fn transient_failures_retry_with_backoff_then_succeed() {
     let mut h = H::new();
-    h.cmd(r#"{"type":"start","brief":"b","approval":"auto"}"#).unwrap();
+    h.cmd(r#"{"type":"start","brief":"b","approval":"auto"}"#)
+        .unwrap();
     let first = h.fail("rate_limited", true, Some(3_000));
     let a = h.s.state().agent(Stage::Analyst).clone();
     assert_eq!(a.status, AgentStatus::Retrying);
     let at = a.next_retry_at.unwrap();
     assert!(at >= h.now + 3_000, "Retry-After is honoured");
-    assert!(h.s.pending_call().is_none(), "nothing runs before the retry time");
+    assert!(
+        h.s.pending_call().is_none(),
+        "nothing runs before the retry time"
+    );
     // The partial message is closed and marked, never continued.
     let t = h.types();
     assert!(t.ends_with(&[
@@ -325,14 +344,19 @@ fn transient_failures_retry_with_backoff_then_succeed() {
     assert_eq!(spec.attempt, 2);
     let a = h.s.state().agent(Stage::Analyst);
     assert_eq!((a.status, a.attempts), (AgentStatus::Done, 2));
-    assert_eq!(h.artifacts[&(Stage::Analyst, 1)], ANSWER, "no partial text spliced in");
+    assert_eq!(
+        h.artifacts[&(Stage::Analyst, 1)],
+        ANSWER,
+        "no partial text spliced in"
+    );
     check_invariants(&h.log, h.s.state());
 }
 
 #[test]
 fn retries_exhausted_fails_the_run_in_plain_words() {
     let mut h = H::new();
-    h.cmd(r#"{"type":"start","brief":"b","approval":"auto"}"#).unwrap();
+    h.cmd(r#"{"type":"start","brief":"b","approval":"auto"}"#)
+        .unwrap();
     for i in 1..=4 {
         h.fail("server_error", true, None);
         if i < 4 {
@@ -363,7 +387,10 @@ fn permanent_failure_stops_at_once() {
     assert_eq!(h.status(), RunStatus::Failed);
     assert_eq!(h.last("RUN_ERROR")["code"], "bad_key");
     assert_eq!(h.s.state().agent(Stage::Analyst).attempts, 1);
-    assert_eq!(h.code(r#"{"type":"retry","stage":"tester"}"#), "invalid_state");
+    assert_eq!(
+        h.code(r#"{"type":"retry","stage":"tester"}"#),
+        "invalid_state"
+    );
     check_invariants(&h.log, h.s.state());
 }
 
@@ -407,7 +434,8 @@ fn watchdog_aborts_a_stalled_stream() {
 #[test]
 fn pause_takes_effect_between_stages_and_resume_continues() {
     let mut h = H::new();
-    h.cmd(r#"{"type":"start","brief":"b","approval":"auto"}"#).unwrap();
+    h.cmd(r#"{"type":"start","brief":"b","approval":"auto"}"#)
+        .unwrap();
     h.begin();
     h.cmd(r#"{"type":"pause"}"#).unwrap();
     assert!(h.s.state().run.pause_requested);
@@ -429,7 +457,8 @@ fn pause_takes_effect_between_stages_and_resume_continues() {
 #[test]
 fn cancel_mid_stream_aborts_and_closes_everything() {
     let mut h = H::new();
-    h.cmd(r#"{"type":"start","brief":"b","approval":"auto"}"#).unwrap();
+    h.cmd(r#"{"type":"start","brief":"b","approval":"auto"}"#)
+        .unwrap();
     let spec = h.begin();
     h.s.on_chunk(spec.call_id, "half an answer", h.now + 1);
     h.drain();
@@ -474,7 +503,10 @@ fn commands_that_do_not_fit_change_nothing() {
     let mut h = H::new();
     for (cmd, code) in [
         (r#"{"type":"approve","stage":"analyst"}"#, "invalid_state"),
-        (r#"{"type":"reject","stage":"analyst","feedback":"x"}"#, "invalid_state"),
+        (
+            r#"{"type":"reject","stage":"analyst","feedback":"x"}"#,
+            "invalid_state",
+        ),
         (r#"{"type":"pause"}"#, "invalid_state"),
         (r#"{"type":"resume"}"#, "invalid_state"),
         (r#"{"type":"cancel"}"#, "invalid_state"),
@@ -489,7 +521,10 @@ fn commands_that_do_not_fit_change_nothing() {
     assert!(h.log.is_empty());
     h.cmd(r#"{"type":"start","brief":"b"}"#).unwrap();
     let before = (h.s.persisted(), h.log.len());
-    assert_eq!(h.code(r#"{"type":"start","brief":"again"}"#), "invalid_state");
+    assert_eq!(
+        h.code(r#"{"type":"start","brief":"again"}"#),
+        "invalid_state"
+    );
     assert_eq!(
         h.code(r#"{"type":"approve","stage":"analyst"}"#),
         "invalid_state"
@@ -503,14 +538,10 @@ fn commands_that_do_not_fit_change_nothing() {
 #[test]
 fn idempotency_keys_apply_once() {
     let mut h = H::new();
-    let a = h
-        .cmd(r#"{"type":"start","brief":"b","id":"k1"}"#)
-        .unwrap();
+    let a = h.cmd(r#"{"type":"start","brief":"b","id":"k1"}"#).unwrap();
     assert!(!a.duplicate);
     let n = h.log.len();
-    let b = h
-        .cmd(r#"{"type":"start","brief":"b","id":"k1"}"#)
-        .unwrap();
+    let b = h.cmd(r#"{"type":"start","brief":"b","id":"k1"}"#).unwrap();
     assert!(b.duplicate);
     assert_eq!(h.log.len(), n);
     // A rejected command does not use up its key.
@@ -525,7 +556,8 @@ fn token_budget_stops_the_run_before_the_next_stage() {
         token_budget: 200,
         ..SessionConfig::default()
     });
-    h.cmd(r#"{"type":"start","brief":"b","approval":"auto"}"#).unwrap();
+    h.cmd(r#"{"type":"start","brief":"b","approval":"auto"}"#)
+        .unwrap();
     h.answer(ANSWER); // 150 tokens
     h.answer(ANSWER); // 300 tokens: over budget
     assert_eq!(h.status(), RunStatus::Failed);
@@ -541,7 +573,8 @@ fn token_budget_stops_the_run_before_the_next_stage() {
 #[test]
 fn text_is_coalesced_without_changing_it() {
     let mut h = H::new();
-    h.cmd(r#"{"type":"start","brief":"b","approval":"auto"}"#).unwrap();
+    h.cmd(r#"{"type":"start","brief":"b","approval":"auto"}"#)
+        .unwrap();
     let spec = h.begin();
     let mut sent = String::new();
     // 200 tokens arriving 1 ms apart: about one frame per 16 ms.
@@ -575,13 +608,18 @@ fn text_is_coalesced_without_changing_it() {
 #[test]
 fn restart_mid_stream_closes_the_message_and_reruns() {
     let mut h = H::new();
-    h.cmd(r#"{"type":"start","brief":"b","approval":"auto"}"#).unwrap();
+    h.cmd(r#"{"type":"start","brief":"b","approval":"auto"}"#)
+        .unwrap();
     h.answer(ANSWER);
     let spec = h.begin();
     h.s.on_chunk(spec.call_id, "half", h.now + 1);
     h.drain();
     h.restart();
-    let mi = h.log.iter().rev().find(|e| e["name"] == "message_interrupted");
+    let mi = h
+        .log
+        .iter()
+        .rev()
+        .find(|e| e["name"] == "message_interrupted");
     assert_eq!(mi.unwrap()["value"]["reason"], "restart");
     let next = h.s.pending_call().expect("the stage runs again");
     assert_eq!(next.stage, Stage::Architect);
@@ -647,7 +685,11 @@ struct Client {
 impl Client {
     fn receive(&mut self, e: &Value) {
         let seq = e["seq"].as_u64().unwrap();
-        assert_eq!(seq, self.seqs.last().copied().unwrap_or(0) + 1, "gap or repeat");
+        assert_eq!(
+            seq,
+            self.seqs.last().copied().unwrap_or(0) + 1,
+            "gap or repeat"
+        );
         self.seqs.push(seq);
         match e["type"].as_str().unwrap() {
             "STATE_SNAPSHOT" => self.state = e["snapshot"].clone(),
@@ -687,19 +729,25 @@ fn drive(steps: Vec<Step>) {
                     _ => {
                         // Approve whatever gate is open.
                         match h.s.state().gate.clone() {
-                            Some(g) => format!(r#"{{"type":"approve","stage":"{}"}}"#, g.stage.name()),
+                            Some(g) => {
+                                format!(r#"{{"type":"approve","stage":"{}"}}"#, g.stage.name())
+                            }
                             None => r#"{"type":"pause"}"#.into(),
                         }
                     }
                 };
                 let before = (h.s.persisted(), h.log.len());
                 if h.cmd(&text).is_err() {
-                    assert_eq!(before, (h.s.persisted(), h.log.len()), "rejection changed state");
+                    assert_eq!(
+                        before,
+                        (h.s.persisted(), h.log.len()),
+                        "rejection changed state"
+                    );
                 }
             }
             Step::Begin => {
                 if let Some(spec) = h.s.pending_call() {
-                    h.s.call_started(spec.call_id, h.now);
+                    h.s.call_started(spec.call_id, None, h.now);
                 }
             }
             Step::Chunk(n) => {
@@ -711,7 +759,14 @@ fn drive(steps: Vec<Step>) {
             Step::Done => {
                 if let Some(id) = h.s.live_call() {
                     h.now += 1;
-                    h.s.on_done(id, Usage { input_tokens: 10, output_tokens: 10 }, h.now);
+                    h.s.on_done(
+                        id,
+                        Usage {
+                            input_tokens: 10,
+                            output_tokens: 10,
+                        },
+                        h.now,
+                    );
                 }
             }
             Step::Fail(k) => {

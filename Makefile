@@ -1,0 +1,54 @@
+# BotArmy task runner. `make dev` serves UI + API; `make test` runs every test.
+# Each target installs what is missing first (scripts/setup.sh is idempotent).
+SHELL := /bin/bash
+.ONESHELL:
+.SHELLFLAGS := -eu -o pipefail -c
+PORT ?= 8787
+
+.PHONY: setup setup-test build build-worker build-frontend dev test test-rust lint test-frontend test-e2e test-browser bench deploy clean
+
+setup:
+	scripts/setup.sh
+
+setup-test:
+	scripts/setup.sh --browser
+
+build-worker:
+	source scripts/env.sh
+	worker-build --release
+	ls -l build/index_bg.wasm
+
+build-frontend:
+	cd frontend && npm run build
+
+build: build-worker build-frontend
+
+dev: setup build
+	PORT=$(PORT) scripts/dev.sh
+
+test-rust:
+	cargo test --all-targets
+
+lint:
+	cargo fmt --check
+	cargo clippy --all-targets -- -D warnings
+
+test-frontend:
+	cd frontend && npm run typecheck && npm test
+
+test-e2e:
+	node --test --test-concurrency=1 tests/e2e/
+
+test-browser:
+	node --test --test-concurrency=1 tests/browser/
+
+test: setup-test lint test-rust build test-frontend test-e2e test-browser
+
+bench: setup build
+	node bench/run.mjs
+
+deploy: setup build
+	npx wrangler deploy
+
+clean:
+	rm -rf build target/wasm32-unknown-unknown frontend/dist test-output bench-output

@@ -1,0 +1,211 @@
+//! Deployment settings read from the Worker's environment (vars and secrets), parsed and
+//! checked here so the rules are testable natively. Also the origin policy.
+//!
+//! | variable | default | meaning |
+//! |---|---|---|
+//! | `OPENAI_API_KEY` (secret) | unset: demo provider | key for the provider |
+//! | `OPENAI_BASE_URL` | `https://api.openai.com/v1` | any OpenAI-compatible server |
+//! | `OPENAI_MODEL` | `gpt-4o-mini` | model name |
+//! | `ALLOWED_ORIGINS` | same origin only | extra origins, comma-separated |
+//! | `BOTARMY_ACCESS_TOKEN` (secret) | unset: open | required to create and join sessions |
+//! | `SESSION_TOKEN_BUDGET` | 200000 | tokens one session may use |
+//! | `LLM_REQUESTS_PER_MIN`, `LLM_TOKENS_PER_MIN`, `LLM_MAX_CONCURRENT` | 60, 200000, 8 | global provider limit |
+//! | `LLM_STALL_TIMEOUT_MS` | 30000 | watchdog for a silent stream |
+//! | `LLM_BACKOFF_BASE_MS`, `LLM_BACKOFF_CAP_MS` | 1000, 30000 | retry backoff |
+//! | `DEMO_TOKEN_INTERVAL_MS` | 15 | demo provider pace |
+
+use std::fmt;
+
+use crate::agents::DEMO_TOKEN_INTERVAL_MS;
+use crate::llm::backoff::{BASE_MS, CAP_MS, MAX_ATTEMPTS};
+use crate::llm::{DEFAULT_BASE_URL, DEFAULT_MODEL};
+use crate::session::SessionConfig;
+
+#[derive(Clone, PartialEq)]
+pub struct Config {
+    pub api_key: Option<String>,
+    pub base_url: String,
+    pub model: String,
+    pub allowed_origins: Vec<String>,
+    pub access_token: Option<String>,
+    pub token_budget: u64,
+    pub requests_per_min: u32,
+    pub tokens_per_min: u32,
+    pub max_concurrent: u32,
+    pub stall_timeout_ms: u64,
+    pub backoff_base_ms: u64,
+    pub backoff_cap_ms: u64,
+    pub demo_token_interval_ms: u64,
+}
+
+// Secrets never reach a log through `{:?}`.
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("api_key", &self.api_key.as_ref().map(|_| "[redacted]"))
+            .field("base_url", &self.base_url)
+            .field("model", &self.model)
+            .field("allowed_origins", &self.allowed_origins)
+            .field(
+                "access_token",
+                &self.access_token.as_ref().map(|_| "[redacted]"),
+            )
+            .field("token_budget", &self.token_budget)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Config {
+    /// Reads settings through `get` (the Worker's env); a bad number is an error naming it.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, String> {
+        let text = |k: &str| {
+            get(k)
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
+        let num = |k: &str, d: u64, min: u64, max: u64| -> Result<u64, String> {
+            match text(k) {
+                None => Ok(d),
+                Some(v) => match v.parse::<u64>() {
+                    Ok(n) if (min..=max).contains(&n) => Ok(n),
+                    _ => Err(format!(
+                        "{k} must be a whole number from {min} to {max}, not {v:?}"
+                    )),
+                },
+            }
+        };
+        let base_url = text("OPENAI_BASE_URL").unwrap_or_else(|| DEFAULT_BASE_URL.to_string());
+        if !(base_url.starts_with("https://") || base_url.starts_with("http://")) {
+            return Err(format!(
+                "OPENAI_BASE_URL must be an http(s) URL, not {base_url:?}"
+            ));
+        }
+        Ok(Config {
+            api_key: text("OPENAI_API_KEY"),
+            base_url,
+            model: text("OPENAI_MODEL").unwrap_or_else(|| DEFAULT_MODEL.to_string()),
+            allowed_origins: text("ALLOWED_ORIGINS")
+                .map(|v| {
+                    v.split(',')
+                        .map(|o| o.trim().trim_end_matches('/').to_string())
+                        .filter(|o| !o.is_empty())
+                        .collect()
+                })
+                .unwrap_or_default(),
+            access_token: text("BOTARMY_ACCESS_TOKEN"),
+            token_budget: num("SESSION_TOKEN_BUDGET", 200_000, 1, 100_000_000)?,
+            requests_per_min: num("LLM_REQUESTS_PER_MIN", 60, 1, 100_000)? as u32,
+            tokens_per_min: num("LLM_TOKENS_PER_MIN", 200_000, 100, 100_000_000)? as u32,
+            max_concurrent: num("LLM_MAX_CONCURRENT", 8, 1, 1000)? as u32,
+            stall_timeout_ms: num("LLM_STALL_TIMEOUT_MS", 30_000, 100, 600_000)?,
+            backoff_base_ms: num("LLM_BACKOFF_BASE_MS", BASE_MS, 1, 60_000)?,
+            backoff_cap_ms: num("LLM_BACKOFF_CAP_MS", CAP_MS, 1, 600_000)?,
+            demo_token_interval_ms: num("DEMO_TOKEN_INTERVAL_MS", DEMO_TOKEN_INTERVAL_MS, 0, 1000)?,
+        })
+    }
+
+    pub fn demo(&self) -> bool {
+        self.api_key.is_none()
+    }
+
+    /// The model name clients see.
+    pub fn model_label(&self) -> &str {
+        if self.demo() {
+            "demo"
+        } else {
+            &self.model
+        }
+    }
+
+    pub fn session(&self) -> SessionConfig {
+        SessionConfig {
+            demo: self.demo(),
+            model: self.model_label().to_string(),
+            token_budget: self.token_budget,
+            max_attempts: MAX_ATTEMPTS,
+            stall_timeout_ms: self.stall_timeout_ms,
+            backoff_base_ms: self.backoff_base_ms,
+            backoff_cap_ms: self.backoff_cap_ms,
+        }
+    }
+
+    /// Browsers send `Origin`; it must be this Worker's own origin or on the allowlist.
+    /// Requests without one (curl, server-side clients) are not cross-site and pass.
+    pub fn origin_allowed(&self, origin: Option<&str>, own_origin: &str) -> bool {
+        match origin {
+            None => true,
+            Some(o) => {
+                let o = o.trim_end_matches('/');
+                o == own_origin || self.allowed_origins.iter().any(|a| a == o)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn cfg(pairs: &[(&str, &str)]) -> Result<Config, String> {
+        let m: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(|k| m.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_are_demo_mode() {
+        let c = cfg(&[]).unwrap();
+        assert!(c.demo());
+        assert_eq!(c.model_label(), "demo");
+        assert_eq!(c.base_url, DEFAULT_BASE_URL);
+        assert_eq!(c.token_budget, 200_000);
+        assert!(c.session().demo);
+    }
+
+    #[test]
+    fn reads_provider_settings_and_hides_secrets() {
+        let c = cfg(&[
+            ("OPENAI_API_KEY", "sk-secret-123"),
+            ("OPENAI_BASE_URL", "http://127.0.0.1:11434/v1"),
+            ("OPENAI_MODEL", "llama3.2"),
+            ("BOTARMY_ACCESS_TOKEN", "tok-456"),
+        ])
+        .unwrap();
+        assert!(!c.demo());
+        assert_eq!(c.model_label(), "llama3.2");
+        let dbg = format!("{c:?}");
+        assert!(
+            !dbg.contains("sk-secret-123") && !dbg.contains("tok-456"),
+            "{dbg}"
+        );
+    }
+
+    #[test]
+    fn bad_numbers_and_urls_are_named() {
+        let e = cfg(&[("SESSION_TOKEN_BUDGET", "lots")]).unwrap_err();
+        assert!(e.contains("SESSION_TOKEN_BUDGET"), "{e}");
+        let e = cfg(&[("LLM_MAX_CONCURRENT", "0")]).unwrap_err();
+        assert!(e.contains("LLM_MAX_CONCURRENT"), "{e}");
+        let e = cfg(&[("OPENAI_BASE_URL", "ftp://x")]).unwrap_err();
+        assert!(e.contains("OPENAI_BASE_URL"), "{e}");
+        // Blank means unset.
+        assert!(cfg(&[("OPENAI_API_KEY", "  ")]).unwrap().demo());
+    }
+
+    #[test]
+    fn origin_policy() {
+        let c = cfg(&[("ALLOWED_ORIGINS", "https://a.example, https://b.example/")]).unwrap();
+        let own = "http://127.0.0.1:8787";
+        assert!(c.origin_allowed(None, own));
+        assert!(c.origin_allowed(Some("http://127.0.0.1:8787"), own));
+        assert!(c.origin_allowed(Some("https://b.example"), own));
+        assert!(!c.origin_allowed(Some("https://evil.example"), own));
+        assert!(!c.origin_allowed(Some("null"), own));
+        assert!(!cfg(&[])
+            .unwrap()
+            .origin_allowed(Some("https://a.example"), own));
+    }
+}

@@ -1,0 +1,64 @@
+//! The provider limiter Durable Object: one instance per provider (base URL + model) holds
+//! the global request, token and concurrency budget shared by every session. A Durable
+//! Object rather than the Workers rate-limit binding because the budget counts tokens (known
+//! only after a call) and concurrent calls, not just requests; the rules are the core's
+//! [`ProviderLimiter`].
+
+use std::cell::RefCell;
+
+use serde::Deserialize;
+use serde_json::json;
+use worker::{durable_object, DurableObject, Env, Request, Response, Result, State};
+
+use super::now_ms;
+use crate::llm::ProviderLimiter;
+
+#[derive(Deserialize)]
+struct Ask {
+    lease: String,
+    tokens: u32,
+    rpm: u32,
+    tpm: u32,
+    max: u32,
+}
+
+#[durable_object]
+pub struct ProviderLimiterDo {
+    state: State,
+    limiter: RefCell<Option<ProviderLimiter>>,
+}
+
+impl DurableObject for ProviderLimiterDo {
+    fn new(state: State, _env: Env) -> Self {
+        ProviderLimiterDo {
+            state,
+            limiter: RefCell::new(None),
+        }
+    }
+
+    async fn fetch(&self, mut req: Request) -> Result<Response> {
+        let ask: Ask = req.json().await?;
+        if self.limiter.borrow().is_none() {
+            let stored: Option<ProviderLimiter> = self.state.storage().get("limiter").await?;
+            let l = stored.unwrap_or_else(|| ProviderLimiter::new(ask.rpm, ask.tpm, ask.max));
+            *self.limiter.borrow_mut() = Some(l);
+        }
+        let now = now_ms();
+        let (answer, snapshot) = {
+            let mut g = self.limiter.borrow_mut();
+            let l = g.as_mut().expect("loaded");
+            l.reconfigure(ask.rpm, ask.tpm, ask.max);
+            let answer = match req.path().as_str() {
+                "/acquire" => match l.try_acquire(&ask.lease, ask.tokens, now) {
+                    Ok(()) => json!({"ok": true}),
+                    Err(wait) => json!({"ok": false, "waitMs": wait}),
+                },
+                "/release" => json!({"ok": l.release(&ask.lease, ask.tokens, now)}),
+                _ => return Response::error("unknown limiter route", 404),
+            };
+            (answer, l.clone())
+        };
+        self.state.storage().put("limiter", &snapshot).await?;
+        Response::from_json(&answer)
+    }
+}

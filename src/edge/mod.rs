@@ -1,0 +1,42 @@
+//! The Worker (wasm32 only): adapts the core to Cloudflare's runtime and does all the I/O.
+//!
+//! - [`router`]: the Worker entry — API routes, origin and token checks, static assets.
+//! - [`session_do`]: one Durable Object per session — WebSockets, event log, alarm, LLM calls.
+//! - [`limiter_do`]: one Durable Object per provider — the global request/token limit.
+//! - [`store`]: the session's SQLite tables.
+//! - [`provider`]: running one LLM call (OpenAI-compatible fetch, or the demo provider).
+//! - [`log`]: structured JSON logs (never secrets).
+
+mod limiter_do;
+mod log;
+mod provider;
+mod router;
+mod session_do;
+mod store;
+
+use worker::{event, Context, Env, Request, Response, Result};
+
+#[event(fetch)]
+async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
+    router::handle(req, env).await
+}
+
+/// Wall-clock milliseconds (the core takes time as an input).
+pub(crate) fn now_ms() -> u64 {
+    js_sys::Date::now() as u64
+}
+
+pub(crate) fn config(env: &Env) -> std::result::Result<crate::config::Config, String> {
+    crate::config::Config::from_lookup(|k| {
+        env.secret(k)
+            .map(|s| s.to_string())
+            .or_else(|_| env.var(k).map(|v| v.to_string()))
+            .ok()
+    })
+}
+
+/// JSON error body: `{"error":{"code","message"}}`.
+pub(crate) fn error_response(status: u16, code: &str, message: &str) -> Result<Response> {
+    let body = serde_json::json!({"error": {"code": code, "message": message}});
+    Ok(Response::from_json(&body)?.with_status(status))
+}

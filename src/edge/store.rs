@@ -1,0 +1,228 @@
+//! The session's SQLite tables (Durable Object storage). All calls are synchronous: writes
+//! made without an `await` between them commit together, which keeps the log, the messages
+//! and the persisted session consistent with each other.
+
+use serde::Deserialize;
+use worker::{SqlStorage, SqlStorageValue};
+
+use crate::agents::Stage;
+use crate::protocol::event::{Message, MessageRole};
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY, json TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS messages (
+  id TEXT PRIMARY KEY, role TEXT NOT NULL, name TEXT NOT NULL, content TEXT NOT NULL,
+  seq INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS artifacts (
+  stage TEXT NOT NULL, version INTEGER NOT NULL, content TEXT NOT NULL, feedback TEXT,
+  created_at INTEGER NOT NULL, PRIMARY KEY (stage, version));
+";
+
+pub(crate) struct Store {
+    sql: SqlStorage,
+}
+
+#[derive(Deserialize)]
+struct Val {
+    value: String,
+}
+
+#[derive(Deserialize)]
+struct Json {
+    json: String,
+}
+
+#[derive(Deserialize)]
+struct Num {
+    n: Option<f64>,
+}
+
+#[derive(Deserialize)]
+struct MsgRow {
+    id: String,
+    role: String,
+    name: String,
+    content: String,
+}
+
+#[derive(Deserialize, serde::Serialize)]
+pub(crate) struct ArtifactRow {
+    pub version: u32,
+    pub content: String,
+    pub feedback: Option<String>,
+    #[serde(rename(serialize = "createdAt"))]
+    pub created_at: f64,
+}
+
+fn int(n: u64) -> SqlStorageValue {
+    SqlStorageValue::from(n as i64)
+}
+
+impl Store {
+    pub fn open(sql: SqlStorage) -> worker::Result<Store> {
+        sql.exec(SCHEMA, None)?;
+        Ok(Store { sql })
+    }
+
+    pub fn meta(&self, key: &str) -> worker::Result<Option<String>> {
+        let rows: Vec<Val> = self
+            .sql
+            .exec("SELECT value FROM meta WHERE key = ?", vec![key.into()])?
+            .to_array()?;
+        Ok(rows.into_iter().next().map(|r| r.value))
+    }
+
+    pub fn set_meta(&self, key: &str, value: &str) -> worker::Result<()> {
+        self.sql.exec(
+            "INSERT INTO meta (key, value) VALUES (?, ?) \
+             ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            vec![key.into(), value.into()],
+        )?;
+        Ok(())
+    }
+
+    pub fn append_event(&self, seq: u64, json: &str) -> worker::Result<()> {
+        self.sql.exec(
+            "INSERT INTO events (seq, json) VALUES (?, ?)",
+            vec![int(seq), json.into()],
+        )?;
+        Ok(())
+    }
+
+    /// (oldest, newest) seq in the log; (0, 0) when empty.
+    pub fn bounds(&self) -> worker::Result<(u64, u64)> {
+        #[derive(Deserialize)]
+        struct B {
+            lo: Option<f64>,
+            hi: Option<f64>,
+        }
+        let b: B = self
+            .sql
+            .exec("SELECT MIN(seq) AS lo, MAX(seq) AS hi FROM events", None)?
+            .one()?;
+        Ok((b.lo.unwrap_or(0.0) as u64, b.hi.unwrap_or(0.0) as u64))
+    }
+
+    /// Logged frames with `from <= seq <= to`, at most `limit`, in order.
+    pub fn events(&self, from: u64, to: u64, limit: usize) -> worker::Result<Vec<String>> {
+        let rows: Vec<Json> = self
+            .sql
+            .exec(
+                "SELECT json FROM events WHERE seq >= ? AND seq <= ? ORDER BY seq LIMIT ?",
+                vec![int(from), int(to), int(limit as u64)],
+            )?
+            .to_array()?;
+        Ok(rows.into_iter().map(|r| r.json).collect())
+    }
+
+    /// Drops events with `seq < keep_from` (retention).
+    pub fn trim_events(&self, keep_from: u64) -> worker::Result<()> {
+        self.sql
+            .exec("DELETE FROM events WHERE seq < ?", vec![int(keep_from)])?;
+        Ok(())
+    }
+
+    pub fn count(&self, table: &str) -> worker::Result<u64> {
+        // `table` is one of our own constants, never input.
+        let n: Num = self
+            .sql
+            .exec(&format!("SELECT COUNT(*) AS n FROM {table}"), None)?
+            .one()?;
+        Ok(n.n.unwrap_or(0.0) as u64)
+    }
+
+    pub fn message_start(
+        &self,
+        id: &str,
+        role: MessageRole,
+        name: &str,
+        seq: u64,
+    ) -> worker::Result<()> {
+        let role = match role {
+            MessageRole::User => "user",
+            MessageRole::Assistant => "assistant",
+        };
+        self.sql.exec(
+            "INSERT OR IGNORE INTO messages (id, role, name, content, seq) VALUES (?, ?, ?, '', ?)",
+            vec![id.into(), role.into(), name.into(), int(seq)],
+        )?;
+        Ok(())
+    }
+
+    pub fn message_append(&self, id: &str, delta: &str) -> worker::Result<()> {
+        self.sql.exec(
+            "UPDATE messages SET content = content || ? WHERE id = ?",
+            vec![delta.into(), id.into()],
+        )?;
+        Ok(())
+    }
+
+    pub fn messages(&self) -> worker::Result<Vec<Message>> {
+        let rows: Vec<MsgRow> = self
+            .sql
+            .exec(
+                "SELECT id, role, name, content FROM messages ORDER BY seq",
+                None,
+            )?
+            .to_array()?;
+        Ok(rows
+            .into_iter()
+            .map(|r| Message {
+                id: r.id,
+                role: if r.role == "user" {
+                    MessageRole::User
+                } else {
+                    MessageRole::Assistant
+                },
+                name: r.name,
+                content: r.content,
+            })
+            .collect())
+    }
+
+    pub fn save_artifact(
+        &self,
+        stage: Stage,
+        version: u32,
+        content: &str,
+        feedback: Option<&str>,
+        created_at: u64,
+    ) -> worker::Result<()> {
+        self.sql.exec(
+            "INSERT OR REPLACE INTO artifacts (stage, version, content, feedback, created_at) \
+             VALUES (?, ?, ?, ?, ?)",
+            vec![
+                stage.name().into(),
+                int(version as u64),
+                content.into(),
+                feedback.map(|f| f.to_string()).into(),
+                int(created_at),
+            ],
+        )?;
+        Ok(())
+    }
+
+    pub fn artifact(&self, stage: Stage, version: u32) -> worker::Result<Option<String>> {
+        let rows: Vec<ArtifactRow> = self
+            .sql
+            .exec(
+                "SELECT version, content, feedback, created_at FROM artifacts \
+                 WHERE stage = ? AND version = ?",
+                vec![stage.name().into(), int(version as u64)],
+            )?
+            .to_array()?;
+        Ok(rows.into_iter().next().map(|r| r.content))
+    }
+
+    /// Every version of a stage's artifact, oldest first.
+    pub fn artifact_versions(&self, stage: Stage) -> worker::Result<Vec<ArtifactRow>> {
+        self.sql
+            .exec(
+                "SELECT version, content, feedback, created_at FROM artifacts \
+                 WHERE stage = ? ORDER BY version",
+                vec![stage.name().into()],
+            )?
+            .to_array()
+    }
+}
