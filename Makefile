@@ -5,7 +5,7 @@ SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 PORT ?= 8787
 
-.PHONY: setup setup-test build build-worker build-frontend dev test test-rust lint test-frontend test-e2e test-browser bench deploy clean
+.PHONY: setup setup-test build build-worker build-frontend dev test test-rust lint test-frontend test-e2e test-chaos test-security test-soak test-browser fuzz bench deploy clean
 
 setup:
 	scripts/setup.sh
@@ -39,10 +39,25 @@ test-frontend:
 test-e2e:
 	node --test --test-concurrency=1 tests/e2e/
 
+test-chaos:
+	node --test --test-concurrency=1 tests/chaos/
+
+test-security:
+	node --test --test-concurrency=1 tests/security/
+
+# SOAK_SECONDS=600 make test-soak for the long run.
+test-soak:
+	node --test --test-concurrency=1 tests/soak/
+
 test-browser:
 	node --test --test-concurrency=1 tests/browser/
 
-test: setup-test lint test-rust build test-frontend test-e2e test-browser
+test: setup-test lint test-rust build test-frontend test-e2e test-chaos test-security test-soak test-browser
+
+# Long fuzz run of the command decoder, SSE parser and JSON-Patch reducer (property tests).
+fuzz:
+	PROPTEST_CASES=$${PROPTEST_CASES:-200000} cargo test --release --lib -- \
+	  arbitrary apply_never_panics apply_of_diff chunking byte_at_a_time decoder random_sessions
 
 bench: setup build
 	node bench/run.mjs
