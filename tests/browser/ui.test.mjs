@@ -167,8 +167,8 @@ async function messageNames(page) {
 }
 
 /** The page's view model (window.__botarmy) against the server's log: same lastSeq, same texts. */
-async function assertViewMatchesServer(page, id, label) {
-  const events = await fetchEvents(target.url, id, 0);
+async function assertViewMatchesServer(page, id, label, url = target.url) {
+  const events = await fetchEvents(url, id, 0);
   const expected = [...messagesOf(events).values()].map((m) => ({ id: m.messageId, name: m.name, text: m.text }));
   const view = await page.evaluate(() => {
     const v = window.__botarmy.view();
@@ -190,6 +190,32 @@ function skipIfNeeded(t) {
     return true;
   }
   return false;
+}
+
+/**
+ * A server whose provider can be told to fail: with the harness, a second Worker pointed at the
+ * fake OpenAI provider (scenarios selected by a tag in the brief); with the mock server, its
+ * brief markers. Started once, on first use.
+ */
+let faultServerPromise = null;
+function faultServer() {
+  faultServerPromise ??= (async () => {
+    if (target.kind === 'mock') {
+      const marker = { badkey: '#fail', flaky: '#fail-once' };
+      return { url: target.url, brief: (kind, text) => `${text} ${marker[kind]}` };
+    }
+    const fake = await startFakeOpenAI({ msPerToken: 2 });
+    owned.push(fake);
+    fake.setScenario('badkey', [{ status: 401 }]);
+    fake.setScenario('flaky', [{ status: 429, retryAfter: 2 }, { ok: true }]);
+    const worker = await startWorker({
+      name: 'browser-faults',
+      env: { OPENAI_API_KEY: 'test-key-browser', OPENAI_BASE_URL: fake.url, OPENAI_MODEL: 'fake-model' },
+    });
+    owned.push(worker);
+    return { url: worker.url, brief: (kind, text) => `${text} [[scenario:${kind}]]` };
+  })();
+  return faultServerPromise;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -401,8 +427,11 @@ describe('BotArmy UI in Chromium', () => {
     if (await byTestId(page, 'reconnect-button').count()) await byTestId(page, 'reconnect-button').click();
     await waitLive(page, 60_000);
     await waitGate(page, 'analyst');
-    const { view } = await assertViewMatchesServer(page, id, 'after a reconnect');
+    const { view, events } = await assertViewMatchesServer(page, id, 'after a reconnect', url);
     assert.ok(view.lastSeq > 0);
+    // Nothing was shown twice: every message id appears once in the thread.
+    assert.equal(new Set(view.messages.map((m) => m.id)).size, view.messages.length);
+    t.diagnostic(`${events.length} events; page duplicates dropped: ${view.stats.duplicates}`);
     await shot(page, '10-caught-up');
     assert.deepEqual(page.problems, { pageErrors: [], dialogs: [] });
   });
@@ -410,22 +439,9 @@ describe('BotArmy UI in Chromium', () => {
   test('a provider error is shown in plain words with what happens next', async (t) => {
     if (skipIfNeeded(t)) return;
     if (target.kind === 'external') return t.skip('needs a server this test controls (harness or mock server)');
-    let url = target.url;
-    let brief = 'A volunteer rota planner. #fail';
-    if (target.kind === 'worker') {
-      const fake = await startFakeOpenAI({ msPerToken: 2 });
-      owned.push(fake);
-      fake.setScenario('badkey', [{ status: 401 }]);
-      const worker = await startWorker({
-        name: 'browser-errors',
-        env: { OPENAI_API_KEY: 'test-key-browser', OPENAI_BASE_URL: fake.url, OPENAI_MODEL: 'fake-model' },
-      });
-      owned.push(worker);
-      url = worker.url;
-      brief = 'A volunteer rota planner. [[scenario:badkey]]';
-    }
-    const page = await openPage(t, url);
-    await startFromHome(page, brief);
+    const faults = await faultServer();
+    const page = await openPage(t, faults.url);
+    await startFromHome(page, faults.brief('badkey', 'A volunteer rota planner.'));
     const banner = page.locator('[data-testid="error-banner"][data-code="bad_key"]');
     await banner.waitFor({ timeout: STAGE_TIMEOUT });
     const words = await banner.textContent();
@@ -438,6 +454,29 @@ describe('BotArmy UI in Chromium', () => {
     await banner.getByRole('button', { name: 'Details' }).click();
     assert.match(await byTestId(page, 'error-details').textContent(), /bad_key/);
     await shot(page, '11-error');
+    assert.deepEqual(page.problems, { pageErrors: [], dialogs: [] });
+  });
+
+  test('a transient provider failure: retry countdown on the card, then the stage goes on', async (t) => {
+    if (skipIfNeeded(t)) return;
+    if (target.kind === 'external') return t.skip('needs a server this test controls (harness or mock server)');
+    const faults = await faultServer();
+    const page = await openPage(t, faults.url);
+    const id = await startFromHome(page, faults.brief('flaky', 'A tool library for a neighbourhood.'));
+    await page.locator('[data-testid="agent-card-analyst"][data-status="retrying"]').waitFor({ timeout: STAGE_TIMEOUT });
+    assert.match(await byTestId(page, 'agent-retry-analyst').textContent(), /Next try in \d+ s|Trying again now/);
+    const banner = page.locator('[data-testid="error-banner"][data-code="rate_limited"]');
+    await banner.waitFor({ timeout: 5000 });
+    assert.match(await banner.textContent(), /by itself/);
+    await shot(page, '12-retrying');
+    await waitGate(page, 'analyst');
+    assert.equal(await banner.count(), 0, 'the banner goes away once the retry worked');
+    const card = byTestId(page, 'agent-card-analyst');
+    assert.match(await card.textContent(), /2 of 4/);
+    await assertViewMatchesServer(page, id, 'after a retry', faults.url);
+    await byTestId(page, 'cancel-button').click();
+    await byTestId(page, 'confirm-cancel-button').click();
+    await waitRunStatus(page, 'cancelled', 15_000);
     assert.deepEqual(page.problems, { pageErrors: [], dialogs: [] });
   });
 });

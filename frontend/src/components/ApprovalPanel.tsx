@@ -64,11 +64,14 @@ export function ApprovalPanel() {
       tone="info"
       title={`${name} needs your approval`}
     >
-      <p className="font-medium">{interruptMessage ?? `${name}'s work (version ${gate.version}) is ready for review.`}</p>
-      <p className="mt-1 text-slate-700">
-        {next ? `Approve to hand it to the ${next}` : "Approve to finish the plan"}, or request changes and the {name} writes version{" "}
-        {gate.version + 1} with your feedback.
-      </p>
+      {interruptMessage ? (
+        <p>{interruptMessage}</p>
+      ) : (
+        <p>
+          The {name}'s work (version {gate.version}) is ready. {next ? `Approve to hand it to the ${next}` : "Approve to finish the plan"}, or
+          request changes and the {name} writes version {gate.version + 1} with your feedback.
+        </p>
+      )}
       <div className="mt-3 flex flex-wrap gap-2">
         <Button variant="success" data-testid="approve-button" disabled={!live || busy} onClick={approve}>
           {approving ? "Approving…" : `Approve ${name}`}

@@ -17,7 +17,7 @@ export const ConnectionIndicator = memo(function ConnectionIndicator() {
   const offlineReason = useConnectionStore((s) => s.offlineReason);
   const lastClose = useConnectionStore((s) => s.lastClose);
   const sync = useSessionStore((s) => s.view.sync);
-  const now = useNow(status === "reconnecting" || status === "offline", 500);
+  const now = useNow(status === "reconnecting" || status === "offline");
 
   let dot = "bg-slate-400";
   let text: string;

@@ -1,13 +1,38 @@
-import { useEffect, useState } from "react";
+// One shared clock for every live timer and countdown on the page, so the agent card and the
+// error banner never disagree about "next try in N s". It ticks only while someone listens.
 
-/** The current time, re-read every `intervalMs` while `active` (for live timers and countdowns). */
-export function useNow(active: boolean, intervalMs = 1000): number {
-  const [now, setNow] = useState(() => Date.now());
-  useEffect(() => {
-    if (!active) return;
-    setNow(Date.now());
-    const timer = setInterval(() => setNow(Date.now()), intervalMs);
-    return () => clearInterval(timer);
-  }, [active, intervalMs]);
-  return now;
+import { useSyncExternalStore } from "react";
+
+const TICK_MS = 250;
+const listeners = new Set<() => void>();
+let now = Date.now();
+let timer: ReturnType<typeof setInterval> | undefined;
+
+function subscribe(listener: () => void): () => void {
+  listeners.add(listener);
+  if (timer === undefined) {
+    now = Date.now();
+    timer = setInterval(() => {
+      now = Date.now();
+      for (const l of listeners) l();
+    }, TICK_MS);
+  }
+  return () => {
+    listeners.delete(listener);
+    if (listeners.size === 0 && timer !== undefined) {
+      clearInterval(timer);
+      timer = undefined;
+    }
+  };
+}
+
+const noop = () => () => undefined;
+const snapshot = () => now;
+
+/**
+ * The current time, refreshed about four times a second while `active` (all users see the same
+ * value). While inactive the value is not kept fresh: use it only for live timers.
+ */
+export function useNow(active: boolean): number {
+  return useSyncExternalStore(active ? subscribe : noop, snapshot, snapshot);
 }

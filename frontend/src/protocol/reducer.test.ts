@@ -162,7 +162,7 @@ describe("reducer: a retry after a transient failure", () => {
       message: "The AI provider asked us to slow down.",
       title: "Analyst: the AI provider asked us to slow down",
     });
-    expect(errors[0]?.next).toMatch(/try Analyst again by itself \(attempt 2\)/);
+    expect(errors[0]?.next).toBe("That will be attempt 2 of 4.");
     expect(afterFailure.state?.agents.analyst).toMatchObject({ status: "retrying", nextRetryAt: retryAt, attempts: 1 });
   });
 
@@ -193,6 +193,7 @@ describe("reducer: a failed run", () => {
     expect(errors).toHaveLength(1);
     expect(errors[0]).toMatchObject({ source: "run", code: "bad_key", stage: "analyst" });
     expect(errors[0]?.next).toMatch(/OPENAI_API_KEY/);
+    expect(errors[0]?.details).toMatch(/"RUN_ERROR"[\s\S]*Caused by:[\s\S]*"agent_error"/);
     expect(view.lastOutcome).toBe("error");
     expect(availableActions(view.state, true)).toMatchObject({ retry: "analyst", start: true, cancel: false, pause: false });
   });

@@ -10,6 +10,7 @@
 import { applyPatch, PatchError } from "./jsonPatch";
 import { providerWords, rejectionWords } from "./errors";
 import {
+  LIMITS,
   STAGE_LABEL,
   isStage,
   stageOfName,
@@ -197,7 +198,7 @@ function agentErrorToUi(value: AgentErrorValue, raw: ServerEvent, at: number): U
   const stage = isStage(value.stage) ? value.stage : null;
   let next: string;
   if (value.retryable && value.nextRetryAt != null) {
-    next = `BotArmy will try ${label(stage)} again by itself (attempt ${value.attempt + 1}) at ${formatClock(value.nextRetryAt)}.`;
+    next = `That will be attempt ${value.attempt + 1} of ${LIMITS.attemptsPerStage}.`;
   } else if (value.retryable) {
     next = "BotArmy will try again by itself.";
   } else {
@@ -421,6 +422,8 @@ function applyLogged(view: SessionView, event: ServerEvent, now: number): Sessio
 
     case "RUN_ERROR": {
       const error = runErrorToUi(event.code, event.message, event, at, view.state);
+      const cause = [...view.errors].reverse().find((e) => e.source === "agent" && e.stage === error.stage && !e.resolved);
+      if (cause) error.details += `\n\nCaused by:\n${cause.details}`;
       return {
         ...view,
         interrupt: null,
