@@ -38,7 +38,9 @@ fi
 # 2. Cargo-installed tools, pinned: wasm-bindgen must equal the version in Cargo.lock.
 cargo_tool() { # name crate version
   local have
-  have=$("$HOME/.cargo/bin/$1" --version 2>/dev/null | awk '{print $2}') || true
+  # Tools print "name 1.2.3", "1.2.3" or "name v1.2.3": take the last word, drop a leading v.
+  have=$("$HOME/.cargo/bin/$1" --version 2>/dev/null | head -1 | awk '{print $NF}') || true
+  have=${have#v}
   if [[ "$have" == "$3" ]]; then
     say "$1 $3 present"
   else
