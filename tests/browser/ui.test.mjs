@@ -395,6 +395,45 @@ describe('BotArmy UI in Chromium', () => {
     assert.deepEqual(page.problems, { pageErrors: [], dialogs: [] });
   });
 
+  test('pause and resume in auto mode; the thread stops following when the reader scrolls up', async (t) => {
+    if (skipIfNeeded(t)) return;
+    const page = await openPage(t);
+    await page.setViewportSize({ width: 1280, height: 700 });
+    await startFromHome(page, 'A field-service scheduling app for plumbers, with route planning.', 'auto');
+    await page.locator('[data-testid="message"][data-name="Analyst"]').first().waitFor({ timeout: STAGE_TIMEOUT });
+    await page.locator('[data-testid="pause-button"]:not([disabled])').click();
+    // Pausing takes effect after the current agent; until then Resume takes the request back.
+    await page.locator('[data-testid="run-status"]', { hasText: 'pausing' }).waitFor({ timeout: 10_000 });
+    assert.equal(await byTestId(page, 'pause-button').isDisabled(), true);
+    await waitRunStatus(page, 'paused');
+    assert.equal(await byTestId(page, 'agent-card-analyst').getAttribute('data-status'), 'done');
+    assert.equal(await byTestId(page, 'pause-button').isDisabled(), true);
+    assert.equal(await byTestId(page, 'resume-button').isDisabled(), false);
+    assert.equal(await byTestId(page, 'cancel-button').isDisabled(), false);
+    await shot(page, '13-paused');
+
+    // Scroll the thread up before the next agent writes: it must stay where the reader is.
+    await byTestId(page, 'conversation').evaluate((el) => {
+      el.scrollTop = 0;
+      el.dispatchEvent(new Event('scroll'));
+    });
+    await byTestId(page, 'resume-button').click();
+    await waitRunStatus(page, 'running', 10_000);
+    await page.locator('[data-testid="message"][data-name="Architect"]').first().waitFor({ timeout: STAGE_TIMEOUT });
+    await byTestId(page, 'jump-to-latest').waitFor({ timeout: 10_000 });
+    const scrolled = await byTestId(page, 'conversation').evaluate((el) => el.scrollTop);
+    assert.ok(scrolled < 5, `the thread stayed at the top while new text arrived (scrollTop ${scrolled})`);
+    await byTestId(page, 'jump-to-latest').click();
+    const gap = await byTestId(page, 'conversation').evaluate((el) => el.scrollHeight - el.scrollTop - el.clientHeight);
+    assert.ok(gap < 60, `Jump to latest reaches the bottom (${gap}px left)`);
+    await byTestId(page, 'jump-to-latest').waitFor({ state: 'detached', timeout: 5000 });
+
+    await byTestId(page, 'cancel-button').click();
+    await byTestId(page, 'confirm-cancel-button').click();
+    await waitRunStatus(page, 'cancelled', 15_000);
+    assert.deepEqual(page.problems, { pageErrors: [], dialogs: [] });
+  });
+
   test('a server-side disconnect mid-stream: the page says so, reconnects and catches up exactly', async (t) => {
     if (skipIfNeeded(t)) return;
     if (target.kind === 'external') return t.skip('needs a server this test controls (harness or mock server)');

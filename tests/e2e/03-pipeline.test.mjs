@@ -284,7 +284,7 @@ test('cancel mid-stream: the request in flight is aborted, the message closed an
   fake.setScenario(t, [{ tokens: 300, delayMs: 20 }]);
   const { id, client: c } = await newSessionClient(worker, { label: 'cancel' });
   await mustAck(c, { type: 'start', brief: briefFor(t), approval: 'auto' });
-  await c.waitFor((e, cl) => e.type === 'TEXT_MESSAGE_CONTENT' && cl.messages.get(e.messageId)?.text.length > 40, 10000);
+  await c.waitFor((e, cl) => e.type === 'TEXT_MESSAGE_CONTENT' && cl.messages.get(e.messageId)?.name === 'Analyst' && cl.messages.get(e.messageId).text.length > 40, 10000);
   await mustAck(c, { type: 'cancel' });
   const end = await c.waitFor(isEnd, 10000);
   assert.equal(end.type, 'RUN_FINISHED', JSON.stringify(end));
@@ -374,6 +374,8 @@ test('retries exhausted: 4 attempts, then RUN_ERROR retries_exhausted in plain w
   assert.equal(end.type, 'RUN_ERROR', JSON.stringify(end));
   assert.equal(end.code, 'retries_exhausted');
   assertPlainWords(end.message, 'RUN_ERROR.message');
+  // What happens next must be true: no automatic retry is coming after this.
+  assert.doesNotMatch(end.message, /will (wait and )?(try|retry) again|retrying (soon|shortly|in)/i, `RUN_ERROR promises an automatic retry that will not happen: ${end.message}`);
   const errs = ofType(c.transcript, 'CUSTOM', 'agent_error').map((e) => e.value);
   assert.deepEqual(errs.map((v) => v.attempt), [1, 2, 3, 4]);
   assert.ok(errs.slice(0, 3).every((v) => v.retryable && typeof v.nextRetryAt === 'number'), JSON.stringify(errs));
@@ -399,6 +401,20 @@ test('retries exhausted: 4 attempts, then RUN_ERROR retries_exhausted in plain w
   assert.equal(session.state.run.status, 'completed');
   assert.equal(session.state.run.error, null);
   assert.equal(fake.requestsFor(t).length, 9);
+  await c.close();
+});
+
+test('retries exhausted on 429s: the final message does not promise a retry that will not come', async () => {
+  const t = tag('exhaust429');
+  fake.setScenario(t, [{ status: 429, retryAfter: 1 }]);
+  const { id, client: c, end } = await runAuto(t, 'exhausted-429', 90000);
+  assert.equal(end.type, 'RUN_ERROR', JSON.stringify(end));
+  assert.equal(end.code, 'retries_exhausted');
+  assertPlainWords(end.message, 'RUN_ERROR.message');
+  assert.doesNotMatch(end.message, /will (wait and )?(try|retry) again|retrying (soon|shortly|in)/i, `RUN_ERROR promises an automatic retry that will not happen: ${end.message}`);
+  const { session } = await finalChecks(worker, id, c);
+  assert.doesNotMatch(session.state.run.error.message, /will (wait and )?(try|retry) again/i, `run.error: ${session.state.run.error.message}`);
+  assert.equal(fake.requestsFor(t).length, 4);
   await c.close();
 });
 
@@ -532,7 +548,7 @@ test('restart: SIGKILL wrangler mid-stream, start it again on the same state; th
     const id = await createSession(w1.url);
     const c = await SessionClient.open(w1.url, id, { label: 'restart' });
     await mustAck(c, { type: 'start', brief: briefFor(t), approval: 'auto' });
-    await c.waitFor((e, cl) => e.type === 'TEXT_MESSAGE_CONTENT' && cl.messages.get(e.messageId)?.text.length > 60, 15000);
+    await c.waitFor((e, cl) => e.type === 'TEXT_MESSAGE_CONTENT' && cl.messages.get(e.messageId)?.name === 'Analyst' && cl.messages.get(e.messageId).text.length > 60, 15000);
     const seqBefore = c.lastSeq;
     await w1.kill();
     const closed = await c.waitForClose(10000);
