@@ -343,6 +343,10 @@ function handle(s, ws, raw) {
       ok();
       return delta(s, [{ path: "/run/pauseRequested", value: true }]);
     case "resume":
+      if (st.run.status === "running" && st.run.pauseRequested) {
+        ok();
+        return delta(s, [{ path: "/run/pauseRequested", value: false }]);
+      }
       if (st.run.status !== "paused") return reject(ws, cmd, "invalid_state", "The run is not paused.");
       ok();
       return runStage(s, st.run.stage);

@@ -27,12 +27,12 @@ export function RunControls() {
   }, [actions.cancel]);
 
   return (
-    <section aria-label="Run controls" className="flex flex-wrap gap-2">
+    <section aria-label="Run controls" className="flex flex-wrap items-center gap-2">
       <Button variant="outline" size="sm" data-testid="pause-button" disabled={!actions.pause || pausing} onClick={() => sessionClient.send({ type: "pause" })}>
         {pauseRequested ? "Pausing…" : "Pause"}
       </Button>
       <Button variant="outline" size="sm" data-testid="resume-button" disabled={!actions.resume || resuming} onClick={() => sessionClient.send({ type: "resume" })}>
-        Resume
+        {pauseRequested ? "Keep running" : "Resume"}
       </Button>
       <Button
         variant="outline"
@@ -69,6 +69,27 @@ export function RunControls() {
       >
         {actions.retry ? `Retry ${STAGE_LABEL[actions.retry]}` : "Retry"}
       </Button>
+      <RunNote />
     </section>
+  );
+}
+
+/** One sentence on where the run stands and what the user can do, for the quiet states. */
+function RunNote() {
+  const status = useSessionStore((s) => s.view.state?.run.status ?? null);
+  const stage = useSessionStore((s) => s.view.state?.run.stage ?? null);
+  const pauseRequested = useSessionStore((s) => s.view.state?.run.pauseRequested ?? false);
+  const name = stage ? `the ${STAGE_LABEL[stage]}` : "the current agent";
+  let text: string | null = null;
+  if (status === "paused") text = `Paused before ${name}. Press Resume to go on.`;
+  else if (status === "running" && pauseRequested) text = `Pausing once ${name} finishes.`;
+  else if (status === "completed") text = "The plan is complete: read or download it under Artifacts.";
+  else if (status === "cancelled") text = "Cancelled. Finished artifacts are kept; you can start a new run below.";
+  else if (status === "failed") text = `Stopped at ${name}. Press Retry, or start a new run below.`;
+  if (!text) return null;
+  return (
+    <p className="text-sm text-slate-600" data-testid="run-note">
+      {text}
+    </p>
   );
 }

@@ -162,6 +162,21 @@ describe("ApprovalPanel and RunControls", () => {
     expect([enabled("pause-button"), enabled("resume-button"), enabled("cancel-button"), enabled("retry-button")]).toEqual([false, false, true, false]);
   });
 
+  it("while paused offers Resume and says where the run stands", () => {
+    const s = new Script();
+    s.start("brief", "auto");
+    s.stage("analyst");
+    s.delta([
+      { op: "replace", path: "/run/status", value: "paused" },
+      { op: "replace", path: "/run/stage", value: "architect" },
+    ]);
+    load(s.events);
+    render(<RunControls />);
+    expect((screen.getByTestId("resume-button") as HTMLButtonElement).disabled).toBe(false);
+    expect((screen.getByTestId("pause-button") as HTMLButtonElement).disabled).toBe(true);
+    expect(screen.getByTestId("run-note").textContent).toBe("Paused before the Architect. Press Resume to go on.");
+  });
+
   it("asks before cancelling, then sends cancel", () => {
     atGate();
     const send = vi.spyOn(sessionClient, "send").mockReturnValue("id-3");

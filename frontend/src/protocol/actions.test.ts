@@ -24,8 +24,10 @@ describe("availableActions", () => {
     }
   });
 
-  it("does not offer Pause twice while a pause is requested", () => {
-    expect(availableActions(withRun("running", { pauseRequested: true }), true).pause).toBe(false);
+  it("does not offer Pause twice while a pause is requested, and offers Resume to take it back", () => {
+    const actions = availableActions(withRun("running", { pauseRequested: true }), true);
+    expect(actions.pause).toBe(false);
+    expect(actions.resume).toBe(true);
   });
 
   it("offers approve/reject only for the open gate and retry only after a failure", () => {

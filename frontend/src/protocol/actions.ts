@@ -38,7 +38,8 @@ export function availableActions(state: SessionState | null, live: boolean): Ava
     start: status === "idle" || status === "completed" || status === "failed" || status === "cancelled",
     gate,
     pause: status === "running" && !state.run.pauseRequested,
-    resume: status === "paused",
+    // Resume also takes back a pause that was requested but has not happened yet.
+    resume: status === "paused" || (status === "running" && state.run.pauseRequested),
     cancel: status === "running" || status === "paused" || status === "waiting_approval",
     retry: failedStageOf(state),
   };
