@@ -6,6 +6,8 @@ import { Header } from "./components/Header";
 import { HomePage } from "./components/HomePage";
 import { SessionPage } from "./components/SessionPage";
 import { isSessionId } from "./net/api";
+import { STAGE_LABEL } from "./protocol/types";
+import { useSessionStore } from "./store/session";
 
 export function App() {
   const sessionId = useRouteSessionId();
@@ -17,9 +19,16 @@ export function App() {
     else sessionClient.disconnect();
   }, [sessionId]);
 
+  // The tab title says when the session needs the user, so a background tab is noticed.
+  const gateStage = useSessionStore((s) => s.view.state?.gate?.stage ?? null);
+  const status = useSessionStore((s) => s.view.state?.run.status ?? null);
   useEffect(() => {
-    document.title = sessionId ? `BotArmy · session ${sessionId.slice(0, 8)}` : "BotArmy";
-  }, [sessionId]);
+    let prefix = "";
+    if (gateStage) prefix = `(!) ${STAGE_LABEL[gateStage]} needs approval · `;
+    else if (status === "failed") prefix = "(!) Stopped · ";
+    else if (status === "completed") prefix = "Done · ";
+    document.title = sessionId ? `${prefix}BotArmy · session ${sessionId.slice(0, 8)}` : "BotArmy";
+  }, [sessionId, gateStage, status]);
 
   return (
     <div className="min-h-screen">

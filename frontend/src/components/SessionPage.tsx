@@ -7,6 +7,7 @@ import { sessionClient } from "../net/client";
 import { goHome } from "../routing";
 import { useSessionStore } from "../store/session";
 import type { ApprovalMode } from "../protocol/types";
+import { formatTokens } from "../lib/format";
 import { AgentCards } from "./AgentCards";
 import { ApprovalPanel } from "./ApprovalPanel";
 import { ArtifactsPanel } from "./Artifacts";
@@ -55,6 +56,17 @@ function StartSection() {
   );
 }
 
+function TokenBudget() {
+  const used = useSessionStore((s) => s.view.state?.run.tokensUsed ?? 0);
+  const budget = useSessionStore((s) => s.view.state?.run.tokenBudget ?? 0);
+  if (!budget) return null;
+  return (
+    <span className="text-xs text-slate-500 tabular-nums" title={`${used} of ${budget} tokens used in this session`} data-testid="token-budget">
+      {formatTokens(used)} / {formatTokens(budget)} tokens
+    </span>
+  );
+}
+
 export function SessionPage({ id }: { id: string }) {
   const [missing, setMissing] = useState(false);
   const valid = isSessionId(id);
@@ -80,7 +92,10 @@ export function SessionPage({ id }: { id: string }) {
     <main className="mx-auto flex max-w-7xl flex-col gap-4 px-3 py-3 sm:px-4 sm:py-4 lg:grid lg:grid-cols-[17rem_minmax(0,1fr)] lg:items-start">
       <LiveAnnouncer />
       <aside className="order-3 lg:sticky lg:top-16 lg:order-none">
-        <h2 className="mb-2 text-sm font-semibold uppercase tracking-wide text-slate-500">Agents</h2>
+        <div className="mb-2 flex items-baseline justify-between gap-2">
+          <h2 className="text-sm font-semibold uppercase tracking-wide text-slate-500">Agents</h2>
+          <TokenBudget />
+        </div>
         <ErrorBoundary label="the agent cards">
           <AgentCards />
         </ErrorBoundary>
