@@ -272,11 +272,23 @@ async function runSession(index) {
   // complete call per saved artifact version, and Retry-After honoured.
   const reqs = fake.requestsFor(t);
   const failedCalls = reqs.filter((r) => r.outcome !== 'completed');
-  assert.equal(agentErrors.length, failedCalls.length, `s${index}: agent_error events (${agentErrors.length}) = failed provider calls (${failedCalls.map((r) => r.outcome).join(',')})`);
-  assert.equal(ofType(events, 'CUSTOM', 'artifact').length, reqs.length - failedCalls.length, `s${index}: one artifact per complete provider answer`);
-  for (let i = 0; i + 1 < reqs.length; i++) {
-    if (reqs[i].step?.retryAfter) assert.ok(reqs[i + 1].time - reqs[i].time >= 950, `s${index}: Retry-After 1 s honoured (${reqs[i + 1].time - reqs[i].time} ms)`);
-  }
+  // On a mismatch, show both sides: the provider's log and the session's attempts.
+  const t0 = reqs[0]?.time ?? 0;
+  const story = () =>
+    `\n  provider calls: ${reqs.map((r) => `[${r.time - t0}ms ${r.role} ${JSON.stringify(r.step && { ...r.step, index: undefined })} -> ${r.outcome}${r.status ? ' ' + r.status : ''} ${r.tokensSent}tok]`).join(' ')}` +
+    `\n  agent_errors: ${agentErrors.map((v) => `[${v.stage}#${v.attempt} ${v.code} retryable=${v.retryable} next=${v.nextRetryAt ? v.nextRetryAt - t0 + 'ms' : null}]`).join(' ')}` +
+    `\n  steps: ${ofType(events, 'STEP_STARTED').length} started; runs: ${summary.runs.map((r) => `${r.runId}:${r.outcome?.type || r.error?.code}`).join(' ')}`;
+  assert.equal(agentErrors.length, failedCalls.length, `s${index}: agent_error events (${agentErrors.length}) = failed provider calls (${failedCalls.length})${story()}`);
+  assert.equal(ofType(events, 'CUSTOM', 'artifact').length, reqs.length - failedCalls.length, `s${index}: one artifact per complete provider answer${story()}`);
+  // Calls are sequential within a session, so the n-th failed call is the n-th agent_error.
+  // A 429 with Retry-After that is retried automatically is retried no sooner than it asked
+  // (a manual `retry` after the last attempt may go at once).
+  failedCalls.forEach((r, n) => {
+    if (!r.step?.retryAfter || agentErrors[n].nextRetryAt === null) return;
+    const next = reqs[reqs.indexOf(r) + 1];
+    assert.ok(agentErrors[n].nextRetryAt - r.time >= 950, `s${index}: nextRetryAt honours Retry-After 1 s (${agentErrors[n].nextRetryAt - r.time} ms)${story()}`);
+    if (next) assert.ok(next.time - r.time >= 950, `s${index}: Retry-After 1 s honoured (${next.time - r.time} ms)${story()}`);
+  });
   for (const c of clients) {
     // A reconnecting client is replayed to, never sent a snapshot (the log holds everything).
     assert.deepEqual(c.snapshots.filter((s) => s.lastSeq > 0), [], `${c.label}: snapshot joins after events existed`);
@@ -318,7 +330,7 @@ test(`chaos: ${SESSIONS} sessions x ${CLIENTS} clients through full pipelines un
   if (failures.length) {
     const detail = failures
       .sort((a, b) => a.index - b.index)
-      .map((f) => `session ${f.index}: ${f.error?.stack || f.error}`)
+      .map((f) => `session ${f.index}: ${f.error?.stack || f.error}${f.error?.cause ? `\n  cause: ${f.error.cause.code || ''} ${f.error.cause.message || f.error.cause}` : ''}`)
       .join('\n\n');
     assert.fail(`${failures.length} of ${SESSIONS} sessions failed their checks (seed ${SEED}):\n${detail}`);
   }

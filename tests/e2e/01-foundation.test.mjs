@@ -158,6 +158,15 @@ test('WebSocket round trip: hello -> welcome + caught_up (connection frames carr
   await c.close();
 });
 
+test('a WebSocket to a session that was never created is refused 404', async () => {
+  const c = new SessionClient(worker.url, crypto.randomBytes(16).toString('hex'));
+  const err = await c.connect().then(
+    () => null,
+    (e) => e,
+  );
+  assert.equal(err?.status, 404, `upgrade to an unknown session: ${err?.message}`);
+});
+
 test('Origin: a foreign Origin is refused with 403 before the upgrade; own and allowlisted accepted', async () => {
   const id = await createSession(worker.url);
   const bad = new SessionClient(worker.url, id, { origin: 'http://evil.example' });

@@ -334,3 +334,44 @@ test('state from deltas equals the server state at every gate; text deltas are c
   });
   await c.close();
 });
+
+test('hello again on the same socket re-syncs: nothing missing, re-sent events identical', async () => {
+  const t = tag('rehello');
+  fake.setScenario(t, [{ tokens: 40, delayMs: 10 }]);
+  const { id, client: c } = await newSessionClient(worker, { label: 'rehello' });
+  await mustAck(c, { type: 'start', brief: briefFor(t), approval: 'auto' });
+  for (let i = 0; i < 3; i++) {
+    await c.waitFor((e) => e.type === 'TEXT_MESSAGE_CONTENT', 10000, { from: c.transcript.length });
+    const { welcome } = await c.hello(c.lastSeq);
+    assert.equal(welcome.mode, 'replay');
+  }
+  await c.waitFor((e) => e.type === 'RUN_FINISHED' || e.type === 'RUN_ERROR', 60000);
+  // Events broadcast between the client sending hello and the server reading it are sent
+  // again by the replay (the contract says clients drop seq <= lastSeq); they must be exact
+  // copies of what was already received, and nothing may be missing.
+  const bySeq = new Map(c.transcript.map((e) => [e.seq, e]));
+  for (const d of c.duplicates) assert.deepEqual(d, bySeq.get(d.seq), `re-sent seq ${d.seq} differs from the original`);
+  c.duplicates.length = 0;
+  await finalChecks(worker, id, c);
+  await c.close();
+});
+
+test('two tabs approving the same gate at once: one ack, one invalid_state, one next run', async () => {
+  const t = tag('race');
+  fake.setScenario(t, [{ ok: true }]);
+  const { id, client: a } = await newSessionClient(worker, { label: 'race-a' });
+  const b = await SessionClient.open(worker.url, id, { label: 'race-b' });
+  await mustAck(a, { type: 'start', brief: briefFor(t), approval: 'each_stage' });
+  await a.waitFor((e) => e.type === 'RUN_FINISHED' && e.runId === 'run-1', 20000);
+  await b.waitFor((e) => e.type === 'RUN_FINISHED' && e.runId === 'run-1', 20000);
+  const answers = await Promise.all([a.send({ type: 'approve', stage: 'analyst' }), b.send({ type: 'approve', stage: 'analyst' })]);
+  assert.deepEqual(answers.map((x) => x.kind).sort(), ['ack', 'rejected'], JSON.stringify(answers));
+  assert.equal(answers.find((x) => x.kind === 'rejected').code, 'invalid_state');
+  await a.waitFor((e) => (e.type === 'RUN_FINISHED' || e.type === 'RUN_ERROR') && e.runId === 'run-2', 20000);
+  await b.waitFor((e) => (e.type === 'RUN_FINISHED' || e.type === 'RUN_ERROR') && e.runId === 'run-2', 20000);
+  const { events } = await finalChecks(worker, id, [a, b]);
+  assert.equal(ofType(events, 'RUN_STARTED').length, 2);
+  assert.equal(fake.requestsFor(t).length, 2, 'the architect ran once');
+  await a.close();
+  await b.close();
+});

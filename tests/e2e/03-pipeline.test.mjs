@@ -317,6 +317,38 @@ test('cancel mid-stream: the request in flight is aborted, the message closed an
   await c.close();
 });
 
+test('cancel while paused, and cancel during a retry wait: the run ends cancelled and the retry never fires', async () => {
+  const t = tag('cancel-paused');
+  fake.setScenario(t, [{ tokens: 30, delayMs: 10 }]);
+  const { id, client: c } = await newSessionClient(worker, { label: 'cancel-paused' });
+  await mustAck(c, { type: 'start', brief: briefFor(t), approval: 'auto' });
+  await c.waitFor((e) => e.type === 'STEP_STARTED', 10000);
+  await mustAck(c, { type: 'pause' });
+  await c.waitForState((s) => s.run.status === 'paused', 10000, 'paused');
+  await mustAck(c, { type: 'cancel' });
+  const end = await c.waitFor(isEnd, 10000);
+  assert.deepEqual(end.outcome, { type: 'cancelled' }, JSON.stringify(end));
+  let { session } = await finalChecks(worker, id, c);
+  assert.equal(session.state.run.status, 'cancelled');
+  assert.equal(fake.requestsFor(t).length, 1);
+
+  const t2 = tag('cancel-retrying');
+  fake.setScenario(t2, [{ status: 429, retryAfter: 2 }, { ok: true }]);
+  const from = c.transcript.length;
+  await mustAck(c, { type: 'start', brief: briefFor(t2), approval: 'auto' });
+  await c.waitFor((e) => e.type === 'CUSTOM' && e.name === 'agent_error', 10000, { from });
+  await c.waitForState((s) => s.agents.analyst.status === 'retrying', 5000, 'analyst retrying');
+  await mustAck(c, { type: 'cancel' });
+  const end2 = await c.waitFor(isEnd, 10000, { from });
+  assert.deepEqual(end2.outcome, { type: 'cancelled' }, JSON.stringify(end2));
+  await sleep(3000);
+  assert.equal(fake.requestsFor(t2).length, 1, 'the scheduled retry was cancelled too');
+  ({ session } = await finalChecks(worker, id, c));
+  assert.equal(session.state.agents.analyst.status, 'cancelled');
+  assert.equal(session.state.agents.analyst.nextRetryAt, null);
+  await c.close();
+});
+
 /** Run an auto pipeline for scenario t to its end; returns {id, client, end}. */
 async function runAuto(t, label, timeoutMs = 60000) {
   const { id, client } = await newSessionClient(worker, { label });

@@ -55,6 +55,7 @@ export function assertSameEvents(actual, expected, label) {
 export async function finalChecks(worker, id, clients, { complete = true } = {}) {
   const events = await fetchEvents(worker.url, id, 0);
   const summary = await verifyStream(events, { threadId: id, complete, label: `GET /events of ${id}` });
+  checkInvariants(events, `GET /events of ${id}`);
   const session = await getSession(worker.url, id);
   assert.equal(session.status, 200);
   assert.equal(session.body.id, id);
@@ -149,4 +150,34 @@ export function assertPlainWords(message, label = 'message') {
   assert.equal(typeof message, 'string', `${label} is a string`);
   assert.ok(message.length >= 15, `${label} too short to explain anything: ${JSON.stringify(message)}`);
   assert.doesNotMatch(message, /[{}]|\bat \S+:\d+|Error:|stack|undefined|null\b/, `${label} should be plain words: ${JSON.stringify(message)}`);
+}
+
+/**
+ * BotArmy invariants beyond AG-UI: every run opens with RUN_STARTED then STATE_SNAPSHOT;
+ * timestamps are integer epoch ms and never go backwards; a messageId is started once in the
+ * whole session (never spliced or reused); an interrupted message is ended right before its
+ * message_interrupted event.
+ */
+export function checkInvariants(events, label = 'stream') {
+  const started = new Map();
+  let lastTs = 0;
+  const now = Date.now();
+  events.forEach((e, i) => {
+    if (e.type === 'RUN_STARTED') {
+      assert.equal(events[i + 1]?.type, 'STATE_SNAPSHOT', `${label}: RUN_STARTED seq ${e.seq} not followed by STATE_SNAPSHOT`);
+    }
+    assert.ok(Number.isInteger(e.timestamp), `${label}: seq ${e.seq} has no integer timestamp`);
+    assert.ok(e.timestamp > 1_600_000_000_000 && e.timestamp <= now + 60_000, `${label}: seq ${e.seq} timestamp ${e.timestamp} is not epoch ms`);
+    assert.ok(e.timestamp >= lastTs, `${label}: seq ${e.seq} timestamp ${e.timestamp} goes back from ${lastTs}`);
+    lastTs = e.timestamp;
+    if (e.type === 'TEXT_MESSAGE_START') {
+      assert.ok(!started.has(e.messageId), `${label}: messageId ${e.messageId} started again at seq ${e.seq} (first at ${started.get(e.messageId)})`);
+      started.set(e.messageId, e.seq);
+    }
+    if (e.type === 'CUSTOM' && e.name === 'message_interrupted') {
+      const prev = events[i - 1];
+      assert.ok(prev && prev.type === 'TEXT_MESSAGE_END' && prev.messageId === e.value.messageId, `${label}: message_interrupted seq ${e.seq} does not follow the END of ${e.value?.messageId}`);
+      assert.ok(['retry', 'cancelled', 'restart', 'failed'].includes(e.value.reason), `${label}: reason ${e.value.reason}`);
+    }
+  });
 }
