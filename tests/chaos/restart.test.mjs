@@ -11,6 +11,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startWorker } from '../support/harness.mjs';
+import { snapshotProject } from './snapshot.mjs';
 import { startFakeOpenAI } from '../support/fake-openai.mjs';
 import { SessionClient, createSession, fetchEvents, getArtifact, getSession } from '../support/client.mjs';
 import { messagesOf, verifyStream } from '../support/agui.mjs';
@@ -22,8 +23,10 @@ let fake;
 let env;
 let w1;
 let w2;
+let cwd;
 
 before(async () => {
+  cwd = snapshotProject('restart');
   fake = await startFakeOpenAI({ msPerToken: 2 });
   env = {
     OPENAI_BASE_URL: fake.url,
@@ -86,7 +89,7 @@ function assertPrefix(prefix, events, label) {
 const S = {};
 
 test('SIGKILL mid-stream, restart on the same state: no logged event lost or duplicated, runs complete, clients catch up', { timeout: 240000 }, async () => {
-  w1 = await startWorker({ name: 'restart-1', env });
+  w1 = await startWorker({ name: 'restart-1', env, cwd });
   const slow = { tokens: 200, delayMs: 20 }; // ~4 s of streaming: the kill lands mid-message
   const specs = {
     // auto, killed while the analyst streams
@@ -142,7 +145,7 @@ test('SIGKILL mid-stream, restart on the same state: no logged event lost or dup
   assert.equal(S.retrying.clients[0].state.agents.analyst.status, 'retrying');
 
   // Restart on the same state and port.
-  w2 = await startWorker({ name: 'restart-2', env, persistDir: w1.persistDir, port: w1.port });
+  w2 = await startWorker({ name: 'restart-2', env, cwd, persistDir: w1.persistDir, port: w1.port });
   S.restartedAt = Date.now();
   S.restartMs = S.restartedAt - killedAt;
 

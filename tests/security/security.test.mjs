@@ -16,6 +16,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import WebSocket from 'ws';
 import { startWorker, ROOT } from '../support/harness.mjs';
+import { snapshotProject } from '../chaos/snapshot.mjs';
 import { startFakeOpenAI } from '../support/fake-openai.mjs';
 import { SessionClient } from '../support/client.mjs';
 import { verifyStream } from '../support/agui.mjs';
@@ -31,11 +32,14 @@ const AUTH = { Authorization: `Bearer ${TOKEN}` };
 
 let fake;
 let worker;
+let cwd; // the private copy of the build the worker runs from
 
 before(async () => {
+  cwd = snapshotProject('security');
   fake = await startFakeOpenAI({ msPerToken: 1 });
   worker = await startWorker({
     name: 'security',
+    cwd,
     env: {
       OPENAI_BASE_URL: fake.url,
       OPENAI_API_KEY: KEY,
@@ -276,7 +280,7 @@ test('Origin: a foreign Origin is refused 403 on POST and on the ws upgrade (eve
 
 test('no wildcard or reflected CORS on any API response, asset or preflight', async () => {
   const id = await createSession();
-  const asset = fs.readdirSync(path.join(ROOT, 'frontend', 'dist', 'assets')).find((f) => f.endsWith('.js'));
+  const asset = fs.readdirSync(path.join(cwd, 'frontend', 'dist', 'assets')).find((f) => f.endsWith('.js'));
   const reqs = [
     ['GET', '/'],
     ['GET', '/index.html'],
