@@ -280,6 +280,10 @@ describe('BotArmy UI in Chromium', () => {
     }
 
     await waitRunStatus(page, 'completed');
+    // Nobody scrolled: the thread followed the text to the end.
+    assert.equal(await byTestId(page, 'jump-to-latest').count(), 0, 'no "Jump to latest" when the reader never scrolled');
+    const left = await byTestId(page, 'conversation').evaluate((el) => el.scrollHeight - el.scrollTop - el.clientHeight);
+    assert.ok(left < 60, `the thread is at its end (${left}px left)`);
     assert.deepEqual(await messageNames(page), ['You', 'Analyst', 'Architect', 'Developer', 'Tester', 'Deployer']);
     for (const stage of STAGES) {
       assert.equal(await byTestId(page, `agent-card-${stage}`).getAttribute('data-status'), 'done', `${stage} done`);

@@ -244,6 +244,24 @@ test('unknown or malformed session ids are 404 for snapshot, events, artifacts a
   assert.equal((await http(`/api/sessions/${known}`, { headers: AUTH })).status, 200);
 });
 
+test('probing unknown session ids leaves no storage behind (no Durable Object database per guess)', async () => {
+  const dir = path.join(worker.persistDir, 'v3', 'do', 'botarmy-SessionDo');
+  const databases = () => (fs.existsSync(dir) ? fs.readdirSync(dir).filter((f) => f.endsWith('.sqlite') && f !== 'metadata.sqlite') : []);
+  await createSession(); // at least one real one, so the folder exists
+  await sleep(300);
+  const before = databases();
+  for (let i = 0; i < 20; i++) {
+    const id = crypto.randomBytes(16).toString('hex');
+    assertError(await http(`/api/sessions/${id}`, { headers: AUTH }), 404, 'not_found');
+    assertError(await http(`/api/sessions/${id}/events?after=0`, { headers: AUTH }), 404, 'not_found');
+    const w = await upgrade(id, { protocols: PROTOCOLS });
+    assert.equal(w.status, 404);
+  }
+  await sleep(500);
+  const created = databases().filter((f) => !before.includes(f));
+  assert.equal(created.length, 0, `20 guessed ids each left a SQLite database in ${path.relative(ROOT, dir)} (${created.length} new files): a 404 must not write storage, or every guess costs storage forever`);
+});
+
 // ---- origin ----
 
 test('Origin: a foreign Origin is refused 403 on POST and on the ws upgrade (even with the token); own origin and ALLOWED_ORIGINS pass', async () => {

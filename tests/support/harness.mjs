@@ -91,6 +91,32 @@ function installHooks() {
 // Call at import time so the root after() hook is registered before tests start.
 installHooks();
 
+let snapshotDir = null;
+/**
+ * A private copy of what `wrangler dev` serves (wrangler.toml, build/, frontend/dist/), made
+ * once per process. wrangler dev watches its inputs and hot-reloads (restarting every Durable
+ * Object) when they change; a `make build` running beside the tests must not restart the
+ * Worker under test.
+ */
+export function workerSnapshot() {
+  if (snapshotDir && fs.existsSync(snapshotDir)) return snapshotDir;
+  const dir = path.join(OUTPUT_DIR, 'snapshots', `${process.pid}-${stamp()}`);
+  fs.mkdirSync(dir, { recursive: true });
+  for (const rel of ['wrangler.toml', 'wrangler.json', 'wrangler.jsonc', 'build', path.join('frontend', 'dist')]) {
+    const from = path.join(ROOT, rel);
+    if (fs.existsSync(from)) fs.cpSync(from, path.join(dir, rel), { recursive: true });
+  }
+  snapshotDir = dir;
+  process.on('exit', () => {
+    try {
+      fs.rmSync(dir, { recursive: true, force: true });
+    } catch {
+      /* best effort */
+    }
+  });
+  return dir;
+}
+
 function stamp() {
   return new Date().toISOString().replace(/[:.]/g, '-');
 }
@@ -104,9 +130,11 @@ function stamp() {
  *   name         label for the log file (default 'worker')
  *   readyTimeoutMs  default 60000
  *   extraArgs    more wrangler arguments
- *   cwd          directory with the wrangler config (default: the repo root)
+ *   cwd          directory with the wrangler config (default: a snapshot of the repo's built
+ *                Worker, see workerSnapshot(); E2E_NO_SNAPSHOT=1 serves the repo root itself)
  */
-export async function startWorker({ env = {}, persistDir, port, name = 'worker', readyTimeoutMs = 60000, extraArgs = [], cwd = ROOT } = {}) {
+export async function startWorker({ env = {}, persistDir, port, name = 'worker', readyTimeoutMs = 60000, extraArgs = [], cwd } = {}) {
+  if (!cwd) cwd = process.env.E2E_NO_SNAPSHOT ? ROOT : workerSnapshot();
   port = port || (await freePort());
   const inspectorPort = await freePort();
   fs.mkdirSync(path.join(OUTPUT_DIR, 'logs'), { recursive: true });
