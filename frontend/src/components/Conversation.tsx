@@ -82,17 +82,30 @@ export function Conversation() {
   const stick = useRef(true);
   const [showJump, setShowJump] = useState(false);
 
+  const lastTop = useRef(0);
+
   const scrollToBottom = useCallback(() => {
     const el = scroller.current;
-    if (el) el.scrollTop = el.scrollHeight;
+    if (!el) return;
+    el.scrollTop = el.scrollHeight;
+    lastTop.current = el.scrollTop;
   }, []);
 
+  // Only the reader moving up unsticks the view. Scroll events arrive a frame late, by which time
+  // more text may have made the distance to the bottom large, so distance alone would misread
+  // our own scrolling as the reader's.
   const onScroll = useCallback(() => {
     const el = scroller.current;
     if (!el) return;
-    const atBottom = el.scrollHeight - el.scrollTop - el.clientHeight <= STICK_THRESHOLD_PX;
-    stick.current = atBottom;
-    if (atBottom) setShowJump(false);
+    const top = el.scrollTop;
+    const atBottom = el.scrollHeight - top - el.clientHeight <= STICK_THRESHOLD_PX;
+    if (atBottom) {
+      stick.current = true;
+      setShowJump(false);
+    } else if (top < lastTop.current - 2) {
+      stick.current = false;
+    }
+    lastTop.current = top;
   }, []);
 
   // Follow new text: any change to the thread's messages schedules one scroll per frame.
@@ -137,7 +150,7 @@ export function Conversation() {
         tabIndex={0}
         aria-label="Conversation messages"
         data-testid="conversation"
-        className="max-h-[65vh] min-h-40 overflow-y-auto rounded-lg border border-slate-200 bg-slate-50 p-2 focus-visible:outline-none focus-visible:ring-2 focus-visible:ring-indigo-500 sm:p-3"
+        className="max-h-[65vh] min-h-40 overflow-y-auto [overflow-anchor:none] rounded-lg border border-slate-200 bg-slate-50 p-2 focus-visible:outline-none focus-visible:ring-2 focus-visible:ring-indigo-500 sm:p-3"
       >
         {timeline.length === 0 ? (
           <p className="p-4 text-center text-sm text-slate-500">Nothing yet. The brief and every agent's answer appear here as they are written.</p>

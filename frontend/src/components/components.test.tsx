@@ -69,6 +69,66 @@ describe("Conversation", () => {
   });
 });
 
+describe("Conversation auto-scroll", () => {
+  function fakeScroller(el: HTMLElement) {
+    const box = { height: 1000, top: 0, client: 400 };
+    Object.defineProperty(el, "clientHeight", { configurable: true, get: () => box.client });
+    Object.defineProperty(el, "scrollHeight", { configurable: true, get: () => box.height });
+    Object.defineProperty(el, "scrollTop", {
+      configurable: true,
+      get: () => box.top,
+      set: (v: number) => {
+        box.top = Math.max(0, Math.min(v, box.height - box.client));
+      },
+    });
+    return box;
+  }
+
+  async function frame() {
+    await act(async () => {
+      await new Promise((r) => setTimeout(r, 20));
+    });
+  }
+
+  function append(id: string, text: string) {
+    const view = useSessionStore.getState().view;
+    useSessionStore.getState().ingest([{ type: "TEXT_MESSAGE_CONTENT", seq: view.lastSeq + 1, messageId: id, delta: text }]);
+  }
+
+  it("keeps following when a late scroll event sees grown content, and stops when the reader scrolls up", async () => {
+    const s = new Script();
+    s.start("brief");
+    s.beginAttempt("analyst");
+    const id = s.stream("analyst", "Hello", 100);
+    load(s.events);
+    render(<Conversation />);
+    const el = screen.getByTestId("conversation");
+    const box = fakeScroller(el);
+    act(() => append(id, " more"));
+    await frame();
+    expect(box.top).toBe(600); // followed to the bottom
+
+    // More text arrives before the scroll event of our own scrolling is dispatched.
+    box.height = 1300;
+    fireEvent.scroll(el);
+    act(() => append(id, " and more"));
+    await frame();
+    expect(box.top).toBe(900);
+    expect(screen.queryByTestId("jump-to-latest")).toBeNull();
+
+    // The reader scrolls up: the view stays put and offers a way back.
+    box.top = 100;
+    fireEvent.scroll(el);
+    box.height = 1600;
+    act(() => append(id, " even more"));
+    await frame();
+    expect(box.top).toBe(100);
+    fireEvent.click(screen.getByTestId("jump-to-latest"));
+    expect(box.top).toBe(1200);
+    expect(screen.queryByTestId("jump-to-latest")).toBeNull();
+  });
+});
+
 describe("AgentCards", () => {
   it("shows status, attempts and a retry countdown, and marks the active agent", () => {
     vi.useFakeTimers({ now: 2_000_000_000_000 });
