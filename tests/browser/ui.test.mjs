@@ -331,6 +331,14 @@ describe('BotArmy UI in Chromium', () => {
 
     await assertViewMatchesServer(page, id, 'after a rejection');
 
+    // The session is a shareable link: a second tab opened now replays it to the same view.
+    const second = await openPage(t, `${target.url}/?s=${id}`);
+    await waitLive(second);
+    await waitGate(second, 'analyst', 2);
+    assert.deepEqual(await messageNames(second), ['You', 'Analyst', 'You', 'Analyst']);
+    await assertViewMatchesServer(second, id, 'second tab');
+    await second.close();
+
     // Cancel at the gate (asks once more inline).
     await byTestId(page, 'cancel-button').click();
     await byTestId(page, 'confirm-cancel-button').click();
