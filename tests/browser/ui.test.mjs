@@ -446,6 +446,29 @@ describe('BotArmy UI in Chromium', () => {
     assert.deepEqual(page.problems, { pageErrors: [], dialogs: [] });
   });
 
+  test('an access-token deployment: the page asks for the token once, then works', async (t) => {
+    if (skipIfNeeded(t)) return;
+    if (target.kind !== 'worker') return t.skip('needs a Worker this test starts with BOTARMY_ACCESS_TOKEN');
+    const worker = await startWorker({ name: 'browser-token', env: { BOTARMY_ACCESS_TOKEN: 'browser-secret-token' } });
+    owned.push(worker);
+    const page = await openPage(t, worker.url);
+    await byTestId(page, 'brief-input').fill('A club membership tracker.');
+    await byTestId(page, 'start-button').click();
+    await byTestId(page, 'access-token-input').waitFor({ timeout: 10_000 });
+    assert.match(await byTestId(page, 'home-error').textContent(), /access token/i);
+    await byTestId(page, 'access-token-input').fill('browser-secret-token');
+    await byTestId(page, 'save-token-button').click();
+    await page.waitForURL(/[?&]s=[0-9a-f]{32}/, { timeout: 15_000 });
+    await waitLive(page);
+    await page.locator('[data-testid="message"][data-name="Analyst"]').first().waitFor({ timeout: STAGE_TIMEOUT });
+    assert.equal(await page.evaluate(() => window.location.href.includes('secret')), false, 'the token is never in the URL');
+    await byTestId(page, 'cancel-button').click();
+    await byTestId(page, 'confirm-cancel-button').click();
+    await waitRunStatus(page, 'cancelled', 15_000);
+    await page.evaluate(() => localStorage.removeItem('botarmy.accessToken'));
+    assert.deepEqual(page.problems, { pageErrors: [], dialogs: [] });
+  });
+
   test('a server-side disconnect mid-stream: the page says so, reconnects and catches up exactly', async (t) => {
     if (skipIfNeeded(t)) return;
     if (target.kind === 'external') return t.skip('needs a server this test controls (harness or mock server)');

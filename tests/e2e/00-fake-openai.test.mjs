@@ -108,6 +108,8 @@ test('default answer: exact OpenAI chunk format, role-dependent text with the br
   assert.equal(entry.body.model, 'gpt-test');
   assert.equal(entry.outcome, 'completed');
   assert.equal(entry.aborted, false);
+  assert.deepEqual(entry.usage, other.usage, 'the log keeps the usage reported to the client');
+  assert.equal(entry.text, other.content);
 });
 
 test('no usage chunk without stream_options.include_usage; non-stream answer is JSON', async () => {
