@@ -1,7 +1,7 @@
 // Home: write a brief and Start (a new session is created, opened and started in one go), create
 // an empty session, or open an existing one from its link or id.
 
-import { useId, useState } from "react";
+import { useId, useRef, useState } from "react";
 import { ApiError, createSession, isSessionId } from "../net/api";
 import { sessionClient } from "../net/client";
 import { openSession, sessionIdFromLocation } from "../routing";
@@ -32,6 +32,8 @@ export function HomePage() {
   const [refError, setRefError] = useState<string | null>(null);
   const tokenId = useId();
   const refId = useId();
+  // What the user tried when the server asked for a token: done again once the token is saved.
+  const retry = useRef<(() => void) | null>(null);
 
   const create = async (then?: (id: string) => void) => {
     setBusy(true);
@@ -43,6 +45,7 @@ export function HomePage() {
       openSession(id);
     } catch (err) {
       if (err instanceof ApiError && err.status === 401) {
+        retry.current = () => void create(then);
         setNeedToken(true);
         setError("This BotArmy needs an access token to create sessions. Enter it below and try again.");
       } else {
@@ -81,12 +84,16 @@ export function HomePage() {
                 setAccessToken(token);
                 setNeedToken(false);
                 setError(null);
+                const again = retry.current;
+                retry.current = null;
+                again?.();
               }}
             >
               <label htmlFor={tokenId} className="text-sm font-medium">
                 Access token
                 <input
                   id={tokenId}
+                  data-testid="access-token-input"
                   type="password"
                   autoComplete="off"
                   value={token}
@@ -94,8 +101,8 @@ export function HomePage() {
                   className="mt-1 block w-64 max-w-full rounded-md border border-slate-300 px-2 py-1.5 text-sm focus-visible:outline-none focus-visible:ring-2 focus-visible:ring-indigo-500"
                 />
               </label>
-              <Button type="submit" variant="outline">
-                Save token
+              <Button type="submit" variant="primary" data-testid="save-token-button" disabled={!token.trim()}>
+                Save token and continue
               </Button>
             </form>
           ) : null}

@@ -1,11 +1,14 @@
 // One session: agent cards, errors, the approval gate, run controls, the live conversation, a
 // brief box when a new run can start, and the artifacts.
 
-import { useEffect, useState } from "react";
+import { useEffect, useId, useState } from "react";
 import { ApiError, getSession, isSessionId } from "../net/api";
 import { sessionClient } from "../net/client";
 import { goHome } from "../routing";
+import { useConnectionStore } from "../store/connection";
 import { useSessionStore } from "../store/session";
+import { setAccessToken } from "../lib/token";
+import { Panel } from "./ui/panel";
 import type { ApprovalMode } from "../protocol/types";
 import { formatTokens } from "../lib/format";
 import { AgentCards } from "./AgentCards";
@@ -56,6 +59,50 @@ function StartSection() {
   );
 }
 
+/**
+ * Shown when the live connection never opened although the session exists: the likeliest cause
+ * is an access token this browser does not have (a browser cannot see why an upgrade failed).
+ */
+function ConnectHelp() {
+  const stuck = useConnectionStore(
+    (s) => !s.everConnected && (s.status === "offline" || (s.status === "reconnecting" && s.attempt >= 3)),
+  );
+  const [token, setToken] = useState("");
+  const tokenId = useId();
+  if (!stuck) return null;
+  return (
+    <Panel titleId={`${tokenId}-title`} title="The live connection does not open" tone="warning" data-testid="connect-help">
+      <p>
+        The session exists, but its live connection keeps failing. If this BotArmy is protected by an access token, enter it here;
+        otherwise the server may be restarting, and the page keeps trying.
+      </p>
+      <form
+        className="mt-2 flex flex-wrap items-end gap-2"
+        onSubmit={(e) => {
+          e.preventDefault();
+          setAccessToken(token);
+          sessionClient.reconnectNow();
+        }}
+      >
+        <label htmlFor={tokenId} className="text-sm font-medium">
+          Access token
+          <input
+            id={tokenId}
+            type="password"
+            autoComplete="off"
+            value={token}
+            onChange={(e) => setToken(e.target.value)}
+            className="mt-1 block w-64 max-w-full rounded-md border border-slate-300 bg-white px-2 py-1.5 text-sm focus-visible:outline-none focus-visible:ring-2 focus-visible:ring-indigo-500"
+          />
+        </label>
+        <Button type="submit" variant="outline" disabled={!token.trim()}>
+          Save and reconnect
+        </Button>
+      </form>
+    </Panel>
+  );
+}
+
 function TokenBudget() {
   const used = useSessionStore((s) => s.view.state?.run.tokensUsed ?? 0);
   const budget = useSessionStore((s) => s.view.state?.run.tokenBudget ?? 0);
@@ -102,6 +149,9 @@ export function SessionPage({ id }: { id: string }) {
       </aside>
       <div className="contents lg:flex lg:min-w-0 lg:flex-col lg:gap-4">
         <div className="order-1 flex flex-col gap-3 empty:hidden">
+          <ErrorBoundary label="the connection help">
+            <ConnectHelp />
+          </ErrorBoundary>
           <ErrorBoundary label="the error messages">
             <ErrorBanner />
           </ErrorBoundary>

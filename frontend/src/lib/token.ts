@@ -22,7 +22,12 @@ export function setAccessToken(token: string | null): void {
   }
 }
 
+/**
+ * The subprotocols to offer. With a token, `botarmy.v1` is offered first: a browser fails the
+ * handshake unless the server picks one of the offered protocols, and the Worker picks that one
+ * (it never echoes the token).
+ */
 export function tokenProtocols(): string[] | null {
   const token = getAccessToken();
-  return token ? [`botarmy.token.${token}`] : null;
+  return token ? ["botarmy.v1", `botarmy.token.${token}`] : null;
 }

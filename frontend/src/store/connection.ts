@@ -7,6 +7,8 @@ import type { ConnectionSnapshot } from "../net/socket";
 export interface ConnectionStore extends ConnectionSnapshot {
   /** Epoch ms when the current status began. */
   since: number;
+  /** The socket has been open at least once since the session was opened. */
+  everConnected: boolean;
   setSnapshot(snapshot: ConnectionSnapshot): void;
   reset(): void;
 }
@@ -22,6 +24,7 @@ const initial: ConnectionSnapshot = {
 export const useConnectionStore = create<ConnectionStore>()((set, get) => ({
   ...initial,
   since: Date.now(),
+  everConnected: false,
   setSnapshot(snapshot) {
     const prev = get();
     if (
@@ -33,9 +36,13 @@ export const useConnectionStore = create<ConnectionStore>()((set, get) => ({
     ) {
       return;
     }
-    set({ ...snapshot, since: prev.status === snapshot.status ? prev.since : Date.now() });
+    set({
+      ...snapshot,
+      since: prev.status === snapshot.status ? prev.since : Date.now(),
+      everConnected: prev.everConnected || snapshot.status === "connected",
+    });
   },
   reset() {
-    set({ ...initial, since: Date.now() });
+    set({ ...initial, since: Date.now(), everConnected: false });
   },
 }));
