@@ -31,7 +31,8 @@ const SEED = Number(process.env.CHAOS_SEED || Math.floor(Math.random() * 2 ** 31
 const CUT_MS = Number(process.env.CHAOS_CUT_MS || 500);
 const SESSION_TIMEOUT_MS = Number(process.env.CHAOS_SESSION_TIMEOUT_MS || 120000);
 const KEY = `sk-chaos-${SEED}`;
-const STALL_TIMEOUT_MS = 3000;
+// Long enough that a busy machine (2 CPUs shared with other work) does not fake stalls.
+const STALL_TIMEOUT_MS = 8000;
 
 let fake;
 let worker;
@@ -53,6 +54,7 @@ before(async () => {
       LLM_MAX_CONCURRENT: '1000',
     },
   });
+  installFetchRetry();
 });
 after(async () => {
   await worker?.stop();
@@ -105,28 +107,30 @@ function faultPlan(rnd) {
 }
 
 /** Shared counters for the final report. */
-const totals = { unseenNetworkErrors: 0, fetchRetries: 0, cuts: 0, terminates: 0, closes: 0, reconnects: 0, reconnectRetries: 0, resends: 0, duplicateAcks: 0, rejects: 0, retries: 0, approvals: 0 };
+const totals = { unseenTimeouts: 0, unseenNetworkErrors: 0, fetchRetries: 0, cuts: 0, terminates: 0, closes: 0, reconnects: 0, reconnectRetries: 0, resends: 0, duplicateAcks: 0, rejects: 0, retries: 0, approvals: 0 };
 
 // Node's fetch (undici) reuses idle keep-alive connections that the server side may be closing
 // at that very moment; the request then fails with "fetch failed" (ECONNRESET / socket closed)
 // without reaching the Worker. The checks' GETs are idempotent, so they are retried (at most
 // twice) and counted in the report; anything else still fails the test.
-const realFetch = globalThis.fetch;
 const fetchRetryCauses = [];
-globalThis.fetch = async (input, init = {}) => {
-  const method = (init.method || 'GET').toUpperCase();
-  for (let i = 0; ; i++) {
-    try {
-      return await realFetch(input, init);
-    } catch (e) {
-      if (method !== 'GET' || i >= 2 || !(e instanceof TypeError)) throw e;
-      totals.fetchRetries++;
-      fetchRetryCauses.push(e.cause?.code || e.cause?.message || e.message);
-      if (process.env.CHAOS_DEBUG) console.error(`fetch retry ${new Date().toISOString()} ${method} ${input}: ${e.cause?.code} ${e.cause?.message}`);
-      await sleep(50);
+function installFetchRetry() {
+  const realFetch = globalThis.fetch;
+  globalThis.fetch = async (input, init = {}) => {
+    const method = (init.method || 'GET').toUpperCase();
+    for (let i = 0; ; i++) {
+      try {
+        return await realFetch(input, init);
+      } catch (e) {
+        if (method !== 'GET' || i >= 2 || !(e instanceof TypeError)) throw e;
+        totals.fetchRetries++;
+        fetchRetryCauses.push(e.cause?.code || e.cause?.message || e.message);
+        if (process.env.CHAOS_DEBUG) console.error(`fetch retry ${new Date().toISOString()} ${method} ${input}: ${e.cause?.code} ${e.cause?.message}`);
+        await sleep(50);
+      }
     }
-  }
-};
+  };
+}
 
 /**
  * One client slot: a SessionClient plus a chaos loop that keeps cutting and reconnecting it
@@ -311,23 +315,28 @@ async function runSession(index) {
     `\n  agent_errors: ${agentErrors.map((v) => `[${v.stage}#${v.attempt} ${v.code} retryable=${v.retryable} next=${v.nextRetryAt ? v.nextRetryAt - t0 + 'ms' : null}]`).join(' ')}` +
     `\n  steps: ${ofType(events, 'STEP_STARTED').length} started; runs: ${summary.runs.map((r) => `${r.runId}:${r.outcome?.type || r.error?.code}`).join(' ')}`;
   // Pair each agent_error with the failed provider call it reports, in order (calls are
-  // sequential within a session). An agent_error with no call behind it is allowed only as a
-  // `network` error: the connection failed before the request reached the provider (e.g. a
-  // pooled keep-alive connection the provider had just closed) — retrying it is right.
+  // sequential within a session). Two kinds may have no failed call behind them, and are
+  // counted: `network` (the connection failed before the request reached the provider, e.g. a
+  // pooled keep-alive connection the provider had just closed) and `timeout` (the watchdog
+  // fired although the provider finished writing: the Worker did not get to read it in time).
   const pairs = [];
-  let extraNetwork = 0;
+  const extra = { network: 0, timeout: 0 };
   let k = 0;
   for (const v of agentErrors) {
     const r = failedCalls[k];
     if (r && expectedCodes(r).includes(v.code)) {
       pairs.push({ req: r, err: v });
       k++;
-    } else if (v.code === 'network') extraNetwork++;
+    } else if (v.code in extra) extra[v.code]++;
     else assert.fail(`s${index}: agent_error ${v.stage}#${v.attempt} ${v.code} matches no failed provider call (next failed call: ${r ? r.outcome + ' ' + (r.status || '') : 'none'})${story()}`);
   }
   assert.equal(k, failedCalls.length, `s${index}: every failed provider call is reported by an agent_error (${k} of ${failedCalls.length})${story()}`);
-  totals.unseenNetworkErrors += extraNetwork;
-  assert.equal(ofType(events, 'CUSTOM', 'artifact').length, reqs.length - failedCalls.length, `s${index}: one artifact per complete provider answer${story()}`);
+  totals.unseenNetworkErrors += extra.network;
+  totals.unseenTimeouts += extra.timeout;
+  // One artifact per complete answer, except answers the watchdog gave up on.
+  const artifacts = ofType(events, 'CUSTOM', 'artifact').length;
+  const complete = reqs.length - failedCalls.length;
+  assert.ok(artifacts <= complete && artifacts >= complete - extra.timeout, `s${index}: artifacts (${artifacts}) = complete provider answers (${complete}) minus watchdog timeouts on them (${extra.timeout})${story()}`);
   // A 429 with Retry-After that is retried automatically is retried no sooner than it asked
   // (a manual `retry` after the last attempt may go at once).
   for (const { req: r, err } of pairs) {
@@ -372,7 +381,7 @@ test(`chaos: ${SESSIONS} sessions x ${CLIENTS} clients through full pipelines un
     `  provider calls ${results.reduce((n, r) => n + r.calls, 0)}, failed ${results.reduce((n, r) => n + r.failedCalls, 0)}; logged events ${results.reduce((n, r) => n + r.events, 0)}; runs ${results.reduce((n, r) => n + r.runs, 0)}`,
     `  connection cuts ${totals.cuts} (terminate ${totals.terminates}, close ${totals.closes}), reconnects ${totals.reconnects} (+${totals.reconnectRetries} retried), command resends ${totals.resends}, duplicate acks ${totals.duplicateAcks}`,
     `  approvals ${totals.approvals}, rejections ${totals.rejects}, retry commands ${totals.retries}`,
-    `  network errors before the provider saw the request ${totals.unseenNetworkErrors}; test-side HTTP GET retries ${totals.fetchRetries}${fetchRetryCauses.length ? ` (${[...new Set(fetchRetryCauses)].join(', ')})` : ''}`,
+    `  agent_errors with no failed provider call behind them: network ${totals.unseenNetworkErrors}, watchdog timeout ${totals.unseenTimeouts}; test-side HTTP GET retries ${totals.fetchRetries}${fetchRetryCauses.length ? ` (${[...new Set(fetchRetryCauses)].join(', ')})` : ''}`,
   ];
   for (const l of lines) t.diagnostic(l);
   if (failures.length) {
@@ -385,6 +394,8 @@ test(`chaos: ${SESSIONS} sessions x ${CLIENTS} clients through full pipelines un
   assert.equal(results.length, SESSIONS);
   assert.ok(ok >= Math.ceil(SESSIONS * 0.5), `most pipelines should succeed with 4 attempts per stage: ${ok}/${SESSIONS}`);
   assert.ok(totals.cuts >= SESSIONS, `connections were really cut (${totals.cuts})`);
+  const calls = results.reduce((n, r) => n + r.calls, 0);
+  assert.ok(totals.unseenTimeouts + totals.unseenNetworkErrors <= Math.max(2, calls * 0.05), `spurious provider errors (timeouts/network errors with no failed call behind them) should be rare: ${totals.unseenTimeouts + totals.unseenNetworkErrors} of ${calls} calls`);
   // The key was really used with the provider.
   assert.ok(fake.requests.length > 0 && fake.requests.every((r) => r.headers.authorization === `Bearer ${KEY}`));
 });
