@@ -350,6 +350,15 @@ async function runSession(index) {
     assert.deepEqual(c.snapshots.filter((s) => s.lastSeq > 0), [], `${c.label}: snapshot joins after events existed`);
   }
   await Promise.all(clients.map((c) => c.close()));
+  // No ghost sockets: after hundreds of cuts (many without a close frame), the session holds
+  // none once its clients are gone — otherwise abrupt disconnects would eat the 32-socket cap.
+  let sockets;
+  for (let i = 0; i < 50; i++) {
+    sockets = (await getSession(worker.url, id)).body.stats?.sockets;
+    if (sockets === 0) break;
+    await sleep(100);
+  }
+  assert.equal(sockets, 0, `s${index}: sockets still held by the session 5 s after every client closed (stats.sockets)`);
   return { ...record, events: events.length, calls: reqs.length, failedCalls: failedCalls.length, cuts: clients.reduce((n, c) => n + c.connections - 1, 0) };
 }
 

@@ -249,3 +249,45 @@ test('after the restart, a run with no client connected resumes by itself (its a
 
   assert.ok(resumed, `the interrupted run did not resume within ${windowMs / 1000} s of the restart while no client was connected (provider calls: ${reqsUntouched.join(', ')}); it resumed only once a client connected`);
 });
+
+test('two restarts in a row, the second while the rerun streams: each cut message is marked, the stage still counts one attempt', { timeout: 180000 }, async () => {
+  const slow = { tokens: 200, delayMs: 20 };
+  const t = tag('restart-twice');
+  fake.setScenario(t, [slow, slow, { tokens: 40, delayMs: 2 }]);
+  let a = await startWorker({ name: 'restart-twice-1', env, cwd });
+  let b;
+  let w3;
+  try {
+    const id = await createSession(a.url);
+    const c = await SessionClient.open(a.url, id, { label: 'twice' });
+    await mustAck(c, { type: 'start', brief: briefFor(t, 'Restart twice: a recipe box'), approval: 'auto' });
+    const streaming = (from) => c.waitFor((e, cl) => e.type === 'TEXT_MESSAGE_CONTENT' && cl.messages.get(e.messageId)?.role === 'assistant' && cl.messages.get(e.messageId).text.length > 60, 20000, { from, what: 'an assistant message streaming' });
+    await streaming(0);
+    const before1 = c.transcript.slice();
+    await a.kill();
+    b = await startWorker({ name: 'restart-twice-2', env, cwd, persistDir: a.persistDir, port: a.port });
+    await reconnectAfterRestart(c);
+    // The rerun streams: kill again.
+    await streaming(before1.length);
+    const before2 = c.transcript.slice();
+    await b.kill();
+    w3 = await startWorker({ name: 'restart-twice-3', env, cwd, persistDir: a.persistDir, port: a.port });
+    await reconnectAfterRestart(c);
+    const end = await driveToEnd(c, 0, 60000);
+    assert.deepEqual(end.outcome, { type: 'success' }, JSON.stringify(end));
+    const { events, session } = await finalChecks(w3, id, c, { complete: true });
+    assertPrefix(before1, events, 'transcript before the first kill');
+    assertPrefix(before2, events, 'transcript before the second kill');
+    const analysts = [...messagesOf(events).values()].filter((m) => m.name === 'Analyst');
+    assert.deepEqual(analysts.map((m) => m.interrupted), ['restart', 'restart', null], 'two cut messages marked restart, then the complete one');
+    assert.ok(analysts.every((m) => m.ended));
+    assert.equal(session.state.agents.analyst.attempts, 1, 'a restart is not a failed attempt');
+    assert.equal((await getArtifact(w3.url, id, 'analyst')).text, analysts[2].text);
+    assert.deepEqual(fake.requestsFor(t).map((r) => r.outcome).slice(0, 2), ['aborted', 'aborted']);
+    await c.close();
+  } finally {
+    await a.kill().catch(() => {});
+    await b?.kill().catch(() => {});
+    await w3?.stop();
+  }
+});

@@ -392,6 +392,32 @@ test('UI security headers (frontend/public/_headers): strict CSP, nosniff, Refer
   assert.match(h.headers.get('content-type') || '', /application\/json/);
 });
 
+test('HTML in an artifact is served as Markdown text (nosniff), and session data is never cached', async () => {
+  const t = tag('html');
+  const evil = '## Plan\n\n<script>alert(document.cookie)</script><img src=x onerror="alert(1)"><iframe src="javascript:alert(2)"></iframe>\n\n- done';
+  fake.setScenario(t, [{ text: evil }]);
+  const id = await createSession();
+  const c = await open(id, { label: 'html' });
+  await mustAck(c, { type: 'start', brief: briefFor(t, '<b>bold</b> <script>alert("brief")</script> brief'), approval: 'each_stage' });
+  const end = await c.waitFor(isEnd, 30000);
+  assert.equal(end.outcome?.type, 'interrupt', JSON.stringify(end));
+  const a = await http(`/api/sessions/${id}/artifacts/analyst`, { headers: AUTH });
+  assert.equal(a.status, 200);
+  assert.equal(a.text, evil, 'the artifact is the text, unchanged');
+  assert.match(a.headers.get('content-type') || '', /^text\/markdown/, 'served as Markdown, not HTML');
+  assert.equal(a.headers.get('x-content-type-options'), 'nosniff', 'browsers must not sniff it into HTML');
+  for (const p of [`/api/sessions/${id}`, `/api/sessions/${id}/events?after=0`, `/api/sessions/${id}/artifacts/analyst`, `/api/sessions/${id}/artifacts/analyst?format=json`]) {
+    const r = await http(p, { headers: AUTH });
+    assert.equal(r.status, 200, p);
+    assert.match(r.headers.get('cache-control') || '', /no-store/, `${p}: session data must not be cached (got ${r.headers.get('cache-control')})`);
+    assert.equal(r.headers.get('x-content-type-options'), 'nosniff', `${p}: nosniff`);
+    if (!p.includes('/artifacts/analyst') || p.includes('format=json')) assert.match(r.headers.get('content-type') || '', /^application\/json/, `${p}: JSON`);
+  }
+  await mustAck(c, { type: 'cancel' });
+  await c.waitFor((e) => isEnd(e) && e.runId === 'run-2', 10000);
+  await c.close();
+});
+
 // ---- logs never hold secrets ----
 
 test('a full pipeline with a provider that echoes the key (401) and fails (500): the key and the token never reach a log, an event or the state', async () => {
