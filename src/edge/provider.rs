@@ -11,7 +11,7 @@ use futures_util::StreamExt;
 use serde_json::json;
 use worker::{AbortController, Delay, Fetch, Headers, Method, Request, RequestInit, Result};
 
-use super::session_do::{random_hex, SessionDo};
+use super::session_do::SessionDo;
 use super::{log, now_ms};
 use crate::agents::{self, demo_answer, demo_tokens, demo_usage, MAX_ANSWER_TOKENS};
 use crate::llm::openai::messages_chars;
@@ -114,16 +114,18 @@ pub(crate) async fn run_call(d: &SessionDo, spec: CallSpec) -> Result<()> {
             next_at: now_ms(),
         },
         None => {
-            let lease_id = format!("{}-{id}", random_hex(6));
+            // One lease per session (a session runs one call at a time): a call restarted
+            // after a crash takes back its own slot instead of leaking it.
+            let lease_id = d.with_inner(|i| i.session.state().session_id.clone());
             let est = estimate_tokens(prompt_chars) + MAX_ANSWER_TOKENS;
             if let Err(wait) = acquire(d, &cfg, &lease_id, est).await {
                 d.set_live(None);
-                let mut e = LlmError::new(
-                    ErrorKind::RateLimited,
-                    format!("global provider limit: wait {wait} ms"),
+                log::info(
+                    "call_queued",
+                    json!({"stage": spec.stage, "call": id, "waitMs": wait}),
                 );
-                e.retry_after_ms = Some(wait);
-                return fail(e);
+                d.with_inner(|i| i.session.on_deferred(id, wait, now_ms()));
+                return d.commit();
             }
             lease = Some(lease_id);
             let body = chat_request_body(&cfg.model, &messages, Some(MAX_ANSWER_TOKENS));

@@ -400,13 +400,23 @@ impl SessionDo {
             },
         );
         let mut resp = Response::from_websocket(pair.client)?;
+        // A client that offers subprotocols must get one back: `botarmy.v1` when offered,
+        // else the first one it sent (the token, echoed only to the client that sent it).
         let offered = req
             .headers()
             .get("sec-websocket-protocol")?
             .unwrap_or_default();
-        if offered.split(',').any(|p| p.trim() == "botarmy.v1") {
-            resp.headers_mut()
-                .set("sec-websocket-protocol", "botarmy.v1")?;
+        let offered: Vec<&str> = offered
+            .split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .collect();
+        let chosen = offered
+            .iter()
+            .find(|p| **p == "botarmy.v1")
+            .or(offered.first());
+        if let Some(p) = chosen {
+            resp.headers_mut().set("sec-websocket-protocol", p)?;
         }
         Ok(resp)
     }

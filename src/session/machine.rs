@@ -699,6 +699,31 @@ impl Session {
         self.sync_state(now);
     }
 
+    /// BotArmy's own global provider limit has no room: the attempt goes back in the queue
+    /// until `wait_ms` from now, without counting as a failed attempt.
+    pub fn on_deferred(&mut self, call_id: u64, wait_ms: u64, now: u64) {
+        self.now = self.now.max(now);
+        if !self.is_live(call_id) {
+            return;
+        }
+        let stage = self.p.call.as_ref().expect("live call").stage;
+        self.interrupt_attempt("deferred", now);
+        let at = now + wait_ms.max(1);
+        self.p.call.as_mut().expect("call").retry_at = Some(at);
+        let a = self.p.state.agent_mut(stage);
+        a.attempts = a.attempts.saturating_sub(1);
+        a.status = AgentStatus::Queued;
+        a.next_retry_at = Some(at);
+        self.emit(Event::custom(
+            "agent_queued",
+            json!({"stage": stage, "reason": "provider_limit", "nextRetryAt": at,
+                   "message": format!("The {} is waiting for a free slot: BotArmy's shared limit \
+                                       on AI provider calls is reached. It starts by itself.",
+                                      stage.title())}),
+        ));
+        self.sync_state(now);
+    }
+
     pub fn on_failure(&mut self, call_id: u64, f: StageFailure, now: u64) {
         self.now = self.now.max(now);
         if !self.is_live(call_id) {
@@ -739,10 +764,10 @@ impl Session {
             (
                 "retries_exhausted".to_string(),
                 format!(
-                    "The {} failed {attempts} times in a row. Last problem: {} Press Retry to \
-                     try again.",
+                    "The {} failed {attempts} times in a row: {}. BotArmy stopped trying; \
+                     press Retry to try again.",
                     stage.title(),
-                    f.message
+                    exhausted_reason(&f.code)
                 ),
             )
         } else {
@@ -1015,6 +1040,19 @@ fn seed(id: &str) -> u64 {
         h = h.wrapping_mul(0x0100_0000_01b3);
     }
     h | 1
+}
+
+/// What kept going wrong, for the message after the last attempt (the per-attempt wording
+/// promises a retry, which would be wrong here).
+fn exhausted_reason(code: &str) -> &'static str {
+    match code {
+        "rate_limited" => "the AI provider kept answering that it is too busy",
+        "timeout" => "the AI kept taking too long or stopping mid-answer",
+        "network" => "the connection to the AI provider kept failing",
+        "server_error" => "the AI provider kept reporting errors on its side",
+        "malformed_stream" => "the AI provider's answers kept arriving garbled",
+        _ => "the same problem kept happening",
+    }
 }
 
 fn invalid(msg: impl Into<String>) -> Rejection {

@@ -366,10 +366,16 @@ fn retries_exhausted_fails_the_run_in_plain_words() {
     assert_eq!(h.status(), RunStatus::Failed);
     let err = h.last("RUN_ERROR");
     assert_eq!(err["code"], "retries_exhausted");
-    assert!(err["message"]
-        .as_str()
-        .unwrap()
-        .contains("The Analyst failed 4 times"));
+    let msg = err["message"].as_str().unwrap();
+    assert!(msg.contains("The Analyst failed 4 times"), "{msg}");
+    assert!(
+        msg.contains("errors on its side") && msg.contains("press Retry"),
+        "{msg}"
+    );
+    assert!(
+        !msg.contains("will wait and try again"),
+        "no false promise: {msg}"
+    );
     assert_eq!(h.s.poll_timeout(), None, "no timer left behind");
     // Retry restarts the failed stage in a new run.
     h.cmd(r#"{"type":"retry","stage":"analyst"}"#).unwrap();
@@ -405,6 +411,31 @@ fn backoff_delays_stay_within_full_jitter_bounds() {
         assert!(wait <= cap, "attempt {attempt}: {wait} > {cap}");
         h.advance_to_retry();
     }
+}
+
+#[test]
+fn waiting_for_the_global_limit_is_not_a_failed_attempt() {
+    let mut h = H::with(SessionConfig {
+        max_attempts: 2,
+        ..SessionConfig::default()
+    });
+    h.cmd(r#"{"type":"start","brief":"b","approval":"auto"}"#)
+        .unwrap();
+    for _ in 0..5 {
+        let spec = h.begin();
+        assert_eq!(spec.attempt, 1);
+        h.s.on_deferred(spec.call_id, 2_000, h.now);
+        h.drain();
+        let a = h.s.state().agent(Stage::Analyst);
+        assert_eq!((a.status, a.attempts), (AgentStatus::Queued, 0));
+        assert_eq!(a.next_retry_at, Some(h.now + 2_000));
+        assert!(h.s.pending_call().is_none());
+        h.advance_to_retry();
+    }
+    assert_eq!(h.last("CUSTOM")["name"], "agent_queued");
+    h.answer(ANSWER);
+    assert_eq!(h.s.state().agent(Stage::Analyst).status, AgentStatus::Done);
+    check_invariants(&h.log, h.s.state());
 }
 
 #[test]
@@ -666,7 +697,7 @@ fn arb_step() -> impl Strategy<Value = Step> {
         3 => (0u8..9, 0u8..5).prop_map(|(c, s)| Step::Cmd(c, s)),
         6 => (1u8..40).prop_map(Step::Chunk),
         2 => Just(Step::Done),
-        1 => (0u8..6).prop_map(Step::Fail),
+        1 => (0u8..7).prop_map(Step::Fail),
         2 => (0u32..40_000).prop_map(Step::Advance),
         1 => Just(Step::Restart),
         3 => Just(Step::Begin),
@@ -767,6 +798,11 @@ fn drive(steps: Vec<Step>) {
                         },
                         h.now,
                     );
+                }
+            }
+            Step::Fail(6) => {
+                if let Some(id) = h.s.live_call() {
+                    h.s.on_deferred(id, 500, h.now);
                 }
             }
             Step::Fail(k) => {
