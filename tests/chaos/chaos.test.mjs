@@ -18,7 +18,6 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startWorker } from '../support/harness.mjs';
-import { snapshotProject } from './snapshot.mjs';
 import { startFakeOpenAI } from '../support/fake-openai.mjs';
 import { SessionClient, createSession, getArtifact, getSession, newCommandId } from '../support/client.mjs';
 import { messagesOf } from '../support/agui.mjs';
@@ -41,7 +40,6 @@ before(async () => {
   fake = await startFakeOpenAI({ msPerToken: 2 });
   worker = await startWorker({
     name: 'chaos',
-    cwd: snapshotProject('chaos'),
     env: {
       OPENAI_BASE_URL: fake.url,
       OPENAI_API_KEY: KEY,

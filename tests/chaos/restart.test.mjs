@@ -10,8 +10,7 @@
 //   - the whole log passes the AG-UI verifier and equals every client's transcript.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startWorker } from '../support/harness.mjs';
-import { snapshotProject } from './snapshot.mjs';
+import { startWorker, workerSnapshot } from '../support/harness.mjs';
 import { startFakeOpenAI } from '../support/fake-openai.mjs';
 import { SessionClient, createSession, fetchEvents, getArtifact, getSession } from '../support/client.mjs';
 import { messagesOf, verifyStream } from '../support/agui.mjs';
@@ -26,7 +25,7 @@ let w2;
 let cwd;
 
 before(async () => {
-  cwd = snapshotProject('restart');
+  cwd = workerSnapshot(); // the same private copy of the build for every start (harness)
   fake = await startFakeOpenAI({ msPerToken: 2 });
   env = {
     OPENAI_BASE_URL: fake.url,

@@ -15,8 +15,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import WebSocket from 'ws';
-import { startWorker, ROOT } from '../support/harness.mjs';
-import { snapshotProject } from '../chaos/snapshot.mjs';
+import { startWorker, workerSnapshot, ROOT } from '../support/harness.mjs';
 import { startFakeOpenAI } from '../support/fake-openai.mjs';
 import { SessionClient } from '../support/client.mjs';
 import { verifyStream } from '../support/agui.mjs';
@@ -35,7 +34,7 @@ let worker;
 let cwd; // the private copy of the build the worker runs from
 
 before(async () => {
-  cwd = snapshotProject('security');
+  cwd = workerSnapshot();
   fake = await startFakeOpenAI({ msPerToken: 1 });
   worker = await startWorker({
     name: 'security',
