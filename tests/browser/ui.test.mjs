@@ -97,8 +97,11 @@ after(async () => {
 /** A fresh page that fails the test on uncaught page errors and records dialogs. */
 async function openPage(t, url = target.url) {
   const page = await context.newPage();
-  const problems = { pageErrors: [], dialogs: [] };
+  const problems = { pageErrors: [], dialogs: [], csp: [] };
   page.on('pageerror', (err) => problems.pageErrors.push(String(err)));
+  page.on('console', (msg) => {
+    if (/Content Security Policy/i.test(msg.text())) problems.csp.push(msg.text());
+  });
   page.on('dialog', (dialog) => {
     problems.dialogs.push(`${dialog.type()}: ${dialog.message()}`);
     dialog.dismiss().catch(() => {});
@@ -113,6 +116,26 @@ async function shot(page, name) {
   // From the top, so the sticky header and agent column are where a reader expects them.
   await page.evaluate(() => window.scrollTo(0, 0));
   await page.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage: true });
+}
+
+const AXE = path.join(ROOT, 'frontend', 'node_modules', 'axe-core', 'axe.min.js');
+
+/** No serious or critical WCAG 2 A/AA violations (axe-core, from the UI's dev dependencies). */
+async function assertAccessible(t, page, label) {
+  if (!fs.existsSync(AXE)) {
+    t.diagnostic(`axe-core not installed (cd frontend && npm ci): accessibility scan of ${label} skipped`);
+    return;
+  }
+  // Evaluated through the DevTools protocol: the page's CSP (script-src 'self') rightly refuses an
+  // injected <script>.
+  if (!(await page.evaluate(() => typeof window.axe !== 'undefined'))) await page.evaluate(`${fs.readFileSync(AXE, 'utf8')}\n;true`);
+  const violations = await page.evaluate(async () => {
+    const result = await window.axe.run(document, { resultTypes: ['violations'], runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'] } });
+    return result.violations
+      .filter((v) => v.impact === 'serious' || v.impact === 'critical')
+      .map((v) => ({ id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.slice(0, 3).map((n) => n.target.join(' ')) }));
+  });
+  assert.deepEqual(violations, [], `${label}: accessibility violations`);
 }
 
 /** Milliseconds from a click on `clickId` until `appearsId` is in the DOM (measured in the page). */
@@ -229,6 +252,7 @@ describe('BotArmy UI in Chromium', () => {
     await byTestId(page, 'brief-input').fill('Build a shared shopping list app for families, with offline mode and sharing.');
     assert.match(await byTestId(page, 'brief-counter').textContent(), /^77 \/ 8000 characters/);
     await shot(page, '01-home');
+    await assertAccessible(t, page, 'home page');
 
     await byTestId(page, 'approval-each_stage').check();
     await byTestId(page, 'start-button').click();
@@ -274,7 +298,10 @@ describe('BotArmy UI in Chromium', () => {
       assert.equal(await byTestId(page, 'resume-button').isDisabled(), true);
       assert.equal(await byTestId(page, 'retry-button').isDisabled(), true);
       assert.equal(await byTestId(page, 'cancel-button').isDisabled(), false);
-      if (i === 0) await shot(page, '03-gate-analyst');
+      if (i === 0) {
+        await shot(page, '03-gate-analyst');
+        await assertAccessible(t, page, 'session at a gate');
+      }
       await byTestId(page, 'approve-button').click();
       await page.locator(`[data-testid="approval-panel"][data-stage="${stage}"]`).waitFor({ state: 'detached', timeout: 15_000 });
     }
@@ -301,9 +328,10 @@ describe('BotArmy UI in Chromium', () => {
     const all = fs.readFileSync(await file.path(), 'utf8');
     for (const stage of STAGES) assert.match(all, new RegExp(`^# ${NAMES[stage]}$`, 'm'), `download-all has the ${stage} section`);
     await shot(page, '04-completed');
+    await assertAccessible(t, page, 'completed session with an artifact open');
 
     await assertViewMatchesServer(page, id, 'completed demo run');
-    assert.deepEqual(page.problems, { pageErrors: [], dialogs: [] });
+    assert.deepEqual(page.problems, { pageErrors: [], dialogs: [], csp: [] });
   });
 
   test('request changes: the feedback joins the thread and version 2 replaces version 1', async (t) => {
@@ -346,7 +374,7 @@ describe('BotArmy UI in Chromium', () => {
     assert.equal(await byTestId(page, 'agent-card-architect').getAttribute('data-status'), 'idle');
     await byTestId(page, 'start-button').waitFor({ timeout: 10_000 });
     await shot(page, '06-cancelled');
-    assert.deepEqual(page.problems, { pageErrors: [], dialogs: [] });
+    assert.deepEqual(page.problems, { pageErrors: [], dialogs: [], csp: [] });
   });
 
   test('HTML in a brief is shown as text and never executed', async (t) => {
@@ -367,7 +395,7 @@ describe('BotArmy UI in Chromium', () => {
     await byTestId(page, 'cancel-button').click();
     await byTestId(page, 'confirm-cancel-button').click();
     await waitRunStatus(page, 'cancelled', 15_000);
-    assert.deepEqual(page.problems, { pageErrors: [], dialogs: [] });
+    assert.deepEqual(page.problems, { pageErrors: [], dialogs: [], csp: [] });
   });
 
   test('usable by keyboard alone, and readable at 360 px wide', async (t) => {
@@ -404,7 +432,7 @@ describe('BotArmy UI in Chromium', () => {
     await byTestId(page, 'cancel-button').click();
     await byTestId(page, 'confirm-cancel-button').click();
     await waitRunStatus(page, 'cancelled', 15_000);
-    assert.deepEqual(page.problems, { pageErrors: [], dialogs: [] });
+    assert.deepEqual(page.problems, { pageErrors: [], dialogs: [], csp: [] });
   });
 
   test('pause and resume in auto mode; the thread stops following when the reader scrolls up', async (t) => {
@@ -443,7 +471,7 @@ describe('BotArmy UI in Chromium', () => {
     await byTestId(page, 'cancel-button').click();
     await byTestId(page, 'confirm-cancel-button').click();
     await waitRunStatus(page, 'cancelled', 15_000);
-    assert.deepEqual(page.problems, { pageErrors: [], dialogs: [] });
+    assert.deepEqual(page.problems, { pageErrors: [], dialogs: [], csp: [] });
   });
 
   test('an access-token deployment: the page asks for the token once, then works', async (t) => {
@@ -466,7 +494,7 @@ describe('BotArmy UI in Chromium', () => {
     await byTestId(page, 'confirm-cancel-button').click();
     await waitRunStatus(page, 'cancelled', 15_000);
     await page.evaluate(() => localStorage.removeItem('botarmy.accessToken'));
-    assert.deepEqual(page.problems, { pageErrors: [], dialogs: [] });
+    assert.deepEqual(page.problems, { pageErrors: [], dialogs: [], csp: [] });
   });
 
   test('a server-side disconnect mid-stream: the page says so, reconnects and catches up exactly', async (t) => {
@@ -507,7 +535,7 @@ describe('BotArmy UI in Chromium', () => {
     assert.equal(new Set(view.messages.map((m) => m.id)).size, view.messages.length);
     t.diagnostic(`${events.length} events; page duplicates dropped: ${view.stats.duplicates}`);
     await shot(page, '10-caught-up');
-    assert.deepEqual(page.problems, { pageErrors: [], dialogs: [] });
+    assert.deepEqual(page.problems, { pageErrors: [], dialogs: [], csp: [] });
   });
 
   test('a provider error is shown in plain words with what happens next', async (t) => {
@@ -528,7 +556,8 @@ describe('BotArmy UI in Chromium', () => {
     await banner.getByRole('button', { name: 'Details' }).click();
     assert.match(await byTestId(page, 'error-details').textContent(), /bad_key/);
     await shot(page, '11-error');
-    assert.deepEqual(page.problems, { pageErrors: [], dialogs: [] });
+    await assertAccessible(t, page, 'failed run with error details open');
+    assert.deepEqual(page.problems, { pageErrors: [], dialogs: [], csp: [] });
   });
 
   test('a transient provider failure: retry countdown on the card, then the stage goes on', async (t) => {
@@ -551,6 +580,6 @@ describe('BotArmy UI in Chromium', () => {
     await byTestId(page, 'cancel-button').click();
     await byTestId(page, 'confirm-cancel-button').click();
     await waitRunStatus(page, 'cancelled', 15_000);
-    assert.deepEqual(page.problems, { pageErrors: [], dialogs: [] });
+    assert.deepEqual(page.problems, { pageErrors: [], dialogs: [], csp: [] });
   });
 });

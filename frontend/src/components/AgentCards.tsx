@@ -76,11 +76,11 @@ export function AgentCardView({ stage, agent, active }: { stage: Stage; agent: A
           </div>
           <dl className="mt-2 grid grid-cols-3 gap-x-2 gap-y-1 text-xs text-slate-600">
             <div>
-              <dt className="text-slate-400">Time</dt>
+              <dt className="text-slate-500">Time</dt>
               <dd className="tabular-nums" data-testid={`agent-elapsed-${stage}`}>{elapsed !== null ? formatDuration(elapsed) : "–"}</dd>
             </div>
             <div>
-              <dt className="text-slate-400">Tokens in/out</dt>
+              <dt className="text-slate-500">Tokens in/out</dt>
               <dd className="tabular-nums" title={agent ? `${agent.inputTokens} in, ${agent.outputTokens} out` : undefined}>
                 {agent && agent.inputTokens + agent.outputTokens > 0
                   ? `${formatTokens(agent.inputTokens)} / ${formatTokens(agent.outputTokens)}`
@@ -88,7 +88,7 @@ export function AgentCardView({ stage, agent, active }: { stage: Stage; agent: A
               </dd>
             </div>
             <div>
-              <dt className="text-slate-400">Attempts</dt>
+              <dt className="text-slate-500">Attempts</dt>
               <dd className="tabular-nums">{agent && agent.attempts > 0 ? `${agent.attempts} of ${LIMITS.attemptsPerStage}` : "–"}</dd>
             </div>
           </dl>

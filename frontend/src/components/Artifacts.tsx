@@ -72,7 +72,7 @@ function DiffView({ before, after }: { before: string; after: string }) {
       <p className="mb-1 text-xs text-slate-600">
         <span className="text-emerald-700">+{added} lines</span> · <span className="text-red-700">−{removed} lines</span>
       </p>
-      <pre className="overflow-x-auto rounded border border-slate-200 bg-white text-xs leading-5">
+      <pre tabIndex={0} className="overflow-x-auto rounded border border-slate-200 bg-white text-xs leading-5">
         {parts.map((part, i) => {
           const lines = part.value.replace(/\n$/, "").split("\n");
           const sign = part.added ? "+" : part.removed ? "−" : " ";
@@ -228,7 +228,7 @@ const ArtifactCard = memo(function ArtifactCard({ stage }: { stage: Stage }) {
               {info.feedback ? <> · rewritten after your feedback: “{info.feedback}”</> : null}
             </p>
           ) : null}
-          <div className="mt-2 max-h-[50vh] overflow-auto rounded-md bg-slate-50 p-3" data-testid={`artifact-body-${stage}`}>
+          <div tabIndex={0} aria-label={`${name} artifact text`} className="mt-2 max-h-[50vh] overflow-auto rounded-md bg-slate-50 p-3 focus-visible:outline-none focus-visible:ring-2 focus-visible:ring-indigo-500" data-testid={`artifact-body-${stage}`}>
             {text.loading ? <p className="text-sm text-slate-500">Loading…</p> : null}
             {text.error ? <p className="text-sm text-red-700">Could not load this version: {text.error}</p> : null}
             {text.data !== null && mode === "rendered" ? <Markdown text={text.data} /> : null}

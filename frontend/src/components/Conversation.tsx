@@ -36,7 +36,7 @@ const MessageItem = memo(function MessageItem({ id }: { id: string }) {
     >
       <div className="mb-1 flex flex-wrap items-center gap-2 text-xs">
         <span className={cn("font-semibold", isUser ? "text-sky-900" : "text-indigo-900")}>{message.name}</span>
-        {message.at ? <time className="text-slate-400" dateTime={new Date(message.at).toISOString()}>{formatClock(message.at)}</time> : null}
+        {message.at ? <time className="text-slate-600" dateTime={new Date(message.at).toISOString()}>{formatClock(message.at)}</time> : null}
         {message.streaming ? (
           <span className="inline-flex items-center gap-1 text-indigo-700">
             <span className="h-1.5 w-1.5 animate-pulse rounded-full bg-indigo-500" aria-hidden="true" />

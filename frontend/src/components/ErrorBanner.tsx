@@ -53,7 +53,7 @@ const ErrorItem = memo(function ErrorItem({ error }: { error: UiError }) {
         {open ? "Hide details" : "Details"}
       </button>
       {open ? (
-        <pre className="mt-1 max-h-48 overflow-auto whitespace-pre-wrap break-all rounded bg-white/70 p-2 text-xs" data-testid="error-details">
+        <pre tabIndex={0} className="mt-1 max-h-48 overflow-auto whitespace-pre-wrap break-all rounded bg-white/70 p-2 text-xs" data-testid="error-details">
           {`code: ${error.code}\n${error.details}`}
         </pre>
       ) : null}

@@ -8,6 +8,15 @@ import remarkGfm from "remark-gfm";
 
 const components: Components = {
   a: ({ node: _node, ...props }) => <a {...props} target="_blank" rel="noopener noreferrer nofollow" />,
+  // Code blocks scroll sideways; keyboard users must be able to reach them.
+  pre: ({ node: _node, ...props }) => <pre {...props} tabIndex={0} />,
+  // GFM task-list boxes are read-only: show them as labelled symbols, not unlabelled inputs.
+  input: ({ node: _node, type, checked }) =>
+    type === "checkbox" ? (
+      <span role="img" aria-label={checked ? "done" : "to do"} className="mr-1 inline-block w-4 text-center">
+        {checked ? "☑" : "☐"}
+      </span>
+    ) : null,
   img: ({ node: _node, alt }) => <span className="text-slate-500">[image: {alt || "no description"}]</span>,
 };
 

@@ -48,6 +48,18 @@ describe("Conversation", () => {
     expect((window as { __xss?: unknown }).__xss).toBeUndefined();
   });
 
+  it("renders GFM task lists as labelled symbols (no unlabelled inputs)", () => {
+    const s = new Script();
+    s.start("brief");
+    s.beginAttempt("tester");
+    s.stream("tester", "## Checklist\n\n- [x] smoke test\n- [ ] load test\n", 1000);
+    load(s.events);
+    const { container } = render(<Conversation />);
+    expect(container.querySelector("input")).toBeNull();
+    expect(screen.getByRole("img", { name: "done" }).textContent).toBe("☑");
+    expect(screen.getByRole("img", { name: "to do" }).textContent).toBe("☐");
+  });
+
   it("re-renders the streaming message as tokens arrive", () => {
     const s = new Script();
     s.start("brief");

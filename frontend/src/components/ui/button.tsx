@@ -7,7 +7,7 @@ type Size = "sm" | "md" | "lg" | "icon";
 const variants: Record<Variant, string> = {
   default: "bg-slate-900 text-white hover:bg-slate-800",
   primary: "bg-indigo-600 text-white hover:bg-indigo-700",
-  success: "bg-emerald-600 text-white hover:bg-emerald-700",
+  success: "bg-emerald-700 text-white hover:bg-emerald-800",
   destructive: "bg-red-600 text-white hover:bg-red-700",
   outline: "border border-slate-300 bg-white text-slate-900 hover:bg-slate-100",
   ghost: "text-slate-700 hover:bg-slate-100",
