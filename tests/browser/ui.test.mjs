@@ -356,6 +356,7 @@ describe('BotArmy UI in Chromium', () => {
     await byTestId(page, 'artifact-diff').waitFor({ timeout: 10_000 });
     assert.ok((await byTestId(page, 'artifact-diff').locator('.bg-emerald-50').count()) > 0, 'the diff shows added lines');
     await shot(page, '05-feedback-version-2');
+    await assertAccessible(t, page, 'version diff');
 
     await assertViewMatchesServer(page, id, 'after a rejection');
 
@@ -427,6 +428,7 @@ describe('BotArmy UI in Chromium', () => {
     const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
     assert.ok(overflow <= 0, `no horizontal scrolling at 360 px (overflow ${overflow}px)`);
     await shot(page, '08-mobile-360-gate');
+    await assertAccessible(t, page, 'gate at 360 px');
     await page.keyboard.press('Enter');
     await page.locator('[data-testid="agent-card-architect"][data-active="true"]').waitFor({ timeout: STAGE_TIMEOUT });
     await byTestId(page, 'cancel-button').click();
