@@ -385,6 +385,14 @@ test('UI security headers (frontend/public/_headers): strict CSP, nosniff, Refer
     }
     assert.doesNotMatch(r.text, /\son[a-z]+\s*=/i, `${p}: no inline event handler attributes`);
   }
+  // Static assets: nosniff with their real types, so nothing is sniffed into script or HTML.
+  for (const f of fs.readdirSync(path.join(cwd, 'frontend', 'dist', 'assets'))) {
+    const r = await http(`/assets/${f}`);
+    assert.equal(r.status, 200, f);
+    assert.equal(r.headers.get('x-content-type-options'), 'nosniff', `/assets/${f}: nosniff`);
+    if (f.endsWith('.js')) assert.match(r.headers.get('content-type') || '', /javascript/, f);
+    if (f.endsWith('.css')) assert.match(r.headers.get('content-type') || '', /text\/css/, f);
+  }
   // API answers are nosniff and never cached.
   const h = await http('/api/health');
   assert.equal(h.headers.get('x-content-type-options'), 'nosniff');
