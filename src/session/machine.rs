@@ -791,6 +791,12 @@ impl Session {
             code: code.clone(),
             message: message.clone(),
         });
+        // Stages that will not run now are idle again, as after a cancel.
+        for a in st.agents.values_mut() {
+            if a.status == AgentStatus::Queued {
+                a.status = AgentStatus::Idle;
+            }
+        }
         st.run.status = RunStatus::Failed;
         st.run.finished_at = Some(now);
         st.run.pause_requested = false;
