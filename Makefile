@@ -32,6 +32,9 @@ test-rust:
 lint:
 	cargo fmt --check
 	cargo clippy --all-targets -- -D warnings
+	# The edge compiles for wasm32 only: lint it there too.
+	source scripts/env.sh
+	cargo clippy --release --target wasm32-unknown-unknown --lib -- -D warnings
 
 test-frontend:
 	cd frontend && npm run typecheck && npm test

@@ -30,7 +30,7 @@ if rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown;
   say "wasm32: rustup target present"
 else
   say "wasm32: no rustup target; using Debian rustc-web with build-std (see ../shared/TOOLCHAIN.md)"
-  apt_install rustc-web cargo-web rust-web-src lld-22
+  apt_install rustc-web cargo-web rust-web-src rust-web-clippy lld-22
   libdir=$(/usr/bin/rustc --target wasm32-unknown-unknown --print target-libdir)
   [[ -d $libdir ]] || { say "creating $libdir"; as_root mkdir -p "$libdir"; }
 fi
