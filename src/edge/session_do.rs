@@ -231,7 +231,7 @@ impl SessionDo {
         if !valid {
             return error_response(400, "bad_request", "Invalid session id.");
         }
-        let store = Store::open(self.state.storage().sql())?;
+        let store = Store::create(self.state.storage().sql())?;
         if store.meta("session")?.is_none() {
             let cfg = self.cfg()?;
             let session = Session::new(id, cfg.session());
@@ -258,7 +258,9 @@ impl SessionDo {
         if self.inner.borrow().is_some() {
             return Ok(true);
         }
-        let store = Store::open(self.state.storage().sql())?;
+        let Some(store) = Store::open_existing(self.state.storage().sql())? else {
+            return Ok(false);
+        };
         let Some(json) = store.meta("session")? else {
             return Ok(false);
         };

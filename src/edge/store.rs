@@ -60,9 +60,27 @@ fn int(n: u64) -> SqlStorageValue {
 }
 
 impl Store {
-    pub fn open(sql: SqlStorage) -> worker::Result<Store> {
+    /// Creates the tables: only for a new session (`/init`), so probing unknown ids writes
+    /// nothing.
+    pub fn create(sql: SqlStorage) -> worker::Result<Store> {
         sql.exec(SCHEMA, None)?;
         Ok(Store { sql })
+    }
+
+    /// The store of an existing session, or `None` if this object never held one.
+    pub fn open_existing(sql: SqlStorage) -> worker::Result<Option<Store>> {
+        #[derive(Deserialize)]
+        struct Name {
+            #[allow(dead_code)]
+            name: String,
+        }
+        let found: Vec<Name> = sql
+            .exec(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'meta'",
+                None,
+            )?
+            .to_array()?;
+        Ok((!found.is_empty()).then_some(Store { sql }))
     }
 
     pub fn meta(&self, key: &str) -> worker::Result<Option<String>> {

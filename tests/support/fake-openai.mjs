@@ -208,6 +208,8 @@ export async function startFakeOpenAI(options = {}) {
       }
     });
   });
+  // Outlive workerd's pooled connections, so it never reuses one the fake just closed.
+  server.keepAliveTimeout = 65000;
   server.on('connection', (s) => {
     s.setNoDelay(true);
     sockets.add(s);
