@@ -106,6 +106,7 @@ pub(crate) async fn run_call(d: &SessionDo, spec: CallSpec) -> Result<()> {
     let controller = AbortController::default();
     let signal = controller.signal();
     d.set_live(Some((id, controller)));
+    d.schedule_alarm().await?;
     let mut lease: Option<String> = None;
     let mut source = match demo_text {
         Some(text) => Source::Demo {

@@ -28,6 +28,9 @@ use crate::protocol::{decode_command, Command, Rejection};
 use crate::session::replay::{plan, ReplayPlan};
 use crate::session::{Effect, Session};
 
+/// While a call streams, the alarm is never further away than this (crash recovery).
+const LIVE_CALL_ALARM_MS: u64 = 5_000;
+
 /// Kept with each hibernating socket, so it survives the object being evicted.
 #[derive(Serialize, Deserialize, Clone)]
 struct Attachment {
@@ -694,7 +697,7 @@ impl SessionDo {
     }
 
     /// Sets the alarm to the earliest thing the session waits for, plus the idle sweep.
-    async fn schedule_alarm(&self) -> Result<()> {
+    pub(crate) async fn schedule_alarm(&self) -> Result<()> {
         let now = now_ms();
         let mut next = self.inner.borrow().as_ref().and_then(|i| {
             if i.session.pending_call().is_some() && !self.running.get() {
@@ -706,6 +709,12 @@ impl SessionDo {
         if !self.state.get_websockets().is_empty() {
             let sweep = now + SWEEP_INTERVAL_MS;
             next = Some(next.map_or(sweep, |n| n.min(sweep)));
+        }
+        if self.live.borrow().is_some() {
+            // If the process dies mid-call, this alarm brings the session back soon to rerun
+            // it, with or without a client; while the call lives it is a no-op.
+            let soon = now + LIVE_CALL_ALARM_MS;
+            next = Some(next.map_or(soon, |n| n.min(soon)));
         }
         match next {
             Some(t) => self.set_alarm_at(t).await,
