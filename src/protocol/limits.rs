@@ -13,7 +13,7 @@ pub const MAX_ID_CHARS: usize = 64;
 /// How many recent idempotency keys a session remembers.
 pub const REMEMBERED_IDS: usize = 256;
 /// Sockets one session accepts at once.
-pub const MAX_SOCKETS_PER_SESSION: usize = 32;
+pub const MAX_SOCKETS_PER_SESSION: usize = 64;
 /// Logged events kept per session; older ones are trimmed down to `LOG_TRIM_TO`.
 pub const LOG_RETENTION: u64 = 20_000;
 pub const LOG_TRIM_TO: u64 = 15_000;

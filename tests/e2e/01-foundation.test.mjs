@@ -195,21 +195,21 @@ test('Origin: a foreign Origin is refused with 403 before the upgrade; own and a
   assert.equal(res.headers.get('access-control-allow-origin'), null);
 });
 
-test('a session caps its sockets at 32: the 33rd upgrade is refused 429 too_many_connections', async () => {
+test('a session caps its sockets at 64: the 65th upgrade is refused 429 too_many_connections', async () => {
   const id = await createSession(worker.url);
   const clients = [];
   try {
-    for (let i = 0; i < 32; i++) {
+    for (let i = 0; i < 64; i++) {
       const c = new SessionClient(worker.url, id, { label: `tab${i}` });
       await c.connect();
       clients.push(c);
     }
-    const extra = new SessionClient(worker.url, id, { label: 'tab33' });
+    const extra = new SessionClient(worker.url, id, { label: 'tab65' });
     const err = await extra.connect().then(
       () => null,
       (e) => e,
     );
-    assert.ok(err, 'the 33rd socket must be refused');
+    assert.ok(err, 'the 65th socket must be refused');
     assert.equal(err.status, 429, `status ${err.status} body ${err.body}`);
     assert.equal(err.json?.error?.code, 'too_many_connections', err.body);
   } finally {

@@ -7,7 +7,7 @@
 //   - no wildcard (or reflected) CORS on any API response, asset or preflight;
 //   - security headers on the UI: strict CSP, nosniff, Referrer-Policy (frontend/public/_headers);
 //   - logs never contain the API key or the access token, even when the provider echoes the key;
-//   - socket limits: a frame over 64 KiB closes 1009, flooding warns then closes 1008, the 33rd
+//   - socket limits: a frame over 64 KiB closes 1009, flooding warns then closes 1008, the 65th
 //     socket of a session is refused.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -565,7 +565,7 @@ test('flooding: a warning (rate_limited) first, then a 1008 close; other sockets
   await calm.close();
 });
 
-test('socket cap: 32 sockets per session, the 33rd refused 429 too_many_connections; refused upgrades do not use slots', async () => {
+test('socket cap: 64 sockets per session, the 65th refused 429 too_many_connections; refused upgrades do not use slots', async () => {
   const id = await createSession();
   // Unauthenticated and foreign-origin attempts are refused before they reach the session.
   for (let i = 0; i < 40; i++) {
@@ -574,13 +574,13 @@ test('socket cap: 32 sockets per session, the 33rd refused 429 too_many_connecti
   }
   const sockets = [];
   try {
-    for (let i = 0; i < 32; i++) {
+    for (let i = 0; i < 64; i++) {
       const r = await upgrade(id, { protocols: PROTOCOLS });
-      assert.ok(r.ws, `socket ${i + 1} of 32 accepted: ${r.status} ${r.body}`);
+      assert.ok(r.ws, `socket ${i + 1} of 64 accepted: ${r.status} ${r.body}`);
       sockets.push(r.ws);
     }
     const extra = await upgrade(id, { protocols: PROTOCOLS });
-    assert.ok(!extra.ws, 'the 33rd socket must be refused');
+    assert.ok(!extra.ws, 'the 65th socket must be refused');
     assert.equal(extra.status, 429, `${extra.status} ${extra.body}`);
     assert.equal(extra.json?.error?.code, 'too_many_connections');
     // Another session is not affected by this one's cap.
