@@ -27,7 +27,7 @@ import { startWorker, freePort, workerSnapshot } from '../tests/support/harness.
 import {
   ROOT, sleep, nowMs, startFakeProcess, LeanClient, createSession, getSession, fetchEvents,
   compareToServer, workerdMem, workerdProcs, cpuSeconds, rssSampler, percentiles, mib, r2, machine,
-  runtimeUrl,
+  runtimeUrl, processTree,
 } from './lib.mjs';
 
 const argv = process.argv.slice(2);
@@ -51,14 +51,14 @@ const CFG = {
   replayTokensPerRound: 250,
   replayRepeats: QUICK ? 3 : 5,
   scaleSessions: QUICK ? 20 : 200,
-  scaleTokensPerStage: QUICK ? 50 : 100,
+  scaleTokensPerStage: 50,
   scalePaceMs: 20,
   scaleVia: viaArg >= 0 ? argv[viaArg + 1] : 'runtime',
-  scaleExtraMs: QUICK ? 120000 : 400000,
+  scaleExtraMs: QUICK ? 120000 : 600000,
   scaleSweep: QUICK ? [] : [10, 25, 50, 100],
   scaleSweepTokens: 50,
   scaleSettleMs: QUICK ? 5000 : 10000,
-  deadlineMs: (QUICK ? 8 : 25) * 60 * 1000,
+  deadlineMs: (QUICK ? 8 : 40) * 60 * 1000,
 };
 
 const OUT_DIR = path.join(ROOT, 'bench-output');
@@ -270,17 +270,20 @@ function round(p) {
 
 const bigText = (prefix, k) => Array.from({ length: k }, (_, j) => ` ${prefix}${j}_${'x'.repeat(CFG.tokenBytes - String(j).length - prefix.length - 2)}`).join('');
 
+/** CPU seconds used from now on by the workerd runtime, the dev proxy and wrangler (node). */
 function cpuProbe(wranglerPid) {
   const procs = workerdProcs(wranglerPid);
+  // wrangler's bin re-executes node with flags: count every non-workerd process of the tree.
+  const others = processTree(wranglerPid).filter((p) => p.comm !== 'workerd').map((p) => p.pid);
   const read = () => {
-    const o = { runtime: 0, proxy: 0 };
+    const o = { runtime: 0, proxy: 0, wrangler: others.reduce((n, pid) => n + (cpuSeconds(pid) || 0), 0) };
     for (const p of procs) o[p.role] += cpuSeconds(p.pid) || 0;
     return o;
   };
   const t0 = read();
   return () => {
     const t1 = read();
-    return { runtime: t1.runtime - t0.runtime, proxy: t1.proxy - t0.proxy };
+    return { runtime: t1.runtime - t0.runtime, proxy: t1.proxy - t0.proxy, wrangler: t1.wrangler - t0.wrangler };
   };
 }
 
@@ -345,7 +348,7 @@ async function benchThroughput(worker, baseUrl, via, fake, requested, tokensPerS
     runEventsPerSecPerClient: r2(percentiles(clients.map(runRate), [50]).p50),
     deliveriesPerSec: Math.round((delivered / runWall) * 1000),
     runWallMs: Math.round(runWall),
-    cpuMsPerEvent: { runtime: r2((used.runtime * 1000) / snap.lastSeq), proxy: r2((used.proxy * 1000) / snap.lastSeq) },
+    cpuMsPerEvent: { runtime: r2((used.runtime * 1000) / snap.lastSeq), proxy: r2((used.proxy * 1000) / snap.lastSeq), wrangler: r2((used.wrangler * 1000) / snap.lastSeq) },
     cpuUsPerDelivery: { runtime: r2((used.runtime * 1e6) / delivered), proxy: r2((used.proxy * 1e6) / delivered) },
     lostEvents: lost,
   };
@@ -454,8 +457,6 @@ async function benchReplay(targets, fake) {
  */
 async function scaleLevel(worker, baseUrl, fake, S, T, label) {
   const pace = CFG.scalePaceMs;
-  const procs = workerdProcs(worker.pid);
-  const cpuOf = (role) => procs.filter((p) => p.role === role).reduce((n, p) => n + (cpuSeconds(p.pid) || 0), 0);
   const tag = `sc${label}x`;
   const tok = (i, s, j) => ` S${i}_${s}_${j}z`;
   for (let i = 0; i < S; i++) {
@@ -486,7 +487,8 @@ async function scaleLevel(worker, baseUrl, fake, S, T, label) {
   const connectMs = nowMs() - t0;
   const loop = monitorEventLoopDelay({ resolution: 10 });
   loop.enable();
-  const cpu0 = { runtime: cpuOf('runtime'), proxy: cpuOf('proxy'), fake: cpuSeconds(fake.pid), bench: process.cpuUsage() };
+  const cpuWorker = cpuProbe(worker.pid);
+  const cpu0 = { fake: cpuSeconds(fake.pid), bench: process.cpuUsage() };
   const budget = 5 * T * pace + CFG.scaleExtraMs;
   const ends = sessions.map((s) => s.c.next(isRunEnd, budget, 'end of the scale run').then((r) => (s.end = r)));
   const tStart = nowMs();
@@ -495,7 +497,8 @@ async function scaleLevel(worker, baseUrl, fake, S, T, label) {
   const outcome = await Promise.allSettled(ends);
   const runMs = nowMs() - tStart;
   loop.disable();
-  const cpu1 = { runtime: cpuOf('runtime'), proxy: cpuOf('proxy'), fake: cpuSeconds(fake.pid), bench: process.cpuUsage(cpu0.bench) };
+  const w = cpuWorker();
+  const cpu1 = { fake: cpuSeconds(fake.pid), bench: process.cpuUsage(cpu0.bench) };
   const timedOut = outcome.filter((o) => o.status === 'rejected').length;
   const failedRuns = sessions.filter((s) => s.end && s.end.ev.type !== 'RUN_FINISHED').map((s) => s.end.ev);
 
@@ -563,12 +566,13 @@ async function scaleLevel(worker, baseUrl, fake, S, T, label) {
     duplicates,
     problems: problems.slice(0, 10),
     cpuSeconds: {
-      workerdRuntime: r2(cpu1.runtime - cpu0.runtime),
-      workerdProxy: r2(cpu1.proxy - cpu0.proxy),
+      workerdRuntime: r2(w.runtime),
+      workerdProxy: r2(w.proxy),
+      wrangler: r2(w.wrangler),
       fake: r2(cpu1.fake - cpu0.fake),
       bench: r2((cpu1.bench.user + cpu1.bench.system) / 1e6),
     },
-    runtimeCpuMsPerEvent: r2(((cpu1.runtime - cpu0.runtime) * 1000) / totalEvents),
+    runtimeCpuMsPerEvent: r2((w.runtime * 1000) / totalEvents),
     benchEventLoopDelayMs: { p99: r2(loop.percentile(99) / 1e6), max: r2(loop.max / 1e6) },
     _sessions: sessions,
   };
@@ -631,7 +635,7 @@ function table(res) {
     const via = t.via === 'proxy' ? 'via wrangler dev' : 'via runtime';
     add('throughput', `${who}, ${via}: events/s per client (RUN_STARTED → RUN_FINISHED)`, `${Math.round(t.runEventsPerSecPerClient)}`);
     if (t.clientsConnected > 1) add('throughput', `${who}, ${via}: deliveries/s, all clients`, `${t.deliveriesPerSec}`);
-    add('throughput', `${who}, ${via}: CPU per event, runtime / proxy`, `${t.cpuMsPerEvent.runtime} / ${t.cpuMsPerEvent.proxy} ms`);
+    add('throughput', `${who}, ${via}: CPU per event: workerd runtime / dev proxy / wrangler`, `${t.cpuMsPerEvent.runtime} / ${t.cpuMsPerEvent.proxy} / ${t.cpuMsPerEvent.wrangler} ms`);
   }
   if (res.longMessage) {
     const l = res.longMessage;
@@ -652,6 +656,7 @@ function table(res) {
     add('scale', `${label}: delivered latency p50 / p95 / p99`, trio(s.latencyMs));
     add('scale', `${label}: events lost / tokens not delivered`, `${s.eventsLost} / ${s.tokensNotDelivered} (of ${s.totalEvents} events, ${s.tokensWritten} tokens)`);
     add('scale', `${label}: runs finished / failed / timed out; run time (ideal)`, `${s.runsFinished} / ${s.runsFailed} / ${s.runsTimedOut}; ${(s.runMs / 1000).toFixed(1)} s (${(s.idealRunMs / 1000).toFixed(1)} s)`);
+    add('scale', `${label}: CPU s — workerd runtime / dev proxy / wrangler / fake / bench`, `${s.cpuSeconds.workerdRuntime} / ${s.cpuSeconds.workerdProxy} / ${s.cpuSeconds.wrangler} / ${s.cpuSeconds.fake} / ${s.cpuSeconds.bench} (runtime ${s.runtimeCpuMsPerEvent} ms per event, ${s.eventsPerSec} events/s)`);
     add('scale', `workerd RSS, Worker runtime: start / peak / after (+${s.rssMiB.settleMs / 1000} s)`, `${s.rssMiB.start} / ${s.rssMiB.peak} / ${s.rssMiB.after} MiB`);
     add('scale', 'workerd RSS, wrangler dev proxy: start / peak / after', `${s.proxyRssMiB.start} / ${s.proxyRssMiB.peak} / ${s.proxyRssMiB.after} MiB`);
     for (const w of s.sweep || []) add('scale sweep', `${w.sessions} sessions × ${s.tokensPerSecPerSession} tokens/s: latency p50 / p95 / p99; lost`, `${trio(w)}; ${w.eventsLost}`);
