@@ -5,9 +5,9 @@
 //
 // Steady traffic: a new session every 1/SOAK_RATE s (default 1 per second), at most
 // SOAK_CONCURRENCY (default 8) at once. Each takes a fresh session with two clients through a
-// whole pipeline against the OpenAI test double, rotating three kinds: `auto`; `gates` (each_stage, one rejection with feedback, then
-// approvals); `reconnect` (auto, and the second client's socket is cut mid-stream and comes
-// back with hello {lastSeq}). After each session:
+// whole pipeline against the OpenAI test double, rotating three kinds: `auto`; `gates`
+// (each_stage, one rejection with feedback, then approvals); `reconnect` (auto, and the second
+// client's socket is cut mid-stream and comes back with hello {lastSeq}). After each session:
 //   - both transcripts equal GET /events, pass the AG-UI verifier, and rebuild GET's state;
 //   - rows: stats.events = lastSeq, stats.messages = messages in the log, stats.artifacts =
 //     artifact events (the log is never trimmed at these sizes);
@@ -38,10 +38,10 @@ const SOAK_SECONDS = Number(process.env.SOAK_SECONDS || 60);
 const RATE = Number(process.env.SOAK_RATE || 1); // sessions started per second
 const CONCURRENCY = Math.max(1, Number(process.env.SOAK_CONCURRENCY || 8));
 const SETTLE_MS = Number(process.env.SOAK_SETTLE_MS || 15000);
-// Bounds from measurements (docs/benchmarks.md, "Soak"): a 60 s run grew 80 MiB, a 600 s run
+// Bounds from measurements (docs/benchmarks.md, "Soak"): 60 s runs grew 72-80 MiB, a 600 s run
 // 184 MiB; the growth is the working set of recently used Durable Objects (not yet evicted)
 // and V8/allocator heap steps, and it flattens. Long runs also bound the second half's growth,
-// which is where a per-session leak would show (600 s run: +27 MiB).
+// which is where a per-session leak would show (600 s run: +26 MiB).
 const RSS_BOUND_MIB = Number(process.env.SOAK_RSS_BOUND_MIB || (SOAK_SECONDS <= 120 ? 128 : 256));
 const SECOND_HALF_BOUND_MIB = Number(process.env.SOAK_SECOND_HALF_BOUND_MIB || 64);
 const SESSION_TIMEOUT_MS = 120000;
