@@ -139,7 +139,11 @@ async function timedStart(env, name) {
   } finally {
     stop = true;
   }
-  const untrack = track(() => worker.stop());
+  // Stop, then drop the state directory (a scale run leaves hundreds of MiB of SQLite).
+  const untrack = track(async () => {
+    await worker.stop();
+    fs.rmSync(worker.persistDir, { recursive: true, force: true });
+  });
   return { worker, stopWorker: untrack, startupMs: first == null ? null : first - t0 };
 }
 
@@ -589,7 +593,6 @@ async function benchScale(fake, startupSamples) {
   const main = await scaleLevel(worker, baseUrl, fake, CFG.scaleSessions, CFG.scaleTokensPerStage, 'main');
   const sessions = main._sessions;
   delete main._sessions;
-  const peakDuring = { ...sampler.peak };
   await sleep(CFG.scaleSettleMs);
   const memAfter = workerdMem(worker.pid);
   let socketsLeft = 0;
@@ -599,8 +602,9 @@ async function benchScale(fake, startupSamples) {
   }
   sampler.stop();
   main.via = CFG.scaleVia;
-  main.rssMiB = { start: mib(memStart.runtime), peak: mib(peakDuring.runtime), after: mib(memAfter.runtime), settleMs: CFG.scaleSettleMs };
-  main.proxyRssMiB = { start: mib(memStart.proxy), peak: mib(peakDuring.proxy), after: mib(memAfter.proxy) };
+  // Peak over the whole phase: the run, closing the clients and the settle time.
+  main.rssMiB = { start: mib(memStart.runtime), peak: mib(Math.max(sampler.peak.runtime, memAfter.runtime)), after: mib(memAfter.runtime), settleMs: CFG.scaleSettleMs };
+  main.proxyRssMiB = { start: mib(memStart.proxy), peak: mib(Math.max(sampler.peak.proxy, memAfter.proxy)), after: mib(memAfter.proxy) };
   main.socketsLeftAfterClose = socketsLeft;
   main.rssSamples = sampler.samples.length;
   // Where the machine stops keeping up: smaller loads on the same Worker.

@@ -68,6 +68,8 @@ before(async () => {
 after(async () => {
   await worker?.stop();
   await fake?.close();
+  // The log stays in test-output/logs; the state (hundreds of sessions of SQLite) goes.
+  if (worker) fs.rmSync(worker.persistDir, { recursive: true, force: true });
 });
 
 const mib = (b) => Math.round((b / MiB) * 10) / 10;
