@@ -315,7 +315,7 @@ impl SessionDo {
                                 name,
                             } => i.store.message_start(message_id, *role, name, seq)?,
                             Event::TextMessageContent { message_id, delta } => {
-                                i.store.message_append(message_id, delta)?
+                                i.store.message_append(seq, message_id, delta)?
                             }
                             Event::RunError { code, .. } => log::warn(
                                 "run_error",

@@ -14,6 +14,7 @@ CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY, json TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS messages (
   id TEXT PRIMARY KEY, role TEXT NOT NULL, name TEXT NOT NULL, content TEXT NOT NULL,
   seq INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS message_chunks (seq INTEGER PRIMARY KEY, id TEXT NOT NULL, delta TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS artifacts (
   stage TEXT NOT NULL, version INTEGER NOT NULL, content TEXT NOT NULL, feedback TEXT,
   created_at INTEGER NOT NULL, PRIMARY KEY (stage, version));
@@ -80,7 +81,12 @@ impl Store {
                 None,
             )?
             .to_array()?;
-        Ok((!found.is_empty()).then_some(Store { sql }))
+        if found.is_empty() {
+            return Ok(None);
+        }
+        // Tables added since the session was created.
+        sql.exec(SCHEMA, None)?;
+        Ok(Some(Store { sql }))
     }
 
     pub fn meta(&self, key: &str) -> worker::Result<Option<String>> {
@@ -168,22 +174,43 @@ impl Store {
         Ok(())
     }
 
-    pub fn message_append(&self, id: &str, delta: &str) -> worker::Result<()> {
+    /// Text is stored as one row per delta: appending to the message row instead would
+    /// rewrite the whole message per token (quadratic in its length).
+    pub fn message_append(&self, seq: u64, id: &str, delta: &str) -> worker::Result<()> {
         self.sql.exec(
-            "UPDATE messages SET content = content || ? WHERE id = ?",
-            vec![delta.into(), id.into()],
+            "INSERT INTO message_chunks (seq, id, delta) VALUES (?, ?, ?)",
+            vec![int(seq), id.into(), delta.into()],
         )?;
         Ok(())
     }
 
     pub fn messages(&self) -> worker::Result<Vec<Message>> {
-        let rows: Vec<MsgRow> = self
+        let mut rows: Vec<MsgRow> = self
             .sql
             .exec(
                 "SELECT id, role, name, content FROM messages ORDER BY seq",
                 None,
             )?
             .to_array()?;
+        #[derive(Deserialize)]
+        struct Chunk {
+            id: String,
+            delta: String,
+        }
+        let chunks: Vec<Chunk> = self
+            .sql
+            .exec("SELECT id, delta FROM message_chunks ORDER BY seq", None)?
+            .to_array()?;
+        let index: std::collections::HashMap<String, usize> = rows
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (r.id.clone(), i))
+            .collect();
+        for c in chunks {
+            if let Some(&i) = index.get(&c.id) {
+                rows[i].content.push_str(&c.delta);
+            }
+        }
         Ok(rows
             .into_iter()
             .map(|r| Message {

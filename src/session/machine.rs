@@ -122,6 +122,9 @@ struct Call {
     /// `STEP_STARTED` was sent for this attempt and `STEP_FINISHED` not yet.
     step_open: bool,
     message_id: Option<String>,
+    /// Not persisted: it changes with every chunk, and after a restart a begun call is rerun
+    /// (which sets it afresh), so saving it would only rewrite the session row per token.
+    #[serde(skip, default)]
     last_activity: u64,
     retry_at: Option<u64>,
     /// Answer length the progress estimate aims at (the demo knows it exactly).
@@ -154,6 +157,8 @@ pub struct Session {
     /// Text received but not yet flushed, and the whole answer so far.
     buf: String,
     answer: String,
+    /// `answer.chars().count()`, kept as text arrives (progress is computed per flush).
+    answer_chars: usize,
     last_flush: u64,
     effects: VecDeque<Effect>,
     /// The latest time an input carried; stamps outgoing frames.
@@ -190,6 +195,7 @@ impl Session {
             p,
             buf: String::new(),
             answer: String::new(),
+            answer_chars: 0,
             last_flush: 0,
             effects: VecDeque::new(),
             now: 0,
@@ -590,6 +596,7 @@ impl Session {
         }
         self.buf.push_str(delta);
         self.answer.push_str(delta);
+        self.answer_chars += delta.chars().count();
         if self.buf.len() >= COALESCE_BYTES || now >= self.last_flush + COALESCE_MS {
             self.flush(now);
             self.sync_state(now);
@@ -621,6 +628,7 @@ impl Session {
             self.emit(Event::TextMessageEnd { message_id: id });
         }
         let content = std::mem::take(&mut self.answer);
+        self.answer_chars = 0;
         let version = self.p.state.agent(stage).version + 1;
         self.effects.push_back(Effect::SaveArtifact {
             stage,
@@ -904,6 +912,7 @@ impl Session {
         });
         self.buf.clear();
         self.answer.clear();
+        self.answer_chars = 0;
         let a = self.p.state.agent_mut(stage);
         a.attempts += 1;
         a.status = AgentStatus::Thinking;
@@ -940,6 +949,7 @@ impl Session {
         }
         self.buf.clear();
         self.answer.clear();
+        self.answer_chars = 0;
         if reason == "restart" {
             // Same attempt, new call: the process died, the request did not fail.
             self.p.calls += 1;
@@ -974,7 +984,7 @@ impl Session {
             let c = self.p.call.as_ref().expect("call");
             (c.stage, c.expected_chars)
         };
-        let pct = crate::agents::progress_percent(expected, self.answer.chars().count()).min(95);
+        let pct = crate::agents::progress_percent(expected, self.answer_chars).min(95);
         let a = self.p.state.agent_mut(stage);
         if pct >= a.progress + 5 {
             a.progress = pct;
