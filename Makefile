@@ -5,7 +5,7 @@ SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 PORT ?= 8787
 
-.PHONY: setup setup-test build build-worker build-frontend dev test test-rust lint test-frontend test-e2e test-chaos test-security test-soak test-browser fuzz bench deploy clean
+.PHONY: setup setup-test build build-worker build-frontend dev test test-rust lint test-frontend test-e2e test-chaos test-security test-soak test-browser chaos-long fuzz bench deploy clean
 
 setup:
 	scripts/setup.sh
@@ -47,6 +47,10 @@ test-chaos:
 
 test-security:
 	node --test --test-concurrency=1 tests/security/
+
+# On demand: 100 sessions of chaos.
+chaos-long: build
+	CHAOS_SESSIONS=100 CHAOS_CONCURRENCY=25 node --test tests/chaos/chaos.test.mjs
 
 # SOAK_SECONDS=600 make test-soak for the long run.
 test-soak:
