@@ -13,7 +13,7 @@ chmod 600 "$envfile"
 trap 'rm -f "$envfile"' EXIT
 for k in OPENAI_API_KEY OPENAI_BASE_URL OPENAI_MODEL ALLOWED_ORIGINS BOTARMY_ACCESS_TOKEN \
          SESSION_TOKEN_BUDGET LLM_REQUESTS_PER_MIN LLM_TOKENS_PER_MIN LLM_MAX_CONCURRENT \
-         LLM_STALL_TIMEOUT_MS LLM_BACKOFF_BASE_MS LLM_BACKOFF_CAP_MS DEMO_TOKEN_INTERVAL_MS; do
+         LLM_STALL_TIMEOUT_MS LLM_BACKOFF_BASE_MS LLM_BACKOFF_CAP_MS DEMO_TOKEN_INTERVAL_MS SOCKET_IDLE_MS; do
   if [[ -n "${!k:-}" ]]; then printf '%s=%s\n' "$k" "${!k}" >>"$envfile"; fi
 done
 [[ -s $envfile ]] && args+=(--env-file "$envfile")

@@ -13,12 +13,14 @@
 //! | `LLM_STALL_TIMEOUT_MS` | 30000 | watchdog for a silent stream |
 //! | `LLM_BACKOFF_BASE_MS`, `LLM_BACKOFF_CAP_MS` | 1000, 30000 | retry backoff |
 //! | `DEMO_TOKEN_INTERVAL_MS` | 15 | demo provider pace |
+//! | `SOCKET_IDLE_MS` | 90000 | a socket silent this long (no frame, no ping) is closed |
 
 use std::fmt;
 
 use crate::agents::DEMO_TOKEN_INTERVAL_MS;
 use crate::llm::backoff::{BASE_MS, CAP_MS, MAX_ATTEMPTS};
 use crate::llm::{DEFAULT_BASE_URL, DEFAULT_MODEL};
+use crate::protocol::limits::{IDLE_SOCKET_MS, SWEEP_INTERVAL_MS};
 use crate::session::SessionConfig;
 
 #[derive(Clone, PartialEq)]
@@ -36,6 +38,7 @@ pub struct Config {
     pub backoff_base_ms: u64,
     pub backoff_cap_ms: u64,
     pub demo_token_interval_ms: u64,
+    pub socket_idle_ms: u64,
 }
 
 // Secrets never reach a log through `{:?}`.
@@ -101,7 +104,14 @@ impl Config {
             backoff_base_ms: num("LLM_BACKOFF_BASE_MS", BASE_MS, 1, 60_000)?,
             backoff_cap_ms: num("LLM_BACKOFF_CAP_MS", CAP_MS, 1, 600_000)?,
             demo_token_interval_ms: num("DEMO_TOKEN_INTERVAL_MS", DEMO_TOKEN_INTERVAL_MS, 0, 1000)?,
+            socket_idle_ms: num("SOCKET_IDLE_MS", IDLE_SOCKET_MS, 1000, 3_600_000)?,
         })
+    }
+
+    /// How often the alarm looks for idle sockets: a third of the idle limit, at most the
+    /// protocol's sweep interval.
+    pub fn sweep_interval_ms(&self) -> u64 {
+        (self.socket_idle_ms / 3).clamp(500, SWEEP_INTERVAL_MS)
     }
 
     pub fn demo(&self) -> bool {
@@ -162,6 +172,10 @@ mod tests {
         assert_eq!(c.model_label(), "demo");
         assert_eq!(c.base_url, DEFAULT_BASE_URL);
         assert_eq!(c.token_budget, 200_000);
+        assert_eq!((c.socket_idle_ms, c.sweep_interval_ms()), (90_000, 30_000));
+        let fast = cfg(&[("SOCKET_IDLE_MS", "3000")]).unwrap();
+        assert_eq!(fast.sweep_interval_ms(), 1000);
+        assert!(cfg(&[("SOCKET_IDLE_MS", "5")]).is_err());
         assert!(c.session().demo);
     }
 

@@ -21,8 +21,8 @@ use crate::agents::Stage;
 use crate::config::Config;
 use crate::protocol::event::{frame, Event};
 use crate::protocol::limits::{
-    FloodGuard, FloodVerdict, EVENTS_PAGE_DEFAULT, EVENTS_PAGE_MAX, IDLE_SOCKET_MS, LOG_RETENTION,
-    LOG_TRIM_TO, MAX_FRAME_BYTES, MAX_SOCKETS_PER_SESSION, SWEEP_INTERVAL_MS,
+    FloodGuard, FloodVerdict, EVENTS_PAGE_DEFAULT, EVENTS_PAGE_MAX, LOG_RETENTION, LOG_TRIM_TO,
+    MAX_FRAME_BYTES, MAX_SOCKETS_PER_SESSION,
 };
 use crate::protocol::{decode_command, Command, Rejection};
 use crate::session::replay::{plan, ReplayPlan};
@@ -535,11 +535,12 @@ impl SessionDo {
 
     /// Closes sockets that sent nothing (not even an auto-answered ping) for too long.
     fn sweep(&self, now: u64) {
+        let idle = self.with_inner(|i| i.cfg.socket_idle_ms);
         for ws in self.state.get_websockets() {
             let key = self.conn_key(&ws);
             let seen = self.with_conn(&ws, &key, |c| c.last_seen);
             let pinged = auto_response_time(&self.state, &ws).unwrap_or(0);
-            if now.saturating_sub(seen.max(pinged)) > IDLE_SOCKET_MS {
+            if now.saturating_sub(seen.max(pinged)) > idle {
                 log::info("socket_idle_closed", json!({"conn": key}));
                 let _ = ws.close(Some(1001), Some("idle"));
                 self.conns.borrow_mut().remove(&key);
@@ -706,8 +707,13 @@ impl SessionDo {
                 i.session.alarm_deadline()
             }
         });
+        let sweep_every = self
+            .inner
+            .borrow()
+            .as_ref()
+            .map_or(30_000, |i| i.cfg.sweep_interval_ms());
         if !self.state.get_websockets().is_empty() {
-            let sweep = now + SWEEP_INTERVAL_MS;
+            let sweep = now + sweep_every;
             next = Some(next.map_or(sweep, |n| n.min(sweep)));
         }
         if self.live.borrow().is_some() {
