@@ -528,7 +528,11 @@ describe('BotArmy UI in Chromium', () => {
     } else {
       await new Promise((r) => setTimeout(r, 2600));
     }
-    if (await byTestId(page, 'reconnect-button').count()) await byTestId(page, 'reconnect-button').click();
+    // "Reconnect now" skips the backoff wait; the page may already have reconnected on its own
+    // (the button then leaves the DOM mid-click), which is just as good.
+    if (await byTestId(page, 'reconnect-button').count()) {
+      await byTestId(page, 'reconnect-button').click({ timeout: 5_000 }).catch((e) => t.diagnostic(`reconnect-now not clicked: ${e.message.split('\n')[0]}`));
+    }
     await waitLive(page, 60_000);
     await waitGate(page, 'analyst');
     const { view, events } = await assertViewMatchesServer(page, id, 'after a reconnect', url);
