@@ -322,9 +322,7 @@ async fn acquire(
     lease: &str,
     tokens: u32,
 ) -> std::result::Result<(), u64> {
-    let body = json!({"lease": lease, "tokens": tokens, "rpm": cfg.requests_per_min,
-                      "tpm": cfg.tokens_per_min, "max": cfg.max_concurrent});
-    match limiter_call(d, "/acquire", body).await {
+    match limiter_call(d, cfg, "/acquire", lease, tokens).await {
         Ok(v) if v["ok"] == json!(true) => Ok(()),
         Ok(v) => Err(v["waitMs"].as_u64().unwrap_or(1000)),
         Err(e) => {
@@ -337,21 +335,24 @@ async fn acquire(
 
 async fn release(d: &SessionDo, cfg: &crate::config::Config, lease: Option<&str>, tokens: u32) {
     let Some(lease) = lease else { return };
-    let body = json!({"lease": lease, "tokens": tokens, "rpm": cfg.requests_per_min,
-                      "tpm": cfg.tokens_per_min, "max": cfg.max_concurrent});
-    if let Err(e) = limiter_call(d, "/release", body).await {
+    if let Err(e) = limiter_call(d, cfg, "/release", lease, tokens).await {
         log::error("limiter_unavailable", json!({"message": e.to_string()}));
     }
 }
 
+/// One limiter request; the limits travel with it so the limiter follows the configuration.
 async fn limiter_call(
     d: &SessionDo,
+    cfg: &crate::config::Config,
     path: &str,
-    body: serde_json::Value,
+    lease: &str,
+    tokens: u32,
 ) -> Result<serde_json::Value> {
+    let body = json!({"lease": lease, "tokens": tokens, "rpm": cfg.requests_per_min,
+                      "tpm": cfg.tokens_per_min, "max": cfg.max_concurrent});
     let ns = d.env_ref().durable_object("LIMITER")?;
     // One limiter per provider: keyed by base URL and model, never by the key itself.
-    let name = d.with_inner(|i| format!("{}|{}", i.cfg.base_url, i.cfg.model));
+    let name = format!("{}|{}", cfg.base_url, cfg.model);
     let stub = ns.id_from_name(&name)?.get_stub()?;
     let mut init = RequestInit::new();
     init.with_method(Method::Post)

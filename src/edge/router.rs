@@ -8,6 +8,7 @@ use worker::{Env, Headers, Method, Request, RequestInit, Response, Result};
 use super::session_do::random_hex;
 use super::{config, error_response, log};
 use crate::config::Config;
+use crate::protocol::is_session_id;
 use crate::VERSION;
 
 pub(crate) async fn handle(req: Request, env: Env) -> Result<Response> {
@@ -70,7 +71,7 @@ async fn route(req: Request, env: &Env, cfg: &Config, path: &str) -> Result<Resp
             forward(env, &id, "/init", Method::Post, None).await
         }
         (_, ["sessions", id, rest @ ..]) => {
-            if !valid_id(id) {
+            if !is_session_id(id) {
                 return error_response(404, "not_found", "No session with this id.");
             }
             let is_ws = matches!(rest, ["ws"]);
@@ -136,10 +137,6 @@ async fn forward(
     init.with_method(method).with_headers(headers);
     let req = Request::new_with_init(&format!("https://session{target}"), &init)?;
     stub.fetch_with_request(req).await
-}
-
-fn valid_id(id: &str) -> bool {
-    id.len() == 32 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 fn own_origin(req: &Request) -> Result<String> {

@@ -24,7 +24,7 @@ use crate::protocol::limits::{
     FloodGuard, FloodVerdict, EVENTS_PAGE_DEFAULT, EVENTS_PAGE_MAX, LOG_RETENTION, LOG_TRIM_TO,
     MAX_FRAME_BYTES, MAX_SOCKETS_PER_SESSION,
 };
-use crate::protocol::{decode_command, Command, Rejection};
+use crate::protocol::{decode_command, is_session_id, Command, Rejection};
 use crate::session::replay::{plan, ReplayPlan};
 use crate::session::{Effect, Session};
 
@@ -230,8 +230,7 @@ impl SessionDo {
     // ---- loading and committing ---------------------------------------------------------
 
     fn init(&self, id: &str) -> Result<Response> {
-        let valid = id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit());
-        if !valid {
+        if !is_session_id(id) {
             return error_response(400, "bad_request", "Invalid session id.");
         }
         let store = Store::create(self.state.storage().sql())?;
@@ -274,7 +273,7 @@ impl SessionDo {
             worker::Error::RustError(e)
         })?;
         let (oldest, _) = store.bounds()?;
-        if session.live_call().is_none() && json.contains("\"begun\":true") {
+        if session.resumed_after_restart() {
             log::warn(
                 "session_resumed_after_restart",
                 json!({"session": session.state().session_id}),
@@ -563,8 +562,7 @@ impl SessionDo {
     }
 
     fn events(&self, req: &Request) -> Result<Response> {
-        let url = req.url()?;
-        let q: HashMap<String, String> = url.query_pairs().into_owned().collect();
+        let q = query(req)?;
         let after = match q.get("after").map(|v| v.parse::<u64>()) {
             None => 0,
             Some(Ok(n)) => n,
@@ -614,8 +612,7 @@ impl SessionDo {
                 "Stages: analyst, architect, developer, tester, deployer.",
             );
         };
-        let url = req.url()?;
-        let q: HashMap<String, String> = url.query_pairs().into_owned().collect();
+        let q = query(req)?;
         let g = self.inner.borrow();
         let i = g.as_ref().expect("session loaded");
         if q.get("format").map(String::as_str) == Some("json") {
@@ -741,6 +738,10 @@ impl SessionDo {
         self.alarm_at.set(Some(t));
         Ok(())
     }
+}
+
+fn query(req: &Request) -> Result<HashMap<String, String>> {
+    Ok(req.url()?.query_pairs().into_owned().collect())
 }
 
 fn auto_response_time(state: &State, ws: &WebSocket) -> Option<u64> {

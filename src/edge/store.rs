@@ -249,11 +249,14 @@ impl Store {
     }
 
     pub fn artifact(&self, stage: Stage, version: u32) -> worker::Result<Option<String>> {
-        let rows: Vec<ArtifactRow> = self
+        #[derive(Deserialize)]
+        struct Content {
+            content: String,
+        }
+        let rows: Vec<Content> = self
             .sql
             .exec(
-                "SELECT version, content, feedback, created_at FROM artifacts \
-                 WHERE stage = ? AND version = ?",
+                "SELECT content FROM artifacts WHERE stage = ? AND version = ?",
                 vec![stage.name().into(), int(version as u64)],
             )?
             .to_array()?;

@@ -9,3 +9,20 @@ pub mod patch;
 pub use command::{decode_command, Approval, Command, Envelope, Rejection};
 pub use event::{Event, Interrupt, MessageRole, Outcome};
 pub use patch::{PatchOp, PatchOpList};
+
+/// Session ids are exactly 32 lowercase hex characters (128 random bits); anything else is
+/// refused before any storage is touched.
+pub fn is_session_id(id: &str) -> bool {
+    id.len() == 32 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn session_ids() {
+        assert!(super::is_session_id("0123456789abcdef0123456789abcdef"));
+        assert!(!super::is_session_id("0123456789ABCDEF0123456789abcdef"));
+        assert!(!super::is_session_id("0123456789abcdef0123456789abcde"));
+        assert!(!super::is_session_id("0123456789abcdef0123456789abcdeg"));
+    }
+}

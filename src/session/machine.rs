@@ -163,6 +163,8 @@ pub struct Session {
     effects: VecDeque<Effect>,
     /// The latest time an input carried; stamps outgoing frames.
     now: u64,
+    /// [`Session::restore`] found a call that died with the old process and queued it again.
+    resumed: bool,
 }
 
 impl Session {
@@ -199,6 +201,7 @@ impl Session {
             last_flush: 0,
             effects: VecDeque::new(),
             now: 0,
+            resumed: false,
         }
     }
 
@@ -210,10 +213,16 @@ impl Session {
         s.now = now;
         s.p.state.run.token_budget = s.cfg.token_budget;
         if s.p.call.as_ref().is_some_and(|c| c.begun) {
+            s.resumed = true;
             s.interrupt_attempt("restart", now);
-            s.sync_state(now);
+            s.sync_state();
         }
         Ok(s)
+    }
+
+    /// True when [`Session::restore`] reran a call the previous process left in flight.
+    pub fn resumed_after_restart(&self) -> bool {
+        self.resumed
     }
 
     /// JSON to store beside the log after every batch of effects.
@@ -338,7 +347,7 @@ impl Session {
                 now,
             );
         }
-        self.sync_state(now);
+        self.sync_state();
     }
 
     // ---- commands -------------------------------------------------------------------------
@@ -353,7 +362,7 @@ impl Session {
         }
         let name = env.command.name();
         let result = self.apply_command(env.command, now);
-        self.sync_state(now);
+        self.sync_state();
         match result {
             Ok(()) => {
                 if let Some(id) = env.id {
@@ -403,7 +412,7 @@ impl Session {
                 self.p.approved.push((stage, version));
                 self.p.state.agent_mut(stage).status = AgentStatus::Done;
                 self.p.state.run.status = RunStatus::Running;
-                self.begin_run(now);
+                self.begin_run();
                 match stage.next() {
                     Some(next) => self.begin_stage(next, now),
                     None => self.complete(now),
@@ -415,8 +424,8 @@ impl Session {
                 self.p.state.gate = None;
                 self.p.state.run.status = RunStatus::Running;
                 self.p.state.agent_mut(stage).status = AgentStatus::Queued;
-                self.begin_run(now);
-                self.user_message(&feedback, now);
+                self.begin_run();
+                self.user_message(&feedback);
                 self.p.feedback = Some(feedback);
                 self.p.state.agent_mut(stage).attempts = 0;
                 self.begin_stage(stage, now);
@@ -458,7 +467,7 @@ impl Session {
                 }
                 RunStatus::WaitingApproval => {
                     self.p.state.gate = None;
-                    self.begin_run(now);
+                    self.begin_run();
                     self.cancel(now);
                     Ok(())
                 }
@@ -485,7 +494,7 @@ impl Session {
                     self.p.state.agent_mut(s).status = AgentStatus::Queued;
                 }
                 self.p.state.agent_mut(stage).attempts = 0;
-                self.begin_run(now);
+                self.begin_run();
                 self.begin_stage(stage, now);
                 Ok(())
             }
@@ -530,8 +539,8 @@ impl Session {
         self.p.approved.clear();
         self.p.feedback = None;
         self.p.brief = brief.clone();
-        self.begin_run(now);
-        self.user_message(&brief, now);
+        self.begin_run();
+        self.user_message(&brief);
         self.begin_stage(Stage::Analyst, now);
     }
 
@@ -558,7 +567,7 @@ impl Session {
         st.run.pause_requested = false;
         st.run.finished_at = Some(now);
         self.p.feedback = None;
-        self.end_run(Outcome::Cancelled, now);
+        self.end_run(Outcome::Cancelled);
     }
 
     fn complete(&mut self, now: u64) {
@@ -566,7 +575,7 @@ impl Session {
         st.run.status = RunStatus::Completed;
         st.run.stage = None;
         st.run.finished_at = Some(now);
-        self.end_run(Outcome::Success, now);
+        self.end_run(Outcome::Success);
     }
 
     // ---- LLM inputs -----------------------------------------------------------------------
@@ -590,7 +599,7 @@ impl Session {
             });
             self.p.call.as_mut().expect("live call").message_id = Some(id);
             self.p.state.agent_mut(stage).status = AgentStatus::Streaming;
-            self.sync_state(now);
+            self.sync_state();
             // The first token is shown at once.
             self.last_flush = 0;
         }
@@ -599,7 +608,7 @@ impl Session {
         self.answer_chars += delta.chars().count();
         if self.buf.len() >= COALESCE_BYTES || now >= self.last_flush + COALESCE_MS {
             self.flush(now);
-            self.sync_state(now);
+            self.sync_state();
         }
     }
 
@@ -673,20 +682,17 @@ impl Session {
                     Some(n) => format!("the {} starts next", n.title()),
                     None => "the plan is complete".to_string(),
                 };
-                self.end_run(
-                    Outcome::Interrupt {
-                        interrupts: vec![Interrupt {
-                            id,
-                            reason: "approval".into(),
-                            message: format!(
-                                "Review the {}'s work (version {version}): approve it and {what}, \
+                self.end_run(Outcome::Interrupt {
+                    interrupts: vec![Interrupt {
+                        id,
+                        reason: "approval".into(),
+                        message: format!(
+                            "Review the {}'s work (version {version}): approve it and {what}, \
                                  or ask for changes.",
-                                stage.title()
-                            ),
-                        }],
-                    },
-                    now,
-                );
+                            stage.title()
+                        ),
+                    }],
+                });
             }
             _ => {
                 self.p.approved.retain(|(s, _)| *s != stage);
@@ -698,13 +704,13 @@ impl Session {
                         st.run.status = RunStatus::Paused;
                         st.run.pause_requested = false;
                         st.run.stage = Some(next);
-                        self.sync_state(now);
+                        self.sync_state();
                     }
                     Some(next) => self.begin_stage(next, now),
                 }
             }
         }
-        self.sync_state(now);
+        self.sync_state();
     }
 
     /// BotArmy's own global provider limit has no room: the attempt goes back in the queue
@@ -729,7 +735,7 @@ impl Session {
                                        on AI provider calls is reached. It starts by itself.",
                                       stage.title())}),
         ));
-        self.sync_state(now);
+        self.sync_state();
     }
 
     pub fn on_failure(&mut self, call_id: u64, f: StageFailure, now: u64) {
@@ -764,7 +770,7 @@ impl Session {
                        "detail": f.detail, "retryable": true, "nextRetryAt": at,
                        "attempt": attempts}),
             ));
-            self.sync_state(now);
+            self.sync_state();
             return;
         }
         self.p.call = None;
@@ -812,7 +818,7 @@ impl Session {
             code: code.clone(),
             message: message.clone(),
         });
-        self.sync_state(now);
+        self.sync_state();
         self.emit(Event::RunError { message, code });
         self.p.in_run = false;
     }
@@ -826,7 +832,7 @@ impl Session {
             .is_some_and(|c| c.id == call_id && c.begun && c.retry_at.is_none())
     }
 
-    fn begin_run(&mut self, now: u64) {
+    fn begin_run(&mut self) {
         debug_assert!(!self.p.in_run, "runs do not nest");
         self.p.runs += 1;
         let run_id = format!("run-{}", self.p.runs);
@@ -839,11 +845,10 @@ impl Session {
         let snapshot = self.p.state.to_json();
         self.sent_state = snapshot.clone();
         self.emit(Event::StateSnapshot { snapshot });
-        let _ = now;
     }
 
-    fn end_run(&mut self, outcome: Outcome, now: u64) {
-        self.sync_state(now);
+    fn end_run(&mut self, outcome: Outcome) {
+        self.sync_state();
         self.emit(Event::RunFinished {
             thread_id: self.p.state.session_id.clone(),
             run_id: self.p.state.run.run_id.clone().unwrap_or_default(),
@@ -852,7 +857,7 @@ impl Session {
         self.p.in_run = false;
     }
 
-    fn user_message(&mut self, text: &str, _now: u64) {
+    fn user_message(&mut self, text: &str) {
         self.p.user_messages += 1;
         let id = format!("msg-u{}", self.p.user_messages);
         self.emit(Event::TextMessageStart {
@@ -921,7 +926,7 @@ impl Session {
         self.emit(Event::StepStarted {
             step_name: stage.name().into(),
         });
-        self.sync_state(now);
+        self.sync_state();
     }
 
     /// Closes whatever the current attempt has open (message, step) and forgets its text.
@@ -992,7 +997,7 @@ impl Session {
     }
 
     /// Emits a `STATE_DELTA` with whatever changed since the state was last sent.
-    fn sync_state(&mut self, _now: u64) {
+    fn sync_state(&mut self) {
         if !self.p.in_run {
             return;
         }

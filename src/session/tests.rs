@@ -646,6 +646,7 @@ fn restart_mid_stream_closes_the_message_and_reruns() {
     h.s.on_chunk(spec.call_id, "half", h.now + 1);
     h.drain();
     h.restart();
+    assert!(h.s.resumed_after_restart());
     let mi = h
         .log
         .iter()
@@ -662,6 +663,7 @@ fn restart_mid_stream_closes_the_message_and_reruns() {
     let before = h.s.persisted();
     h.restart();
     assert_eq!(h.s.persisted(), before);
+    assert!(!h.s.resumed_after_restart());
     check_invariants(&h.log, h.s.state());
 }
 
