@@ -277,6 +277,15 @@ function notice(id: string, tone: NoticeTone, text: string, stage: Stage | null,
 // ---------------------------------------------------------------------------------------------
 // Logged events
 
+/** Adds a message to the thread, at the end of the timeline. */
+function withNewMessage(view: SessionView, message: ChatMessage): SessionView {
+  return {
+    ...view,
+    messages: { ...view.messages, [message.id]: message },
+    timeline: [...view.timeline, { kind: "message", id: message.id }],
+  };
+}
+
 function applyLogged(view: SessionView, event: ServerEvent, now: number): SessionView {
   const at = event.timestamp ?? now;
   switch (event.type) {
@@ -335,11 +344,7 @@ function applyLogged(view: SessionView, event: ServerEvent, now: number): Sessio
         interrupted: null,
         at,
       };
-      return {
-        ...view,
-        messages: { ...view.messages, [event.messageId]: message },
-        timeline: [...view.timeline, { kind: "message", id: event.messageId }],
-      };
+      return withNewMessage(view, message);
     }
 
     case "TEXT_MESSAGE_CONTENT": {
@@ -357,11 +362,7 @@ function applyLogged(view: SessionView, event: ServerEvent, now: number): Sessio
           interrupted: null,
           at,
         };
-        return {
-          ...view,
-          messages: { ...view.messages, [event.messageId]: message },
-          timeline: [...view.timeline, { kind: "message", id: event.messageId }],
-        };
+        return withNewMessage(view, message);
       }
       return {
         ...view,
