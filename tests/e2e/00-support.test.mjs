@@ -3,6 +3,8 @@
 // strict. (If these could not fail, the end-to-end tests that rely on them could not either.)
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import net from 'node:net';
 import { verifyStream, messagesOf } from '../support/agui.mjs';
 import { applyPatch } from '../support/json-patch.mjs';
 import { freePort } from '../support/harness.mjs';
@@ -103,8 +105,13 @@ test('applyPatch applies RFC 6902 ops and is strict about paths', () => {
   assert.deepEqual(applyPatch({ 'a/b': { '~': 1 } }, [{ op: 'replace', path: '/a~1b/~0', value: 2 }]), { 'a/b': { '~': 2 } });
 });
 
-test('freePort returns distinct usable ports', async () => {
-  const a = await freePort();
-  const b = await freePort();
-  assert.ok(a > 0 && b > 0);
+test('freePort returns usable ports below the ephemeral range', async () => {
+  const [lo] = fs.readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number);
+  for (let i = 0; i < 5; i++) {
+    const port = await freePort();
+    assert.ok(port >= 1024 && port < lo, `port ${port} is below the ephemeral range starting at ${lo}`);
+    const srv = net.createServer();
+    await new Promise((resolve, reject) => srv.once('error', reject).listen(port, '127.0.0.1', resolve));
+    await new Promise((resolve) => srv.close(resolve));
+  }
 });

@@ -27,17 +27,29 @@ const WRANGLER = path.join(ROOT, 'node_modules', 'wrangler', 'bin', 'wrangler.js
 
 const live = new Set(); // workers whose process group may still be alive
 
-/** A TCP port that was free on 127.0.0.1 a moment ago. */
-export function freePort() {
-  return new Promise((resolve, reject) => {
+// Ports are drawn below the kernel's ephemeral range (ip_local_port_range, 32768+ on Linux):
+// a port from bind(0) is in that range, so between our probe and workerd's bind an outgoing
+// connection (a test client, the fake provider's peers) could take it as its local port, and
+// workerd then fails to start. Below the range only explicit binds compete.
+const PORT_LOW = 20000;
+const PORT_HIGH = 32000;
+
+function canBind(port) {
+  return new Promise((resolve) => {
     const srv = net.createServer();
     srv.unref();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
+    srv.once('error', () => resolve(false));
+    srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
   });
+}
+
+/** A TCP port below the ephemeral range that was free on 127.0.0.1 a moment ago. */
+export async function freePort() {
+  for (let i = 0; i < 200; i++) {
+    const port = PORT_LOW + Math.floor(Math.random() * (PORT_HIGH - PORT_LOW));
+    if (await canBind(port)) return port;
+  }
+  throw new Error(`no free port found in ${PORT_LOW}-${PORT_HIGH} after 200 tries`);
 }
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -117,6 +129,18 @@ export function workerSnapshot() {
   return dir;
 }
 
+/** The end of wrangler's own debug log, named in its output, for a failed start. */
+function wranglerDebugTail(output) {
+  const m = output.match(/Logs were written to "([^"]+)"/);
+  if (!m) return '';
+  try {
+    const lines = fs.readFileSync(m[1], 'utf8').split('\n');
+    return `\n--- last lines of ${m[1]}:\n${lines.slice(-40).join('\n')}`;
+  } catch {
+    return '';
+  }
+}
+
 function stamp() {
   return new Date().toISOString().replace(/[:.]/g, '-');
 }
@@ -133,7 +157,23 @@ function stamp() {
  *   cwd          directory with the wrangler config (default: a snapshot of the repo's built
  *                Worker, see workerSnapshot(); E2E_NO_SNAPSHOT=1 serves the repo root itself)
  */
-export async function startWorker({ env = {}, persistDir, port, name = 'worker', readyTimeoutMs = 60000, extraArgs = [], cwd } = {}) {
+export async function startWorker(opts = {}) {
+  // workerd sometimes exits during start-up without a word ("The Workers runtime failed to
+  // start"; seen once in CI on a fresh port). That is the runtime, not the Worker: try again,
+  // on fresh ports unless the caller fixed one, and say so. Anything else fails at once.
+  const attempts = 3;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startOnce(opts);
+    } catch (e) {
+      if (!e.runtimeFailedToStart || attempt === attempts) throw e;
+      console.error(`# startWorker(${opts.name || 'worker'}): the Workers runtime failed to start (attempt ${attempt}/${attempts}); retrying. ${e.message.split('\n')[0]}`);
+      await sleep(500 * attempt);
+    }
+  }
+}
+
+async function startOnce({ env = {}, persistDir, port, name = 'worker', readyTimeoutMs = 60000, extraArgs = [], cwd } = {}) {
   if (!cwd) cwd = process.env.E2E_NO_SNAPSHOT ? ROOT : workerSnapshot();
   port = port || (await freePort());
   const inspectorPort = await freePort();
@@ -244,7 +284,12 @@ export async function startWorker({ env = {}, persistDir, port, name = 'worker',
   for (;;) {
     if (exited) {
       live.delete(record);
-      throw new Error(`wrangler dev exited before becoming healthy (${JSON.stringify(exited)}); log ${logFile}:\n${tail()}`);
+      // Make sure nothing of this try (e.g. a workerd still exiting) holds the port or state.
+      killGroup(child.pid, 'SIGKILL');
+      await waitGroupGone(5000);
+      const err = new Error(`wrangler dev exited before becoming healthy (${JSON.stringify(exited)}); log ${logFile}:\n${tail()}${wranglerDebugTail(buffer)}`);
+      err.runtimeFailedToStart = /The Workers runtime failed to start/.test(buffer);
+      throw err;
     }
     if (Date.now() - t0 > readyTimeoutMs) {
       await handle.kill();
