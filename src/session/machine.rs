@@ -147,6 +147,10 @@ struct Persisted {
     feedback: Option<String>,
     user_messages: u32,
     rng: u64,
+    /// When the failure that stopped the run carried Retry-After: the time the provider asked
+    /// BotArmy to wait until. A manual `retry` before then waits for it instead of calling.
+    #[serde(default)]
+    provider_wait_until: Option<u64>,
 }
 
 pub struct Session {
@@ -186,6 +190,7 @@ impl Session {
                 feedback: None,
                 user_messages: 0,
                 rng,
+                provider_wait_until: None,
             },
         )
     }
@@ -496,6 +501,16 @@ impl Session {
                 self.p.state.agent_mut(stage).attempts = 0;
                 self.begin_run();
                 self.begin_stage(stage, now);
+                let wait = self.p.provider_wait_until.take().filter(|&at| at > now);
+                if let (Some(at), Some(_)) = (wait, &self.p.call) {
+                    let message = format!(
+                        "The AI provider asked BotArmy to wait before the next request; the {} \
+                         starts by itself in {} seconds.",
+                        stage.title(),
+                        (at - now).div_ceil(1000)
+                    );
+                    self.defer_attempt(at, "provider_retry_after", message, now);
+                }
                 Ok(())
             }
         }
@@ -514,6 +529,7 @@ impl Session {
     }
 
     fn start(&mut self, brief: String, approval: Approval, now: u64) {
+        self.p.provider_wait_until = None;
         let st = &mut self.p.state;
         st.demo = self.cfg.demo;
         st.model = self.cfg.model.clone();
@@ -721,19 +737,27 @@ impl Session {
             return;
         }
         let stage = self.p.call.as_ref().expect("live call").stage;
+        let message = format!(
+            "The {} is waiting for a free slot: BotArmy's shared limit on AI provider calls is \
+             reached. It starts by itself.",
+            stage.title()
+        );
+        self.defer_attempt(now + wait_ms.max(1), "provider_limit", message, now);
+    }
+
+    /// Puts the current attempt back in the queue until `at`; it does not count as an attempt.
+    fn defer_attempt(&mut self, at: u64, reason: &str, message: String, now: u64) {
         self.interrupt_attempt("deferred", now);
-        let at = now + wait_ms.max(1);
-        self.p.call.as_mut().expect("call").retry_at = Some(at);
+        let c = self.p.call.as_mut().expect("call");
+        c.retry_at = Some(at);
+        let stage = c.stage;
         let a = self.p.state.agent_mut(stage);
         a.attempts = a.attempts.saturating_sub(1);
         a.status = AgentStatus::Queued;
         a.next_retry_at = Some(at);
         self.emit(Event::custom(
             "agent_queued",
-            json!({"stage": stage, "reason": "provider_limit", "nextRetryAt": at,
-                   "message": format!("The {} is waiting for a free slot: BotArmy's shared limit \
-                                       on AI provider calls is reached. It starts by itself.",
-                                      stage.title())}),
+            json!({"stage": stage, "reason": reason, "nextRetryAt": at, "message": message}),
         ));
         self.sync_state();
     }
@@ -774,6 +798,7 @@ impl Session {
             return;
         }
         self.p.call = None;
+        self.p.provider_wait_until = f.retry_after_ms.map(|ms| now + ms);
         let (code, message) = if f.retryable {
             (
                 "retries_exhausted".to_string(),

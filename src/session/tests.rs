@@ -386,6 +386,58 @@ fn retries_exhausted_fails_the_run_in_plain_words() {
 }
 
 #[test]
+fn manual_retry_waits_for_the_providers_retry_after() {
+    let mut h = H::with(SessionConfig {
+        max_attempts: 2,
+        ..SessionConfig::default()
+    });
+    h.cmd(r#"{"type":"start","brief":"b","approval":"auto"}"#)
+        .unwrap();
+    h.fail("rate_limited", true, Some(30_000));
+    h.advance_to_retry();
+    h.fail("rate_limited", true, Some(30_000));
+    assert_eq!(h.status(), RunStatus::Failed);
+    let until = h.now + 30_000;
+    // Pressed 10 s later: nothing is called before the provider's 30 s are up.
+    h.now += 10_000;
+    h.cmd(r#"{"type":"retry","stage":"analyst"}"#).unwrap();
+    assert_eq!(h.status(), RunStatus::Running);
+    assert!(h.s.pending_call().is_none(), "no call before Retry-After");
+    let a = h.s.state().agent(Stage::Analyst);
+    assert_eq!(
+        (a.status, a.attempts, a.next_retry_at),
+        (AgentStatus::Queued, 0, Some(until))
+    );
+    let queued = h.last("CUSTOM");
+    assert_eq!(queued["name"], "agent_queued");
+    assert_eq!(queued["value"]["reason"], "provider_retry_after");
+    let msg = queued["value"]["message"].as_str().unwrap();
+    assert!(msg.contains("starts by itself in 20 seconds"), "{msg}");
+    assert_eq!(h.s.alarm_deadline(), Some(until));
+    h.advance_to_retry();
+    assert_eq!(h.now, until);
+    assert_eq!(h.answer(ANSWER).attempt, 1);
+    assert_eq!(h.s.state().agent(Stage::Analyst).status, AgentStatus::Done);
+    check_invariants(&h.log, h.s.state());
+}
+
+#[test]
+fn manual_retry_after_the_wait_is_over_calls_at_once() {
+    let mut h = H::with(SessionConfig {
+        max_attempts: 1,
+        ..SessionConfig::default()
+    });
+    h.cmd(r#"{"type":"start","brief":"b","approval":"auto"}"#)
+        .unwrap();
+    h.fail("rate_limited", true, Some(5_000));
+    assert_eq!(h.status(), RunStatus::Failed);
+    h.now += 5_000;
+    h.cmd(r#"{"type":"retry","stage":"analyst"}"#).unwrap();
+    assert_eq!(h.s.pending_call().map(|c| c.attempt), Some(1));
+    check_invariants(&h.log, h.s.state());
+}
+
+#[test]
 fn permanent_failure_stops_at_once() {
     let mut h = H::new();
     h.cmd(r#"{"type":"start","brief":"b"}"#).unwrap();

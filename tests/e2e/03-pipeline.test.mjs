@@ -436,9 +436,10 @@ test('retries exhausted: 4 attempts, then RUN_ERROR retries_exhausted in plain w
   await c.close();
 });
 
-test('retries exhausted on 429s: the final message does not promise a retry that will not come', async () => {
+test('retries exhausted on 429s: the final message does not promise a retry that will not come; a Retry waits out the last Retry-After', async () => {
   const t = tag('exhaust429');
-  fake.setScenario(t, [{ status: 429, retryAfter: 1 }]);
+  const r429 = (retryAfter) => ({ status: 429, retryAfter });
+  fake.setScenario(t, [r429(1), r429(1), r429(1), r429(4), { ok: true }]);
   const { id, client: c, end } = await runAuto(t, 'exhausted-429', 90000);
   assert.equal(end.type, 'RUN_ERROR', JSON.stringify(end));
   assert.equal(end.code, 'retries_exhausted');
@@ -447,6 +448,24 @@ test('retries exhausted on 429s: the final message does not promise a retry that
   const { session } = await finalChecks(worker, id, c);
   assert.doesNotMatch(session.state.run.error.message, /will (wait and )?(try|retry) again/i, `run.error: ${session.state.run.error.message}`);
   assert.equal(fake.requestsFor(t).length, 4);
+
+  // The user presses Retry at once: the provider asked for 4 s, so BotArmy waits, says so,
+  // and then calls by itself.
+  const lastAnswerAt = fake.requestsFor(t)[3].endedAt;
+  const from = c.transcript.length;
+  await mustAck(c, { type: 'retry', stage: 'analyst' });
+  const queued = await c.waitFor((e) => e.type === 'CUSTOM' && e.name === 'agent_queued', 5000, { from });
+  assert.equal(queued.value.reason, 'provider_retry_after');
+  assert.equal(queued.value.stage, 'analyst');
+  assert.ok(queued.value.nextRetryAt >= lastAnswerAt + 3500, `waits for Retry-After: ${queued.value.nextRetryAt - lastAnswerAt} ms`);
+  assertPlainWords(queued.value.message, 'agent_queued.message');
+  const end2 = await c.waitFor(isEnd, 60000, { from });
+  assert.deepEqual(end2.outcome, { type: 'success' }, JSON.stringify(end2));
+  const fifth = fake.requestsFor(t)[4];
+  assert.ok(fifth.time >= lastAnswerAt + 3500, `the retry reached the provider ${fifth.time - lastAnswerAt} ms after its 4 s Retry-After`);
+  const after = await finalChecks(worker, id, c);
+  assert.equal(after.session.state.agents.analyst.attempts, 1, 'waiting is not an attempt');
+  assert.equal(fake.requestsFor(t).length, 9);
   await c.close();
 });
 

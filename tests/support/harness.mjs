@@ -159,8 +159,9 @@ function stamp() {
  */
 export async function startWorker(opts = {}) {
   // workerd sometimes exits during start-up without a word ("The Workers runtime failed to
-  // start"; seen once in CI on a fresh port). That is the runtime, not the Worker: try again,
-  // on fresh ports unless the caller fixed one, and say so. Anything else fails at once.
+  // start"; seen once in CI on a fresh port), and a port probed free can be taken before
+  // workerd binds it. Neither is the Worker's fault: try again, on fresh ports unless the
+  // caller fixed one, and say so. Anything else fails at once.
   const attempts = 3;
   for (let attempt = 1; ; attempt++) {
     try {
@@ -288,7 +289,7 @@ async function startOnce({ env = {}, persistDir, port, name = 'worker', readyTim
       killGroup(child.pid, 'SIGKILL');
       await waitGroupGone(5000);
       const err = new Error(`wrangler dev exited before becoming healthy (${JSON.stringify(exited)}); log ${logFile}:\n${tail()}${wranglerDebugTail(buffer)}`);
-      err.runtimeFailedToStart = /The Workers runtime failed to start/.test(buffer);
+      err.runtimeFailedToStart = /The Workers runtime failed to start|Address already in use/.test(buffer);
       throw err;
     }
     if (Date.now() - t0 > readyTimeoutMs) {

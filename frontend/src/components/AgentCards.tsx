@@ -100,6 +100,11 @@ export function AgentCardView({ stage, agent, active }: { stage: Stage; agent: A
           {retryIn > 0 ? `Next try in ${retryIn} s` : "Trying again now…"}
         </p>
       ) : null}
+      {retryIn !== null && status === "queued" ? (
+        <p className="mt-1 text-xs font-medium text-slate-700" data-testid={`agent-retry-${stage}`}>
+          {retryIn > 0 ? `Waiting for the AI provider: starts in ${retryIn} s` : "Starting now…"}
+        </p>
+      ) : null}
       {agent?.lastError && (status === "retrying" || status === "failed") ? (
         <p className="mt-1 line-clamp-2 text-xs text-red-700" title={agent.lastError.message}>
           {agent.lastError.message}

@@ -167,6 +167,25 @@ describe("AgentCards", () => {
       vi.useRealTimers();
     }
   });
+
+  it("shows when a queued agent starts by itself", () => {
+    vi.useFakeTimers({ now: 2_000_000_000_000 });
+    try {
+      const s = new Script();
+      s.start("brief");
+      s.beginAttempt("analyst");
+      s.delta([
+        { op: "replace", path: "/agents/analyst/status", value: "queued" },
+        { op: "replace", path: "/agents/analyst/nextRetryAt", value: Date.now() + 20_000 },
+      ]);
+      load(s.events);
+      render(<AgentCards />);
+      expect(screen.getByTestId("agent-card-analyst").dataset.status).toBe("queued");
+      expect(screen.getByTestId("agent-retry-analyst").textContent).toBe("Waiting for the AI provider: starts in 20 s");
+    } finally {
+      vi.useRealTimers();
+    }
+  });
 });
 
 describe("ConnectionIndicator", () => {

@@ -198,6 +198,21 @@ describe("reducer: a failed run", () => {
     expect(availableActions(view.state, true)).toMatchObject({ retry: "analyst", start: true, cancel: false, pause: false });
   });
 
+  it("tells the user when a Retry waits for the provider's Retry-After, but not about each shared-limit wait", () => {
+    const queued = (seq: number, reason: string): ServerEvent => ({
+      type: "CUSTOM",
+      seq,
+      name: "agent_queued",
+      value: { stage: "analyst", reason, nextRetryAt: NOW + 20_000, message: `waiting (${reason})` },
+    });
+    const lines = (v: SessionView) => v.timeline.filter((i) => i.kind === "notice").length;
+    const limited = reduce(view, queued(view.lastSeq + 1, "provider_limit"), NOW);
+    expect(lines(limited)).toBe(lines(view));
+    const asked = reduce(limited, queued(limited.lastSeq + 1, "provider_retry_after"), NOW);
+    expect(lines(asked)).toBe(lines(view) + 1);
+    expect(asked.timeline.at(-1)).toMatchObject({ kind: "notice", tone: "info", text: "waiting (provider_retry_after)", stage: "analyst" });
+  });
+
   it("clears the run error when the next run starts", () => {
     const next = reduce(view, { type: "RUN_STARTED", seq: view.lastSeq + 1, threadId: SESSION_ID, runId: "run-2" }, NOW);
     expect(activeErrors(next)).toHaveLength(0);

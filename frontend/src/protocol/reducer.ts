@@ -15,6 +15,7 @@ import {
   isStage,
   stageOfName,
   type AgentErrorValue,
+  type AgentQueuedValue,
   type Interrupt,
   type MessageRole,
   type RejectedValue,
@@ -470,6 +471,17 @@ function applyLogged(view: SessionView, event: ServerEvent, now: number): Sessio
               at,
             ),
           ],
+        };
+      }
+      if (event.name === "agent_queued") {
+        const value = event.value as Partial<AgentQueuedValue>;
+        // The shared-limit wait can repeat every few seconds; the card shows it. Only the
+        // provider's own request to wait, which follows a user's Retry, is worth a line.
+        if (value.reason !== "provider_retry_after" || typeof value.message !== "string") return view;
+        const stage = isStage(value.stage) ? value.stage : null;
+        return {
+          ...view,
+          timeline: [...view.timeline, notice(`n-${event.seq ?? at}`, "info", value.message, stage, at)],
         };
       }
       if (event.name === "message_interrupted") {

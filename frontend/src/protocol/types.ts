@@ -221,6 +221,14 @@ export interface AgentErrorValue {
   attempt: number;
 }
 
+export interface AgentQueuedValue {
+  stage: Stage;
+  /** provider_limit: BotArmy's shared limit is full; provider_retry_after: the AI provider asked to wait. */
+  reason: "provider_limit" | "provider_retry_after" | string;
+  message: string;
+  nextRetryAt: number;
+}
+
 export type InterruptReason = "retry" | "cancelled" | "restart" | "failed";
 
 export interface MessageInterruptedValue {
@@ -262,6 +270,7 @@ export interface WarningValue {
 export interface CustomValueMap {
   artifact: ArtifactValue;
   agent_error: AgentErrorValue;
+  agent_queued: AgentQueuedValue;
   message_interrupted: MessageInterruptedValue;
   welcome: WelcomeValue;
   caught_up: CaughtUpValue;
