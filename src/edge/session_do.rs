@@ -268,11 +268,11 @@ impl SessionDo {
         };
         let cfg = self.cfg()?;
         let now = now_ms();
-        let session = Session::restore(&json, cfg.session(), now).map_err(|e| {
+        let (oldest, newest) = store.bounds()?;
+        let session = Session::restore(&json, newest, cfg.session(), now).map_err(|e| {
             log::error("session_restore_failed", json!({"message": e}));
             worker::Error::RustError(e)
         })?;
-        let (oldest, _) = store.bounds()?;
         if session.resumed_after_restart() {
             log::warn(
                 "session_resumed_after_restart",
@@ -554,7 +554,8 @@ impl SessionDo {
         let body = self.with_inner(|i| -> Result<_> {
             // Row and socket counts let soak tests check for leaks.
             let stats = json!({"events": i.store.count("events")?, "messages": i.store.count("messages")?,
-                "artifacts": i.store.count("artifacts")?, "sockets": sockets, "oldestSeq": i.oldest});
+                "artifacts": i.store.count("artifacts")?, "sockets": sockets, "oldestSeq": i.oldest,
+                "rowsWritten": i.store.rows_written()});
             Ok(json!({"id": i.session.state().session_id, "lastSeq": i.session.last_seq(),
                    "demo": i.cfg.demo(), "state": i.session.state().to_json(), "stats": stats}))
         })?;

@@ -2,6 +2,8 @@
 //! made without an `await` between them commit together, which keeps the log, the messages
 //! and the persisted session consistent with each other.
 
+use std::cell::Cell;
+
 use serde::Deserialize;
 use worker::{SqlStorage, SqlStorageValue};
 
@@ -22,6 +24,9 @@ CREATE TABLE IF NOT EXISTS artifacts (
 
 pub(crate) struct Store {
     sql: SqlStorage,
+    /// Rows written since this object loaded the store (what Durable Object SQLite bills);
+    /// shown in the session's stats so benchmarks can count writes per event.
+    rows_written: Cell<u64>,
 }
 
 #[derive(Deserialize)]
@@ -65,7 +70,26 @@ impl Store {
     /// nothing.
     pub fn create(sql: SqlStorage) -> worker::Result<Store> {
         sql.exec(SCHEMA, None)?;
-        Ok(Store { sql })
+        Ok(Store::with(sql))
+    }
+
+    fn with(sql: SqlStorage) -> Store {
+        Store {
+            sql,
+            rows_written: Cell::new(0),
+        }
+    }
+
+    /// Runs a statement that writes, counting the rows it wrote.
+    fn write(&self, query: &str, params: Vec<SqlStorageValue>) -> worker::Result<()> {
+        let cursor = self.sql.exec(query, params)?;
+        self.rows_written
+            .set(self.rows_written.get() + cursor.rows_written() as u64);
+        Ok(())
+    }
+
+    pub fn rows_written(&self) -> u64 {
+        self.rows_written.get()
     }
 
     /// The store of an existing session, or `None` if this object never held one.
@@ -86,7 +110,7 @@ impl Store {
         }
         // Tables added since the session was created.
         sql.exec(SCHEMA, None)?;
-        Ok(Some(Store { sql }))
+        Ok(Some(Store::with(sql)))
     }
 
     pub fn meta(&self, key: &str) -> worker::Result<Option<String>> {
@@ -98,7 +122,7 @@ impl Store {
     }
 
     pub fn set_meta(&self, key: &str, value: &str) -> worker::Result<()> {
-        self.sql.exec(
+        self.write(
             "INSERT INTO meta (key, value) VALUES (?, ?) \
              ON CONFLICT(key) DO UPDATE SET value = excluded.value",
             vec![key.into(), value.into()],
@@ -107,7 +131,7 @@ impl Store {
     }
 
     pub fn append_event(&self, seq: u64, json: &str) -> worker::Result<()> {
-        self.sql.exec(
+        self.write(
             "INSERT INTO events (seq, json) VALUES (?, ?)",
             vec![int(seq), json.into()],
         )?;
@@ -142,9 +166,7 @@ impl Store {
 
     /// Drops events with `seq < keep_from` (retention).
     pub fn trim_events(&self, keep_from: u64) -> worker::Result<()> {
-        self.sql
-            .exec("DELETE FROM events WHERE seq < ?", vec![int(keep_from)])?;
-        Ok(())
+        self.write("DELETE FROM events WHERE seq < ?", vec![int(keep_from)])
     }
 
     pub fn count(&self, table: &str) -> worker::Result<u64> {
@@ -167,7 +189,7 @@ impl Store {
             MessageRole::User => "user",
             MessageRole::Assistant => "assistant",
         };
-        self.sql.exec(
+        self.write(
             "INSERT OR IGNORE INTO messages (id, role, name, content, seq) VALUES (?, ?, ?, '', ?)",
             vec![id.into(), role.into(), name.into(), int(seq)],
         )?;
@@ -177,7 +199,7 @@ impl Store {
     /// Text is stored as one row per delta: appending to the message row instead would
     /// rewrite the whole message per token (quadratic in its length).
     pub fn message_append(&self, seq: u64, id: &str, delta: &str) -> worker::Result<()> {
-        self.sql.exec(
+        self.write(
             "INSERT INTO message_chunks (seq, id, delta) VALUES (?, ?, ?)",
             vec![int(seq), id.into(), delta.into()],
         )?;
@@ -234,7 +256,7 @@ impl Store {
         feedback: Option<&str>,
         created_at: u64,
     ) -> worker::Result<()> {
-        self.sql.exec(
+        self.write(
             "INSERT OR REPLACE INTO artifacts (stage, version, content, feedback, created_at) \
              VALUES (?, ?, ?, ?, ?)",
             vec![

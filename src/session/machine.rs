@@ -136,6 +136,10 @@ struct Call {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct Persisted {
     state: SessionState,
+    /// Highest `seq` emitted. Not written to the session row: the log's newest `seq` is the
+    /// truth (see [`Session::restore`]), so a text event, which changes nothing else here,
+    /// does not rewrite the row. Rows written before this was skipped still carry it.
+    #[serde(default, skip_serializing)]
     seq: u64,
     brief: String,
     runs: u32,
@@ -212,8 +216,16 @@ impl Session {
 
     /// Restores a session from [`Session::persisted`] in a fresh process. A call that was in
     /// flight when the old process died is closed and marked, then queued again.
-    pub fn restore(json: &str, cfg: SessionConfig, now: u64) -> Result<Session, String> {
-        let p: Persisted = serde_json::from_str(json).map_err(|e| e.to_string())?;
+    /// `log_newest` is the highest `seq` in the stored log (0 when empty): numbering goes on
+    /// from there.
+    pub fn restore(
+        json: &str,
+        log_newest: u64,
+        cfg: SessionConfig,
+        now: u64,
+    ) -> Result<Session, String> {
+        let mut p: Persisted = serde_json::from_str(json).map_err(|e| e.to_string())?;
+        p.seq = p.seq.max(log_newest);
         let mut s = Session::from_persisted(cfg, p);
         s.now = now;
         s.p.state.run.token_budget = s.cfg.token_budget;

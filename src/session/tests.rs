@@ -142,7 +142,9 @@ impl H {
 
     fn restart(&mut self) {
         let json = self.s.persisted();
-        self.s = Session::restore(&json, self.cfg.clone(), self.now).unwrap();
+        // As the edge does: the seq goes on from the newest event in the log.
+        let newest = self.log.last().map_or(0, |e| e["seq"].as_u64().unwrap());
+        self.s = Session::restore(&json, newest, self.cfg.clone(), self.now).unwrap();
         self.drain();
     }
 }
@@ -717,6 +719,50 @@ fn restart_mid_stream_closes_the_message_and_reruns() {
     assert_eq!(h.s.persisted(), before);
     assert!(!h.s.resumed_after_restart());
     check_invariants(&h.log, h.s.state());
+}
+
+#[test]
+fn text_events_do_not_rewrite_the_session_row_and_seq_goes_on_from_the_log() {
+    let mut h = H::new();
+    h.cmd(r#"{"type":"start","brief":"b","approval":"auto"}"#)
+        .unwrap();
+    let spec = h.begin();
+    h.s.on_chunk(spec.call_id, "first words ", h.now);
+    h.drain();
+    let row = h.s.persisted();
+    let mut text_events = 0;
+    for _ in 0..10 {
+        h.now += 20;
+        let before = h.log.len();
+        h.s.on_chunk(spec.call_id, "more ", h.now);
+        h.s.on_timeout(h.now);
+        h.drain();
+        for e in &h.log[before..] {
+            assert_eq!(e["type"], "TEXT_MESSAGE_CONTENT", "only text went out");
+            text_events += 1;
+        }
+    }
+    assert!(text_events >= 10, "{text_events}");
+    assert_eq!(
+        h.s.persisted(),
+        row,
+        "text alone leaves the stored row as it was"
+    );
+    let newest = h.log.last().unwrap()["seq"].as_u64().unwrap();
+    let mark = h.log.len();
+    h.restart();
+    assert_eq!(
+        h.log[mark]["seq"],
+        json!(newest + 1),
+        "numbering goes on from the log"
+    );
+    h.answer(ANSWER);
+    check_invariants(&h.log, h.s.state());
+    // A row written when the seq was still stored restores to whichever is higher.
+    let mut old: Value = serde_json::from_str(&h.s.persisted()).unwrap();
+    old["seq"] = json!(newest + 1000);
+    let s = Session::restore(&old.to_string(), 3, SessionConfig::default(), h.now).unwrap();
+    assert_eq!(s.last_seq(), newest + 1000);
 }
 
 #[test]
