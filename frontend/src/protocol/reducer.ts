@@ -9,6 +9,7 @@
 
 import { applyPatch, PatchError } from "./jsonPatch";
 import { providerWords, rejectionWords } from "./errors";
+import { formatClock } from "../lib/format";
 import {
   LIMITS,
   STAGE_LABEL,
@@ -186,12 +187,6 @@ function fromWireMessage(m: WireMessage): ChatMessage {
 
 function label(stage: Stage | null | undefined): string {
   return stage ? STAGE_LABEL[stage] : "The agent";
-}
-
-function formatClock(ms: number): string {
-  const d = new Date(ms);
-  const pad = (n: number) => String(n).padStart(2, "0");
-  return `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
 }
 
 function agentErrorToUi(value: AgentErrorValue, raw: ServerEvent, at: number): UiError {
