@@ -342,10 +342,13 @@ impl SessionDo {
                     Effect::AbortCall { call_id } => aborts.push(call_id),
                 }
             }
-            let p = i.session.persisted();
-            if p != i.saved {
-                i.store.set_meta("session", &p)?;
-                i.saved = p;
+            // Text alone leaves the session clean: no serialising per token.
+            if i.session.take_dirty() {
+                let p = i.session.persisted();
+                if p != i.saved {
+                    i.store.set_meta("session", &p)?;
+                    i.saved = p;
+                }
             }
             let newest = i.session.last_seq();
             if newest >= i.oldest + LOG_RETENTION {

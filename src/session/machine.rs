@@ -173,6 +173,9 @@ pub struct Session {
     now: u64,
     /// [`Session::restore`] found a call that died with the old process and queued it again.
     resumed: bool,
+    /// The persisted part may have changed since [`Session::take_dirty`] was last called.
+    /// Text alone leaves it clean, so the edge skips serialising the session per token.
+    dirty: bool,
 }
 
 impl Session {
@@ -211,6 +214,7 @@ impl Session {
             effects: VecDeque::new(),
             now: 0,
             resumed: false,
+            dirty: true,
         }
     }
 
@@ -245,6 +249,12 @@ impl Session {
     /// JSON to store beside the log after every batch of effects.
     pub fn persisted(&self) -> String {
         serde_json::to_string(&self.p).expect("session serializes")
+    }
+
+    /// Whether [`Session::persisted`] may differ from when this was last called: false only
+    /// when nothing but text went out since (checked after every step in the tests).
+    pub fn take_dirty(&mut self) -> bool {
+        std::mem::take(&mut self.dirty)
     }
 
     pub fn state(&self) -> &SessionState {
@@ -288,6 +298,7 @@ impl Session {
     /// stage's typical length).
     pub fn call_started(&mut self, call_id: u64, expected_chars: Option<usize>, now: u64) {
         self.now = self.now.max(now);
+        self.dirty = true;
         if let Some(c) = self.p.call.as_mut().filter(|c| c.id == call_id) {
             c.begun = true;
             c.last_activity = now;
@@ -342,6 +353,7 @@ impl Session {
             ),
             None => (false, false),
         };
+        self.dirty |= retry_due || stalled;
         if retry_due {
             let stage = self.p.call.as_ref().map(|c| c.stage).expect("call");
             self.begin_attempt(stage, now);
@@ -372,6 +384,7 @@ impl Session {
     /// Applies a client command (not `hello`/`ping`, which the edge answers itself).
     pub fn command(&mut self, env: Envelope, now: u64) -> Result<Ack, Rejection> {
         self.now = self.now.max(now);
+        self.dirty = true;
         if let Some(id) = &env.id {
             if self.p.recent_ids.contains(id) {
                 return Ok(Ack { duplicate: true });
@@ -642,6 +655,7 @@ impl Session {
 
     pub fn on_done(&mut self, call_id: u64, usage: Usage, now: u64) {
         self.now = self.now.max(now);
+        self.dirty = true;
         if !self.is_live(call_id) {
             return;
         }
@@ -745,6 +759,7 @@ impl Session {
     /// until `wait_ms` from now, without counting as a failed attempt.
     pub fn on_deferred(&mut self, call_id: u64, wait_ms: u64, now: u64) {
         self.now = self.now.max(now);
+        self.dirty = true;
         if !self.is_live(call_id) {
             return;
         }
@@ -776,6 +791,7 @@ impl Session {
 
     pub fn on_failure(&mut self, call_id: u64, f: StageFailure, now: u64) {
         self.now = self.now.max(now);
+        self.dirty = true;
         if !self.is_live(call_id) {
             return;
         }
@@ -1030,6 +1046,7 @@ impl Session {
         let a = self.p.state.agent_mut(stage);
         if pct >= a.progress + 5 {
             a.progress = pct;
+            self.dirty = true;
         }
     }
 
@@ -1051,6 +1068,9 @@ impl Session {
             self.p.in_run || matches!(event, Event::RunStarted { .. }),
             "event outside a run: {event:?}"
         );
+        if !matches!(event, Event::TextMessageContent { .. }) {
+            self.dirty = true;
+        }
         if !matches!(event, Event::TextMessageContent { .. }) && !self.buf.is_empty() {
             // Keep order: buffered text goes out before anything else of this session.
             let delta = std::mem::take(&mut self.buf);

@@ -18,6 +18,8 @@ struct H {
     log: Vec<Value>,
     artifacts: HashMap<(Stage, u32), String>,
     aborted: Vec<u64>,
+    /// The session row as the edge last wrote it (it writes only when `take_dirty()`).
+    saved: String,
 }
 
 impl H {
@@ -33,6 +35,7 @@ impl H {
             log: vec![],
             artifacts: HashMap::new(),
             aborted: vec![],
+            saved: String::new(),
         }
     }
 
@@ -54,6 +57,16 @@ impl H {
                     assert!(self.artifacts.insert((stage, version), content).is_none());
                 }
             }
+        }
+        // As the edge commits: a clean session must not have changed what it would store.
+        if self.s.take_dirty() {
+            self.saved = self.s.persisted();
+        } else {
+            assert_eq!(
+                self.s.persisted(),
+                self.saved,
+                "changed but not marked dirty"
+            );
         }
     }
 
