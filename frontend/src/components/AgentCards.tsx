@@ -29,7 +29,8 @@ export const AgentCard = memo(function AgentCard({ stage }: { stage: Stage }) {
 
 export function AgentCardView({ stage, agent, active }: { stage: Stage; agent: AgentState | undefined; active: boolean }) {
   const status = agent?.status ?? "idle";
-  const live = LIVE_STATUSES.has(status);
+  // A queued agent with a start time counts down too, so its clock must tick.
+  const live = LIVE_STATUSES.has(status) || (status === "queued" && agent?.nextRetryAt != null);
   const now = useNow(live);
   const pct = agent ? progressPercent(agent.progress, status) : 0;
   const elapsed = agent?.startedAt != null ? (agent.finishedAt ?? now) - agent.startedAt : null;

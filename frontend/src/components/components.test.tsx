@@ -182,6 +182,9 @@ describe("AgentCards", () => {
       render(<AgentCards />);
       expect(screen.getByTestId("agent-card-analyst").dataset.status).toBe("queued");
       expect(screen.getByTestId("agent-retry-analyst").textContent).toBe("Waiting for the AI provider: starts in 20 s");
+      // The countdown runs (a queued card's clock ticks like a retrying one's).
+      act(() => vi.advanceTimersByTime(5000));
+      expect(screen.getByTestId("agent-retry-analyst").textContent).toBe("Waiting for the AI provider: starts in 15 s");
     } finally {
       vi.useRealTimers();
     }
