@@ -14,11 +14,14 @@
 //! | `LLM_BACKOFF_BASE_MS`, `LLM_BACKOFF_CAP_MS` | 1000, 30000 | retry backoff |
 //! | `DEMO_TOKEN_INTERVAL_MS` | 15 | demo provider pace |
 //! | `SOCKET_IDLE_MS` | 90000 | a socket silent this long (no frame, no ping) is closed |
+//! | `LLM_CACHE` | `session` | answer cache scope: `off`, `session` or `global` (see [`crate::llm::cache`]) |
+//! | `LLM_CACHE_TTL_S` | 86400 | how long a cached answer is served |
 
 use std::fmt;
 
 use crate::agents::DEMO_TOKEN_INTERVAL_MS;
 use crate::llm::backoff::{BASE_MS, CAP_MS, MAX_ATTEMPTS};
+use crate::llm::cache::{CacheScope, DEFAULT_TTL_S};
 use crate::llm::{DEFAULT_BASE_URL, DEFAULT_MODEL};
 use crate::protocol::limits::{IDLE_SOCKET_MS, SWEEP_INTERVAL_MS};
 use crate::session::SessionConfig;
@@ -39,6 +42,8 @@ pub struct Config {
     pub backoff_cap_ms: u64,
     pub demo_token_interval_ms: u64,
     pub socket_idle_ms: u64,
+    pub cache: CacheScope,
+    pub cache_ttl_ms: u64,
 }
 
 // Secrets never reach a log through `{:?}`.
@@ -105,6 +110,11 @@ impl Config {
             backoff_cap_ms: num("LLM_BACKOFF_CAP_MS", CAP_MS, 1, 600_000)?,
             demo_token_interval_ms: num("DEMO_TOKEN_INTERVAL_MS", DEMO_TOKEN_INTERVAL_MS, 0, 1000)?,
             socket_idle_ms: num("SOCKET_IDLE_MS", IDLE_SOCKET_MS, 1000, 3_600_000)?,
+            cache: match text("LLM_CACHE") {
+                None => CacheScope::Session,
+                Some(v) => CacheScope::parse(&v)?,
+            },
+            cache_ttl_ms: num("LLM_CACHE_TTL_S", DEFAULT_TTL_S, 1, 30 * 86_400)? * 1000,
         })
     }
 
@@ -116,6 +126,11 @@ impl Config {
 
     pub fn demo(&self) -> bool {
         self.api_key.is_none()
+    }
+
+    /// The answer cache applies: a real provider (the demo costs nothing) and not switched off.
+    pub fn cache_on(&self) -> bool {
+        !self.demo() && self.cache != CacheScope::Off
     }
 
     /// The model name clients see.
@@ -177,6 +192,29 @@ mod tests {
         assert_eq!(fast.sweep_interval_ms(), 1000);
         assert!(cfg(&[("SOCKET_IDLE_MS", "5")]).is_err());
         assert!(c.session().demo);
+        assert_eq!((c.cache, c.cache_ttl_ms), (CacheScope::Session, 86_400_000));
+        assert!(!c.cache_on(), "the demo provider is never cached");
+    }
+
+    #[test]
+    fn cache_settings() {
+        let c = cfg(&[
+            ("OPENAI_API_KEY", "k"),
+            ("LLM_CACHE", "global"),
+            ("LLM_CACHE_TTL_S", "60"),
+        ])
+        .unwrap();
+        assert_eq!((c.cache, c.cache_ttl_ms), (CacheScope::Global, 60_000));
+        assert!(c.cache_on());
+        assert!(!cfg(&[("OPENAI_API_KEY", "k"), ("LLM_CACHE", "off")])
+            .unwrap()
+            .cache_on());
+        assert!(cfg(&[("LLM_CACHE", "yes")])
+            .unwrap_err()
+            .contains("LLM_CACHE"));
+        assert!(cfg(&[("LLM_CACHE_TTL_S", "0")])
+            .unwrap_err()
+            .contains("LLM_CACHE_TTL_S"));
     }
 
     #[test]

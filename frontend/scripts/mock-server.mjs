@@ -35,7 +35,7 @@ let downUntil = 0;
 // Session machine
 
 function freshAgent() {
-  return { status: "idle", progress: 0, attempts: 0, inputTokens: 0, outputTokens: 0, startedAt: null, finishedAt: null, nextRetryAt: null, lastError: null, version: 0 };
+  return { status: "idle", progress: 0, attempts: 0, inputTokens: 0, outputTokens: 0, startedAt: null, finishedAt: null, nextRetryAt: null, lastError: null, version: 0, cached: false };
 }
 
 function newSession(id) {

@@ -1,7 +1,7 @@
 //! Runs one LLM call for the Session object: the OpenAI-compatible provider over fetch
-//! (streamed, parsed incrementally by the core's decoder) or the built-in demo provider.
-//! Every chunk goes straight into the session machine; its timers (text flush, watchdog) are
-//! served here while the stream is open.
+//! (streamed, parsed incrementally by the core's decoder), an answer from the answer cache,
+//! or the built-in demo provider. Every chunk goes straight into the session machine; its
+//! timers (text flush, watchdog) are served here while the stream is open.
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -14,6 +14,7 @@ use worker::{AbortController, Delay, Fetch, Headers, Method, Request, RequestIni
 use super::session_do::SessionDo;
 use super::{log, now_ms};
 use crate::agents::{self, demo_answer, demo_tokens, demo_usage, MAX_ANSWER_TOKENS};
+use crate::llm::cache;
 use crate::llm::openai::messages_chars;
 use crate::llm::{
     chat_request_body, chat_url, classify_http, estimate_tokens, redact, ErrorKind, LlmError,
@@ -23,7 +24,8 @@ use crate::session::{CallSpec, StageFailure, Usage};
 
 enum Source {
     Http(worker::ByteStream),
-    Demo {
+    /// Text already known (the demo's, or a cached answer) fed in pieces.
+    Text {
         tokens: VecDeque<String>,
         interval: u64,
         next_at: u64,
@@ -39,7 +41,7 @@ enum Next {
 }
 
 pub(crate) async fn run_call(d: &SessionDo, spec: CallSpec) -> Result<()> {
-    let (cfg, messages, demo_text) = d.with_inner(|i| -> Result<_> {
+    let (cfg, messages, demo_text, session_id) = d.with_inner(|i| -> Result<_> {
         let mut prior = Vec::new();
         for (stage, version) in &spec.prior {
             if let Some(text) = i.store.artifact(*stage, *version)? {
@@ -61,7 +63,8 @@ pub(crate) async fn run_call(d: &SessionDo, spec: CallSpec) -> Result<()> {
             let version = i.session.state().agent(spec.stage).version + 1;
             demo_answer(spec.stage, &spec.brief, spec.feedback.as_deref(), version)
         });
-        Ok((i.cfg.clone(), messages, demo_text))
+        let session_id = i.session.state().session_id.clone();
+        Ok((i.cfg.clone(), messages, demo_text, session_id))
     })?;
     let id = spec.call_id;
     let prompt_chars = messages_chars(&messages);
@@ -108,16 +111,46 @@ pub(crate) async fn run_call(d: &SessionDo, spec: CallSpec) -> Result<()> {
     d.set_live(Some((id, controller)));
     d.schedule_alarm().await?;
     let mut lease: Option<String> = None;
-    let mut source = match demo_text {
-        Some(text) => Source::Demo {
+    let body = chat_request_body(&cfg.model, &messages, Some(MAX_ANSWER_TOKENS));
+    let cache_key = cfg
+        .cache_on()
+        .then(|| cache::key(cfg.cache, &session_id, &cfg.base_url, &body))
+        .flatten();
+    let cached = match &cache_key {
+        Some(k) => cache_get(d, &cfg, k).await,
+        None => None,
+    };
+    // Usage of a cached answer is zero: nothing was spent on the provider.
+    let mut usage: Option<Usage> = cached.as_ref().map(|_| Usage::default());
+    // The answer as streamed, kept only when it is to be stored in the cache.
+    let mut answer_text = (cache_key.is_some() && cached.is_none()).then(String::new);
+    let mut source = match (demo_text, cached) {
+        (Some(text), _) => Source::Text {
             tokens: demo_tokens(&text).into(),
             interval: cfg.demo_token_interval_ms,
             next_at: now_ms(),
         },
-        None => {
+        (None, Some(hit)) => {
+            log::info(
+                "cache_hit",
+                json!({"stage": spec.stage, "call": id, "chars": hit.text.chars().count(),
+                       "savedTokens": hit.saved_tokens}),
+            );
+            d.with_inner(|i| {
+                i.session
+                    .call_cached(id, hit.text.chars().count(), now_ms())
+            });
+            d.commit()?;
+            Source::Text {
+                tokens: cached_pieces(&hit.text).into(),
+                interval: 0,
+                next_at: now_ms(),
+            }
+        }
+        (None, None) => {
             // One lease per session (a session runs one call at a time): a call restarted
             // after a crash takes back its own slot instead of leaking it.
-            let lease_id = d.with_inner(|i| i.session.state().session_id.clone());
+            let lease_id = session_id.clone();
             let est = estimate_tokens(prompt_chars) + MAX_ANSWER_TOKENS;
             if let Err(wait) = acquire(d, &cfg, &lease_id, est).await {
                 d.set_live(None);
@@ -129,7 +162,6 @@ pub(crate) async fn run_call(d: &SessionDo, spec: CallSpec) -> Result<()> {
                 return d.commit();
             }
             lease = Some(lease_id);
-            let body = chat_request_body(&cfg.model, &messages, Some(MAX_ANSWER_TOKENS));
             let headers = Headers::new();
             headers.set("content-type", "application/json")?;
             headers.set("accept", "text/event-stream")?;
@@ -182,8 +214,9 @@ pub(crate) async fn run_call(d: &SessionDo, spec: CallSpec) -> Result<()> {
 
     // Pump: chunks into the session, its timers served meanwhile.
     let mut decoder = StreamDecoder::new();
-    let mut usage: Option<Usage> = None;
     let mut answer_chars = 0usize;
+    // The usage of an answer the session took as an artifact (it may go in the cache).
+    let mut accepted: Option<Usage> = None;
     loop {
         if d.with_inner(|i| i.session.live_call()) != Some(id) {
             break; // cancelled, or failed by the watchdog
@@ -226,6 +259,9 @@ pub(crate) async fn run_call(d: &SessionDo, spec: CallSpec) -> Result<()> {
             match item {
                 StreamItem::Delta(t) => {
                     answer_chars += t.chars().count();
+                    if let Some(a) = answer_text.as_mut() {
+                        a.push_str(&t);
+                    }
                     d.with_inner(|i| i.session.on_chunk(id, &t, now));
                 }
                 StreamItem::Usage {
@@ -248,7 +284,11 @@ pub(crate) async fn run_call(d: &SessionDo, spec: CallSpec) -> Result<()> {
                     output_tokens: c as u64,
                 }
             });
-            d.with_inner(|i| i.session.on_done(id, u, now_ms()));
+            accepted = d.with_inner(|i| {
+                let live = i.session.live_call() == Some(id);
+                i.session.on_done(id, u, now_ms());
+                live.then_some(u)
+            });
         }
         d.commit()?;
         if ended {
@@ -260,6 +300,11 @@ pub(crate) async fn run_call(d: &SessionDo, spec: CallSpec) -> Result<()> {
         u.input_tokens + u.output_tokens
     });
     release(d, &cfg, lease.as_deref(), used as u32).await;
+    if let (Some(u), Some(k), Some(text)) = (accepted, &cache_key, &answer_text) {
+        if cache::cacheable(text) {
+            cache_put(d, &cfg, k, text, u).await;
+        }
+    }
     log::info(
         "call_ended",
         json!({"stage": spec.stage, "call": id, "chars": answer_chars}),
@@ -293,7 +338,7 @@ async fn next_item(source: &mut Source, deadline: Option<u64>) -> Next {
                 )),
             }
         }
-        Source::Demo {
+        Source::Text {
             tokens,
             interval,
             next_at,
@@ -313,6 +358,78 @@ async fn next_item(source: &mut Source, deadline: Option<u64>) -> Next {
             }
         }
     }
+}
+
+/// A cached answer, as the cache object returned it.
+struct Hit {
+    text: String,
+    saved_tokens: u64,
+}
+
+/// A cached answer is fed to the session in pieces of this many characters, so the text
+/// events look like a fast stream (each flush carries at most the coalescing limit anyway).
+const CACHED_PIECE_CHARS: usize = 256;
+
+fn cached_pieces(text: &str) -> Vec<String> {
+    let chars: Vec<char> = text.chars().collect();
+    chars
+        .chunks(CACHED_PIECE_CHARS)
+        .map(|c| c.iter().collect())
+        .collect()
+}
+
+/// Looks the call up in the answer cache. A broken cache is a miss: it must never stop a run.
+async fn cache_get(d: &SessionDo, cfg: &crate::config::Config, key: &str) -> Option<Hit> {
+    match cache_call(
+        d,
+        key,
+        json!({"key": key, "ttlMs": cfg.cache_ttl_ms}),
+        "/get",
+    )
+    .await
+    {
+        Ok(v) if v["hit"] == json!(true) => {
+            let text = v["text"].as_str()?.to_string();
+            let saved_tokens =
+                v["inputTokens"].as_u64().unwrap_or(0) + v["outputTokens"].as_u64().unwrap_or(0);
+            Some(Hit { text, saved_tokens })
+        }
+        Ok(_) => None,
+        Err(e) => {
+            log::error("cache_unavailable", json!({"message": e.to_string()}));
+            None
+        }
+    }
+}
+
+async fn cache_put(d: &SessionDo, cfg: &crate::config::Config, key: &str, text: &str, u: Usage) {
+    let body = json!({"key": key, "ttlMs": cfg.cache_ttl_ms, "text": text,
+                      "inputTokens": u.input_tokens, "outputTokens": u.output_tokens});
+    if let Err(e) = cache_call(d, key, body, "/put").await {
+        log::error("cache_unavailable", json!({"message": e.to_string()}));
+    }
+}
+
+async fn cache_call(
+    d: &SessionDo,
+    key: &str,
+    body: serde_json::Value,
+    path: &str,
+) -> Result<serde_json::Value> {
+    let ns = d.env_ref().durable_object("ANSWERS")?;
+    let stub = ns.id_from_name(&cache::shard(key))?.get_stub()?;
+    let mut init = RequestInit::new();
+    init.with_method(Method::Post)
+        .with_body(Some(body.to_string().into()));
+    let req = Request::new_with_init(&format!("https://answers{path}"), &init)?;
+    let mut resp = stub.fetch_with_request(req).await?;
+    if resp.status_code() != 200 {
+        return Err(worker::Error::RustError(format!(
+            "answer cache {path}: HTTP {}",
+            resp.status_code()
+        )));
+    }
+    resp.json().await
 }
 
 /// Asks the global limiter for a slot; `Err(wait_ms)` when the provider budget is spent.

@@ -7,17 +7,20 @@
 //! - [`sse`]: the incremental server-sent-events parser the decoder is built on.
 //! - [`error`]: failure classification, user-facing wording, `Retry-After`, secret redaction.
 //! - [`backoff`]: full-jitter exponential retry delays.
+//! - [`cache`]: the answer cache's key, scope, expiry and size rules (its own Durable Objects).
 //! - [`ratelimit`]: the provider-wide request/token/concurrency limiter (its own Durable Object).
 //!
 //! The demo provider (no API key) is in [`crate::agents::demo`].
 
 pub mod backoff;
+pub mod cache;
 pub mod error;
 pub mod openai;
 pub mod ratelimit;
 pub mod sse;
 
 pub use backoff::{retry_delay_ms, should_retry};
+pub use cache::CacheScope;
 pub use error::{classify_http, redact, ErrorKind, LlmError};
 pub use openai::{
     chat_request_body, chat_url, estimate_tokens, ChatMessage, StreamDecoder, StreamItem,

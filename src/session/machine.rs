@@ -304,7 +304,25 @@ impl Session {
             c.last_activity = now;
             c.expected_chars =
                 expected_chars.unwrap_or_else(|| crate::agents::expected_chars(c.stage));
+            let stage = c.stage;
+            self.p.state.agent_mut(stage).cached = false;
+            self.sync_state();
         }
+    }
+
+    /// The call started with [`Session::call_started`] is answered from the answer cache
+    /// with `chars` characters: its card says so (the edge reports zero usage for it).
+    pub fn call_cached(&mut self, call_id: u64, chars: usize, now: u64) {
+        self.now = self.now.max(now);
+        if !self.is_live(call_id) {
+            return;
+        }
+        let c = self.p.call.as_mut().expect("live call");
+        c.expected_chars = chars;
+        let stage = c.stage;
+        self.dirty = true;
+        self.p.state.agent_mut(stage).cached = true;
+        self.sync_state();
     }
 
     /// The id of the call currently in flight, if any.

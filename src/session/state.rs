@@ -86,6 +86,9 @@ pub struct AgentState {
     pub last_error: Option<ErrorInfo>,
     /// Latest artifact version (0 = none yet).
     pub version: u32,
+    /// The current or last attempt was answered from the answer cache (no tokens spent).
+    #[serde(default)]
+    pub cached: bool,
 }
 
 impl AgentState {
@@ -101,6 +104,7 @@ impl AgentState {
             next_retry_at: None,
             last_error: None,
             version: 0,
+            cached: false,
         }
     }
 }

@@ -283,6 +283,51 @@ fn auto_runs_straight_through_in_one_run() {
 }
 
 #[test]
+fn a_cached_answer_is_marked_and_spends_no_tokens() {
+    let mut h = H::new();
+    h.cmd(r#"{"type":"start","brief":"b","approval":"auto"}"#)
+        .unwrap();
+    h.answer(ANSWER); // analyst from the provider: 150 tokens
+    let spec = h.begin();
+    h.s.call_cached(spec.call_id, ANSWER.len(), h.now);
+    h.drain();
+    let a = h.s.state().agent(Stage::Architect);
+    assert!(a.cached);
+    assert_eq!(
+        h.last("STATE_DELTA")["delta"],
+        json!([{"op": "replace", "path": "/agents/architect/cached", "value": true}])
+    );
+    h.s.on_chunk(spec.call_id, ANSWER, h.now);
+    h.s.on_done(spec.call_id, Usage::default(), h.now);
+    h.drain();
+    let st = h.s.state();
+    assert_eq!(st.run.tokens_used, 150);
+    let a = st.agent(Stage::Architect);
+    assert_eq!((a.version, a.input_tokens, a.output_tokens), (1, 0, 0));
+    assert!(a.cached && !st.agent(Stage::Analyst).cached);
+    // A stale call id changes nothing.
+    h.s.call_cached(spec.call_id, ANSWER.len(), h.now);
+    h.drain();
+    assert!(!h.s.state().agent(Stage::Developer).cached);
+    check_invariants(&h.log, h.s.state());
+
+    // A rerun after feedback goes to the provider: its start clears the mark.
+    let mut h = H::new();
+    h.cmd(r#"{"type":"start","brief":"b"}"#).unwrap();
+    let spec = h.begin();
+    h.s.call_cached(spec.call_id, ANSWER.len(), h.now);
+    h.s.on_chunk(spec.call_id, ANSWER, h.now);
+    h.s.on_done(spec.call_id, Usage::default(), h.now);
+    h.drain();
+    assert!(h.s.state().agent(Stage::Analyst).cached);
+    h.cmd(r#"{"type":"reject","stage":"analyst","feedback":"more"}"#)
+        .unwrap();
+    h.begin();
+    assert!(!h.s.state().agent(Stage::Analyst).cached);
+    check_invariants(&h.log, h.s.state());
+}
+
+#[test]
 fn first_events_of_a_pipeline() {
     let mut h = H::new();
     h.cmd(r#"{"type":"start","brief":"b","approval":"auto"}"#)

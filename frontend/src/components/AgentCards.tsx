@@ -96,6 +96,11 @@ export function AgentCardView({ stage, agent, active }: { stage: Stage; agent: A
         </>
       )}
       {agent && agent.version > 0 ? <p className="mt-1 text-xs text-slate-500">Artifact version {agent.version}</p> : null}
+      {agent?.cached ? (
+        <p className="mt-1 text-xs text-slate-600" data-testid={`agent-cached-${stage}`} title="The same inputs were answered before; the saved answer was reused.">
+          Reused a saved answer: no tokens spent
+        </p>
+      ) : null}
       {retryIn !== null && status === "retrying" ? (
         <p className="mt-1 text-xs font-medium text-amber-800" data-testid={`agent-retry-${stage}`}>
           {retryIn > 0 ? `Next try in ${retryIn} s` : "Trying again now…"}

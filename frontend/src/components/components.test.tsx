@@ -168,6 +168,20 @@ describe("AgentCards", () => {
     }
   });
 
+  it("says when an answer was reused from the cache", () => {
+    const s = new Script();
+    s.start("brief");
+    s.beginAttempt("analyst");
+    load(s.events);
+    render(<AgentCards />);
+    expect(screen.queryByTestId("agent-cached-analyst")).toBeNull();
+    act(() => {
+      s.delta([{ op: "replace", path: "/agents/analyst/cached", value: true }]);
+      useSessionStore.getState().ingest(s.events.slice(-1));
+    });
+    expect(screen.getByTestId("agent-cached-analyst").textContent).toBe("Reused a saved answer: no tokens spent");
+  });
+
   it("shows when a queued agent starts by itself", () => {
     vi.useFakeTimers({ now: 2_000_000_000_000 });
     try {

@@ -85,6 +85,8 @@ export interface AgentState {
   nextRetryAt: number | null;
   lastError: ErrorInfo | null;
   version: number;
+  /** The current or last attempt was answered from the server's answer cache (no tokens spent). */
+  cached: boolean;
 }
 
 export interface Gate {

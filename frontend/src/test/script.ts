@@ -30,6 +30,7 @@ function freshAgent(): AgentState {
     nextRetryAt: null,
     lastError: null,
     version: 0,
+    cached: false,
   };
 }
 
