@@ -73,6 +73,8 @@ const workerEnv = (fakeUrl) => ({
   LLM_MAX_CONCURRENT: '1000',
   SESSION_TOKEN_BUDGET: '100000000',
   LLM_STALL_TIMEOUT_MS: '60000',
+  // Every token must come from the provider: the replay fill repeats inputs the cache would serve.
+  LLM_CACHE: 'off',
 });
 
 const isRunEnd = (e) => e.type === 'RUN_FINISHED' || e.type === 'RUN_ERROR';
