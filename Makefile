@@ -5,7 +5,7 @@ SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 PORT ?= 8787
 
-.PHONY: setup setup-test build build-worker build-frontend dev test test-rust lint test-frontend test-e2e test-chaos test-security test-soak test-browser chaos-long fuzz bench deploy clean
+.PHONY: setup setup-test build build-worker build-frontend dev test test-rust lint test-frontend test-e2e test-chaos test-security test-soak test-browser chaos-long fuzz bench bench-ui deploy clean
 
 setup:
 	scripts/setup.sh
@@ -68,6 +68,10 @@ fuzz:
 
 bench: setup build
 	node bench/run.mjs
+
+# How fast the page answers input while agents stream (Chromium, Event Timing).
+bench-ui: setup-test build
+	node bench/ui.mjs
 
 deploy: setup build
 	npx wrangler deploy

