@@ -26,10 +26,8 @@ use crate::protocol::limits::{
 };
 use crate::protocol::{decode_command, is_session_id, Command, Rejection};
 use crate::session::replay::{plan, ReplayPlan};
+use crate::session::schedule::{self, Needs, Rows, Timer};
 use crate::session::{Effect, Session};
-
-/// While a call streams, the alarm is never further away than this (crash recovery).
-const LIVE_CALL_ALARM_MS: u64 = 5_000;
 
 /// Kept with each hibernating socket, so it survives the object being evicted.
 #[derive(Serialize, Deserialize, Clone)]
@@ -52,6 +50,8 @@ pub(crate) struct Inner {
     pub cfg: Config,
     saved: String,
     oldest: u64,
+    /// The `schedule` table as stored (read once on load, then written through).
+    timers: Rows,
 }
 
 #[durable_object]
@@ -203,6 +203,10 @@ impl DurableObject for SessionDo {
         let key = self.conn_key(&ws);
         self.conns.borrow_mut().remove(&key);
         let _ = ws.close(Some(1000), Some("closed"));
+        // The last socket gone: the sweep timer goes with it.
+        if self.load()? {
+            self.schedule_alarm().await?;
+        }
         Ok(())
     }
 
@@ -216,9 +220,14 @@ impl DurableObject for SessionDo {
         self.alarm_at.set(None);
         if self.load()? {
             let now = now_ms();
+            let due = self.with_inner(|i| schedule::due(&i.timers, now));
+            // `call` and `live` need nothing beyond this: the session's own timers, then any
+            // call that is pending (a restored one after a crash among them).
             self.with_inner(|i| i.session.on_timeout(now));
             self.commit()?;
-            self.sweep(now);
+            if due.contains(&Timer::Sweep) {
+                self.sweep(now);
+            }
             self.run_calls().await;
         }
         self.schedule_alarm().await?;
@@ -269,6 +278,7 @@ impl SessionDo {
         let cfg = self.cfg()?;
         let now = now_ms();
         let (oldest, newest) = store.bounds()?;
+        let timers = store.timers()?;
         let session = Session::restore(&json, newest, cfg.session(), now).map_err(|e| {
             log::error("session_restore_failed", json!({"message": e}));
             worker::Error::RustError(e)
@@ -285,6 +295,7 @@ impl SessionDo {
             cfg,
             saved: json,
             oldest: oldest.max(1),
+            timers,
         });
         self.commit()?;
         Ok(true)
@@ -556,9 +567,11 @@ impl SessionDo {
         let sockets = self.state.get_websockets().len();
         let body = self.with_inner(|i| -> Result<_> {
             // Row and socket counts let soak tests check for leaks.
+            let timers: serde_json::Map<String, serde_json::Value> =
+                i.timers.iter().map(|(t, at)| (t.name().to_string(), json!(at))).collect();
             let stats = json!({"events": i.store.count("events")?, "messages": i.store.count("messages")?,
                 "artifacts": i.store.count("artifacts")?, "sockets": sockets, "oldestSeq": i.oldest,
-                "rowsWritten": i.store.rows_written()});
+                "rowsWritten": i.store.rows_written(), "timers": timers});
             Ok(json!({"id": i.session.state().session_id, "lastSeq": i.session.last_seq(),
                    "demo": i.cfg.demo(), "state": i.session.state().to_json(), "stats": stats}))
         })?;
@@ -698,31 +711,40 @@ impl SessionDo {
         }
     }
 
-    /// Sets the alarm to the earliest thing the session waits for, plus the idle sweep.
+    /// Plans the session's timers into the `schedule` table (writing only rows that change)
+    /// and sets the one alarm to the earliest of them.
     pub(crate) async fn schedule_alarm(&self) -> Result<()> {
         let now = now_ms();
-        let mut next = self.inner.borrow().as_ref().and_then(|i| {
-            if i.session.pending_call().is_some() && !self.running.get() {
+        let sockets = !self.state.get_websockets().is_empty();
+        let live_call = self.live.borrow().is_some();
+        let running = self.running.get();
+        let next = {
+            let mut g = self.inner.borrow_mut();
+            let Some(i) = g.as_mut() else {
+                return Ok(());
+            };
+            let call = if i.session.pending_call().is_some() && !running {
                 Some(now)
             } else {
                 i.session.alarm_deadline()
+            };
+            let needs = Needs {
+                call,
+                live_call,
+                sockets,
+                sweep_every: i.cfg.sweep_interval_ms(),
+            };
+            let want = schedule::plan(&i.timers, needs, now);
+            let (upserts, deletes) = schedule::changes(&i.timers, &want);
+            for (timer, at) in upserts {
+                i.store.set_timer(timer, at)?;
             }
-        });
-        let sweep_every = self
-            .inner
-            .borrow()
-            .as_ref()
-            .map_or(30_000, |i| i.cfg.sweep_interval_ms());
-        if !self.state.get_websockets().is_empty() {
-            let sweep = now + sweep_every;
-            next = Some(next.map_or(sweep, |n| n.min(sweep)));
-        }
-        if self.live.borrow().is_some() {
-            // If the process dies mid-call, this alarm brings the session back soon to rerun
-            // it, with or without a client; while the call lives it is a no-op.
-            let soon = now + LIVE_CALL_ALARM_MS;
-            next = Some(next.map_or(soon, |n| n.min(soon)));
-        }
+            for timer in deletes {
+                i.store.clear_timer(timer)?;
+            }
+            i.timers = want;
+            schedule::next_alarm(&i.timers)
+        };
         match next {
             Some(t) => self.set_alarm_at(t).await,
             None => Ok(()),

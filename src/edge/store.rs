@@ -9,6 +9,7 @@ use worker::{SqlStorage, SqlStorageValue};
 
 use crate::agents::Stage;
 use crate::protocol::event::{Message, MessageRole};
+use crate::session::schedule::{Rows, Timer};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -20,6 +21,7 @@ CREATE TABLE IF NOT EXISTS message_chunks (seq INTEGER PRIMARY KEY, id TEXT NOT 
 CREATE TABLE IF NOT EXISTS artifacts (
   stage TEXT NOT NULL, version INTEGER NOT NULL, content TEXT NOT NULL, feedback TEXT,
   created_at INTEGER NOT NULL, PRIMARY KEY (stage, version));
+CREATE TABLE IF NOT EXISTS schedule (timer TEXT PRIMARY KEY, due_at INTEGER NOT NULL);
 ";
 
 pub(crate) struct Store {
@@ -167,6 +169,38 @@ impl Store {
     /// Drops events with `seq < keep_from` (retention).
     pub fn trim_events(&self, keep_from: u64) -> worker::Result<()> {
         self.write("DELETE FROM events WHERE seq < ?", vec![int(keep_from)])
+    }
+
+    /// The session's timers (see [`crate::session::schedule`]).
+    pub fn timers(&self) -> worker::Result<Rows> {
+        #[derive(Deserialize)]
+        struct T {
+            timer: String,
+            due_at: f64,
+        }
+        let rows: Vec<T> = self
+            .sql
+            .exec("SELECT timer, due_at FROM schedule", None)?
+            .to_array()?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|r| Some((Timer::parse(&r.timer)?, r.due_at as u64)))
+            .collect())
+    }
+
+    pub fn set_timer(&self, timer: Timer, due_at: u64) -> worker::Result<()> {
+        self.write(
+            "INSERT INTO schedule (timer, due_at) VALUES (?, ?) \
+             ON CONFLICT(timer) DO UPDATE SET due_at = excluded.due_at",
+            vec![timer.name().into(), int(due_at)],
+        )
+    }
+
+    pub fn clear_timer(&self, timer: Timer) -> worker::Result<()> {
+        self.write(
+            "DELETE FROM schedule WHERE timer = ?",
+            vec![timer.name().into()],
+        )
     }
 
     pub fn count(&self, table: &str) -> worker::Result<u64> {

@@ -8,6 +8,7 @@
 
 mod machine;
 pub mod replay;
+pub mod schedule;
 mod state;
 
 pub use machine::{

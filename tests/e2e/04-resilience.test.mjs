@@ -172,6 +172,9 @@ test('restart during a scheduled retry: the alarm still fires the retry, with no
     await mustAck(c, { type: 'start', brief: briefFor(t), approval: 'auto' });
     const err = await c.waitFor((e) => e.type === 'CUSTOM' && e.name === 'agent_error', 10000);
     assert.equal(err.value.code, 'rate_limited');
+    // The retry is a row of the schedule table, at the time the card shows.
+    const waiting = (await getSession(h.w.url, id)).body;
+    assert.equal(waiting.stats.timers.call, waiting.state.agents.analyst.nextRetryAt, JSON.stringify(waiting.stats.timers));
     await c.close();
     await h.restart();
     // Nobody connects: only the persisted alarm can start the retry.
@@ -185,6 +188,14 @@ test('restart during a scheduled retry: the alarm still fires the retry, with no
     assert.deepEqual(end.outcome, { type: 'success' }, JSON.stringify(end));
     await finalChecks(h.w, id, c2);
     await c2.close();
+    // Finished, and nobody connected: no timer is left.
+    let timers;
+    for (let i = 0; i < 50; i++) {
+      timers = (await getSession(h.w.url, id)).body.stats.timers;
+      if (Object.keys(timers).length === 0) break;
+      await sleep(200);
+    }
+    assert.deepEqual(timers, {}, 'timers left after the run and the sockets ended');
   } finally {
     await h.stop();
   }

@@ -13,8 +13,9 @@
 //     artifact events (the log is never trimmed at these sizes);
 //   - sockets: stats.sockets falls to 0 once the clients have closed.
 // At the end, after SOAK_SETTLE_MS (default 15 s) of quiet:
-//   - every session still has 0 sockets, a completed run, no retry pending, and the same row
-//     counts as when it finished (nothing kept running: no timer, no alarm-driven call);
+//   - every session still has 0 sockets, a completed run, no retry pending, no row in its
+//     schedule table (stats.timers), and the same row counts as when it finished (nothing kept
+//     running: no timer, no alarm-driven call);
 //   - the provider double has no stream still open or pending (no leaked fetch);
 //   - the Worker logged no error;
 //   - RSS of the workerd runtime after is within SOAK_RSS_BOUND_MIB of RSS before (both after
@@ -210,6 +211,7 @@ test(`soak: ${SOAK_SECONDS} s of steady pipelines (${RATE}/s, at most ${CONCURRE
     if (s.stats.sockets !== 0) leftovers.push(`${r.id}: ${s.stats.sockets} sockets`);
     if (s.state.run.status !== 'completed') leftovers.push(`${r.id}: run ${s.state.run.status}`);
     if (retrying.length) leftovers.push(`${r.id}: retry pending for ${retrying}`);
+    if (Object.keys(s.stats.timers).length) leftovers.push(`${r.id}: timers ${JSON.stringify(s.stats.timers)}`);
     if (s.lastSeq !== r.lastSeq || JSON.stringify(rows) !== JSON.stringify(r.rows)) leftovers.push(`${r.id}: rows changed after the run (${JSON.stringify(r.rows)} → ${JSON.stringify(rows)}, lastSeq ${r.lastSeq} → ${s.lastSeq})`);
   }
   const openCalls = fake.requests.filter((q) => q.outcome === 'pending' || q.outcome === 'stalled');
@@ -261,7 +263,7 @@ test(`soak: ${SOAK_SECONDS} s of steady pipelines (${RATE}/s, at most ${CONCURRE
 
   const planned = Math.floor(SOAK_SECONDS * RATE);
   assert.ok(done.length >= planned / 2, `at least half of the ${planned} planned sessions ran (got ${done.length}, ${skipped} starts skipped at the concurrency cap)`);
-  assert.deepEqual(leftovers, [], 'no socket, run, retry or row left behind');
+  assert.deepEqual(leftovers, [], 'no socket, run, retry, timer or row left behind');
   assert.deepEqual(openCalls.map((q) => `${q.id} ${q.scenario} ${q.outcome}`), [], 'no provider stream left open');
   assert.deepEqual(errors, [], 'no error in the Worker log');
   if (SOAK_SECONDS >= 300) {
