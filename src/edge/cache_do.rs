@@ -11,10 +11,11 @@
 
 use serde::Deserialize;
 use serde_json::json;
-use worker::{
-    durable_object, DurableObject, Env, Request, Response, Result, SqlStorageValue, State,
-};
+use std::cell::Cell;
 
+use worker::{durable_object, DurableObject, Env, Request, Response, Result, State};
+
+use super::store::int;
 use super::{error_response, now_ms};
 use crate::llm::cache::{cacheable, evictions, expired, is_key, over_limits};
 
@@ -56,18 +57,19 @@ struct Totals {
     b: Option<f64>,
 }
 
-fn int(n: u64) -> SqlStorageValue {
-    SqlStorageValue::from(n as i64)
-}
-
 #[durable_object]
 pub struct ResponseCacheDo {
     state: State,
+    /// The table exists (created on this instance's first request).
+    ready: Cell<bool>,
 }
 
 impl DurableObject for ResponseCacheDo {
     fn new(state: State, _env: Env) -> Self {
-        ResponseCacheDo { state }
+        ResponseCacheDo {
+            state,
+            ready: Cell::new(false),
+        }
     }
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
@@ -78,7 +80,10 @@ impl DurableObject for ResponseCacheDo {
             return error_response(400, "bad_request", "Malformed cache key or TTL.");
         }
         let sql = self.state.storage().sql();
-        sql.exec(SCHEMA, None)?;
+        if !self.ready.get() {
+            sql.exec(SCHEMA, None)?;
+            self.ready.set(true);
+        }
         let now = now_ms();
         match req.path().as_str() {
             "/get" => {

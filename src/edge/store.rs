@@ -63,7 +63,8 @@ pub(crate) struct ArtifactRow {
     pub created_at: f64,
 }
 
-fn int(n: u64) -> SqlStorageValue {
+/// An integer parameter (SQLite integers are i64).
+pub(crate) fn int(n: u64) -> SqlStorageValue {
     SqlStorageValue::from(n as i64)
 }
 
