@@ -19,11 +19,10 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { chromium } from 'playwright-core';
 import { ROOT, startWorker } from '../tests/support/harness.mjs';
+import { CHROMIUM, launchChromium } from '../tests/support/browser.mjs';
 import { machine, percentiles, r2 } from './lib.mjs';
 
-const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
 const ROUNDS = Number(process.env.UI_ROUNDS || 3);
 const DEADLINE_MS = 240_000;
 const STAGES = ['analyst', 'architect', 'developer', 'tester', 'deployer'];
@@ -103,12 +102,7 @@ async function main() {
   const userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'botarmy-bench-ui-'));
   let context;
   try {
-    context = await chromium.launchPersistentContext(userDataDir, {
-      executablePath: CHROMIUM,
-      headless: true,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-sync'],
-      viewport: { width: 1280, height: 900 },
-    });
+    context = await launchChromium(userDataDir);
     const page = await context.newPage();
     await page.addInitScript(observe);
     await page.goto(worker.url);

@@ -20,13 +20,12 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { chromium } from 'playwright-core';
 import { ROOT, OUTPUT_DIR, startWorker } from '../support/harness.mjs';
 import { startFakeOpenAI } from '../support/fake-openai.mjs';
 import { fetchEvents } from '../support/client.mjs';
 import { messagesOf } from '../support/agui.mjs';
+import { CHROMIUM, launchChromium } from '../support/browser.mjs';
 
-const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
 const SHOTS = path.join(OUTPUT_DIR, 'screenshots');
 const STAGES = ['analyst', 'architect', 'developer', 'tester', 'deployer'];
 const NAMES = { analyst: 'Analyst', architect: 'Architect', developer: 'Developer', tester: 'Tester', deployer: 'Deployer' };
@@ -67,22 +66,7 @@ before(async () => {
   }
   fs.mkdirSync(SHOTS, { recursive: true });
   userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'botarmy-chromium-'));
-  context = await chromium.launchPersistentContext(userDataDir, {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-    viewport: { width: 1280, height: 900 },
-    acceptDownloads: true,
-  });
+  context = await launchChromium(userDataDir, { acceptDownloads: true });
 });
 
 after(async () => {
