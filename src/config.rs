@@ -16,9 +16,15 @@
 //! | `SOCKET_IDLE_MS` | 90000 | a socket silent this long (no frame, no ping) is closed |
 //! | `LLM_CACHE` | `session` | answer cache scope: `off`, `session` or `global` (see [`crate::llm::cache`]) |
 //! | `LLM_CACHE_TTL_S` | 86400 | how long a cached answer is served |
+//! | `ALLOWED_HOSTS` | loopback and `*.workers.dev` | extra `Host` names the Worker answers (custom domains), comma-separated |
+//! | `SESSIONS_PER_MIN_PER_CLIENT`, `SESSION_BURST_PER_CLIENT` | 10, 20 | session creation per client address |
+//! | `MAX_SESSIONS` | 10000 | sessions that may exist at once |
+//! | `SESSION_IDLE_TTL_S` | 604800 (7 days) | an idle session is deleted after this long |
+//! | `SOCKETS_PER_CLIENT` | 32 | WebSockets one client address may hold across sessions |
 
 use std::fmt;
 
+use crate::admission::AdmissionLimits;
 use crate::agents::DEMO_TOKEN_INTERVAL_MS;
 use crate::llm::backoff::{BASE_MS, CAP_MS, MAX_ATTEMPTS};
 use crate::llm::cache::{CacheScope, DEFAULT_TTL_S};
@@ -44,6 +50,10 @@ pub struct Config {
     pub socket_idle_ms: u64,
     pub cache: CacheScope,
     pub cache_ttl_ms: u64,
+    /// Extra `Host` names (lowercase, with or without a port) besides the defaults.
+    pub allowed_hosts: Vec<String>,
+    pub admission: AdmissionLimits,
+    pub session_idle_ttl_ms: u64,
 }
 
 // Secrets never reach a log through `{:?}`.
@@ -115,6 +125,21 @@ impl Config {
                 Some(v) => CacheScope::parse(&v)?,
             },
             cache_ttl_ms: num("LLM_CACHE_TTL_S", DEFAULT_TTL_S, 1, 30 * 86_400)? * 1000,
+            allowed_hosts: text("ALLOWED_HOSTS")
+                .map(|v| {
+                    v.split(',')
+                        .map(|h| h.trim().to_ascii_lowercase())
+                        .filter(|h| !h.is_empty())
+                        .collect()
+                })
+                .unwrap_or_default(),
+            admission: AdmissionLimits {
+                sessions_per_min: num("SESSIONS_PER_MIN_PER_CLIENT", 10, 1, 1_000_000)? as u32,
+                session_burst: num("SESSION_BURST_PER_CLIENT", 20, 1, 1_000_000)? as u32,
+                max_sessions: num("MAX_SESSIONS", 10_000, 1, 100_000_000)?,
+                sockets_per_client: num("SOCKETS_PER_CLIENT", 32, 1, 1_000_000)? as u32,
+            },
+            session_idle_ttl_ms: num("SESSION_IDLE_TTL_S", 7 * 86_400, 1, 365 * 86_400)? * 1000,
         })
     }
 
@@ -152,6 +177,36 @@ impl Config {
             backoff_base_ms: self.backoff_base_ms,
             backoff_cap_ms: self.backoff_cap_ms,
         }
+    }
+
+    /// DNS rebinding guard: the `Host` a request names must be this Worker's. Loopback names
+    /// (any port: `wrangler dev`) and `*.workers.dev` (the platform routes only this Worker's
+    /// own name there) pass by default; a custom domain must be listed in `ALLOWED_HOSTS`.
+    /// A page on `attacker.example` that resolves to 127.0.0.1 sends `Host: attacker.example`
+    /// and is refused, even when its `Origin` matches that host.
+    pub fn host_allowed(&self, host: &str) -> bool {
+        let host = host.trim().to_ascii_lowercase();
+        if self.allowed_hosts.iter().any(|h| *h == host) {
+            return true;
+        }
+        let name = match host.strip_prefix('[') {
+            // [::1]:8787
+            Some(rest) => rest.split(']').next().unwrap_or(""),
+            None => host.rsplit_once(':').map_or(host.as_str(), |(n, port)| {
+                if port.chars().all(|c| c.is_ascii_digit()) {
+                    n
+                } else {
+                    host.as_str()
+                }
+            }),
+        };
+        if self.allowed_hosts.iter().any(|h| h == name) {
+            return true;
+        }
+        let loopback_v4 = name.strip_prefix("127.").is_some_and(|r| {
+            r.split('.').count() == 3 && r.split('.').all(|o| o.parse::<u8>().is_ok())
+        });
+        name == "localhost" || name == "::1" || loopback_v4 || name.ends_with(".workers.dev")
     }
 
     /// Browsers send `Origin`; it must be this Worker's own origin or on the allowlist.
@@ -245,6 +300,54 @@ mod tests {
         assert!(e.contains("OPENAI_BASE_URL"), "{e}");
         // Blank means unset.
         assert!(cfg(&[("OPENAI_API_KEY", "  ")]).unwrap().demo());
+    }
+
+    #[test]
+    fn host_policy_refuses_rebinding_names() {
+        let c = cfg(&[]).unwrap();
+        for ok in [
+            "127.0.0.1:8787",
+            "localhost:8787",
+            "LOCALHOST",
+            "[::1]:8787",
+            "127.1.2.3:1",
+            "botarmy.someone.workers.dev",
+        ] {
+            assert!(c.host_allowed(ok), "{ok}");
+        }
+        for bad in [
+            "attacker.example:8787",
+            "attacker.example",
+            "127.0.0.1.evil.example",
+            "localhost.evil.example:8787",
+            "workers.dev.evil.example",
+            "",
+            "127.0.0.256:80",
+        ] {
+            assert!(!c.host_allowed(bad), "{bad}");
+        }
+        let c = cfg(&[("ALLOWED_HOSTS", "BotArmy.example.com, dev.example.com:8443")]).unwrap();
+        assert!(c.host_allowed("botarmy.example.com"));
+        assert!(c.host_allowed("botarmy.example.com:443"));
+        assert!(c.host_allowed("dev.example.com:8443"));
+        assert!(!c.host_allowed("dev.example.com:9999"));
+        assert!(!c.host_allowed("example.com"));
+    }
+
+    #[test]
+    fn admission_and_expiry_settings() {
+        let c = cfg(&[]).unwrap();
+        assert_eq!(c.admission.sessions_per_min, 10);
+        assert_eq!(c.admission.max_sessions, 10_000);
+        assert_eq!(c.session_idle_ttl_ms, 7 * 86_400_000);
+        let c = cfg(&[("SESSION_IDLE_TTL_S", "3"), ("SOCKETS_PER_CLIENT", "2")]).unwrap();
+        assert_eq!(
+            (c.session_idle_ttl_ms, c.admission.sockets_per_client),
+            (3000, 2)
+        );
+        assert!(cfg(&[("MAX_SESSIONS", "0")])
+            .unwrap_err()
+            .contains("MAX_SESSIONS"));
     }
 
     #[test]

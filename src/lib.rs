@@ -10,6 +10,8 @@
 //! - [`session`]: the per-session state machine (sans-I/O): takes commands, LLM chunks, errors
 //!   and timer ticks with the current time, and queues effects (events to log and broadcast,
 //!   LLM calls to start or abort, artifacts to save). Also replay planning for reconnects.
+//! - [`admission`]: limits across sessions — session creation per client, the global cap,
+//!   sockets per client, repeated wrong tokens (held by one Durable Object).
 //! - [`agents`]: the five roles, their prompts, what each receives, the demo provider's text.
 //! - [`llm`]: OpenAI-compatible request building, SSE parsing, error classification, backoff,
 //!   the global provider rate limiter.
@@ -18,6 +20,7 @@
 //!
 //! Everything but `edge` builds and tests natively with `cargo test`.
 
+pub mod admission;
 pub mod agents;
 pub mod config;
 pub mod llm;

@@ -1,4 +1,8 @@
-//! Client → server commands: decoding and validation.
+//! Client → server frames: decoding and validation.
+//!
+//! A frame is either a connection frame (`hello`, `ping`, `ack`: answered by the connection,
+//! see [`crate::session::connection`]) or a session [`Command`] in an [`Envelope`]; the two
+//! are separate types, so a session can never be handed a `hello`.
 //!
 //! Decoding never panics and never trusts the input: every failure is a [`Rejection`] with a
 //! stable code and a sentence that names the problem. Whether a command fits the session's
@@ -19,37 +23,34 @@ pub enum Approval {
     Auto,
 }
 
+/// One decoded client frame.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Frame {
+    /// `hello {lastSeq}`: join (or re-sync) the session's event stream after `lastSeq`.
+    Hello { last_seq: u64 },
+    /// Application-level keepalive; answered with `pong`, never logged.
+    Ping,
+    /// `ack {seq}`: the client applied every event up to `seq` (flow control).
+    Ack { seq: u64 },
+    /// A session command.
+    Command(Envelope),
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum Command {
-    Hello {
-        last_seq: u64,
-    },
-    Start {
-        brief: String,
-        approval: Approval,
-    },
-    Approve {
-        stage: Stage,
-    },
-    Reject {
-        stage: Stage,
-        feedback: String,
-    },
+    Start { brief: String, approval: Approval },
+    Approve { stage: Stage },
+    Reject { stage: Stage, feedback: String },
     Pause,
     Resume,
     Cancel,
-    Retry {
-        stage: Stage,
-    },
-    /// Application-level keepalive; answered with `pong`, never logged.
-    Ping,
+    Retry { stage: Stage },
 }
 
 impl Command {
     /// The wire `type` of the command.
     pub fn name(&self) -> &'static str {
         match self {
-            Command::Hello { .. } => "hello",
             Command::Start { .. } => "start",
             Command::Approve { .. } => "approve",
             Command::Reject { .. } => "reject",
@@ -57,7 +58,6 @@ impl Command {
             Command::Resume => "resume",
             Command::Cancel => "cancel",
             Command::Retry { .. } => "retry",
-            Command::Ping => "ping",
         }
     }
 }
@@ -91,9 +91,9 @@ impl Rejection {
     }
 }
 
-/// Decodes one text frame. Frames over [`MAX_FRAME_BYTES`] are the edge's concern (it closes
-/// the socket with 1009) but are refused here too so the core never handles one.
-pub fn decode_command(text: &str) -> Result<Envelope, Rejection> {
+/// Decodes one text frame. Frames over [`MAX_FRAME_BYTES`] close the socket with 1009 (the
+/// connection checks first) but are refused here too so nothing larger is ever parsed.
+pub fn decode_frame(text: &str) -> Result<Frame, Rejection> {
     if text.len() > MAX_FRAME_BYTES {
         return Err(Rejection::new(
             "frame_too_large",
@@ -130,8 +130,28 @@ pub fn decode_command(text: &str) -> Result<Envelope, Rejection> {
             ))
         }
     };
-    let command = decode_body(ty, &obj).map_err(|r| with(r, Some(ty), id.clone()))?;
-    Ok(Envelope { id, command })
+    let frame = decode_body(ty, &obj).map_err(|r| with(r, Some(ty), id.clone()))?;
+    Ok(match frame {
+        Body::Connection(f) => f,
+        Body::Command(command) => Frame::Command(Envelope { id, command }),
+    })
+}
+
+enum Body {
+    Connection(Frame),
+    Command(Command),
+}
+
+fn whole_number(obj: &Map<String, Value>, field: &str, ty: &str) -> Result<u64, Rejection> {
+    match obj.get(field) {
+        None => Err(missing(field, ty)),
+        Some(v) => v.as_u64().ok_or_else(|| {
+            Rejection::new(
+                "invalid_field",
+                format!("\"{field}\" must be a whole number, 0 or more."),
+            )
+        }),
+    }
 }
 
 fn with(mut r: Rejection, ty: Option<&str>, id: Option<String>) -> Rejection {
@@ -160,19 +180,23 @@ fn read_id(obj: &Map<String, Value>) -> Result<Option<String>, Rejection> {
     }
 }
 
-fn decode_body(ty: &str, obj: &Map<String, Value>) -> Result<Command, Rejection> {
-    Ok(match ty {
-        "hello" => Command::Hello {
-            last_seq: match obj.get("lastSeq") {
-                None => return Err(missing("lastSeq", "hello")),
-                Some(v) => v.as_u64().ok_or_else(|| {
-                    Rejection::new(
-                        "invalid_field",
-                        "\"lastSeq\" must be a whole number, 0 or more.",
-                    )
-                })?,
-            },
-        },
+fn decode_body(ty: &str, obj: &Map<String, Value>) -> Result<Body, Rejection> {
+    let connection = |f| Ok(Body::Connection(f));
+    match ty {
+        "hello" => {
+            return connection(Frame::Hello {
+                last_seq: whole_number(obj, "lastSeq", ty)?,
+            })
+        }
+        "ack" => {
+            return connection(Frame::Ack {
+                seq: whole_number(obj, "seq", ty)?,
+            })
+        }
+        "ping" => return connection(Frame::Ping),
+        _ => {}
+    }
+    Ok(Body::Command(match ty {
         "start" => {
             let brief = string_field(obj, "brief", "start")?;
             let brief = brief.trim();
@@ -233,18 +257,17 @@ fn decode_body(ty: &str, obj: &Map<String, Value>) -> Result<Command, Rejection>
         "pause" => Command::Pause,
         "resume" => Command::Resume,
         "cancel" => Command::Cancel,
-        "ping" => Command::Ping,
         other => {
             let shown: String = other.chars().take(32).collect();
             return Err(Rejection::new(
                 "unknown_type",
                 format!(
-                    "Unknown command type \"{shown}\". Known: hello, start, approve, reject, \
-                     pause, resume, cancel, retry, ping."
+                    "Unknown command type \"{shown}\". Known: hello, ack, ping, start, \
+                     approve, reject, pause, resume, cancel, retry."
                 ),
             ));
         }
-    })
+    }))
 }
 
 fn missing(field: &str, ty: &str) -> Rejection {
@@ -288,16 +311,34 @@ mod tests {
     use proptest::prelude::*;
 
     fn code(text: &str) -> &'static str {
-        decode_command(text).unwrap_err().code
+        decode_frame(text).unwrap_err().code
+    }
+
+    fn command(text: &str) -> Envelope {
+        match decode_frame(text) {
+            Ok(Frame::Command(env)) => env,
+            other => panic!("{text}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn decodes_connection_frames_apart_from_commands() {
+        assert_eq!(
+            decode_frame(r#"{"type":"hello","lastSeq":7}"#),
+            Ok(Frame::Hello { last_seq: 7 })
+        );
+        assert_eq!(decode_frame(r#"{"type":"ping"}"#), Ok(Frame::Ping));
+        assert_eq!(
+            decode_frame(r#"{"type":"ack","seq":12}"#),
+            Ok(Frame::Ack { seq: 12 })
+        );
+        assert_eq!(code(r#"{"type":"ack"}"#), "missing_field");
+        assert_eq!(code(r#"{"type":"ack","seq":1.5}"#), "invalid_field");
     }
 
     #[test]
     fn decodes_every_command() {
         let cases = [
-            (
-                r#"{"type":"hello","lastSeq":7}"#,
-                Command::Hello { last_seq: 7 },
-            ),
             (
                 r#"{"type":"start","brief":"  a todo app ","approval":"auto"}"#,
                 Command::Start {
@@ -328,7 +369,6 @@ mod tests {
             (r#"{"type":"pause"}"#, Command::Pause),
             (r#"{"type":"resume"}"#, Command::Resume),
             (r#"{"type":"cancel"}"#, Command::Cancel),
-            (r#"{"type":"ping"}"#, Command::Ping),
             (
                 r#"{"type":"retry","stage":"deployer"}"#,
                 Command::Retry {
@@ -337,11 +377,11 @@ mod tests {
             ),
         ];
         for (text, want) in cases {
-            let env = decode_command(text).unwrap();
+            let env = command(text);
             assert_eq!(env.command, want, "{text}");
             assert_eq!(env.id, None);
         }
-        let env = decode_command(r#"{"type":"pause","id":"abc-1_2"}"#).unwrap();
+        let env = command(r#"{"type":"pause","id":"abc-1_2"}"#);
         assert_eq!(env.id.as_deref(), Some("abc-1_2"));
     }
 
@@ -361,7 +401,7 @@ mod tests {
         let long = format!(r#"{{"type":"start","brief":"{}"}}"#, "é".repeat(8001));
         assert_eq!(code(&long), "brief_too_long");
         let ok = format!(r#"{{"type":"start","brief":"{}"}}"#, "é".repeat(8000));
-        assert!(decode_command(&ok).is_ok());
+        assert!(decode_frame(&ok).is_ok());
         assert_eq!(
             code(r#"{"type":"start","brief":"x","approval":"sometimes"}"#),
             "invalid_field"
@@ -379,7 +419,7 @@ mod tests {
 
     #[test]
     fn rejection_names_the_command_and_id() {
-        let r = decode_command(r#"{"type":"approve","id":"k1"}"#).unwrap_err();
+        let r = decode_frame(r#"{"type":"approve","id":"k1"}"#).unwrap_err();
         assert_eq!(r.command.as_deref(), Some("approve"));
         assert_eq!(r.id.as_deref(), Some("k1"));
         assert!(r.message.contains("stage"), "{}", r.message);
@@ -390,7 +430,7 @@ mod tests {
         #[test]
         fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
             let text = String::from_utf8_lossy(&bytes);
-            let _ = decode_command(&text);
+            let _ = decode_frame(&text);
         }
 
         #[test]
@@ -408,7 +448,7 @@ mod tests {
             obj.insert("type".into(), serde_json::Value::String(ty));
             obj.insert(field, val);
             let text = serde_json::Value::Object(obj).to_string();
-            match decode_command(&text) {
+            match decode_frame(&text) {
                 Ok(_) => {}
                 Err(r) => prop_assert!(!r.message.is_empty() && !r.code.is_empty()),
             }

@@ -6,7 +6,7 @@ pub mod event;
 pub mod limits;
 pub mod patch;
 
-pub use command::{decode_command, Approval, Command, Envelope, Rejection};
+pub use command::{decode_frame, Approval, Command, Envelope, Frame, Rejection};
 pub use event::{Event, Interrupt, MessageRole, Outcome};
 pub use patch::{PatchOp, PatchOpList};
 

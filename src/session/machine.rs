@@ -132,6 +132,31 @@ struct Call {
     expected_chars: usize,
 }
 
+/// An idempotency key and a digest of the command it was used for, so a key reused for a
+/// different command is refused (`id_reused`) rather than acknowledged as a duplicate.
+/// Sessions stored before digests were kept hold bare keys (`Legacy`): those still ack.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+enum RememberedId {
+    Keyed { id: String, of: String },
+    Legacy(String),
+}
+
+impl RememberedId {
+    fn id(&self) -> &str {
+        match self {
+            RememberedId::Keyed { id, .. } | RememberedId::Legacy(id) => id,
+        }
+    }
+}
+
+/// A short, stable digest of a command (its fields included).
+fn command_digest(cmd: &Command) -> String {
+    use sha2::{Digest, Sha256};
+    let d = Sha256::digest(format!("{cmd:?}").as_bytes());
+    d[..8].iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// Everything that survives a restart.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct Persisted {
@@ -145,7 +170,7 @@ struct Persisted {
     runs: u32,
     calls: u64,
     in_run: bool,
-    recent_ids: VecDeque<String>,
+    recent_ids: VecDeque<RememberedId>,
     call: Option<Call>,
     approved: Vec<(Stage, u32)>,
     feedback: Option<String>,
@@ -403,12 +428,23 @@ impl Session {
     pub fn command(&mut self, env: Envelope, now: u64) -> Result<Ack, Rejection> {
         self.now = self.now.max(now);
         self.dirty = true;
+        let name = env.command.name();
+        let digest = command_digest(&env.command);
         if let Some(id) = &env.id {
-            if self.p.recent_ids.contains(id) {
-                return Ok(Ack { duplicate: true });
+            match self.p.recent_ids.iter().find(|r| r.id() == id) {
+                Some(RememberedId::Keyed { of, .. }) if *of != digest => {
+                    let mut r = Rejection::new(
+                        "id_reused",
+                        "This id was already used for a different command; use a new id.",
+                    );
+                    r.command = Some(name.to_string());
+                    r.id = env.id.clone();
+                    return Err(r);
+                }
+                Some(_) => return Ok(Ack { duplicate: true }),
+                None => {}
             }
         }
-        let name = env.command.name();
         let result = self.apply_command(env.command, now);
         self.sync_state();
         match result {
@@ -417,7 +453,9 @@ impl Session {
                     if self.p.recent_ids.len() >= REMEMBERED_IDS {
                         self.p.recent_ids.pop_front();
                     }
-                    self.p.recent_ids.push_back(id);
+                    self.p
+                        .recent_ids
+                        .push_back(RememberedId::Keyed { id, of: digest });
                 }
                 Ok(Ack { duplicate: false })
             }
@@ -432,10 +470,6 @@ impl Session {
     fn apply_command(&mut self, cmd: Command, now: u64) -> Result<(), Rejection> {
         let status = self.p.state.run.status;
         match cmd {
-            Command::Hello { .. } | Command::Ping => Err(Rejection::new(
-                "invalid_state",
-                "hello and ping are answered by the connection, not the session.",
-            )),
             Command::Start { brief, approval } => {
                 if !status.is_finished() {
                     return Err(invalid(format!(

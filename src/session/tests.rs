@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use super::replay::{plan, ReplayPlan};
 use super::*;
 use crate::agents::Stage;
-use crate::protocol::{decode_command, patch, PatchOpList, Rejection};
+use crate::protocol::{decode_frame, patch, Frame, PatchOpList, Rejection};
 
 struct H {
     s: Session,
@@ -71,7 +71,9 @@ impl H {
     }
 
     fn cmd(&mut self, text: &str) -> Result<Ack, Rejection> {
-        let env = decode_command(text).expect("valid command");
+        let Ok(Frame::Command(env)) = decode_frame(text) else {
+            panic!("not a session command: {text}")
+        };
         let r = self.s.command(env, self.now);
         self.drain();
         r
@@ -691,6 +693,25 @@ fn idempotency_keys_apply_once() {
     let r = h.cmd(r#"{"type":"resume","id":"k2"}"#).unwrap_err();
     assert_eq!(r.id.as_deref(), Some("k2"));
     h.cmd(r#"{"type":"pause","id":"k2"}"#).unwrap();
+}
+
+#[test]
+fn an_id_reused_for_a_different_command_is_refused_and_changes_nothing() {
+    let mut h = H::new();
+    h.cmd(r#"{"type":"start","brief":"b","id":"k1"}"#).unwrap();
+    let (n, before) = (h.log.len(), h.s.persisted());
+    let r = h.cmd(r#"{"type":"cancel","id":"k1"}"#).unwrap_err();
+    assert_eq!((r.code, r.id.as_deref()), ("id_reused", Some("k1")));
+    let r = h
+        .cmd(r#"{"type":"start","brief":"other","id":"k1"}"#)
+        .unwrap_err();
+    assert_eq!(r.code, "id_reused", "same type, different fields");
+    assert_eq!((h.log.len(), h.s.persisted()), (n, before));
+    assert!(
+        h.cmd(r#"{"type":"start","brief":"b","id":"k1"}"#)
+            .unwrap()
+            .duplicate
+    );
 }
 
 #[test]

@@ -1,0 +1,446 @@
+//! Admission across sessions: who may create a session or open a socket, and how fast a
+//! client that gets the access token wrong is answered. One `AdmissionDo` (edge) holds an
+//! [`Admission`] for the whole Worker; a session never waits on it except when a socket opens
+//! or closes.
+//!
+//! | rule | default | on breach |
+//! |---|---|---|
+//! | sessions created per client address | 10/min, burst 20 | `429 too_many_sessions` + `Retry-After` |
+//! | sessions that exist at once | 10,000 (`MAX_SESSIONS`) | `503 session_limit_reached` + `Retry-After` |
+//! | sockets per client address, all sessions | 32 (`SOCKETS_PER_CLIENT`) | `429 too_many_connections` |
+//! | wrong access tokens per client address | 10 per minute | `429 too_many_failures` for a minute, before the token is looked at |
+//!
+//! A client is its address (`CF-Connecting-IP`; locally the peer address); an IPv6 address
+//! counts by its /64, which one user usually holds whole. Buckets and leases are soft state:
+//! if the object restarts they start afresh (lenient, never stuck), and sessions renew their
+//! sockets' leases from their sweep, so a lease whose socket died unseen lapses after
+//! [`SOCKET_LEASE_MS`]. The count of sessions is the one durable number. Memory is bounded:
+//! at most [`MAX_CLIENTS`] addresses are tracked, idle ones forgotten first.
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+
+/// Wrong tokens a client may send within [`AUTH_WINDOW_MS`] before it is blocked.
+pub const AUTH_FAILURES_ALLOWED: u32 = 10;
+pub const AUTH_WINDOW_MS: u64 = 60_000;
+/// How long a client that guessed too often is refused.
+pub const AUTH_BLOCK_MS: u64 = 60_000;
+/// A socket lease not renewed for this long no longer counts (its session renews every sweep).
+pub const SOCKET_LEASE_MS: u64 = 10 * 60_000;
+/// Client addresses tracked at most; past it the longest-idle entry is forgotten.
+pub const MAX_CLIENTS: usize = 50_000;
+/// How long a refusal for the global cap asks the client to wait.
+pub const SESSION_CAP_RETRY_MS: u64 = 60_000;
+
+/// The configurable limits (see [`crate::config`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdmissionLimits {
+    pub sessions_per_min: u32,
+    pub session_burst: u32,
+    pub max_sessions: u64,
+    pub sockets_per_client: u32,
+}
+
+/// Why a request is refused, ready for an HTTP answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Refusal {
+    pub status: u16,
+    pub code: String,
+    pub message: String,
+    #[serde(rename = "retryAfterMs")]
+    pub retry_after_ms: Option<u64>,
+}
+
+impl Refusal {
+    fn new(status: u16, code: &str, message: String, retry_after_ms: Option<u64>) -> Self {
+        Refusal {
+            status,
+            code: code.into(),
+            message,
+            retry_after_ms,
+        }
+    }
+
+    /// Whole seconds for a `Retry-After` header (at least 1).
+    pub fn retry_after_secs(&self) -> Option<u64> {
+        self.retry_after_ms.map(|ms| ms.div_ceil(1000).max(1))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+struct Client {
+    /// Session-creation bucket (`None` = full).
+    tokens: Option<f64>,
+    last_ms: u64,
+    failures: u32,
+    window_start: u64,
+    blocked_until: u64,
+    sockets: u32,
+}
+
+impl Client {
+    fn forgettable(&self, now: u64) -> bool {
+        self.tokens.is_none()
+            && self.sockets == 0
+            && self.blocked_until <= now
+            && self.failures == 0
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Admission {
+    sessions: u64,
+    clients: HashMap<String, Client>,
+    /// lease id → (client, last renewed).
+    leases: HashMap<String, (String, u64)>,
+    last_prune: u64,
+}
+
+/// The key a client address counts under: IPv4 as is, IPv6 by its first four groups (/64).
+pub fn client_key(addr: &str) -> String {
+    let addr = addr.trim().trim_start_matches('[').trim_end_matches(']');
+    if !addr.contains(':') {
+        return addr.to_string();
+    }
+    // Expand `::` just enough to take the first four groups.
+    let (head, tail) = addr.split_once("::").unwrap_or((addr, ""));
+    let head: Vec<&str> = head.split(':').filter(|g| !g.is_empty()).collect();
+    let tail_n = tail.split(':').filter(|g| !g.is_empty()).count();
+    let mut groups: Vec<String> = head.iter().map(|g| g.to_ascii_lowercase()).collect();
+    if addr.contains("::") {
+        groups.extend(std::iter::repeat_n(
+            "0".to_string(),
+            8usize.saturating_sub(head.len() + tail_n),
+        ));
+    }
+    groups.truncate(4);
+    format!("{}::/64", groups.join(":"))
+}
+
+impl Admission {
+    pub fn new(sessions: u64) -> Self {
+        Admission {
+            sessions,
+            ..Default::default()
+        }
+    }
+
+    /// Sessions counted as existing (the durable number).
+    pub fn sessions(&self) -> u64 {
+        self.sessions
+    }
+
+    fn client(&mut self, key: &str, now: u64) -> &mut Client {
+        if !self.clients.contains_key(key) && self.clients.len() >= MAX_CLIENTS {
+            self.prune(now, true);
+        }
+        self.clients
+            .entry(key.to_string())
+            .or_insert_with(|| Client {
+                last_ms: now,
+                ..Default::default()
+            })
+    }
+
+    /// A client wants a new session.
+    pub fn create_session(
+        &mut self,
+        client: &str,
+        limits: &AdmissionLimits,
+        now: u64,
+    ) -> Result<(), Refusal> {
+        self.maybe_prune(now);
+        if self.sessions >= limits.max_sessions {
+            return Err(Refusal::new(
+                503,
+                "session_limit_reached",
+                format!(
+                    "BotArmy holds its maximum of {} sessions; try again later.",
+                    limits.max_sessions
+                ),
+                Some(SESSION_CAP_RETRY_MS),
+            ));
+        }
+        let per_ms = limits.sessions_per_min as f64 / 60_000.0;
+        let burst = limits.session_burst as f64;
+        let c = self.client(client, now);
+        let elapsed = now.saturating_sub(c.last_ms) as f64;
+        let tokens = (c.tokens.unwrap_or(burst) + elapsed * per_ms).min(burst);
+        c.last_ms = c.last_ms.max(now);
+        if tokens < 1.0 {
+            c.tokens = Some(tokens);
+            let wait = ((1.0 - tokens) / per_ms).ceil() as u64;
+            return Err(Refusal::new(
+                429,
+                "too_many_sessions",
+                format!(
+                    "Too many new sessions from your address (at most {} a minute); try again in {} s.",
+                    limits.sessions_per_min,
+                    wait.div_ceil(1000).max(1)
+                ),
+                Some(wait),
+            ));
+        }
+        let left = tokens - 1.0;
+        c.tokens = if left >= burst { None } else { Some(left) };
+        self.sessions += 1;
+        Ok(())
+    }
+
+    /// A session was deleted or expired.
+    pub fn session_removed(&mut self) {
+        self.sessions = self.sessions.saturating_sub(1);
+    }
+
+    /// A client opens a socket; `lease` names it until [`Admission::close_socket`].
+    pub fn open_socket(
+        &mut self,
+        client: &str,
+        lease: &str,
+        limits: &AdmissionLimits,
+        now: u64,
+    ) -> Result<(), Refusal> {
+        self.maybe_prune(now);
+        if self.leases.contains_key(lease) {
+            return Ok(());
+        }
+        let c = self.client(client, now);
+        if c.sockets >= limits.sockets_per_client {
+            return Err(Refusal::new(
+                429,
+                "too_many_connections",
+                format!(
+                    "Your address already holds {} connections to BotArmy; close some tabs.",
+                    limits.sockets_per_client
+                ),
+                None,
+            ));
+        }
+        c.sockets += 1;
+        c.last_ms = c.last_ms.max(now);
+        self.leases
+            .insert(lease.to_string(), (client.to_string(), now));
+        Ok(())
+    }
+
+    pub fn close_socket(&mut self, lease: &str) {
+        if let Some((client, _)) = self.leases.remove(lease) {
+            if let Some(c) = self.clients.get_mut(&client) {
+                c.sockets = c.sockets.saturating_sub(1);
+            }
+        }
+    }
+
+    /// A session says these sockets are still open (re-adding any this object forgot).
+    pub fn renew(&mut self, leases: &[(String, String)], now: u64) {
+        for (lease, client) in leases {
+            match self.leases.get_mut(lease) {
+                Some(l) => l.1 = now,
+                None => {
+                    self.client(client, now).sockets += 1;
+                    self.leases.insert(lease.clone(), (client.clone(), now));
+                }
+            }
+        }
+    }
+
+    /// A client is refused before its token is looked at: `Some(ms to wait)`.
+    pub fn blocked(&self, client: &str, now: u64) -> Option<u64> {
+        self.clients
+            .get(client)
+            .filter(|c| c.blocked_until > now)
+            .map(|c| c.blocked_until - now)
+    }
+
+    /// A client sent a wrong token. `Some(ms)` when it is now blocked.
+    pub fn auth_failed(&mut self, client: &str, now: u64) -> Option<u64> {
+        self.maybe_prune(now);
+        let c = self.client(client, now);
+        if now.saturating_sub(c.window_start) > AUTH_WINDOW_MS {
+            c.window_start = now;
+            c.failures = 0;
+        }
+        c.failures += 1;
+        c.last_ms = c.last_ms.max(now);
+        if c.failures > AUTH_FAILURES_ALLOWED {
+            c.blocked_until = now + AUTH_BLOCK_MS;
+            c.failures = 0;
+            return Some(AUTH_BLOCK_MS);
+        }
+        None
+    }
+
+    fn maybe_prune(&mut self, now: u64) {
+        if now.saturating_sub(self.last_prune) >= 60_000 {
+            self.prune(now, false);
+        }
+    }
+
+    /// Lapses unrenewed leases, forgets clients with nothing to remember, and when `force`d
+    /// at the cap, forgets the longest-idle client too.
+    fn prune(&mut self, now: u64, force: bool) {
+        self.last_prune = now;
+        let lapsed: Vec<String> = self
+            .leases
+            .iter()
+            .filter(|(_, (_, at))| now.saturating_sub(*at) > SOCKET_LEASE_MS)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for lease in lapsed {
+            self.close_socket(&lease);
+        }
+        for c in self.clients.values_mut() {
+            if now.saturating_sub(c.window_start) > AUTH_WINDOW_MS {
+                c.failures = 0;
+            }
+            if c.tokens.is_some() && now.saturating_sub(c.last_ms) > 10 * 60_000 {
+                c.tokens = None;
+            }
+        }
+        self.clients.retain(|_, c| !c.forgettable(now));
+        if force && self.clients.len() >= MAX_CLIENTS {
+            if let Some(oldest) = self
+                .clients
+                .iter()
+                .filter(|(_, c)| c.sockets == 0)
+                .min_by_key(|(_, c)| c.last_ms)
+                .map(|(k, _)| k.clone())
+            {
+                self.clients.remove(&oldest);
+            }
+        }
+    }
+
+    /// Tracked client addresses and leases (for tests and stats).
+    pub fn sizes(&self) -> (usize, usize) {
+        (self.clients.len(), self.leases.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits() -> AdmissionLimits {
+        AdmissionLimits {
+            sessions_per_min: 10,
+            session_burst: 20,
+            max_sessions: 1000,
+            sockets_per_client: 3,
+        }
+    }
+
+    #[test]
+    fn a_client_gets_its_burst_then_a_retry_after() {
+        let mut a = Admission::new(0);
+        for i in 0..20 {
+            assert!(a.create_session("1.2.3.4", &limits(), 0).is_ok(), "{i}");
+        }
+        let r = a.create_session("1.2.3.4", &limits(), 0).unwrap_err();
+        assert_eq!((r.status, r.code.as_str()), (429, "too_many_sessions"));
+        assert_eq!(r.retry_after_ms, Some(6000), "10 a minute: one every 6 s");
+        assert_eq!(r.retry_after_secs(), Some(6));
+        // Another address is not affected; the first gets one more after 6 s.
+        assert!(a.create_session("5.6.7.8", &limits(), 0).is_ok());
+        assert!(a.create_session("1.2.3.4", &limits(), 5_999).is_err());
+        assert!(a.create_session("1.2.3.4", &limits(), 6_001).is_ok());
+        assert_eq!(a.sessions(), 22);
+    }
+
+    #[test]
+    fn the_global_cap_counts_existing_sessions_and_frees_on_removal() {
+        let l = AdmissionLimits {
+            max_sessions: 2,
+            ..limits()
+        };
+        let mut a = Admission::new(1);
+        assert!(a.create_session("a", &l, 0).is_ok());
+        let r = a.create_session("b", &l, 0).unwrap_err();
+        assert_eq!((r.status, r.code.as_str()), (503, "session_limit_reached"));
+        a.session_removed();
+        assert!(a.create_session("b", &l, 0).is_ok());
+    }
+
+    #[test]
+    fn sockets_are_capped_per_client_across_sessions() {
+        let mut a = Admission::new(0);
+        for l in ["l1", "l2", "l3"] {
+            assert!(a.open_socket("c", l, &limits(), 0).is_ok());
+        }
+        assert!(
+            a.open_socket("c", "l3", &limits(), 0).is_ok(),
+            "same lease twice is one"
+        );
+        let r = a.open_socket("c", "l4", &limits(), 0).unwrap_err();
+        assert_eq!((r.status, r.code.as_str()), (429, "too_many_connections"));
+        assert!(a.open_socket("other", "l5", &limits(), 0).is_ok());
+        a.close_socket("l1");
+        a.close_socket("l1");
+        assert!(a.open_socket("c", "l4", &limits(), 0).is_ok());
+    }
+
+    #[test]
+    fn unrenewed_leases_lapse_and_renewal_restores_forgotten_ones() {
+        let mut a = Admission::new(0);
+        for l in ["l1", "l2", "l3"] {
+            a.open_socket("c", l, &limits(), 0).unwrap();
+        }
+        a.renew(&[("l1".into(), "c".into())], SOCKET_LEASE_MS);
+        // l2 and l3 lapse at the next prune; l1 was renewed.
+        assert!(a
+            .open_socket("c", "l4", &limits(), SOCKET_LEASE_MS + 1)
+            .is_ok());
+        assert_eq!(a.sizes().1, 2);
+        // An object that restarted learns the leases back from the sessions.
+        let mut fresh = Admission::new(0);
+        fresh.renew(
+            &[
+                ("x1".into(), "c".into()),
+                ("x2".into(), "c".into()),
+                ("x3".into(), "c".into()),
+            ],
+            0,
+        );
+        assert!(fresh.open_socket("c", "x4", &limits(), 0).is_err());
+    }
+
+    #[test]
+    fn repeated_wrong_tokens_block_the_client_for_a_minute() {
+        let mut a = Admission::new(0);
+        for _ in 0..AUTH_FAILURES_ALLOWED {
+            assert_eq!(a.auth_failed("c", 0), None);
+        }
+        assert_eq!(a.auth_failed("c", 0), Some(AUTH_BLOCK_MS));
+        assert_eq!(a.blocked("c", 1), Some(AUTH_BLOCK_MS - 1));
+        assert_eq!(a.blocked("other", 1), None);
+        assert_eq!(a.blocked("c", AUTH_BLOCK_MS), None);
+        // Failures spread out over time never block.
+        let mut b = Admission::new(0);
+        for i in 0..100 {
+            assert_eq!(b.auth_failed("c", i * 10_000), None, "{i}");
+        }
+    }
+
+    #[test]
+    fn memory_is_bounded_by_forgetting_idle_clients() {
+        let mut a = Admission::new(0);
+        for i in 0..(MAX_CLIENTS + 500) {
+            let _ = a.auth_failed(&format!("10.0.{}.{}", i / 256, i % 256), 0);
+        }
+        assert!(a.sizes().0 <= MAX_CLIENTS);
+        // Clients with nothing to remember are forgotten at the next prune.
+        let _ = a.create_session("x", &limits(), 10 * 60_000);
+        let _ = a.create_session("y", &limits(), 30 * 60_000);
+        assert!(a.sizes().0 <= 2, "{:?}", a.sizes());
+    }
+
+    #[test]
+    fn ipv6_clients_count_by_their_slash_64() {
+        assert_eq!(client_key("203.0.113.9"), "203.0.113.9");
+        assert_eq!(client_key("2001:db8:1:2:aaaa::1"), "2001:db8:1:2::/64");
+        assert_eq!(client_key("2001:DB8:1:2:bbbb:1:2:3"), "2001:db8:1:2::/64");
+        assert_eq!(client_key("[2001:db8::5]"), "2001:db8:0:0::/64");
+        assert_eq!(client_key("::1"), "0:0:0:0::/64");
+    }
+}
