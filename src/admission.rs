@@ -8,7 +8,7 @@
 //! | sessions created per client address | 10/min, burst 20 | `429 too_many_sessions` + `Retry-After` |
 //! | sessions that exist at once | 10,000 (`MAX_SESSIONS`) | `503 session_limit_reached` + `Retry-After` |
 //! | sockets per client address, all sessions | 32 (`SOCKETS_PER_CLIENT`) | `429 too_many_connections` |
-//! | wrong access tokens per client address | 10 per minute | `429 too_many_failures` for a minute, before the token is looked at |
+//! | wrong access tokens per client address | 20 per minute (a missing token is not counted) | `429 too_many_failures` for a minute, before the token is looked at |
 //!
 //! A client is its address (`CF-Connecting-IP`; locally the peer address); an IPv6 address
 //! counts by its /64, which one user usually holds whole. Buckets and leases are soft state:
@@ -22,7 +22,7 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 
 /// Wrong tokens a client may send within [`AUTH_WINDOW_MS`] before it is blocked.
-pub const AUTH_FAILURES_ALLOWED: u32 = 10;
+pub const AUTH_FAILURES_ALLOWED: u32 = 20;
 pub const AUTH_WINDOW_MS: u64 = 60_000;
 /// How long a client that guessed too often is refused.
 pub const AUTH_BLOCK_MS: u64 = 60_000;

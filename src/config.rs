@@ -186,7 +186,7 @@ impl Config {
     /// and is refused, even when its `Origin` matches that host.
     pub fn host_allowed(&self, host: &str) -> bool {
         let host = host.trim().to_ascii_lowercase();
-        if self.allowed_hosts.iter().any(|h| *h == host) {
+        if self.allowed_hosts.contains(&host) {
             return true;
         }
         let name = match host.strip_prefix('[') {

@@ -2,12 +2,15 @@
 //!
 //! - [`router`]: the Worker entry — API routes, origin and token checks, static assets.
 //! - [`session_do`]: one Durable Object per session — WebSockets, event log, alarm, LLM calls.
+//! - [`admission_do`]: one Durable Object for the Worker — sessions and sockets per client,
+//!   the global session cap, repeated wrong tokens.
 //! - [`limiter_do`]: one Durable Object per provider — the global request/token limit.
 //! - [`cache_do`]: sixteen Durable Objects holding cached provider answers.
 //! - [`store`]: the session's SQLite tables.
 //! - [`provider`]: running one LLM call (OpenAI-compatible fetch, or the demo provider).
 //! - [`log`]: structured JSON logs (never secrets).
 
+mod admission_do;
 mod cache_do;
 mod limiter_do;
 mod log;

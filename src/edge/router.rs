@@ -1,21 +1,31 @@
-//! The Worker entry: API routes (everything under `/api/`; wrangler's assets binding serves
-//! the UI for every other path), the origin allowlist, the optional access token, and the
-//! hand-off to the session's Durable Object.
+//! The Worker entry: the host check, API routes (everything under `/api/`; wrangler's assets
+//! binding serves the UI for every other path), the origin allowlist, the optional access
+//! token, admission (session and socket limits per client), and the hand-off to the
+//! session's Durable Object.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
 
 use serde_json::json;
 use worker::{Env, Headers, Method, Request, RequestInit, Response, Result};
 
+use super::admission_do::{self, Ask};
 use super::session_do::random_hex;
-use super::{config, error_response, log};
+use super::{config, error_response, log, now_ms};
+use crate::admission::{client_key, Refusal};
 use crate::config::Config;
 use crate::protocol::is_session_id;
 use crate::VERSION;
 
+thread_local! {
+    /// Clients this isolate knows are blocked for wrong tokens (client → until, epoch ms), so
+    /// a blocked client is refused before its token is looked at. Bounded: cleared when full.
+    static BLOCKED: RefCell<HashMap<String, u64>> = RefCell::new(HashMap::new());
+}
+const BLOCKED_CACHE_MAX: usize = 10_000;
+
 pub(crate) async fn handle(req: Request, env: Env) -> Result<Response> {
     let path = req.path();
-    if !path.starts_with("/api/") {
-        return env.assets("ASSETS")?.fetch_request(req).await;
-    }
     let cfg = match config(&env) {
         Ok(c) => c,
         Err(e) => {
@@ -23,6 +33,25 @@ pub(crate) async fn handle(req: Request, env: Env) -> Result<Response> {
             return error_response(500, "config_invalid", &format!("Server misconfigured: {e}"));
         }
     };
+    // Before anything else: a request for a name that is not this Worker's (DNS rebinding).
+    let host = match req.headers().get("host")? {
+        Some(h) => h,
+        None => req.url()?.host_str().unwrap_or_default().to_string(),
+    };
+    if !cfg.host_allowed(&host) {
+        log::warn(
+            "host_refused",
+            json!({"host": host.chars().take(100).collect::<String>()}),
+        );
+        return error_response(
+            421,
+            "host_not_allowed",
+            "This server does not answer for that host name (see ALLOWED_HOSTS).",
+        );
+    }
+    if !path.starts_with("/api/") {
+        return env.assets("ASSETS")?.fetch_request(req).await;
+    }
     let resp = route(req, &env, &cfg, &path).await;
     let mut resp = match resp {
         Ok(r) => r,
@@ -64,8 +93,17 @@ async fn route(req: Request, env: &Env, cfg: &Config, path: &str) -> Result<Resp
             if let Some(r) = check_origin(&req, cfg)? {
                 return Ok(r);
             }
-            if let Some(r) = check_token(&req, cfg)? {
+            if let Some(r) = check_token(&req, env, cfg).await? {
                 return Ok(r);
+            }
+            let ask = Ask {
+                client: client(&req)?,
+                limits: Some(cfg.admission),
+                ..Default::default()
+            };
+            if let Err(r) = admission_do::ask(env, "/create", &ask).await? {
+                log::warn("session_refused", json!({"code": r.code}));
+                return refusal(&r);
             }
             let id = random_hex(16);
             forward(env, &id, "/init", Method::Post, None).await
@@ -73,6 +111,15 @@ async fn route(req: Request, env: &Env, cfg: &Config, path: &str) -> Result<Resp
         (_, ["sessions", id, rest @ ..]) => {
             if !is_session_id(id) {
                 return error_response(404, "not_found", "No session with this id.");
+            }
+            if method == Method::Delete && rest.is_empty() {
+                if let Some(r) = check_origin(&req, cfg)? {
+                    return Ok(r);
+                }
+                if let Some(r) = check_token(&req, env, cfg).await? {
+                    return Ok(r);
+                }
+                return forward(env, id, "/delete", Method::Post, None).await;
             }
             let is_ws = matches!(rest, ["ws"]);
             if is_ws {
@@ -89,7 +136,7 @@ async fn route(req: Request, env: &Env, cfg: &Config, path: &str) -> Result<Resp
                     return Ok(r);
                 }
             }
-            if let Some(r) = check_token(&req, cfg)? {
+            if let Some(r) = check_token(&req, env, cfg).await? {
                 return Ok(r);
             }
             if method != Method::Get {
@@ -101,15 +148,31 @@ async fn route(req: Request, env: &Env, cfg: &Config, path: &str) -> Result<Resp
                 [] => "/snapshot".to_string(),
                 ["ws"] => "/ws".to_string(),
                 ["events"] => format!("/events{query}"),
+                ["messages"] => format!("/messages{query}"),
                 ["artifacts", stage] => format!("/artifacts/{stage}{query}"),
                 _ => return error_response(404, "not_found", "Unknown route."),
             };
-            let headers = if is_ws {
-                Some(req.headers().clone())
-            } else {
-                None
+            if !is_ws {
+                return forward(env, id, &target, Method::Get, None).await;
+            }
+            // A socket holds a lease on its client's share of sockets until it closes.
+            let ask = Ask {
+                client: client(&req)?,
+                lease: random_hex(12),
+                limits: Some(cfg.admission),
+                ..Default::default()
             };
-            forward(env, id, &target, Method::Get, headers).await
+            if let Err(r) = admission_do::ask(env, "/open", &ask).await? {
+                return refusal(&r);
+            }
+            let headers = req.headers().clone();
+            headers.set("x-client", &ask.client)?;
+            headers.set("x-lease", &ask.lease)?;
+            let resp = forward(env, id, &target, Method::Get, Some(headers)).await?;
+            if resp.status_code() != 101 {
+                admission_do::ask(env, "/close", &ask).await?.ok();
+            }
+            Ok(resp)
         }
         (_, ["health"] | ["sessions"]) => error_response(
             405,
@@ -158,34 +221,96 @@ fn check_origin(req: &Request, cfg: &Config) -> Result<Option<Response>> {
     .map(Some)
 }
 
+/// The client's address: `CF-Connecting-IP` (set by Cloudflare, and by `wrangler dev`
+/// locally), IPv6 counted by its /64.
+fn client(req: &Request) -> Result<String> {
+    let ip = req.headers().get("cf-connecting-ip")?.unwrap_or_default();
+    Ok(client_key(if ip.is_empty() { "local" } else { &ip }))
+}
+
+/// An admission refusal as an HTTP answer, with `Retry-After` when it has one.
+fn refusal(r: &Refusal) -> Result<Response> {
+    let mut resp = error_response(r.status, &r.code, &r.message)?;
+    if let Some(s) = r.retry_after_secs() {
+        resp.headers_mut().set("retry-after", &s.to_string())?;
+    }
+    Ok(resp)
+}
+
 /// With `BOTARMY_ACCESS_TOKEN` set, requests carry it as `Authorization: Bearer …` or, for
 /// WebSockets (browsers cannot set headers there), as the subprotocol `botarmy.token.…`.
-fn check_token(req: &Request, cfg: &Config) -> Result<Option<Response>> {
+/// A client that sends more than a few wrong tokens a minute is refused (429) for a minute
+/// before its token is even looked at.
+async fn check_token(req: &Request, env: &Env, cfg: &Config) -> Result<Option<Response>> {
     let Some(token) = &cfg.access_token else {
         return Ok(None);
     };
+    let who = client(req)?;
+    let now = now_ms();
+    let blocked = BLOCKED.with(|b| b.borrow().get(&who).copied().filter(|t| *t > now));
+    if let Some(until) = blocked {
+        return too_many_failures(until - now).map(Some);
+    }
     let h = req.headers();
     let bearer = h.get("authorization")?.unwrap_or_default();
     let protocols = h.get("sec-websocket-protocol")?.unwrap_or_default();
-    let presented = bearer
-        .strip_prefix("Bearer ")
-        .map(|t| t.trim().to_string())
+    // The scheme is case-insensitive (RFC 9110).
+    let offered: Vec<String> = bearer
+        .get(..7)
+        .filter(|s| s.eq_ignore_ascii_case("bearer "))
+        .map(|_| bearer[7..].trim().to_string())
         .into_iter()
         .chain(
             protocols
                 .split(',')
                 .filter_map(|p| p.trim().strip_prefix("botarmy.token.").map(str::to_string)),
         )
-        .any(|t| constant_time_eq(t.as_bytes(), token.as_bytes()));
-    if presented {
+        .filter(|t| !t.is_empty())
+        .collect();
+    if offered
+        .iter()
+        .any(|t| constant_time_eq(t.as_bytes(), token.as_bytes()))
+    {
         return Ok(None);
     }
+    if offered.is_empty() {
+        // No token at all (a page before its user typed one) is not a guess.
+        return unauthorized().map(Some);
+    }
+    let ask = Ask {
+        client: who.clone(),
+        ..Default::default()
+    };
+    let answer = admission_do::ask(env, "/auth_failed", &ask).await?;
+    if let Some(ms) = answer.ok().and_then(|v| v["blockedMs"].as_u64()) {
+        log::warn("auth_blocked", json!({"client": who}));
+        BLOCKED.with(|b| {
+            let mut b = b.borrow_mut();
+            if b.len() >= BLOCKED_CACHE_MAX {
+                b.clear();
+            }
+            b.insert(who, now + ms);
+        });
+        return too_many_failures(ms).map(Some);
+    }
+    unauthorized().map(Some)
+}
+
+fn unauthorized() -> Result<Response> {
     error_response(
         401,
         "unauthorized",
         "This BotArmy needs an access token (BOTARMY_ACCESS_TOKEN).",
     )
-    .map(Some)
+}
+
+fn too_many_failures(ms: u64) -> Result<Response> {
+    refusal(&Refusal {
+        status: 429,
+        code: "too_many_failures".into(),
+        message: "Too many wrong access tokens from your address; wait a minute.".into(),
+        retry_after_ms: Some(ms),
+    })
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {

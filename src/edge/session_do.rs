@@ -1,8 +1,9 @@
 //! The Session Durable Object: one per session. It holds the session's hibernating
-//! WebSockets, runs the core [`Session`] machine, stores its event log in SQLite before
-//! broadcasting, and uses the alarm as its one timer (retries, watchdog, idle-socket sweep,
-//! and starting LLM calls, which run inside the alarm handler so they survive the request
-//! that asked for them).
+//! WebSockets (each driven by the core's [`Connection`]), runs the core [`Session`] machine,
+//! stores its event log in SQLite before broadcasting, keeps every table within its bound,
+//! and uses the alarm as its one timer (retries, watchdog, socket sweep, expiry, and starting
+//! LLM calls, which run inside the alarm handler so they survive the request that asked for
+//! them).
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -15,34 +16,39 @@ use worker::{
     WebSocket, WebSocketIncomingMessage, WebSocketPair, WebSocketRequestResponsePair,
 };
 
+use super::admission_do::{self, Ask};
 use super::store::Store;
 use super::{error_response, log, now_ms, provider};
 use crate::agents::Stage;
 use crate::config::Config;
 use crate::protocol::event::{frame, Event};
 use crate::protocol::limits::{
-    FloodGuard, FloodVerdict, EVENTS_PAGE_DEFAULT, EVENTS_PAGE_MAX, LOG_RETENTION, LOG_TRIM_TO,
-    MAX_FRAME_BYTES, MAX_SOCKETS_PER_SESSION,
+    ARTIFACT_VERSIONS_KEPT, EVENTS_PAGE_DEFAULT, EVENTS_PAGE_MAX, LOG_MAX_BYTES, LOG_RETENTION,
+    LOG_TRIM_TO, MAX_MESSAGES, MAX_SOCKETS_PER_SESSION, MESSAGES_MAX_BYTES,
+    SNAPSHOT_MESSAGES_BYTES,
 };
-use crate::protocol::{decode_command, is_session_id, Command, Rejection};
+use crate::protocol::{is_session_id, Rejection};
+use crate::session::connection::{
+    Action, CatchUp, Connection, Incoming, CATCHUP_PAGE_BYTES, CLOSE_HELLO_TIMEOUT,
+    CLOSE_SESSION_GONE, SEND_WINDOW_BYTES,
+};
 use crate::session::replay::{plan, ReplayPlan};
 use crate::session::schedule::{self, Needs, Rows, Timer};
 use crate::session::{Effect, Session};
 
-/// Kept with each hibernating socket, so it survives the object being evicted.
+/// Kept with each hibernating socket (at most 2 KiB), so it survives the object being
+/// evicted: who the client is, its admission lease, and its connection state.
 #[derive(Serialize, Deserialize, Clone)]
 struct Attachment {
-    conn: String,
-    ready: bool,
-    since: u64,
+    client: String,
+    lease: String,
+    c: Connection,
 }
 
-/// In-memory view of a socket; rebuilt from the attachment after hibernation.
-struct Conn {
-    ready: bool,
-    last_seen: u64,
-    flood: FloodGuard,
-}
+/// Sessions tell the admission object their sockets are alive this often.
+const LEASE_RENEW_MS: u64 = 5 * 60_000;
+/// The last-activity time is written at most this often (it only moves the expiry).
+const ACTIVE_WRITE_MS: u64 = 60_000;
 
 pub(crate) struct Inner {
     pub session: Session,
@@ -52,6 +58,11 @@ pub(crate) struct Inner {
     oldest: u64,
     /// The `schedule` table as stored (read once on load, then written through).
     timers: Rows,
+    /// Bytes of the event log, and (count, bytes) of messages: kept under their bounds.
+    log_bytes: u64,
+    messages: (u64, u64),
+    /// Last command, socket open or close (moves the idle expiry), as stored.
+    active_at: u64,
 }
 
 #[durable_object]
@@ -59,12 +70,16 @@ pub struct SessionDo {
     state: State,
     env: Env,
     inner: RefCell<Option<Inner>>,
-    conns: RefCell<HashMap<String, Conn>>,
+    conns: RefCell<HashMap<String, Attachment>>,
     /// The LLM call running in this instance, with the means to abort it.
     live: RefCell<Option<(u64, AbortController)>>,
     /// The alarm loop is running calls; a new pending call will be picked up by it.
     running: Cell<bool>,
     alarm_at: Cell<Option<u64>>,
+    /// The session was deleted or expired while this instance lived: everything answers as
+    /// if it never existed (a call still unwinding finds nothing to write).
+    gone: Cell<bool>,
+    renewed_at: Cell<u64>,
 }
 
 impl DurableObject for SessionDo {
@@ -81,6 +96,8 @@ impl DurableObject for SessionDo {
             live: RefCell::new(None),
             running: Cell::new(false),
             alarm_at: Cell::new(None),
+            gone: Cell::new(false),
+            renewed_at: Cell::new(0),
         }
     }
 
@@ -88,15 +105,25 @@ impl DurableObject for SessionDo {
         let path = req.path();
         let id = req.headers().get("x-session-id")?.unwrap_or_default();
         if path == "/init" {
-            return self.init(&id);
+            let resp = self.init(&id)?;
+            // Its idle expiry is set from the start: a session nobody ever joins expires too.
+            if self.load()? {
+                self.schedule_alarm().await?;
+            }
+            return Ok(resp);
         }
         if !self.load()? {
             return error_response(404, "not_found", "No session with this id.");
         }
+        if path == "/delete" {
+            self.destroy("deleted").await?;
+            return Ok(Response::empty()?.with_status(204));
+        }
         let resp = match path.as_str() {
-            "/ws" => self.upgrade(&req),
+            "/ws" => self.upgrade(&req).await,
             "/snapshot" => self.snapshot(),
             "/events" => self.events(&req),
+            "/messages" => self.messages_page(&req),
             p if p.starts_with("/artifacts/") => self.artifacts(&req, &p["/artifacts/".len()..]),
             _ => error_response(404, "not_found", "Unknown route."),
         };
@@ -110,82 +137,66 @@ impl DurableObject for SessionDo {
         message: WebSocketIncomingMessage,
     ) -> Result<()> {
         let now = now_ms();
-        let text = match message {
-            WebSocketIncomingMessage::String(s) => s,
-            WebSocketIncomingMessage::Binary(b) => {
-                if b.len() > MAX_FRAME_BYTES {
-                    let _ = ws.close(Some(1009), Some("frame too large"));
+        let key = self.conn_key(&ws);
+        let incoming = match &message {
+            WebSocketIncomingMessage::String(s) => Incoming::Text(s),
+            WebSocketIncomingMessage::Binary(b) => Incoming::Binary(b.len()),
+        };
+        let action = self.with_conn(&ws, &key, |a| a.c.on_frame(incoming, now));
+        match action {
+            Action::None => {}
+            Action::Close { code, reason } => {
+                log::warn(
+                    "socket_closed",
+                    json!({"conn": key, "code": code, "reason": reason}),
+                );
+                self.close(&ws, &key, code, reason);
+            }
+            Action::Warn => self.send(
+                &ws,
+                &key,
+                "warning",
+                json!({"code": "rate_limited",
+                    "message": "Too many frames: slow down or the connection will be closed."}),
+            ),
+            Action::Pong => self.send(&ws, &key, "pong", json!({"t": now})),
+            Action::Reject(r) => {
+                // Bad input is the client's problem, not the server's: one line, no stack.
+                if !matches!(r.code, "hello_required" | "resync_rate_limited") {
+                    log::warn("frame_rejected", json!({"conn": key, "code": r.code}));
+                }
+                self.reply_rejection(&ws, &key, &r);
+            }
+            Action::Hello { last_seq } => {
+                if !self.load()? {
+                    self.close(&ws, &key, CLOSE_SESSION_GONE, "session gone");
                     return Ok(());
                 }
-                self.reply_rejection(
-                    &ws,
-                    &Rejection::new(
-                        "binary_frame",
-                        "Binary frames are not accepted; send JSON text.",
-                    ),
-                );
-                return Ok(());
+                self.hello(&ws, &key, last_seq)?;
             }
-        };
-        if text.len() > MAX_FRAME_BYTES {
-            let _ = ws.close(Some(1009), Some("frame too large"));
-            return Ok(());
-        }
-        let key = self.conn_key(&ws);
-        let verdict = self.with_conn(&ws, &key, |c| {
-            c.last_seen = now;
-            c.flood.check(now)
-        });
-        match verdict {
-            FloodVerdict::Allow => {}
-            FloodVerdict::Warn => {
-                self.send(
-                    &ws,
-                    "warning",
-                    json!({"code": "rate_limited",
-                    "message": "Too many frames: slow down or the connection will be closed."}),
-                );
-                return Ok(());
+            Action::ContinueCatchUp => {
+                if self.load()? {
+                    self.pump(&ws, &key)?;
+                }
             }
-            FloodVerdict::Drop => return Ok(()),
-            FloodVerdict::Close => {
-                log::warn("socket_flood_closed", json!({"conn": key}));
-                let _ = ws.close(Some(1008), Some("too many frames"));
-                return Ok(());
-            }
-        }
-        let env = match decode_command(&text) {
-            Ok(env) => env,
-            Err(r) => {
-                self.reply_rejection(&ws, &r);
-                return Ok(());
-            }
-        };
-        if !self.load()? {
-            let _ = ws.close(Some(1011), Some("session missing"));
-            return Ok(());
-        }
-        match env.command {
-            Command::Hello { last_seq } => self.hello(&ws, &key, last_seq, now)?,
-            Command::Ping => self.send(&ws, "pong", json!({"t": now})),
-            _ if !self.with_conn(&ws, &key, |c| c.ready) => {
-                let mut r = Rejection::new("hello_required", "Send hello {lastSeq} first.");
-                r.command = Some(env.command.name().into());
-                r.id = env.id;
-                self.reply_rejection(&ws, &r);
-            }
-            _ => {
+            Action::Command(env) => {
+                if !self.load()? {
+                    self.close(&ws, &key, CLOSE_SESSION_GONE, "session gone");
+                    return Ok(());
+                }
                 let name = env.command.name();
                 let id = env.id.clone();
                 let result = self.with_inner(|i| i.session.command(env, now));
                 match result {
                     Ok(ack) => self.send(
                         &ws,
+                        &key,
                         "ack",
                         json!({"id": id, "command": name, "duplicate": ack.duplicate}),
                     ),
-                    Err(r) => self.reply_rejection(&ws, &r),
+                    Err(r) => self.reply_rejection(&ws, &key, &r),
                 }
+                self.touch(now)?;
                 self.commit()?;
                 self.kick().await?;
             }
@@ -201,10 +212,12 @@ impl DurableObject for SessionDo {
         _clean: bool,
     ) -> Result<()> {
         let key = self.conn_key(&ws);
-        self.conns.borrow_mut().remove(&key);
+        let lease = self.forget(&ws, &key);
         let _ = ws.close(Some(1000), Some("closed"));
+        self.release(lease).await;
         // The last socket gone: the sweep timer goes with it.
         if self.load()? {
+            self.touch(now_ms())?;
             self.schedule_alarm().await?;
         }
         Ok(())
@@ -212,7 +225,8 @@ impl DurableObject for SessionDo {
 
     async fn websocket_error(&self, ws: WebSocket, _error: worker::Error) -> Result<()> {
         let key = self.conn_key(&ws);
-        self.conns.borrow_mut().remove(&key);
+        let lease = self.forget(&ws, &key);
+        self.release(lease).await;
         Ok(())
     }
 
@@ -221,12 +235,16 @@ impl DurableObject for SessionDo {
         if self.load()? {
             let now = now_ms();
             let due = self.with_inner(|i| schedule::due(&i.timers, now));
+            if due.contains(&Timer::Expire) && self.expire_due(now) {
+                self.destroy("expired").await?;
+                return Response::ok("");
+            }
             // `call` and `live` need nothing beyond this: the session's own timers, then any
             // call that is pending (a restored one after a crash among them).
             self.with_inner(|i| i.session.on_timeout(now));
             self.commit()?;
             if due.contains(&Timer::Sweep) {
-                self.sweep(now);
+                self.sweep(now).await;
             }
             self.run_calls().await;
         }
@@ -242,12 +260,15 @@ impl SessionDo {
         if !is_session_id(id) {
             return error_response(400, "bad_request", "Invalid session id.");
         }
+        self.gone.set(false);
         let store = Store::create(self.state.storage().sql())?;
         if store.meta("session")?.is_none() {
             let cfg = self.cfg()?;
             let session = Session::new(id, cfg.session());
+            let now = now_ms().to_string();
             store.set_meta("session", &session.persisted())?;
-            store.set_meta("created_at", &now_ms().to_string())?;
+            store.set_meta("created_at", &now)?;
+            store.set_meta("active_at", &now)?;
             log::info(
                 "session_created",
                 json!({"session": id, "demo": cfg.demo()}),
@@ -266,6 +287,9 @@ impl SessionDo {
     /// Loads the session into memory (restoring it after eviction or a restart). False when
     /// this object holds no session.
     fn load(&self) -> Result<bool> {
+        if self.gone.get() {
+            return Ok(false);
+        }
         if self.inner.borrow().is_some() {
             return Ok(true);
         }
@@ -289,13 +313,20 @@ impl SessionDo {
                 json!({"session": session.state().session_id}),
             );
         }
+        let active_at = match store.meta("active_at")? {
+            Some(t) => t.parse().unwrap_or(now),
+            None => now,
+        };
         *self.inner.borrow_mut() = Some(Inner {
             session,
+            log_bytes: store.log_bytes()?,
+            messages: store.message_totals()?,
             store,
             cfg,
             saved: json,
             oldest: oldest.max(1),
             timers,
+            active_at,
         });
         self.commit()?;
         Ok(true)
@@ -307,25 +338,36 @@ impl SessionDo {
     }
 
     /// Executes the session's effects: store events (and messages, artifacts), persist the
-    /// session, trim the log, then broadcast — storage always before sending.
+    /// session, keep every table within its bound, then broadcast — storage always before
+    /// sending.
     pub(crate) fn commit(&self) -> Result<()> {
         let mut frames = Vec::new();
         let mut aborts = Vec::new();
         {
             let mut g = self.inner.borrow_mut();
-            let i = g.as_mut().expect("session loaded");
+            let Some(i) = g.as_mut() else {
+                return Ok(());
+            };
+            let gone = self.gone.get();
             while let Some(effect) = i.session.poll_effect() {
                 match effect {
+                    // A deleted session writes nothing; its call only unwinds.
+                    Effect::Emit { .. } | Effect::SaveArtifact { .. } if gone => {}
                     Effect::Emit { seq, json, event } => {
                         i.store.append_event(seq, &json)?;
+                        i.log_bytes += json.len() as u64;
                         match &event {
                             Event::TextMessageStart {
                                 message_id,
                                 role,
                                 name,
-                            } => i.store.message_start(message_id, *role, name, seq)?,
+                            } => {
+                                i.store.message_start(message_id, *role, name, seq)?;
+                                i.messages.0 += 1;
+                            }
                             Event::TextMessageContent { message_id, delta } => {
-                                i.store.message_append(seq, message_id, delta)?
+                                i.store.message_append(seq, message_id, delta)?;
+                                i.messages.1 += delta.len() as u64;
                             }
                             Event::RunError { code, .. } => log::warn(
                                 "run_error",
@@ -333,7 +375,7 @@ impl SessionDo {
                             ),
                             _ => {}
                         }
-                        frames.push(json);
+                        frames.push((seq, json));
                     }
                     Effect::SaveArtifact {
                         stage,
@@ -349,9 +391,16 @@ impl SessionDo {
                             feedback.as_deref(),
                             created_at,
                         )?;
+                        i.store
+                            .trim_artifacts(stage, version, ARTIFACT_VERSIONS_KEPT)?;
                     }
                     Effect::AbortCall { call_id } => aborts.push(call_id),
                 }
+            }
+            if gone {
+                drop(g);
+                self.abort(&aborts);
+                return Ok(());
             }
             // Text alone leaves the session clean: no serialising per token.
             if i.session.take_dirty() {
@@ -362,21 +411,94 @@ impl SessionDo {
                 }
             }
             let newest = i.session.last_seq();
-            if newest >= i.oldest + LOG_RETENTION {
-                let keep_from = newest + 1 - LOG_TRIM_TO;
+            if newest >= i.oldest + LOG_RETENTION || i.log_bytes > LOG_MAX_BYTES {
+                let by_bytes = i
+                    .store
+                    .log_keep_from(LOG_MAX_BYTES / 4 * 3)?
+                    .unwrap_or(newest);
+                let keep_from = (newest + 1)
+                    .saturating_sub(LOG_TRIM_TO)
+                    .max(by_bytes)
+                    .min(newest);
                 i.store.trim_events(keep_from)?;
                 i.oldest = keep_from;
+                i.log_bytes = i.store.log_bytes()?;
+            }
+            if i.messages.0 > MAX_MESSAGES || i.messages.1 > MESSAGES_MAX_BYTES {
+                i.messages = i
+                    .store
+                    .trim_messages(MAX_MESSAGES / 4 * 3, MESSAGES_MAX_BYTES / 4 * 3)?;
             }
         }
-        for id in aborts {
+        self.abort(&aborts);
+        self.broadcast(&frames);
+        Ok(())
+    }
+
+    fn abort(&self, ids: &[u64]) {
+        for id in ids {
             let mut live = self.live.borrow_mut();
-            if live.as_ref().is_some_and(|(l, _)| *l == id) {
+            if live.as_ref().is_some_and(|(l, _)| l == id) {
                 if let Some((_, c)) = live.take() {
                     c.abort();
                 }
             }
         }
-        self.broadcast(&frames);
+    }
+
+    /// Moves the idle expiry (written at most once a minute).
+    fn touch(&self, now: u64) -> Result<()> {
+        let mut g = self.inner.borrow_mut();
+        let Some(i) = g.as_mut() else {
+            return Ok(());
+        };
+        if now >= i.active_at + ACTIVE_WRITE_MS {
+            i.store.set_meta("active_at", &now.to_string())?;
+            i.active_at = now;
+        }
+        Ok(())
+    }
+
+    /// The expiry timer fired: true when the session really is idle (no socket, no call).
+    fn expire_due(&self, now: u64) -> bool {
+        let busy = !self.state.get_websockets().is_empty()
+            || self.live.borrow().is_some()
+            || self.with_inner(|i| {
+                i.session.pending_call().is_some() || i.session.live_call().is_some()
+            });
+        if busy {
+            let _ = self.touch(now);
+            return false;
+        }
+        self.with_inner(|i| now >= i.active_at + i.cfg.session_idle_ttl_ms)
+    }
+
+    /// Deletes the session: sockets closed (4404), the call aborted, every table and the
+    /// alarm removed, the admission count freed.
+    async fn destroy(&self, why: &str) -> Result<()> {
+        let id = self.with_inner(|i| i.session.state().session_id.clone());
+        self.gone.set(true);
+        if let Some((_, c)) = self.live.borrow_mut().take() {
+            c.abort();
+        }
+        let mut leases = Vec::new();
+        for ws in self.state.get_websockets() {
+            let key = self.conn_key(&ws);
+            leases.push(self.forget(&ws, &key));
+            let _ = ws.close(Some(CLOSE_SESSION_GONE), Some(format!("session {why}")));
+        }
+        self.with_inner(|i| i.store.wipe())?;
+        self.state.storage().delete_alarm().await?;
+        self.state.storage().delete_all().await?;
+        self.alarm_at.set(None);
+        *self.inner.borrow_mut() = None;
+        for lease in leases {
+            self.release(lease).await;
+        }
+        if let Err(e) = admission_do::ask(&self.env, "/removed", &Ask::default()).await {
+            log::warn("admission_unreachable", json!({"message": e.to_string()}));
+        }
+        log::info("session_removed", json!({"session": id, "why": why}));
         Ok(())
     }
 
@@ -390,8 +512,23 @@ impl SessionDo {
 
     // ---- sockets ------------------------------------------------------------------------
 
-    fn upgrade(&self, req: &Request) -> Result<Response> {
-        if self.state.get_websockets().len() >= MAX_SOCKETS_PER_SESSION {
+    async fn upgrade(&self, req: &Request) -> Result<Response> {
+        let now = now_ms();
+        let client = req.headers().get("x-client")?.unwrap_or_default();
+        let lease = req.headers().get("x-lease")?.unwrap_or_default();
+        // Sockets that never said hello in time hold no slot: close them now.
+        let mut held = 0;
+        for ws in self.state.get_websockets() {
+            let key = self.conn_key(&ws);
+            if self.with_conn(&ws, &key, |a| a.c.holds_slot(now)) {
+                held += 1;
+            } else {
+                let lease = self.forget(&ws, &key);
+                let _ = ws.close(Some(CLOSE_HELLO_TIMEOUT), Some("no hello within 10 s"));
+                self.release(lease).await;
+            }
+        }
+        if held >= MAX_SOCKETS_PER_SESSION {
             return error_response(
                 429,
                 "too_many_connections",
@@ -399,43 +536,27 @@ impl SessionDo {
             );
         }
         let pair = WebSocketPair::new()?;
-        let conn = random_hex(8);
-        let tag = format!("c{conn}");
+        let tag = format!("c{}", random_hex(8));
         self.state
             .accept_websocket_with_tags(&pair.server, &[tag.as_str()]);
-        let now = now_ms();
-        pair.server.serialize_attachment(Attachment {
-            conn: conn.clone(),
-            ready: false,
-            since: now,
-        })?;
-        self.conns.borrow_mut().insert(
-            tag,
-            Conn {
-                ready: false,
-                last_seen: now,
-                flood: FloodGuard::new(now),
-            },
-        );
+        let a = Attachment {
+            client,
+            lease,
+            c: Connection::new(now),
+        };
+        pair.server.serialize_attachment(&a)?;
+        self.conns.borrow_mut().insert(tag, a);
+        self.touch(now)?;
         let mut resp = Response::from_websocket(pair.client)?;
-        // A client that offers subprotocols must get one back: `botarmy.v1` when offered,
-        // else the first one it sent (the token, echoed only to the client that sent it).
-        let offered = req
-            .headers()
-            .get("sec-websocket-protocol")?
-            .unwrap_or_default();
-        let offered: Vec<&str> = offered
-            .split(',')
-            .map(str::trim)
-            .filter(|p| !p.is_empty())
-            .collect();
-        let chosen = offered
-            .iter()
-            .find(|p| **p == "botarmy.v1")
-            .or(offered.first());
-        if let Some(p) = chosen {
-            resp.headers_mut().set("sec-websocket-protocol", p)?;
+        if let Some(p) = choose_subprotocol(
+            &req.headers()
+                .get("sec-websocket-protocol")?
+                .unwrap_or_default(),
+        ) {
+            resp.headers_mut().set("sec-websocket-protocol", &p)?;
         }
+        // The pre-hello deadline must be swept even if nothing else is scheduled.
+        self.schedule_alarm().await?;
         Ok(resp)
     }
 
@@ -447,116 +568,259 @@ impl SessionDo {
             .unwrap_or_default()
     }
 
-    fn with_conn<R>(&self, ws: &WebSocket, key: &str, f: impl FnOnce(&mut Conn) -> R) -> R {
+    fn with_conn<R>(&self, ws: &WebSocket, key: &str, f: impl FnOnce(&mut Attachment) -> R) -> R {
         let mut conns = self.conns.borrow_mut();
         let conn = conns.entry(key.to_string()).or_insert_with(|| {
-            let a: Option<Attachment> = ws.deserialize_attachment().ok().flatten();
-            let now = now_ms();
-            Conn {
-                ready: a.as_ref().is_some_and(|a| a.ready),
-                last_seen: now,
-                flood: FloodGuard::new(now),
-            }
+            ws.deserialize_attachment::<Attachment>()
+                .ok()
+                .flatten()
+                .unwrap_or_else(|| Attachment {
+                    client: String::new(),
+                    lease: String::new(),
+                    c: Connection::new(now_ms()),
+                })
         });
         f(conn)
     }
 
-    /// `hello {lastSeq}`: welcome, replay or snapshot, caught_up — then the socket receives
-    /// live events. All synchronous, so nothing produced meanwhile is missed or doubled.
-    fn hello(&self, ws: &WebSocket, key: &str, last_seq: u64, now: u64) -> Result<()> {
-        let g = self.inner.borrow();
-        let i = g.as_ref().expect("session loaded");
-        let newest = i.session.last_seq();
-        let p = plan(last_seq, i.oldest, newest);
-        let mode = match p {
-            ReplayPlan::Replay { .. } => "replay",
-            ReplayPlan::Snapshot { .. } => "snapshot",
-        };
-        let mut welcome = json!({"sessionId": i.session.state().session_id, "demo": i.cfg.demo(),
-            "model": i.cfg.model_label(), "lastSeq": newest, "mode": mode});
-        if let ReplayPlan::Snapshot { reason, .. } = p {
-            welcome["reason"] = reason.code().into();
+    /// Writes the socket's state into its hibernation attachment.
+    fn save_conn(&self, ws: &WebSocket, key: &str) {
+        if let Some(a) = self.conns.borrow().get(key) {
+            if let Err(e) = ws.serialize_attachment(a) {
+                log::warn(
+                    "attachment_failed",
+                    json!({"conn": key, "message": e.to_string()}),
+                );
+            }
         }
-        self.send(ws, "welcome", welcome);
+    }
+
+    /// Forgets a socket; returns its admission lease.
+    fn forget(&self, ws: &WebSocket, key: &str) -> String {
+        let lease = self.with_conn(ws, key, |a| a.lease.clone());
+        self.conns.borrow_mut().remove(key);
+        lease
+    }
+
+    fn close(&self, ws: &WebSocket, key: &str, code: u16, reason: &str) {
+        let _ = ws.close(Some(code), Some(reason));
+        self.conns.borrow_mut().remove(key);
+        // The runtime still calls `websocket_close`, which releases the lease.
+    }
+
+    async fn release(&self, lease: String) {
+        if lease.is_empty() {
+            return;
+        }
+        let ask = Ask {
+            lease,
+            ..Default::default()
+        };
+        if let Err(e) = admission_do::ask(&self.env, "/close", &ask).await {
+            log::warn("admission_unreachable", json!({"message": e.to_string()}));
+        }
+    }
+
+    /// `hello {lastSeq}`: welcome, then the catch-up (replay pages under flow control, or a
+    /// bounded snapshot), then `caught_up`; from then on the socket gets live events.
+    fn hello(&self, ws: &WebSocket, key: &str, last_seq: u64) -> Result<()> {
+        let (welcome, p, newest) = self.with_inner(|i| {
+            let newest = i.session.last_seq();
+            let p = plan(last_seq, i.oldest, newest);
+            let mode = match p {
+                ReplayPlan::Replay { .. } => "replay",
+                ReplayPlan::Snapshot { .. } => "snapshot",
+            };
+            let mut welcome = json!({"sessionId": i.session.state().session_id, "demo": i.cfg.demo(),
+                "model": i.cfg.model_label(), "lastSeq": newest, "mode": mode,
+                "flow": {"window": SEND_WINDOW_BYTES, "page": CATCHUP_PAGE_BYTES}});
+            if let ReplayPlan::Snapshot { reason, .. } = p {
+                welcome["reason"] = reason.code().into();
+            }
+            (welcome, p, newest)
+        });
+        self.send_at(ws, key, last_seq.min(newest), "welcome", welcome);
         match p {
-            ReplayPlan::Replay { from, to } => {
-                let mut next = from;
-                while next <= to {
-                    let page = i.store.events(next, to, 1000)?;
-                    if page.is_empty() {
-                        break;
-                    }
-                    next += page.len() as u64;
-                    for f in &page {
-                        let _ = ws.send_with_str(f);
-                    }
+            ReplayPlan::Replay { from, .. } => self.with_conn(ws, key, |a| {
+                a.c.catch_up = Some(CatchUp::Replay { next: from })
+            }),
+            ReplayPlan::Snapshot { .. } => {
+                self.with_conn(ws, key, |a| a.c.catch_up = Some(CatchUp::Snapshot))
+            }
+        }
+        self.pump(ws, key)
+    }
+
+    /// Sends replay pages while the client's window is open; finishes with `caught_up` when
+    /// the log's newest event is sent. A paused catch-up goes on at the client's next `ack`.
+    fn pump(&self, ws: &WebSocket, key: &str) -> Result<()> {
+        loop {
+            let (next, open) = self.with_conn(ws, key, |a| (a.c.catch_up, a.c.catch_up_open()));
+            let next = match next {
+                None => return Ok(()),
+                Some(_) if !open => {
+                    self.save_conn(ws, key);
+                    return Ok(());
+                }
+                Some(CatchUp::Snapshot) => return self.snapshot_catch_up(ws, key, now_ms()),
+                Some(CatchUp::Replay { next }) => next,
+            };
+            let (newest, oldest) = self.with_inner(|i| (i.session.last_seq(), i.oldest));
+            if next > newest {
+                self.send_at(
+                    ws,
+                    key,
+                    newest,
+                    "caught_up",
+                    json!({"lastSeq": newest, "omittedMessages": 0}),
+                );
+                self.with_conn(ws, key, |a| a.c.joined());
+                self.save_conn(ws, key);
+                return Ok(());
+            }
+            if next < oldest {
+                // The log was trimmed while the catch-up waited: a snapshot instead.
+                self.with_conn(ws, key, |a| a.c.catch_up = Some(CatchUp::Snapshot));
+                continue;
+            }
+            let page = self.with_inner(|i| i.store.events(next, newest, 200))?;
+            let mut seq = next;
+            for f in &page {
+                if self.send_frame(ws, key, seq, f).is_err() {
+                    return Ok(());
+                }
+                seq += 1;
+                if !self.with_conn(ws, key, |a| a.c.catch_up_open()) {
+                    break;
                 }
             }
-            ReplayPlan::Snapshot { .. } => {
-                let snap = Event::StateSnapshot {
-                    snapshot: i.session.state().to_json(),
-                };
-                let _ = ws.send_with_str(frame(None, now, &snap));
-                let msgs = Event::MessagesSnapshot {
-                    messages: i.store.messages()?,
-                };
-                let _ = ws.send_with_str(frame(None, now, &msgs));
-            }
+            self.with_conn(ws, key, |a| {
+                a.c.catch_up = Some(CatchUp::Replay { next: seq })
+            });
         }
-        self.send(ws, "caught_up", json!({"lastSeq": newest}));
-        drop(g);
-        self.with_conn(ws, key, |c| c.ready = true);
-        let conn = key.trim_start_matches('c').to_string();
-        let since = ws
-            .deserialize_attachment::<Attachment>()
-            .ok()
-            .flatten()
-            .map_or(now, |a| a.since);
-        ws.serialize_attachment(Attachment {
-            conn,
-            ready: true,
-            since,
+    }
+
+    fn snapshot_catch_up(&self, ws: &WebSocket, key: &str, now: u64) -> Result<()> {
+        let (state, (messages, omitted), newest) = self.with_inner(|i| -> Result<_> {
+            Ok((
+                i.session.state().to_json(),
+                i.store.recent_messages(SNAPSHOT_MESSAGES_BYTES)?,
+                i.session.last_seq(),
+            ))
         })?;
+        let snap = frame(None, now, &Event::StateSnapshot { snapshot: state });
+        let msgs = frame(None, now, &Event::MessagesSnapshot { messages });
+        if self.send_frame(ws, key, newest, &snap).is_err()
+            || self.send_frame(ws, key, newest, &msgs).is_err()
+        {
+            return Ok(());
+        }
+        self.send_at(
+            ws,
+            key,
+            newest,
+            "caught_up",
+            json!({"lastSeq": newest, "omittedMessages": omitted}),
+        );
+        self.with_conn(ws, key, |a| a.c.joined());
+        self.save_conn(ws, key);
         Ok(())
     }
 
-    fn send(&self, ws: &WebSocket, name: &str, value: serde_json::Value) {
-        let _ = ws.send_with_str(frame(None, now_ms(), &Event::custom(name, value)));
+    /// Sends one frame, counting it against the socket's window; a client too far behind is
+    /// closed (4008) and `Err` says so.
+    fn send_frame(
+        &self,
+        ws: &WebSocket,
+        key: &str,
+        seq: u64,
+        f: &str,
+    ) -> std::result::Result<(), ()> {
+        let _ = ws.send_with_str(f);
+        let over = self.with_conn(ws, key, |a| a.c.on_sent(seq, f.len()));
+        if let Some(Action::Close { code, reason }) = over {
+            log::warn("socket_too_slow", json!({"conn": key}));
+            self.close(ws, key, code, reason);
+            return Err(());
+        }
+        Ok(())
     }
 
-    fn reply_rejection(&self, ws: &WebSocket, r: &Rejection) {
+    /// An unlogged connection frame; `at` is the client's position in the log.
+    fn send_at(&self, ws: &WebSocket, key: &str, at: u64, name: &str, value: serde_json::Value) {
+        let f = frame(None, now_ms(), &Event::custom(name, value));
+        let _ = self.send_frame(ws, key, at, &f);
+    }
+
+    fn send(&self, ws: &WebSocket, key: &str, name: &str, value: serde_json::Value) {
+        let at = self
+            .inner
+            .borrow()
+            .as_ref()
+            .map_or(0, |i| i.session.last_seq());
+        self.send_at(ws, key, at, name, value);
+    }
+
+    fn reply_rejection(&self, ws: &WebSocket, key: &str, r: &Rejection) {
         self.send(
             ws,
+            key,
             "rejected",
             json!({"id": r.id, "command": r.command, "code": r.code, "message": r.message}),
         );
     }
 
-    fn broadcast(&self, frames: &[String]) {
+    fn broadcast(&self, frames: &[(u64, String)]) {
         if frames.is_empty() {
             return;
         }
         for ws in self.state.get_websockets() {
             let key = self.conn_key(&ws);
-            if self.with_conn(&ws, &key, |c| c.ready) {
-                for f in frames {
-                    let _ = ws.send_with_str(f);
+            if self.with_conn(&ws, &key, |a| a.c.ready) {
+                for (seq, f) in frames {
+                    if self.send_frame(&ws, &key, *seq, f).is_err() {
+                        break;
+                    }
                 }
             }
         }
     }
 
-    /// Closes sockets that sent nothing (not even an auto-answered ping) for too long.
-    fn sweep(&self, now: u64) {
+    /// Closes sockets that never said hello in time or went silent, and tells the admission
+    /// object the others are still open.
+    async fn sweep(&self, now: u64) {
         let idle = self.with_inner(|i| i.cfg.socket_idle_ms);
+        let mut alive = Vec::new();
+        let mut released = Vec::new();
         for ws in self.state.get_websockets() {
             let key = self.conn_key(&ws);
-            let seen = self.with_conn(&ws, &key, |c| c.last_seen);
-            let pinged = auto_response_time(&self.state, &ws).unwrap_or(0);
-            if now.saturating_sub(seen.max(pinged)) > idle {
-                log::info("socket_idle_closed", json!({"conn": key}));
-                let _ = ws.close(Some(1001), Some("idle"));
-                self.conns.borrow_mut().remove(&key);
+            let pinged = auto_response_time(&self.state, &ws);
+            match self.with_conn(&ws, &key, |a| a.c.expired(now, idle, pinged)) {
+                Some((code, reason)) => {
+                    log::info("socket_swept", json!({"conn": key, "code": code}));
+                    released.push(self.forget(&ws, &key));
+                    let _ = ws.close(Some(code), Some(reason));
+                }
+                None => {
+                    let (lease, client) =
+                        self.with_conn(&ws, &key, |a| (a.lease.clone(), a.client.clone()));
+                    if !lease.is_empty() {
+                        alive.push((lease, client));
+                    }
+                }
+            }
+        }
+        for lease in released {
+            self.release(lease).await;
+        }
+        if !alive.is_empty() && now >= self.renewed_at.get() + LEASE_RENEW_MS {
+            self.renewed_at.set(now);
+            let ask = Ask {
+                leases: alive,
+                ..Default::default()
+            };
+            if let Err(e) = admission_do::ask(&self.env, "/renew", &ask).await {
+                log::warn("admission_unreachable", json!({"message": e.to_string()}));
             }
         }
     }
@@ -566,12 +830,14 @@ impl SessionDo {
     fn snapshot(&self) -> Result<Response> {
         let sockets = self.state.get_websockets().len();
         let body = self.with_inner(|i| -> Result<_> {
-            // Row and socket counts let soak tests check for leaks.
+            // Row, byte and socket counts let soak tests check for leaks and bounds.
             let timers: serde_json::Map<String, serde_json::Value> =
                 i.timers.iter().map(|(t, at)| (t.name().to_string(), json!(at))).collect();
             let stats = json!({"events": i.store.count("events")?, "messages": i.store.count("messages")?,
                 "artifacts": i.store.count("artifacts")?, "sockets": sockets, "oldestSeq": i.oldest,
-                "rowsWritten": i.store.rows_written(), "timers": timers});
+                "rowsWritten": i.store.rows_written(), "timers": timers,
+                "logBytes": i.log_bytes, "messageBytes": i.messages.1,
+                "artifactBytes": i.store.artifact_bytes()?, "dbBytes": i.store.database_bytes()});
             Ok(json!({"id": i.session.state().session_id, "lastSeq": i.session.last_seq(),
                    "demo": i.cfg.demo(), "state": i.session.state().to_json(), "stats": stats}))
         })?;
@@ -580,23 +846,19 @@ impl SessionDo {
 
     fn events(&self, req: &Request) -> Result<Response> {
         let q = query(req)?;
-        let after = match q.get("after").map(|v| v.parse::<u64>()) {
-            None => 0,
-            Some(Ok(n)) => n,
-            Some(Err(_)) => {
-                return error_response(400, "invalid_field", "\"after\" must be a whole number.")
-            }
+        let after = match whole(&q, "after", 0, MAX_SEQ) {
+            Ok(n) => n,
+            Err(r) => return r,
         };
-        let limit = match q.get("limit").map(|v| v.parse::<usize>()) {
-            None => EVENTS_PAGE_DEFAULT,
-            Some(Ok(n)) if (1..=EVENTS_PAGE_MAX).contains(&n) => n,
-            _ => {
-                return error_response(
-                    400,
-                    "invalid_field",
-                    &format!("\"limit\" must be from 1 to {EVENTS_PAGE_MAX}."),
-                )
-            }
+        let limit = match whole(
+            &q,
+            "limit",
+            EVENTS_PAGE_DEFAULT as u64,
+            EVENTS_PAGE_MAX as u64,
+        ) {
+            Ok(0) => return bad_number("limit", 1, EVENTS_PAGE_MAX as u64),
+            Ok(n) => n as usize,
+            Err(r) => return r,
         };
         let g = self.inner.borrow();
         let i = g.as_ref().expect("session loaded");
@@ -608,7 +870,11 @@ impl SessionDo {
                 &format!("Events before seq {} are no longer kept.", i.oldest),
             );
         }
-        let frames = i.store.events(after + 1, newest, limit)?;
+        let frames = if after >= newest {
+            Vec::new()
+        } else {
+            i.store.events(after + 1, newest, limit)?
+        };
         let n = frames.len() as u64;
         // The frames are stored JSON already; splice them rather than re-parse.
         let body = format!(
@@ -619,6 +885,31 @@ impl SessionDo {
         let mut resp = Response::ok(body)?;
         resp.headers_mut().set("content-type", "application/json")?;
         Ok(resp)
+    }
+
+    /// `GET /messages?offset=N`: the kept messages from the N-th (oldest first), as many as
+    /// fit in one snapshot's budget — how a client reads what a snapshot left out.
+    fn messages_page(&self, req: &Request) -> Result<Response> {
+        let q = query(req)?;
+        let offset = match whole(&q, "offset", 0, MAX_SEQ) {
+            Ok(n) => n as usize,
+            Err(r) => return r,
+        };
+        let all = self.with_inner(|i| i.store.messages())?;
+        let total = all.len();
+        let mut size = 0;
+        let page: Vec<_> = all
+            .into_iter()
+            .skip(offset)
+            .take_while(|m| {
+                size += serde_json::to_string(m).map_or(0, |s| s.len()) + 1;
+                size <= SNAPSHOT_MESSAGES_BYTES
+            })
+            .collect();
+        let more = offset + page.len() < total;
+        Response::from_json(
+            &json!({"messages": page, "offset": offset, "total": total, "more": more}),
+        )
     }
 
     fn artifacts(&self, req: &Request, stage: &str) -> Result<Response> {
@@ -644,12 +935,10 @@ impl SessionDo {
                 .collect();
             return Response::from_json(&json!({"stage": stage, "versions": versions}));
         }
-        let version = match q.get("version").map(|v| v.parse::<u32>()) {
-            None => i.session.state().agent(stage).version,
-            Some(Ok(v)) => v,
-            Some(Err(_)) => {
-                return error_response(400, "invalid_field", "\"version\" must be a whole number.")
-            }
+        let version = match whole(&q, "version", 0, u32::MAX as u64) {
+            Ok(_) if !q.contains_key("version") => i.session.state().agent(stage).version,
+            Ok(v) => v as u32,
+            Err(r) => return r,
         };
         match i.store.artifact(stage, version)? {
             Some(text) => {
@@ -708,14 +997,28 @@ impl SessionDo {
                 self.running.set(false);
                 break;
             }
+            if self.gone.get() {
+                self.running.set(false);
+                break;
+            }
         }
     }
 
     /// Plans the session's timers into the `schedule` table (writing only rows that change)
     /// and sets the one alarm to the earliest of them.
     pub(crate) async fn schedule_alarm(&self) -> Result<()> {
+        if self.gone.get() {
+            return Ok(());
+        }
         let now = now_ms();
-        let sockets = !self.state.get_websockets().is_empty();
+        let sockets = self.state.get_websockets();
+        let hello_deadline = sockets
+            .iter()
+            .filter_map(|ws| {
+                let key = self.conn_key(ws);
+                self.with_conn(ws, &key, |a| a.c.hello_deadline())
+            })
+            .min();
         let live_call = self.live.borrow().is_some();
         let running = self.running.get();
         let next = {
@@ -731,8 +1034,10 @@ impl SessionDo {
             let needs = Needs {
                 call,
                 live_call,
-                sockets,
+                sockets: !sockets.is_empty(),
                 sweep_every: i.cfg.sweep_interval_ms(),
+                hello_deadline,
+                expire_at: Some(i.active_at + i.cfg.session_idle_ttl_ms),
             };
             let want = schedule::plan(&i.timers, needs, now);
             let (upserts, deletes) = schedule::changes(&i.timers, &want);
@@ -764,6 +1069,49 @@ impl SessionDo {
         self.alarm_at.set(Some(t));
         Ok(())
     }
+}
+
+/// The highest `seq` or offset a query may name: SQLite integers are signed 64-bit, so
+/// anything larger is refused before any conversion.
+const MAX_SEQ: u64 = i64::MAX as u64;
+
+/// A whole-number query parameter in `min..=max` (`default` when absent), or the 400 answer.
+fn whole(
+    q: &HashMap<String, String>,
+    name: &str,
+    default: u64,
+    max: u64,
+) -> std::result::Result<u64, Result<Response>> {
+    match q.get(name) {
+        None => Ok(default),
+        Some(v) => match v.parse::<u64>() {
+            Ok(n) if n <= max => Ok(n),
+            _ => Err(bad_number(name, 0, max)),
+        },
+    }
+}
+
+fn bad_number(name: &str, min: u64, max: u64) -> Result<Response> {
+    error_response(
+        400,
+        "invalid_field",
+        &format!("\"{name}\" must be a whole number from {min} to {max}."),
+    )
+}
+
+/// `botarmy.v1` when the client offers it; otherwise the first protocol offered that is not
+/// a token. A token is never echoed back: it would appear in the response headers.
+fn choose_subprotocol(offered: &str) -> Option<String> {
+    let offered: Vec<&str> = offered
+        .split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty() && !p.starts_with("botarmy.token."))
+        .collect();
+    offered
+        .iter()
+        .find(|p| **p == "botarmy.v1")
+        .or(offered.first())
+        .map(|p| p.to_string())
 }
 
 fn query(req: &Request) -> Result<HashMap<String, String>> {

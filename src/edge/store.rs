@@ -95,6 +95,120 @@ impl Store {
         self.rows_written.get()
     }
 
+    /// The database's size on disk (what the session's bound is about).
+    pub fn database_bytes(&self) -> u64 {
+        self.sql.database_size() as u64
+    }
+
+    fn sum(&self, query: &str) -> worker::Result<u64> {
+        let n: Num = self.sql.exec(query, None)?.one()?;
+        Ok(n.n.unwrap_or(0.0) as u64)
+    }
+
+    /// Bytes of JSON in the event log.
+    pub fn log_bytes(&self) -> worker::Result<u64> {
+        self.sum("SELECT SUM(length(CAST(json AS BLOB))) AS n FROM events")
+    }
+
+    /// (messages, bytes of their text).
+    pub fn message_totals(&self) -> worker::Result<(u64, u64)> {
+        let count = self.sum("SELECT COUNT(*) AS n FROM messages")?;
+        let bytes = self.sum(
+            "SELECT (SELECT COALESCE(SUM(length(CAST(content AS BLOB))), 0) FROM messages) + \
+             (SELECT COALESCE(SUM(length(CAST(delta AS BLOB))), 0) FROM message_chunks) AS n",
+        )?;
+        Ok((count, bytes))
+    }
+
+    /// Bytes of artifact text.
+    pub fn artifact_bytes(&self) -> worker::Result<u64> {
+        self.sum("SELECT SUM(length(CAST(content AS BLOB))) AS n FROM artifacts")
+    }
+
+    /// The first seq to keep so the log's newest events hold at most `budget` bytes.
+    pub fn log_keep_from(&self, budget: u64) -> worker::Result<Option<u64>> {
+        #[derive(Deserialize)]
+        struct S {
+            seq: f64,
+        }
+        let rows: Vec<S> = self
+            .sql
+            .exec(
+                "SELECT seq FROM (SELECT seq, SUM(length(CAST(json AS BLOB))) \
+                 OVER (ORDER BY seq DESC) AS tail FROM events) WHERE tail <= ? \
+                 ORDER BY seq LIMIT 1",
+                vec![int(budget)],
+            )?
+            .to_array()?;
+        Ok(rows.first().map(|r| r.seq as u64))
+    }
+
+    /// Drops the oldest messages (and their text) until at most `max_count` remain holding at
+    /// most `max_bytes`. Returns the (count, bytes) left.
+    pub fn trim_messages(&self, max_count: u64, max_bytes: u64) -> worker::Result<(u64, u64)> {
+        #[derive(Deserialize)]
+        struct M {
+            id: String,
+            n: f64,
+        }
+        let sizes: Vec<M> = self
+            .sql
+            .exec(
+                "SELECT m.id AS id, length(CAST(m.content AS BLOB)) + COALESCE(c.n, 0) AS n \
+                 FROM messages m LEFT JOIN (SELECT id, SUM(length(CAST(delta AS BLOB))) AS n \
+                 FROM message_chunks GROUP BY id) c ON c.id = m.id ORDER BY m.seq DESC",
+                None,
+            )?
+            .to_array()?;
+        let (mut count, mut bytes) = (0u64, 0u64);
+        let mut drop = Vec::new();
+        for m in sizes {
+            let n = m.n as u64;
+            if count < max_count && bytes + n <= max_bytes {
+                count += 1;
+                bytes += n;
+            } else {
+                drop.push(m.id);
+            }
+        }
+        for id in drop {
+            self.write(
+                "DELETE FROM message_chunks WHERE id = ?",
+                vec![id.clone().into()],
+            )?;
+            self.write("DELETE FROM messages WHERE id = ?", vec![id.into()])?;
+        }
+        Ok((count, bytes))
+    }
+
+    /// Keeps the newest `keep` versions of a stage's artifact.
+    pub fn trim_artifacts(&self, stage: Stage, newest: u32, keep: u32) -> worker::Result<()> {
+        if newest > keep {
+            self.write(
+                "DELETE FROM artifacts WHERE stage = ? AND version <= ?",
+                vec![stage.name().into(), int((newest - keep) as u64)],
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Removes every table and row (the session is deleted or expired).
+    pub fn wipe(&self) -> worker::Result<()> {
+        for table in [
+            "events",
+            "messages",
+            "message_chunks",
+            "artifacts",
+            "schedule",
+            "meta",
+        ] {
+            // `table` is one of our own constants, never input.
+            self.sql
+                .exec(&format!("DROP TABLE IF EXISTS {table}"), None)?;
+        }
+        Ok(())
+    }
+
     /// The store of an existing session, or `None` if this object never held one.
     pub fn open_existing(sql: SqlStorage) -> worker::Result<Option<Store>> {
         #[derive(Deserialize)]
@@ -239,6 +353,24 @@ impl Store {
             vec![int(seq), id.into(), delta.into()],
         )?;
         Ok(())
+    }
+
+    /// The newest messages whose JSON fits in `budget` bytes, oldest first, and how many
+    /// older ones were left out.
+    pub fn recent_messages(&self, budget: usize) -> worker::Result<(Vec<Message>, usize)> {
+        let all = self.messages()?;
+        let mut size = 0;
+        let mut take = 0;
+        for m in all.iter().rev() {
+            let n = serde_json::to_string(m).map(|s| s.len()).unwrap_or(0) + 1;
+            if size + n > budget {
+                break;
+            }
+            size += n;
+            take += 1;
+        }
+        let omitted = all.len() - take;
+        Ok((all.into_iter().skip(omitted).collect(), omitted))
     }
 
     pub fn messages(&self) -> worker::Result<Vec<Message>> {

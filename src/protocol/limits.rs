@@ -17,6 +17,31 @@ pub const MAX_SOCKETS_PER_SESSION: usize = 64;
 /// Logged events kept per session; older ones are trimmed down to `LOG_TRIM_TO`.
 pub const LOG_RETENTION: u64 = 20_000;
 pub const LOG_TRIM_TO: u64 = 15_000;
+
+// ---- What one session stores at most ------------------------------------------------------
+// Each bound drops the oldest first; together they cap a session at about
+// `SESSION_MAX_BYTES` of data (plus SQLite's page overhead).
+
+/// The event log also stays under this many bytes of JSON (trimmed to 3/4 of it).
+pub const LOG_MAX_BYTES: u64 = 4 * 1024 * 1024;
+/// Messages (briefs, feedback, answers) kept: at most this many…
+pub const MAX_MESSAGES: u64 = 400;
+/// …and at most this many bytes of text (trimmed to 3/4 of it).
+pub const MESSAGES_MAX_BYTES: u64 = 2 * 1024 * 1024;
+/// One answer (an agent's message and artifact) is stopped past this size.
+pub const MAX_ANSWER_BYTES: usize = 64 * 1024;
+/// Versions of one stage's artifact kept (the newest always).
+pub const ARTIFACT_VERSIONS_KEPT: u32 = 8;
+/// Events + messages + 5 stages × versions × answer, plus the session row (state, ids).
+pub const SESSION_MAX_BYTES: u64 = LOG_MAX_BYTES
+    + MESSAGES_MAX_BYTES
+    + 5 * ARTIFACT_VERSIONS_KEPT as u64 * MAX_ANSWER_BYTES as u64
+    + 64 * 1024;
+/// A snapshot's `MESSAGES_SNAPSHOT` holds the newest messages that fit in this many bytes;
+/// `caught_up.omittedMessages` counts the rest (fetch them with `GET /messages`).
+pub const SNAPSHOT_MESSAGES_BYTES: usize = 512 * 1024;
+/// No frame the server sends is larger than this.
+pub const MAX_SERVER_FRAME_BYTES: usize = 1024 * 1024;
 /// A socket silent for this long is closed by the alarm sweep (the UI pings every 25 s).
 pub const IDLE_SOCKET_MS: u64 = 90_000;
 /// How often the alarm sweeps for idle sockets while any are connected.

@@ -11,7 +11,7 @@
 //! | frames per second | 20 sustained, burst 40 | `warning rate_limited`, then close 1008 |
 //! | `hello` first | within [`HELLO_TIMEOUT_MS`] of opening; other commands before it are refused `hello_required` | close 4001; an unjoined socket holds no slot after that |
 //! | re-syncs (`hello` again) | burst [`RESYNC_BURST`], then one per [`RESYNC_EVERY_MS`] | `rejected resync_rate_limited`, nothing sent |
-//! | catch-up in flight | [`CATCHUP_PAGE_BYTES`] beyond the client's last `ack` | the catch-up pauses until the next `ack` |
+//! | catch-up in flight | [`CATCHUP_PAGE_BYTES`] beyond the client's last `ack` (plus the frame that crosses it, ≤ 512 KiB) | the catch-up pauses until the next `ack` |
 //! | unacknowledged bytes | [`SEND_WINDOW_BYTES`] | close 4008 (the client reconnects and catches up) |
 //! | silence | the idle limit (`SOCKET_IDLE_MS`); before `hello`, the runtime's auto-answered `ping` does not count | close 1001 |
 //!
@@ -76,10 +76,13 @@ pub enum Action {
     Command(Envelope),
 }
 
-/// Where a paused catch-up goes on (the next `seq` to send).
+/// What a catch-up still has to send.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CatchUp {
-    pub next: u64,
+pub enum CatchUp {
+    /// Replay the log from this `seq` on.
+    Replay { next: u64 },
+    /// A state and messages snapshot (sent whole, when the window is open).
+    Snapshot,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -412,14 +415,14 @@ mod tests {
     fn catch_up_pauses_after_a_page_and_continues_on_ack() {
         let mut c = Connection::new(0);
         text(&mut c, r#"{"type":"hello","lastSeq":0}"#, 1);
-        c.catch_up = Some(CatchUp { next: 1 });
+        c.catch_up = Some(CatchUp::Replay { next: 1 });
         let mut seq = 0;
         while c.catch_up_open() {
             seq += 1;
             assert_eq!(c.on_sent(seq, 10_000), None);
         }
         assert_eq!(seq, 105, "a page is 1 MiB of 10 kB frames");
-        c.catch_up = Some(CatchUp { next: seq + 1 });
+        c.catch_up = Some(CatchUp::Replay { next: seq + 1 });
         assert!(!c.catch_up_open(), "nothing acknowledged: paused");
         assert_eq!(text(&mut c, r#"{"type":"ping"}"#, 2), Action::Pong);
         assert!(!c.catch_up_open());

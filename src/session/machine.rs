@@ -15,7 +15,7 @@ use super::state::{AgentStatus, ErrorInfo, Gate, RunStatus, SessionState};
 use crate::agents::Stage;
 use crate::llm::backoff;
 use crate::protocol::event::{frame, Event, Interrupt, MessageRole, Outcome};
-use crate::protocol::limits::REMEMBERED_IDS;
+use crate::protocol::limits::{MAX_ANSWER_BYTES, REMEMBERED_IDS};
 use crate::protocol::{patch, Approval, Command, Envelope, Rejection};
 
 /// Text deltas are flushed at most this often per message (leading edge: an isolated token
@@ -695,6 +695,25 @@ impl Session {
             self.sync_state();
             // The first token is shown at once.
             self.last_flush = 0;
+        }
+        if self.answer.len() + delta.len() > MAX_ANSWER_BYTES {
+            // A provider that streams without end must not fill the session's storage.
+            self.effects.push_back(Effect::AbortCall { call_id });
+            return self.on_failure(
+                call_id,
+                StageFailure {
+                    code: "answer_too_long".into(),
+                    message: format!(
+                        "The AI's answer passed {} KiB, more than BotArmy keeps for one stage, \
+                         so this attempt was stopped.",
+                        MAX_ANSWER_BYTES / 1024
+                    ),
+                    detail: format!("answer over {MAX_ANSWER_BYTES} bytes"),
+                    retryable: false,
+                    retry_after_ms: None,
+                },
+                now,
+            );
         }
         self.buf.push_str(delta);
         self.answer.push_str(delta);

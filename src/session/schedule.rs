@@ -9,9 +9,10 @@
 //! |---|---|---|---|
 //! | `call` | an LLM call waits (backoff, the provider limit, Retry-After) or runs | the retry time, `now` for a call to start, or the watchdog deadline of a running call | starts the call, or lets the session fail a stalled one |
 //! | `live` | a call runs in this process | every 5 s | nothing while the process lives; after a crash or restart it brings the session back to rerun the call, with or without a client |
-//! | `sweep` | sockets are open | every third of the idle limit (≤ 30 s) | closes sockets silent for longer than the limit |
+//! | `sweep` | sockets are open | every third of the idle limit (≤ 30 s), or sooner at a socket's `hello` deadline | closes sockets silent for longer than the limit, or that never said `hello` |
+//! | `expire` | always | the last activity + `SESSION_IDLE_TTL_S` | deletes the session if nothing is connected or running (else moves on) |
 //!
-//! A session with no call and no socket has no rows and no alarm.
+//! A session with no call and no socket has only its `expire` row.
 
 use std::collections::BTreeMap;
 
@@ -23,16 +24,18 @@ pub enum Timer {
     Call,
     Live,
     Sweep,
+    Expire,
 }
 
 impl Timer {
-    pub const ALL: [Timer; 3] = [Timer::Call, Timer::Live, Timer::Sweep];
+    pub const ALL: [Timer; 4] = [Timer::Call, Timer::Live, Timer::Sweep, Timer::Expire];
 
     pub fn name(self) -> &'static str {
         match self {
             Timer::Call => "call",
             Timer::Live => "live",
             Timer::Sweep => "sweep",
+            Timer::Expire => "expire",
         }
     }
 
@@ -56,6 +59,10 @@ pub struct Needs {
     pub sockets: bool,
     /// How often to look for idle sockets.
     pub sweep_every: u64,
+    /// The earliest time a socket that has not said `hello` must be closed.
+    pub hello_deadline: Option<u64>,
+    /// When the session expires if nothing happens.
+    pub expire_at: Option<u64>,
 }
 
 /// The rows the table should hold. A periodic timer (`live`, `sweep`) keeps its due time
@@ -73,7 +80,14 @@ pub fn plan(stored: &Rows, needs: Needs, now: u64) -> Rows {
         want.insert(Timer::Live, periodic(Timer::Live, LIVE_CALL_MS));
     }
     if needs.sockets {
-        want.insert(Timer::Sweep, periodic(Timer::Sweep, needs.sweep_every));
+        let at = periodic(Timer::Sweep, needs.sweep_every);
+        want.insert(
+            Timer::Sweep,
+            needs.hello_deadline.map_or(at, |d| at.min(d.max(now))),
+        );
+    }
+    if let Some(t) = needs.expire_at {
+        want.insert(Timer::Expire, t);
     }
     want
 }
@@ -118,6 +132,8 @@ mod tests {
             live_call: false,
             sockets: false,
             sweep_every: 30_000,
+            hello_deadline: None,
+            expire_at: None,
         }
     }
 
@@ -198,6 +214,38 @@ mod tests {
         assert_eq!(due(&r, NOW), vec![]);
         assert_eq!(due(&r, NOW + 500), vec![Timer::Call, Timer::Sweep]);
         assert_eq!(due(&r, NOW + 9_000).len(), 3);
+    }
+
+    #[test]
+    fn an_unjoined_socket_brings_the_sweep_forward_to_its_hello_deadline() {
+        let n = Needs {
+            sockets: true,
+            hello_deadline: Some(NOW + 10_000),
+            ..needs()
+        };
+        assert_eq!(plan(&Rows::new(), n, NOW)[&Timer::Sweep], NOW + 10_000);
+        // A deadline already passed is swept at once; a later one does not delay the sweep.
+        let past = Needs {
+            hello_deadline: Some(NOW - 5),
+            ..n
+        };
+        assert_eq!(plan(&Rows::new(), past, NOW)[&Timer::Sweep], NOW);
+        let late = Needs {
+            hello_deadline: Some(NOW + 60_000),
+            ..n
+        };
+        assert_eq!(plan(&Rows::new(), late, NOW)[&Timer::Sweep], NOW + 30_000);
+    }
+
+    #[test]
+    fn an_idle_session_keeps_only_its_expiry() {
+        let n = Needs {
+            expire_at: Some(NOW + 7 * 86_400_000),
+            ..needs()
+        };
+        let want = plan(&rows(&[(Timer::Sweep, NOW + 10)]), n, NOW);
+        assert_eq!(want, rows(&[(Timer::Expire, NOW + 7 * 86_400_000)]));
+        assert_eq!(next_alarm(&want), Some(NOW + 7 * 86_400_000));
     }
 
     #[test]

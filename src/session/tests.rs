@@ -1091,3 +1091,26 @@ fn a_long_scripted_session_keeps_invariants() {
     }
     drive(steps);
 }
+
+#[test]
+fn an_endless_answer_is_stopped_at_the_answer_cap() {
+    let mut h = H::new();
+    h.cmd(r#"{"type":"start","brief":"b"}"#).unwrap();
+    let spec = h.begin();
+    let chunk = "x".repeat(1000);
+    for _ in 0..(crate::protocol::limits::MAX_ANSWER_BYTES / 1000 + 5) {
+        h.s.on_chunk(spec.call_id, &chunk, h.now);
+        h.drain();
+    }
+    let agent = h.s.state().agent(Stage::Analyst);
+    let err = agent.last_error.as_ref().expect("failed");
+    assert_eq!(err.code, "answer_too_long");
+    assert_eq!(h.s.state().run.status, RunStatus::Failed);
+    let text: usize = h
+        .log
+        .iter()
+        .filter_map(|e| e.get("delta").and_then(|d| d.as_str()))
+        .map(str::len)
+        .sum();
+    assert!(text <= crate::protocol::limits::MAX_ANSWER_BYTES, "{text}");
+}

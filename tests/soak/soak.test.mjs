@@ -211,7 +211,9 @@ test(`soak: ${SOAK_SECONDS} s of steady pipelines (${RATE}/s, at most ${CONCURRE
     if (s.stats.sockets !== 0) leftovers.push(`${r.id}: ${s.stats.sockets} sockets`);
     if (s.state.run.status !== 'completed') leftovers.push(`${r.id}: run ${s.state.run.status}`);
     if (retrying.length) leftovers.push(`${r.id}: retry pending for ${retrying}`);
-    if (Object.keys(s.stats.timers).length) leftovers.push(`${r.id}: timers ${JSON.stringify(s.stats.timers)}`);
+    const { expire, ...timers } = s.stats.timers;
+    if (!(expire > Date.now())) leftovers.push(`${r.id}: no idle expiry`);
+    if (Object.keys(timers).length) leftovers.push(`${r.id}: timers ${JSON.stringify(s.stats.timers)}`);
     if (s.lastSeq !== r.lastSeq || JSON.stringify(rows) !== JSON.stringify(r.rows)) leftovers.push(`${r.id}: rows changed after the run (${JSON.stringify(r.rows)} → ${JSON.stringify(rows)}, lastSeq ${r.lastSeq} → ${s.lastSeq})`);
   }
   const openCalls = fake.requests.filter((q) => q.outcome === 'pending' || q.outcome === 'stalled');

@@ -8,11 +8,30 @@
 //   c.messages     // Map messageId -> {messageId, role, name, text, ended, interrupted}
 //   await c.reconnect();   // new socket, hello {lastSeq}
 //
+// Like the UI, it acknowledges what it applied (`ack {seq}`) when the server's welcome offers
+// flow control: at once after 256 KiB, else 250 ms after the last event, and after caught_up.
+// `ack: false` makes a client that reads but never acknowledges (flow-control tests).
+//
 // The client never hides a protocol fault: repeated seqs land in `duplicates`, holes in `gaps`,
 // patches that do not apply in `patchErrors`; tests assert these are empty.
 
+import fs from 'node:fs';
 import WebSocket from 'ws';
 import { applyPatch } from './json-patch.mjs';
+
+/** The largest frame any client of this process received (bytes); written to
+ * test-output/max-frame-<pid>.txt at exit so a run can report its largest frame. */
+export const frameStats = { max: 0, where: '' };
+process.on('exit', () => {
+  if (frameStats.max === 0) return;
+  try {
+    const dir = new URL('../../test-output/', import.meta.url);
+    fs.mkdirSync(dir, { recursive: true });
+    fs.writeFileSync(new URL(`max-frame-${process.pid}.txt`, dir), `${frameStats.max} ${frameStats.where}\n`);
+  } catch {
+    /* best effort */
+  }
+});
 
 let idCounter = 0;
 export function newCommandId(prefix = 'c') {
@@ -43,6 +62,11 @@ export class SessionClient {
     this.protocols = opts.protocols;
     this.headers = opts.headers || {};
     this.label = opts.label || 'client';
+    this.ackEnabled = opts.ack !== false;
+    this.flow = null; // welcome.flow when the server offers flow control
+    this.unackedBytes = 0;
+    this.ackTimer = null;
+    this.acksSent = 0;
 
     this.ws = null;
     this.connections = 0; // number of sockets opened so far
@@ -127,6 +151,10 @@ export class SessionClient {
       return;
     }
     const text = data.toString();
+    if (data.length > frameStats.max) {
+      frameStats.max = data.length;
+      frameStats.where = `${process.argv[1] ? process.argv[1].split('/').pop() : ''} ${this.label}`;
+    }
     let frame;
     try {
       frame = JSON.parse(text);
@@ -140,13 +168,37 @@ export class SessionClient {
     this.received.push({ conn, t, frame });
     if (typeof frame.seq === 'number') this._onEvent(frame);
     else this._onControl(conn, t, frame);
+    this.unackedBytes += text.length;
+    if (typeof frame.seq === 'number') this._scheduleAck();
     this._notify();
+  }
+
+  _scheduleAck(now = false) {
+    if (!this.ackEnabled || !this.flow) return;
+    if (now || this.unackedBytes >= 256 * 1024) {
+      clearTimeout(this.ackTimer);
+      this.ackTimer = null;
+      this._sendAck();
+    } else if (!this.ackTimer) {
+      this.ackTimer = setTimeout(() => {
+        this.ackTimer = null;
+        this._sendAck();
+      }, 250);
+    }
+  }
+
+  _sendAck() {
+    if (!this.isOpen) return;
+    this.unackedBytes = 0;
+    this.acksSent += 1;
+    this.ws.send(JSON.stringify({ type: 'ack', seq: this.lastSeq }));
   }
 
   _onControl(conn, t, frame) {
     this.control.push({ conn, t, frame });
     if (frame.type === 'CUSTOM' && frame.name === 'welcome') {
       this.welcomes.push(frame.value);
+      this.flow = (frame.value && frame.value.flow) || null;
       if (frame.value && frame.value.mode === 'snapshot') {
         this._snapshotMode = true;
         this.snapshots.push({ atTranscript: this.transcript.length, lastSeq: frame.value.lastSeq });
@@ -154,6 +206,7 @@ export class SessionClient {
       }
     } else if (frame.type === 'CUSTOM' && frame.name === 'caught_up') {
       this._snapshotMode = false;
+      this._scheduleAck(true);
     } else if (frame.type === 'STATE_SNAPSHOT') {
       this.state = structuredClone(frame.snapshot);
     } else if (frame.type === 'MESSAGES_SNAPSHOT') {

@@ -174,8 +174,20 @@ export async function startWorker(opts = {}) {
   }
 }
 
-async function startOnce({ env = {}, persistDir, port, name = 'worker', readyTimeoutMs = 60000, extraArgs = [], cwd } = {}) {
+/**
+ * Limits across sessions are per client address, and every test client is 127.0.0.1: tests
+ * that are not about those limits get room for their many sessions and sockets. Tests of the
+ * limits pass their own values (or `{}` via `limits: 'default'`).
+ */
+export const TEST_ADMISSION = {
+  SESSIONS_PER_MIN_PER_CLIENT: '100000',
+  SESSION_BURST_PER_CLIENT: '100000',
+  SOCKETS_PER_CLIENT: '100000',
+};
+
+async function startOnce({ env: given = {}, limits, persistDir, port, name = 'worker', readyTimeoutMs = 60000, extraArgs = [], cwd } = {}) {
   if (!cwd) cwd = process.env.E2E_NO_SNAPSHOT ? ROOT : workerSnapshot();
+  const env = limits === 'default' ? { ...given } : { ...TEST_ADMISSION, ...given };
   port = port || (await freePort());
   const inspectorPort = await freePort();
   fs.mkdirSync(path.join(OUTPUT_DIR, 'logs'), { recursive: true });
