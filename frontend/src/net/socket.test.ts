@@ -265,7 +265,7 @@ describe("SessionSocket heartbeat", () => {
     const detected = Date.now() - diedAt;
     expect(detected).toBeGreaterThan(1500);
     expect(detected).toBeLessThanOrEqual(3500);
-    expect(statuses.at(-1)).toMatchObject({ status: "reconnecting", attempt: 1, lastClose: { code: 4001 } });
+    expect(statuses.at(-1)).toMatchObject({ status: "reconnecting", attempt: 1, lastClose: { code: 4901 } });
     expect(ws.readyState).toBe(FakeWebSocket.CLOSED); // dropped, no waiting for a closing handshake
     // A new socket is on its way at once and says hello with the seq applied so far.
     setSeq(7);

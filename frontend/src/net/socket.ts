@@ -18,7 +18,7 @@
 //   tokens themselves are the stall watch and the pong is just one more frame. The socket is
 //   declared dead when nothing at all arrived for 3.5 s (DEADLINE_MS) and the latest ping has
 //   been unanswered for at least 1.5 s (PONG_GRACE_MS): the status turns Reconnecting at once,
-//   the socket is dropped without waiting for a closing handshake that cannot complete, and a
+//   the socket is dropped (4901) without waiting for a closing handshake that cannot complete, and a
 //   new one connects (hello {lastSeq} makes the catch-up exact). Worst case from the last frame
 //   to Reconnecting: 3.5 s. While the page is hidden (timers are throttled there) a ping goes
 //   every 20 s (HIDDEN_HEARTBEAT_MS) and a ping must go unanswered for the whole 3.5 s; on
@@ -50,10 +50,10 @@ export const ACK_MIN_INTERVAL_MS = 100;
 /** Close codes the server uses (docs/protocol.md). */
 export const CLOSE_TOO_SLOW = 4008;
 export const CLOSE_SESSION_GONE = 4404;
-/** Close codes this client uses when it drops a socket itself. */
-const CLOSE_RECONNECT = 4000;
-const CLOSE_HEARTBEAT = 4001;
-const CLOSE_OFFLINE = 4002;
+/** Close codes this client uses when it drops a socket itself (49xx: clear of the server's). */
+export const CLOSE_RECONNECT = 4900;
+export const CLOSE_HEARTBEAT = 4901;
+export const CLOSE_OFFLINE = 4902;
 
 export type ConnectionStatus = "connecting" | "connected" | "reconnecting" | "offline" | "gone" | "closed";
 
