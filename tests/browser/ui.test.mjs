@@ -7,7 +7,11 @@
 // Flows: the whole demo pipeline with approvals to completion; a rejection with feedback that
 // produces version 2 (and its diff); HTML in a brief shown as text and never executed; keyboard
 // use; a 360 px wide layout; a server-side disconnect mid-stream with the page catching up
-// exactly; a provider error shown in plain words. Full-page screenshots of each main state go
+// exactly; a network that dies silently (a TCP proxy stops forwarding, connections left open)
+// mid-stream and while idle, and the browser going offline (CDP): the indicator leaves
+// Connected within 5 s and the page catches up exactly; an access-token deployment where every
+// request (snapshot, artifacts, versions, diff, download) carries the token; a provider error
+// shown in plain words. Full-page screenshots of each main state go
 // to test-output/screenshots/ (gitignored).
 //
 // Server-side faults need a server we control: with the harness, the test kills and restarts
@@ -25,6 +29,7 @@ import { startFakeOpenAI } from '../support/fake-openai.mjs';
 import { fetchEvents } from '../support/client.mjs';
 import { messagesOf } from '../support/agui.mjs';
 import { CHROMIUM, launchChromium } from '../support/browser.mjs';
+import { startTcpProxy } from '../support/tcp-proxy.mjs';
 
 const SHOTS = path.join(OUTPUT_DIR, 'screenshots');
 const STAGES = ['analyst', 'architect', 'developer', 'tester', 'deployer'];
@@ -178,8 +183,8 @@ async function messageNames(page) {
 }
 
 /** The page's view model (window.__botarmy) against the server's log: same lastSeq, same texts. */
-async function assertViewMatchesServer(page, id, label, url = target.url) {
-  const events = await fetchEvents(url, id, 0);
+async function assertViewMatchesServer(page, id, label, url = target.url, headers = undefined) {
+  const events = await fetchEvents(url, id, 0, { headers });
   const expected = [...messagesOf(events).values()].map((m) => ({ id: m.messageId, name: m.name, text: m.text }));
   const view = await page.evaluate(() => {
     const v = window.__botarmy.view();
@@ -193,6 +198,40 @@ async function assertViewMatchesServer(page, id, label, url = target.url) {
   assert.equal(view.stats.gaps, 0, `${label}: the page saw a seq gap`);
   assert.deepEqual(view.messages, expected, `${label}: the page's messages differ from the server's log`);
   return { events, view };
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** Records every change of the connection indicator's data-status, with Date.now(), in the page. */
+async function watchStatus(page) {
+  await page.evaluate(() => {
+    window.__statusLog = [];
+    let last = null;
+    const check = () => {
+      const status = document.querySelector('[data-testid="connection-status"]')?.dataset.status ?? null;
+      if (status !== last) {
+        last = status;
+        window.__statusLog.push({ status, at: Date.now() });
+      }
+    };
+    new MutationObserver(check).observe(document.body, { subtree: true, childList: true, attributes: true, attributeFilter: ['data-status'] });
+    check();
+  });
+}
+
+/**
+ * Cuts the network with `cut()` and returns how long the indicator kept saying Connected (ms,
+ * measured in the page from the moment of the cut) and the status it turned to.
+ */
+async function timeToLeaveConnected(page, cut, timeout = 15_000) {
+  assert.equal(await byTestId(page, 'connection-status').getAttribute('data-status'), 'connected', 'connected before the cut');
+  const t0 = Date.now();
+  await cut();
+  await page.locator('[data-testid="connection-status"]:not([data-status="connected"])').waitFor({ timeout });
+  const log = await page.evaluate(() => window.__statusLog);
+  const left = log.find((e) => e.at >= t0 && e.status !== 'connected');
+  assert.ok(left, `a status change after the cut: ${JSON.stringify(log)}`);
+  return { ms: left.at - t0, status: left.status };
 }
 
 function skipIfNeeded(t) {
@@ -236,6 +275,7 @@ describe('BotArmy UI in Chromium', () => {
     if (skipIfNeeded(t)) return;
     const page = await openPage(t);
     await byTestId(page, 'brief-input').waitFor();
+    await watchStatus(page);
     if (target.demo) await byTestId(page, 'demo-badge').waitFor({ timeout: 10_000 });
     await byTestId(page, 'brief-input').fill('Build a shared shopping list app for families, with offline mode and sharing.');
     assert.match(await byTestId(page, 'brief-counter').textContent(), /^77 \/ 8000 characters/);
@@ -320,6 +360,9 @@ describe('BotArmy UI in Chromium', () => {
     await assertAccessible(t, page, 'completed session with an artifact open');
 
     await assertViewMatchesServer(page, id, 'completed demo run');
+    // The heartbeat never mistook a healthy (if busy) connection for a dead one.
+    const statuses = (await page.evaluate(() => window.__statusLog)).map((e) => e.status);
+    assert.deepEqual(statuses.filter((st) => st !== 'connected' && st !== 'connecting' && st !== null), [], `no reconnect during the run: ${statuses.join(' → ')}`);
     assert.deepEqual(page.problems, { pageErrors: [], dialogs: [], csp: [] });
   });
 
@@ -466,26 +509,170 @@ describe('BotArmy UI in Chromium', () => {
     assert.deepEqual(page.problems, { pageErrors: [], dialogs: [], csp: [] });
   });
 
-  test('an access-token deployment: the page asks for the token once, then works', async (t) => {
+  test('an access-token deployment: the page asks for the token once, then every request carries it', async (t) => {
     if (skipIfNeeded(t)) return;
     if (target.kind !== 'worker') return t.skip('needs a Worker this test starts with BOTARMY_ACCESS_TOKEN');
-    const worker = await startWorker({ name: 'browser-token', env: { BOTARMY_ACCESS_TOKEN: 'browser-secret-token' } });
+    const TOKEN = 'browser-secret-token';
+    const auth = { Authorization: `Bearer ${TOKEN}` };
+    const worker = await startWorker({ name: 'browser-token', env: { BOTARMY_ACCESS_TOKEN: TOKEN, DEMO_TOKEN_INTERVAL_MS: 3 } });
     owned.push(worker);
     const page = await openPage(t, worker.url);
+    const responses = [];
+    page.on('response', (r) => responses.push({ status: r.status(), method: r.request().method(), url: r.url() }));
     await byTestId(page, 'brief-input').fill('A club membership tracker.');
     await byTestId(page, 'start-button').click();
     await byTestId(page, 'access-token-input').waitFor({ timeout: 10_000 });
     assert.match(await byTestId(page, 'home-error').textContent(), /access token/i);
-    await byTestId(page, 'access-token-input').fill('browser-secret-token');
+    // Exactly one refusal so far: the create request that made the page ask for the token.
+    assert.deepEqual(
+      responses.filter((r) => r.status === 401).map((r) => `${r.method} ${new URL(r.url).pathname}`),
+      ['POST /api/sessions'],
+    );
+    const asked = responses.length;
+    await byTestId(page, 'access-token-input').fill(TOKEN);
     await byTestId(page, 'save-token-button').click();
     await page.waitForURL(/[?&]s=[0-9a-f]{32}/, { timeout: 15_000 });
+    const id = new URL(page.url()).searchParams.get('s');
     await waitLive(page);
-    await page.locator('[data-testid="message"][data-name="Analyst"]').first().waitFor({ timeout: STAGE_TIMEOUT });
+
+    // Version 1, then changes requested, so there are two versions to switch between and diff.
+    await waitGate(page, 'analyst', 1);
+    await byTestId(page, 'request-changes-button').click();
+    await byTestId(page, 'feedback-input').fill('Add a section on renewals.');
+    await byTestId(page, 'submit-feedback-button').click();
+    await waitGate(page, 'analyst', 2);
+
+    await byTestId(page, 'artifact-toggle-analyst').click();
+    const body = byTestId(page, 'artifact-body-analyst');
+    await body.locator('.md').first().waitFor({ timeout: 10_000 });
+    // The version list comes from ?format=json; pick v1 and see its text.
+    await page.locator('[data-testid="artifact-version-analyst"] option[value="1"]').waitFor({ state: 'attached', timeout: 10_000 });
+    await byTestId(page, 'artifact-version-analyst').selectOption('1');
+    await byTestId(page, 'artifact-mode-source-analyst').click();
+    const v1 = await fetch(`${worker.url}/api/sessions/${id}/artifacts/analyst?version=1`, { headers: auth });
+    assert.equal(v1.status, 200);
+    const v1Text = await v1.text();
+    await page.waitForFunction(
+      (text) => document.querySelector('[data-testid="artifact-body-analyst"] pre')?.textContent === text,
+      v1Text,
+      { timeout: 10_000 },
+    );
+    // Download v1: fetched with the token, saved from a Blob.
+    const download = page.waitForEvent('download', { timeout: 10_000 });
+    await byTestId(page, 'artifact-download-analyst').click();
+    const file = await download;
+    assert.equal(file.suggestedFilename(), 'botarmy-analyst-v1.md');
+    assert.equal(fs.readFileSync(await file.path(), 'utf8'), v1Text, 'the downloaded file is version 1 as the server has it');
+    // Back to the latest and compare with v1.
+    await byTestId(page, 'artifact-version-analyst').selectOption('2');
+    await byTestId(page, 'artifact-mode-diff-analyst').click();
+    await byTestId(page, 'artifact-diff').waitFor({ timeout: 10_000 });
+    // Download all, too.
+    const all = page.waitForEvent('download', { timeout: 10_000 });
+    await byTestId(page, 'download-all-button').click();
+    assert.match(fs.readFileSync(await (await all).path(), 'utf8'), /^# Analyst$/m);
+
+    // The page's snapshot request (GET /api/sessions/{id}) answered 200 too.
+    const after = responses.slice(asked);
+    const api = after.filter((r) => new URL(r.url).pathname.startsWith('/api/'));
+    const paths = api.map((r) => `${r.method} ${new URL(r.url).pathname}${new URL(r.url).search} ${r.status}`);
+    assert.ok(paths.includes(`GET /api/sessions/${id} 200`), `snapshot fetched with the token:\n${paths.join('\n')}`);
+    assert.ok(paths.some((p) => p.startsWith(`GET /api/sessions/${id}/artifacts/analyst?format=json 200`)), 'versions fetched');
+    assert.ok(paths.some((p) => p.startsWith(`GET /api/sessions/${id}/artifacts/analyst?version=1 200`)), 'v1 fetched');
+    assert.ok(paths.some((p) => p.startsWith(`GET /api/sessions/${id}/artifacts/analyst?version=2 200`)), 'v2 fetched');
+    assert.deepEqual(after.filter((r) => r.status === 401), [], 'no request of the page was refused once the token was saved');
     assert.equal(await page.evaluate(() => window.location.href.includes('secret')), false, 'the token is never in the URL');
+    assert.equal(responses.some((r) => r.url.includes('secret')), false, 'no request URL carries the token');
+    await assertViewMatchesServer(page, id, 'token mode', worker.url, auth);
+
     await byTestId(page, 'cancel-button').click();
     await byTestId(page, 'confirm-cancel-button').click();
     await waitRunStatus(page, 'cancelled', 15_000);
     await page.evaluate(() => localStorage.removeItem('botarmy.accessToken'));
+    t.diagnostic(`${after.length} responses after the token was saved, none 401`);
+    assert.deepEqual(page.problems, { pageErrors: [], dialogs: [], csp: [] });
+  });
+
+  test('a network that dies silently (TCP proxy stops forwarding): Connected goes within 5 s, the page catches up exactly', async (t) => {
+    if (skipIfNeeded(t)) return;
+    if (target.kind !== 'worker') return t.skip('needs a Worker this test starts behind its TCP proxy');
+    const proxy = await startTcpProxy();
+    owned.push(proxy);
+    const worker = await startWorker({ name: 'browser-proxy', env: { ALLOWED_ORIGINS: proxy.origin } });
+    owned.push(worker);
+    proxy.setTarget(worker.port);
+    const page = await openPage(t, proxy.url);
+    await watchStatus(page);
+    const id = await startFromHome(page, 'A repair café booking tool for a town library.');
+
+    // Mid-stream: the analyst's tokens are flowing when the network dies.
+    await page.locator('[data-testid="message"][data-name="Analyst"][data-streaming="true"]').first().waitFor({ timeout: STAGE_TIMEOUT });
+    await sleep(300);
+    const seqAtCut = await page.evaluate(() => window.__botarmy.view().lastSeq);
+    const streaming = await timeToLeaveConnected(page, () => proxy.pause());
+    assert.match(await byTestId(page, 'connection-status').textContent(), /Reconnecting|Connecting/);
+    await shot(page, '14-silent-network');
+    await sleep(2000); // the server goes on writing while the page hears nothing
+    proxy.resume();
+    await waitLive(page, 30_000);
+    assert.match(await byTestId(page, 'connection-status').textContent(), /^Connected/);
+    await waitGate(page, 'analyst');
+    const first = await assertViewMatchesServer(page, id, 'after a silent cut mid-stream', worker.url);
+    assert.ok(first.view.lastSeq > seqAtCut, 'events written during the cut arrived after it');
+    assert.equal(new Set(first.view.messages.map((m) => m.id)).size, first.view.messages.length, 'no message twice');
+
+    // Idle at the gate: only the heartbeat flows.
+    await sleep(3000);
+    const idle = await timeToLeaveConnected(page, () => proxy.pause());
+    await sleep(1000);
+    proxy.resume();
+    await waitLive(page, 30_000);
+    await assertViewMatchesServer(page, id, 'after a silent cut while idle', worker.url);
+
+    t.diagnostic(`silent network: indicator left Connected after ${streaming.ms} ms while streaming (→ ${streaming.status}), ${idle.ms} ms while idle (→ ${idle.status})`);
+    assert.ok(streaming.ms <= 5000, `while streaming: left Connected after ${streaming.ms} ms`);
+    assert.ok(idle.ms <= 5000, `while idle: left Connected after ${idle.ms} ms`);
+    await byTestId(page, 'cancel-button').click();
+    await byTestId(page, 'confirm-cancel-button').click();
+    await waitRunStatus(page, 'cancelled', 15_000);
+    assert.deepEqual(page.problems, { pageErrors: [], dialogs: [], csp: [] });
+  });
+
+  // Observed with Chromium's emulation: navigator.onLine turns false and `offline` fires at once,
+  // so the page says Offline within milliseconds; an already open WebSocket is not closed by the
+  // emulation but goes silent (a raw socket's ping got no pong for 3 s), so without the event the
+  // heartbeat would catch it too.
+  test('the browser goes offline (CDP network emulation): Offline within 5 s, back online catches up exactly', async (t) => {
+    if (skipIfNeeded(t)) return;
+    if (target.kind === 'external') return t.skip('needs a server this test controls');
+    const page = await openPage(t);
+    await watchStatus(page);
+    const id = await startFromHome(page, 'A seed swap planner for a community garden.');
+    await page.locator('[data-testid="message"][data-name="Analyst"][data-streaming="true"]').first().waitFor({ timeout: STAGE_TIMEOUT });
+    await sleep(300);
+    const cdp = await page.context().newCDPSession(page);
+    await cdp.send('Network.enable');
+    const conditions = (offline) => ({ offline, latency: 0, downloadThroughput: -1, uploadThroughput: -1 });
+    const seqAtCut = await page.evaluate(() => window.__botarmy.view().lastSeq);
+    const left = await timeToLeaveConnected(page, () => cdp.send('Network.emulateNetworkConditions', conditions(true)));
+    const onLine = await page.evaluate(() => navigator.onLine);
+    const seq1 = await page.evaluate(() => window.__botarmy.view().lastSeq);
+    await sleep(1500);
+    const seq2 = await page.evaluate(() => window.__botarmy.view().lastSeq);
+    const statusWhileOffline = await byTestId(page, 'connection-status').getAttribute('data-status');
+    t.diagnostic(
+      `CDP offline: indicator left Connected after ${left.ms} ms (→ ${left.status}); navigator.onLine=${onLine}; ` +
+        `lastSeq ${seqAtCut} at the cut, ${seq1} at detection, ${seq2} 1.5 s later; status then: ${statusWhileOffline}`,
+    );
+    assert.ok(left.ms <= 5000, `left Connected after ${left.ms} ms`);
+    await cdp.send('Network.emulateNetworkConditions', conditions(false));
+    await waitLive(page, 30_000);
+    await waitGate(page, 'analyst');
+    await assertViewMatchesServer(page, id, 'after CDP offline/online');
+    await cdp.detach();
+    await byTestId(page, 'cancel-button').click();
+    await byTestId(page, 'confirm-cancel-button').click();
+    await waitRunStatus(page, 'cancelled', 15_000);
     assert.deepEqual(page.problems, { pageErrors: [], dialogs: [], csp: [] });
   });
 

@@ -482,13 +482,13 @@ export async function getSession(url, id) {
 }
 
 /** All logged events with seq > after, paging through GET /events until `more` is false. */
-export async function fetchEvents(url, id, after = 0, { limit } = {}) {
+export async function fetchEvents(url, id, after = 0, { limit, headers } = {}) {
   const events = [];
   let cursor = after;
   for (let page = 0; page < 10000; page++) {
     const q = new URLSearchParams({ after: String(cursor) });
     if (limit) q.set('limit', String(limit));
-    const res = await fetch(`${url}/api/sessions/${id}/events?${q}`);
+    const res = await fetch(`${url}/api/sessions/${id}/events?${q}`, { headers });
     const body = await jsonOf(res);
     if (res.status !== 200) throw new Error(`GET events after=${cursor}: ${res.status} ${JSON.stringify(body)}`);
     if (!Array.isArray(body.events)) throw new Error(`GET events: no events array: ${JSON.stringify(body).slice(0, 300)}`);

@@ -4,7 +4,7 @@
 
 import { diffLines } from "diff";
 import { memo, useEffect, useId, useMemo, useState } from "react";
-import { getArtifactText, getArtifactVersions } from "../net/api";
+import { downloadArtifact, getArtifactText, getArtifactVersions } from "../net/api";
 import { STAGES, STAGE_LABEL, type ArtifactVersionInfo, type Stage } from "../protocol/types";
 import { useSessionStore } from "../store/session";
 import { copyText, downloadText } from "../lib/download";
@@ -98,6 +98,7 @@ const ArtifactCard = memo(function ArtifactCard({ stage }: { stage: Stage }) {
   const [mode, setMode] = useState<Mode>("rendered");
   const [base, setBase] = useState<number | null>(null);
   const [copied, setCopied] = useState<"ok" | "failed" | null>(null);
+  const [downloadError, setDownloadError] = useState<string | null>(null);
   const bodyId = useId();
   const name = STAGE_LABEL[stage];
 
@@ -128,9 +129,14 @@ const ArtifactCard = memo(function ArtifactCard({ stage }: { stage: Stage }) {
     if (text.data === null) return;
     setCopied((await copyText(text.data)) ? "ok" : "failed");
   };
-  const download = () => {
-    if (text.data === null || !version) return;
-    downloadText(`botarmy-${stage}-v${version}.md`, text.data);
+  const download = async () => {
+    if (!sessionId || !version) return;
+    setDownloadError(null);
+    try {
+      await downloadArtifact(sessionId, stage, version);
+    } catch (err) {
+      setDownloadError(err instanceof Error ? err.message : String(err));
+    }
   };
 
   return (
@@ -222,6 +228,11 @@ const ArtifactCard = memo(function ArtifactCard({ stage }: { stage: Stage }) {
               </Button>
             </span>
           </div>
+          {downloadError ? (
+            <p className="mt-2 text-xs text-red-700" role="alert" data-testid={`artifact-download-error-${stage}`}>
+              Download failed: {downloadError}
+            </p>
+          ) : null}
           {info ? (
             <p className="mt-2 text-xs text-slate-500">
               {info.chars} characters · saved {formatClock(info.createdAt)}

@@ -1,5 +1,7 @@
 // Always-visible connection state: Connected (live / catching up), Reconnecting (attempt n, next
-// try in s seconds), Offline, with "Reconnect now" whenever the socket is not live.
+// try in s seconds), Offline, Session gone, with "Reconnect now" whenever trying can help.
+// "Connected" is honest: the socket's heartbeat (net/socket.ts) turns it into Reconnecting
+// within 3.5 s of the last frame when the network dies silently.
 
 import { memo } from "react";
 import { sessionClient } from "../net/client";
@@ -44,6 +46,11 @@ export const ConnectionIndicator = memo(function ConnectionIndicator() {
         offlineReason === "no_network"
           ? "Your device has no network; the page reconnects when it returns."
           : "The server could not be reached after many tries.";
+      break;
+    case "gone":
+      dot = "bg-red-500";
+      text = "Session gone";
+      detail = "This session no longer exists (it was deleted or expired).";
       break;
     case "closed":
     default:

@@ -76,6 +76,17 @@ const NoticeItem = memo(function NoticeItem({ notice }: { notice: Notice }) {
   );
 });
 
+/** Bounded history: the server's snapshot left out the oldest messages; say so, quietly. */
+function OmittedNotice() {
+  const omitted = useSessionStore((s) => s.view.omittedMessages);
+  if (omitted <= 0) return null;
+  return (
+    <p data-testid="history-bounded" className="mb-2 text-center text-xs text-slate-500">
+      {omitted === 1 ? "1 older message is not shown" : `${omitted} older messages are not shown`} (history is bounded)
+    </p>
+  );
+}
+
 export function Conversation() {
   const timeline = useSessionStore((s) => s.view.timeline);
   const scroller = useRef<HTMLDivElement>(null);
@@ -152,6 +163,7 @@ export function Conversation() {
         data-testid="conversation"
         className="max-h-[65vh] min-h-40 overflow-y-auto [overflow-anchor:none] rounded-lg border border-slate-200 bg-slate-50 p-2 focus-visible:outline-none focus-visible:ring-2 focus-visible:ring-indigo-500 sm:p-3"
       >
+        <OmittedNotice />
         {timeline.length === 0 ? (
           <p className="p-4 text-center text-sm text-slate-500">Nothing yet. The brief and every agent's answer appear here as they are written.</p>
         ) : (

@@ -65,7 +65,9 @@ function StartSection() {
  */
 function ConnectHelp() {
   const stuck = useConnectionStore(
-    (s) => !s.everConnected && (s.status === "offline" || (s.status === "reconnecting" && s.attempt >= 3)),
+    (s) =>
+      !s.everConnected &&
+      ((s.status === "offline" && s.offlineReason !== "no_network") || (s.status === "reconnecting" && s.attempt >= 3)),
   );
   const [token, setToken] = useState("");
   const tokenId = useId();
@@ -99,6 +101,23 @@ function ConnectHelp() {
           Save and reconnect
         </Button>
       </form>
+    </Panel>
+  );
+}
+
+/** The server closed with 4404: the session was deleted or expired, and no retry can help. */
+function SessionGone() {
+  const gone = useConnectionStore((s) => s.status === "gone");
+  const titleId = useId();
+  if (!gone) return null;
+  return (
+    <Panel titleId={titleId} title="This session no longer exists" tone="danger" data-testid="session-gone">
+      <p>This session no longer exists (it was deleted or expired). What is shown below is what this page had received.</p>
+      <div className="mt-2">
+        <Button variant="primary" onClick={goHome}>
+          Start a new session
+        </Button>
+      </div>
     </Panel>
   );
 }
@@ -150,6 +169,7 @@ export function SessionPage({ id }: { id: string }) {
       <div className="contents lg:flex lg:min-w-0 lg:flex-col lg:gap-4">
         <div className="order-1 flex flex-col gap-3 empty:hidden">
           <ErrorBoundary label="the connection help">
+            <SessionGone />
             <ConnectHelp />
           </ErrorBoundary>
           <ErrorBoundary label="the error messages">

@@ -226,6 +226,29 @@ describe("ConnectionIndicator", () => {
   });
 });
 
+describe("session gone and bounded history", () => {
+  it("says plainly when the session no longer exists, with no Reconnect button", () => {
+    useConnectionStore.setState({ status: "gone", lastClose: { code: 4404, reason: "", at: 1 } });
+    render(<ConnectionIndicator />);
+    const status = screen.getByTestId("connection-status");
+    expect(status.dataset.status).toBe("gone");
+    expect(status.textContent).toContain("This session no longer exists (it was deleted or expired).");
+    expect(screen.queryByTestId("reconnect-button")).toBeNull();
+  });
+
+  it("shows a quiet notice at the top of the thread when older messages were left out", () => {
+    useSessionStore.setState({ view: { ...initialView(SESSION_ID), sync: "live", omittedMessages: 12 } });
+    render(<Conversation />);
+    expect(screen.getByTestId("history-bounded").textContent).toBe("12 older messages are not shown (history is bounded)");
+  });
+
+  it("shows no notice when nothing was left out", () => {
+    useSessionStore.setState({ view: { ...initialView(SESSION_ID), sync: "live" } });
+    render(<Conversation />);
+    expect(screen.queryByTestId("history-bounded")).toBeNull();
+  });
+});
+
 describe("ApprovalPanel and RunControls", () => {
   function atGate() {
     const s = new Script();

@@ -1,5 +1,5 @@
 // The optional access token (BOTARMY_ACCESS_TOKEN on the server). Kept in localStorage; sent as
-// `Authorization: Bearer` on POST and as the `botarmy.token.<token>` WebSocket subprotocol, never
+// `Authorization: Bearer` on every HTTP request (net/api.ts) and as the `botarmy.token.<token>` WebSocket subprotocol, never
 // in a URL.
 
 const KEY = "botarmy.accessToken";

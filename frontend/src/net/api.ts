@@ -1,7 +1,13 @@
 // HTTP calls to the Worker (same origin, under /api). Errors are JSON
 // {"error":{"code","message"}}; ApiError carries them in plain words.
+//
+// Every request goes through `request()`, which adds `Authorization: Bearer <token>` when this
+// browser has an access token (BOTARMY_ACCESS_TOKEN on the server). The token travels in that
+// header only, never in a URL (URLs get logged); that is also why an artifact download is a
+// fetch turned into a Blob, not a plain `<a href>` (a link cannot carry a header).
 
 import type { ArtifactList, SessionState, Stage } from "../protocol/types";
+import { downloadText } from "../lib/download";
 import { getAccessToken } from "../lib/token";
 
 export class ApiError extends Error {
@@ -28,10 +34,19 @@ async function errorFrom(response: Response): Promise<ApiError> {
   return new ApiError(response.status, code, message);
 }
 
+/** `init`'s headers plus the access token, if this browser has one. */
+export function withAuth(init: RequestInit = {}): RequestInit {
+  const token = getAccessToken();
+  if (!token) return init;
+  const headers = new Headers(init.headers);
+  headers.set("Authorization", `Bearer ${token}`);
+  return { ...init, headers };
+}
+
 async function request(path: string, init?: RequestInit): Promise<Response> {
   let response: Response;
   try {
-    response = await fetch(path, init);
+    response = await fetch(path, withAuth(init));
   } catch {
     throw new ApiError(0, "network", "Could not reach the BotArmy server. Check your connection and try again.");
   }
@@ -40,10 +55,7 @@ async function request(path: string, init?: RequestInit): Promise<Response> {
 }
 
 export async function createSession(): Promise<string> {
-  const headers: Record<string, string> = { Accept: "application/json" };
-  const token = getAccessToken();
-  if (token) headers.Authorization = `Bearer ${token}`;
-  const response = await request("/api/sessions", { method: "POST", headers });
+  const response = await request("/api/sessions", { method: "POST", headers: { Accept: "application/json" } });
   const body = (await response.json()) as { id?: unknown };
   if (typeof body.id !== "string") throw new ApiError(response.status, "bad_response", "The server did not return a session id.");
   return body.id;
@@ -87,6 +99,16 @@ export async function getArtifactText(id: string, stage: Stage, version: number,
   const text = await response.text();
   textCache.set(key, text);
   return text;
+}
+
+/**
+ * Downloads one artifact version as a `.md` file: fetched with the token like every request,
+ * then handed to the browser as a Blob object URL.
+ */
+export async function downloadArtifact(id: string, stage: Stage, version: number): Promise<string> {
+  const filename = `botarmy-${stage}-v${version}.md`;
+  downloadText(filename, await getArtifactText(id, stage, version));
+  return filename;
 }
 
 /** Session ids are exactly 32 lowercase hex characters. */

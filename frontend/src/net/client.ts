@@ -31,7 +31,6 @@ export class SessionClient {
   private waiting: UserCommand[] = [];
   private resyncInFlight = false;
   private fullResyncs = 0;
-  private removeWindowListeners: (() => void) | null = null;
 
   constructor(
     private readonly factory: SocketFactory = (url, callbacks, options) => new SessionSocket(url, callbacks, options),
@@ -66,12 +65,9 @@ export class SessionClient {
       },
       { protocols: tokenProtocols },
     );
-    this.addWindowListeners();
   }
 
   disconnect(): void {
-    this.removeWindowListeners?.();
-    this.removeWindowListeners = null;
     this.socket?.close();
     this.socket = null;
     this.sessionId = null;
@@ -161,21 +157,6 @@ export class SessionClient {
     const waiting = this.waiting;
     this.waiting = [];
     for (const command of waiting) this.send(command);
-  }
-
-  private addWindowListeners(): void {
-    if (typeof window === "undefined") return;
-    const online = () => {
-      const status = useConnectionStore.getState().status;
-      if (status !== "connected") this.socket?.reconnect();
-    };
-    const offline = () => this.socket?.markNoNetwork();
-    window.addEventListener("online", online);
-    window.addEventListener("offline", offline);
-    this.removeWindowListeners = () => {
-      window.removeEventListener("online", online);
-      window.removeEventListener("offline", offline);
-    };
   }
 }
 

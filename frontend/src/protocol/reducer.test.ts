@@ -327,6 +327,22 @@ describe("reducer: snapshot-mode hello", () => {
   });
 });
 
+describe("reducer: bounded history", () => {
+  it("records how many old messages the snapshot left out (caught_up.omittedMessages)", () => {
+    const snap = [welcome(500, "snapshot"), { type: "STATE_SNAPSHOT", snapshot: idleState() } as ServerEvent, { type: "MESSAGES_SNAPSHOT", messages: [] } as ServerEvent];
+    const bounded = reduceAll(initialView(SESSION_ID), [...snap, { type: "CUSTOM", name: "caught_up", value: { lastSeq: 500, omittedMessages: 12 } }], NOW);
+    expect(bounded.omittedMessages).toBe(12);
+    expect(bounded.sync).toBe("live");
+    // A later replay-mode caught_up without the field keeps what the page was told.
+    const later = reduceAll(bounded, [welcome(500), caughtUp(500)], NOW);
+    expect(later.omittedMessages).toBe(12);
+    // Today's server never sends it: nothing is shown.
+    expect(reduceAll(initialView(SESSION_ID), [...snap, caughtUp(500)], NOW).omittedMessages).toBe(0);
+    // Junk is ignored.
+    expect(reduceAll(initialView(SESSION_ID), [...snap, { type: "CUSTOM", name: "caught_up", value: { lastSeq: 500, omittedMessages: "lots" } }], NOW).omittedMessages).toBe(0);
+  });
+});
+
 describe("reducer: command answers", () => {
   it("ack removes the pending command; rejected removes it and explains in plain words", () => {
     let view = replay(fullEachStageRun().events);

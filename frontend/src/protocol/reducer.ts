@@ -102,6 +102,8 @@ export interface SessionView {
   lastOutcome: RunOutcomeKind | null;
   errors: UiError[];
   pending: Record<string, PendingCommand>;
+  /** The server's snapshot left out this many of the oldest messages (bounded history). */
+  omittedMessages: number;
   /** Latest artifact version per stage announced by `artifact` events. */
   artifactVersions: Partial<Record<Stage, number>>;
   /** The socket layer sends a fresh hello when this is set. */
@@ -127,6 +129,7 @@ export function initialView(sessionId: string | null = null): SessionView {
     lastOutcome: null,
     errors: [],
     pending: {},
+    omittedMessages: 0,
     artifactVersions: {},
     resyncNeeded: false,
     fullResyncNeeded: false,
@@ -551,8 +554,13 @@ function applyConnection(view: SessionView, event: ServerEvent, now: number): Se
           }
           return { ...view, welcome: value, sync: "syncing", resyncNeeded: false };
         }
-        case "caught_up":
+        case "caught_up": {
+          const omitted = (event.value as { omittedMessages?: unknown } | null)?.omittedMessages;
+          if (typeof omitted === "number" && Number.isInteger(omitted) && omitted >= 0 && omitted !== view.omittedMessages) {
+            return { ...view, sync: "live", omittedMessages: omitted };
+          }
           return { ...view, sync: "live" };
+        }
         case "ack": {
           const id = (event.value as { id?: unknown }).id;
           if (typeof id !== "string" || !view.pending[id]) return view;

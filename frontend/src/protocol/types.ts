@@ -28,7 +28,6 @@ export const LIMITS = {
   briefChars: 8000,
   feedbackChars: 4000,
   attemptsPerStage: 4,
-  pingIntervalMs: 25_000,
 } as const;
 
 // ---------------------------------------------------------------------------------------------
@@ -245,10 +244,21 @@ export interface WelcomeValue {
   model: string;
   lastSeq: number;
   mode: "replay" | "snapshot";
+  flow?: FlowValue;
+}
+
+/** Present when the server flow-controls catch-up (then the client acks; docs/protocol.md). */
+export interface FlowValue {
+  /** Unacknowledged bytes after which the server closes the socket with 4008. */
+  window: number;
+  /** How far past the last ack the server sends catch-up before it waits for the next ack. */
+  page: number;
 }
 
 export interface CaughtUpValue {
   lastSeq: number;
+  /** K > 0: the snapshot left out the K oldest messages (the session keeps bounded history). */
+  omittedMessages?: number;
 }
 
 export interface AckValue {
@@ -369,12 +379,13 @@ export type Command =
   | { type: "resume"; id?: string }
   | { type: "cancel"; id?: string }
   | { type: "retry"; id?: string; stage: Stage }
-  | { type: "ping"; id?: string };
+  | { type: "ping"; id?: string }
+  | { type: "ack"; seq: number };
 
 export type CommandType = Command["type"];
 
-/** Commands that the user issues (everything but hello/ping) and that get an ack or rejected. */
-export type UserCommand = Exclude<Command, { type: "hello" } | { type: "ping" }>;
+/** Commands that the user issues (everything but hello/ping/ack) and that get an ack or rejected. */
+export type UserCommand = Exclude<Command, { type: "hello" } | { type: "ping" } | { type: "ack" }>;
 
 // ---------------------------------------------------------------------------------------------
 // HTTP

@@ -1,0 +1,123 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { setAccessToken } from "../lib/token";
+import { ApiError, createSession, downloadArtifact, getArtifactText, getArtifactVersions, getHealth, getSession } from "./api";
+
+const ID = "0123456789abcdef0123456789abcdef";
+
+type Call = { url: string; headers: Headers; method: string };
+
+function fakeFetch(answer: (url: string) => Response) {
+  const calls: Call[] = [];
+  const fn = vi.fn(async (input: RequestInfo | URL, init?: RequestInit) => {
+    const url = String(input);
+    calls.push({ url, headers: new Headers(init?.headers), method: init?.method ?? "GET" });
+    return answer(url);
+  });
+  vi.stubGlobal("fetch", fn);
+  return calls;
+}
+
+function json(body: unknown, status = 200): Response {
+  return new Response(JSON.stringify(body), { status, headers: { "content-type": "application/json" } });
+}
+
+function answers(url: string): Response {
+  if (url === "/api/sessions") return json({ id: ID }, 201);
+  if (url === "/api/health") return json({ status: "ok", version: "0.1.0", provider: "demo" });
+  if (url.endsWith("?format=json")) return json({ stage: "analyst", versions: [{ version: 1, chars: 5, createdAt: 1, feedback: null }] });
+  if (url.includes("/artifacts/")) return new Response(`# text of ${url}`, { headers: { "content-type": "text/markdown" } });
+  return json({ id: ID, lastSeq: 3, state: {} });
+}
+
+/** Every request the api module can make, once. */
+async function everyRequest(version: number): Promise<void> {
+  await createSession();
+  await getSession(ID);
+  await getArtifactVersions(ID, "analyst");
+  await getArtifactText(ID, "analyst", version);
+  await downloadArtifact(ID, "architect", version);
+  await getHealth();
+}
+
+beforeEach(() => {
+  window.localStorage.clear();
+  // jsdom has no object URLs; the download helper only needs them to exist.
+  vi.stubGlobal("URL", Object.assign(URL, { createObjectURL: vi.fn(() => "blob:test"), revokeObjectURL: vi.fn() }));
+  // jsdom cannot navigate; a download link's click is recorded instead.
+  vi.spyOn(HTMLAnchorElement.prototype, "click").mockImplementation(() => undefined);
+});
+
+function blobText(blob: Blob): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const reader = new FileReader();
+    reader.onload = () => resolve(String(reader.result));
+    reader.onerror = () => reject(reader.error);
+    reader.readAsText(blob);
+  });
+}
+
+afterEach(() => {
+  vi.unstubAllGlobals();
+  window.localStorage.clear();
+});
+
+describe("api with an access token", () => {
+  it("sends Authorization: Bearer on every request, and never the token in a URL", async () => {
+    setAccessToken("s3cret-token");
+    const calls = fakeFetch(answers);
+    await everyRequest(101);
+    expect(calls.map((c) => c.url)).toEqual([
+      "/api/sessions",
+      `/api/sessions/${ID}`,
+      `/api/sessions/${ID}/artifacts/analyst?format=json`,
+      `/api/sessions/${ID}/artifacts/analyst?version=101`,
+      `/api/sessions/${ID}/artifacts/architect?version=101`,
+      "/api/health",
+    ]);
+    for (const call of calls) {
+      expect(call.headers.get("Authorization"), call.url).toBe("Bearer s3cret-token");
+      expect(call.url).not.toContain("s3cret");
+    }
+    // The caller's own headers are kept beside the token.
+    expect(calls[3]?.headers.get("Accept")).toBe("text/markdown");
+  });
+
+  it("sends no Authorization header without a token", async () => {
+    const calls = fakeFetch(answers);
+    await everyRequest(102);
+    expect(calls.length).toBe(6);
+    for (const call of calls) expect(call.headers.has("Authorization"), call.url).toBe(false);
+  });
+
+  it("picks up a token saved later (read per request, not at load)", async () => {
+    const calls = fakeFetch(answers);
+    await getSession(ID);
+    setAccessToken("later");
+    await getSession(ID);
+    expect(calls.map((c) => c.headers.get("Authorization"))).toEqual([null, "Bearer later"]);
+  });
+
+  it("turns a 401 into an ApiError with the server's words", async () => {
+    setAccessToken("wrong");
+    fakeFetch(() => json({ error: { code: "unauthorized", message: "This BotArmy needs an access token." } }, 401));
+    const err = await getSession(ID).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ApiError);
+    expect(err).toMatchObject({ status: 401, code: "unauthorized", message: "This BotArmy needs an access token." });
+  });
+
+  it("downloads an artifact through fetch + Blob + object URL with the version in the file name", async () => {
+    setAccessToken("dl-token");
+    const calls = fakeFetch(answers);
+    const clicked: { href: string; download: string }[] = [];
+    vi.mocked(HTMLAnchorElement.prototype.click).mockImplementation(function (this: HTMLAnchorElement) {
+      clicked.push({ href: this.href, download: this.download });
+    });
+    const name = await downloadArtifact(ID, "tester", 7);
+    expect(name).toBe("botarmy-tester-v7.md");
+    expect(calls.at(-1)?.headers.get("Authorization")).toBe("Bearer dl-token");
+    expect(URL.createObjectURL).toHaveBeenCalledTimes(1);
+    const blob = vi.mocked(URL.createObjectURL).mock.calls[0]?.[0] as Blob;
+    expect(await blobText(blob)).toBe(`# text of /api/sessions/${ID}/artifacts/tester?version=7`);
+    expect(clicked).toEqual([{ href: "blob:test", download: "botarmy-tester-v7.md" }]);
+  });
+});
