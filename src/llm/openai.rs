@@ -1166,17 +1166,27 @@ mod tests {
                 {"index":1,"id":"c1","type":"function","function":{"name":"read_file","arguments":"{\"path\":\"a\"}"}}]}}]})
         );
         let mut d = StreamDecoder::new();
-        let events = decode_events(s.as_bytes()).unwrap();
+        let events = d.push_events(s.as_bytes()).unwrap();
         assert_eq!(
-            events[events.len() - 3..],
+            events,
             [
+                ev_start(0, "c0", "list_files"),
+                ev_args("c0", "{}"),
+                ev_start(1, "c1", "read_file"),
+                ev_args("c1", "{\"path\":\"a\"}"),
                 ev_end("c0"),
                 ev_end("c1"),
                 StreamEvent::Item(StreamItem::Done)
             ]
         );
-        d.push_events(s.as_bytes()).unwrap();
-        assert_eq!(d.tool_calls().len(), 2);
+        assert_eq!(d.finish_events().unwrap(), []);
+        assert_eq!(
+            d.tool_calls(),
+            [
+                call("c0", "list_files", "{}"),
+                call("c1", "read_file", "{\"path\":\"a\"}")
+            ]
+        );
     }
 
     #[test]
