@@ -14,7 +14,9 @@
 //!   sockets per client, repeated wrong tokens (held by one Durable Object).
 //! - [`agents`]: the five roles, their prompts, what each receives, the demo provider's text.
 //! - [`llm`]: OpenAI-compatible request building, SSE parsing, error classification, backoff,
-//!   the global provider rate limiter.
+//!   the global provider rate limiter, tool-call streams.
+//! - [`workspace`]: the project's files as agents write them through tool calls — path rules,
+//!   limits, the four tools, versioned rows per stage and attempt applied exactly once, the zip.
 //! - `edge` (wasm32 only): the Worker — router, the Session and Limiter Durable Objects,
 //!   SQLite storage, fetch streaming, alarms. It only adapts the core to the runtime.
 //!
@@ -26,6 +28,7 @@ pub mod config;
 pub mod llm;
 pub mod protocol;
 pub mod session;
+pub mod workspace;
 
 #[cfg(target_arch = "wasm32")]
 mod edge;

@@ -4,6 +4,8 @@
 //! something lives here, tested natively:
 //!
 //! - [`openai`]: request URL and body, and the streamed answer decoder ([`StreamDecoder`]).
+//! - [`tools`]: tool definitions we offer, the calls the model makes, and how streamed calls
+//!   are reassembled from their fragments.
 //! - [`sse`]: the incremental server-sent-events parser the decoder is built on.
 //! - [`error`]: failure classification, user-facing wording, `Retry-After`, secret redaction.
 //! - [`backoff`]: full-jitter exponential retry delays.
@@ -18,13 +20,15 @@ pub mod error;
 pub mod openai;
 pub mod ratelimit;
 pub mod sse;
+pub mod tools;
 
 pub use backoff::{retry_delay_ms, should_retry};
 pub use cache::CacheScope;
 pub use error::{classify_http, redact, ErrorKind, LlmError};
 pub use openai::{
-    chat_request_body, chat_url, estimate_tokens, ChatMessage, StreamDecoder, StreamItem,
-    DEFAULT_BASE_URL, DEFAULT_MODEL,
+    chat_request_body, chat_request_body_with_tools, chat_url, estimate_tokens, ChatMessage,
+    StreamDecoder, StreamEvent, StreamItem, DEFAULT_BASE_URL, DEFAULT_MODEL,
 };
 pub use ratelimit::ProviderLimiter;
 pub use sse::{SseEvent, SseParser};
+pub use tools::{ToolCall, ToolCallAssembler, ToolDef};

@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 
 use super::error::{classify_error_object, ErrorKind, LlmError};
 use super::sse::{SseEvent, SseParser};
+use super::tools::{ToolCall, ToolCallAssembler, ToolDef};
 
 pub const DEFAULT_BASE_URL: &str = "https://api.openai.com/v1";
 pub const DEFAULT_MODEL: &str = "gpt-4o-mini";
@@ -20,39 +21,148 @@ const MAX_JSON_BODY_BYTES: usize = 1024 * 1024;
 /// How much of an unreadable payload goes into an error's detail.
 const DETAIL_EXCERPT_CHARS: usize = 200;
 
-/// One chat message (`role` is `system`, `user` or `assistant`).
+/// One chat message: `system`, `user` or `assistant` text, an assistant message that calls
+/// tools, or a `tool` message answering one call.
+///
+/// Serialised exactly as OpenAI documents: `{"role", "content"}` for text;
+/// `{"role": "assistant", "content": null, "tool_calls": [{"id", "type": "function",
+/// "function": {"name", "arguments"}}]}` for calls (`content` is the text, if any, that came
+/// with them); `{"role": "tool", "tool_call_id", "content"}` for a result. A text message's JSON
+/// is unchanged by the tool fields, so answer-cache keys of text-only requests stay the same.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(into = "WireMessage", from = "WireMessage")]
 pub struct ChatMessage {
     pub role: String,
     pub content: String,
+    /// An assistant message's tool calls (empty otherwise).
+    pub tool_calls: Vec<ToolCall>,
+    /// A `tool` message: the call it answers.
+    pub tool_call_id: Option<String>,
 }
 
 impl ChatMessage {
-    pub fn system(content: impl Into<String>) -> Self {
+    fn text(role: &str, content: impl Into<String>) -> Self {
         ChatMessage {
-            role: "system".into(),
+            role: role.into(),
             content: content.into(),
+            tool_calls: Vec::new(),
+            tool_call_id: None,
         }
+    }
+
+    pub fn system(content: impl Into<String>) -> Self {
+        ChatMessage::text("system", content)
     }
 
     pub fn user(content: impl Into<String>) -> Self {
-        ChatMessage {
-            role: "user".into(),
-            content: content.into(),
-        }
+        ChatMessage::text("user", content)
     }
 
     pub fn assistant(content: impl Into<String>) -> Self {
+        ChatMessage::text("assistant", content)
+    }
+
+    /// The assistant's answer that made `calls` (`content`: any text before them, or "").
+    pub fn assistant_tool_calls(content: impl Into<String>, calls: Vec<ToolCall>) -> Self {
         ChatMessage {
-            role: "assistant".into(),
-            content: content.into(),
+            tool_calls: calls,
+            ..ChatMessage::assistant(content)
+        }
+    }
+
+    /// The result of the call `tool_call_id`, for the model.
+    pub fn tool_result(tool_call_id: impl Into<String>, content: impl Into<String>) -> Self {
+        ChatMessage {
+            tool_call_id: Some(tool_call_id.into()),
+            ..ChatMessage::text("tool", content)
         }
     }
 }
 
-/// Characters in all messages' contents (for token estimates).
+/// [`ChatMessage`] as it is on the wire.
+#[derive(Serialize, Deserialize)]
+struct WireMessage {
+    role: String,
+    /// `null` only for an assistant message with tool calls and no text.
+    content: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    tool_calls: Vec<WireToolCall>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    tool_call_id: Option<String>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct WireToolCall {
+    id: String,
+    #[serde(rename = "type")]
+    kind: String,
+    function: WireFunction,
+}
+
+#[derive(Serialize, Deserialize)]
+struct WireFunction {
+    name: String,
+    arguments: String,
+}
+
+impl From<ChatMessage> for WireMessage {
+    fn from(m: ChatMessage) -> Self {
+        let content = if m.content.is_empty() && !m.tool_calls.is_empty() {
+            None
+        } else {
+            Some(m.content)
+        };
+        WireMessage {
+            role: m.role,
+            content,
+            tool_calls: m
+                .tool_calls
+                .into_iter()
+                .map(|c| WireToolCall {
+                    id: c.id,
+                    kind: "function".into(),
+                    function: WireFunction {
+                        name: c.name,
+                        arguments: c.arguments,
+                    },
+                })
+                .collect(),
+            tool_call_id: m.tool_call_id,
+        }
+    }
+}
+
+impl From<WireMessage> for ChatMessage {
+    fn from(w: WireMessage) -> Self {
+        ChatMessage {
+            role: w.role,
+            content: w.content.unwrap_or_default(),
+            tool_calls: w
+                .tool_calls
+                .into_iter()
+                .map(|c| ToolCall {
+                    id: c.id,
+                    name: c.function.name,
+                    arguments: c.function.arguments,
+                })
+                .collect(),
+            tool_call_id: w.tool_call_id,
+        }
+    }
+}
+
+/// Characters in all messages' contents and tool calls (for token estimates).
 pub fn messages_chars(messages: &[ChatMessage]) -> usize {
-    messages.iter().map(|m| m.content.chars().count()).sum()
+    let calls = |m: &ChatMessage| -> usize {
+        m.tool_calls
+            .iter()
+            .map(|c| c.name.chars().count() + c.arguments.chars().count())
+            .sum()
+    };
+    messages
+        .iter()
+        .map(|m| m.content.chars().count() + calls(m))
+        .sum()
 }
 
 /// Rough token count of `chars` characters of English text or code (~4 chars per token).
@@ -80,12 +190,27 @@ pub fn chat_url(base_url: &str) -> String {
 ///
 /// `max_tokens` (not `max_completion_tokens`) because every compatible server understands it.
 pub fn chat_request_body(model: &str, messages: &[ChatMessage], max_tokens: Option<u32>) -> String {
+    chat_request_body_with_tools(model, messages, &[], max_tokens)
+}
+
+/// [`chat_request_body`] offering `tools` (OpenAI's `tools` field; omitted when empty, so a
+/// request without tools is byte-for-byte the text-only one). `tool_choice` is left to its
+/// default, `auto`: the model may answer in text, call tools, or both.
+pub fn chat_request_body_with_tools(
+    model: &str,
+    messages: &[ChatMessage],
+    tools: &[ToolDef],
+    max_tokens: Option<u32>,
+) -> String {
     let mut body = json!({
         "model": model,
         "messages": messages,
         "stream": true,
         "stream_options": {"include_usage": true},
     });
+    if !tools.is_empty() {
+        body["tools"] = json!(tools);
+    }
     if let Some(n) = max_tokens {
         body["max_tokens"] = json!(n);
     }
@@ -109,6 +234,49 @@ pub enum StreamItem {
     Done,
 }
 
+/// Everything the decoder finds, text and tool calls, in stream order: what
+/// [`StreamDecoder::push_events`] returns. Tool calls map one-to-one onto AG-UI's
+/// `TOOL_CALL_START {toolCallId, toolCallName}`, `TOOL_CALL_ARGS {toolCallId, delta}` and
+/// `TOOL_CALL_END {toolCallId}`; when each is emitted is in [`crate::llm::tools`].
+///
+/// A separate type from [`StreamItem`] so that callers matching on `StreamItem` without
+/// offering tools are unchanged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StreamEvent {
+    Item(StreamItem),
+    /// A call began: `index` is the provider's position of the call in the answer.
+    ToolCallStart {
+        index: u32,
+        id: String,
+        name: String,
+    },
+    /// More of a call's JSON arguments, cut anywhere.
+    ToolCallArgs {
+        id: String,
+        delta: String,
+    },
+    /// The call is complete; its arguments are in [`StreamDecoder::tool_calls`].
+    ToolCallEnd {
+        id: String,
+    },
+}
+
+impl From<StreamItem> for StreamEvent {
+    fn from(item: StreamItem) -> Self {
+        StreamEvent::Item(item)
+    }
+}
+
+fn items_only(events: Vec<StreamEvent>) -> Vec<StreamItem> {
+    events
+        .into_iter()
+        .filter_map(|e| match e {
+            StreamEvent::Item(i) => Some(i),
+            _ => None,
+        })
+        .collect()
+}
+
 #[derive(Debug)]
 enum Mode {
     /// Only whitespace so far: could still be a stream or a JSON body.
@@ -118,7 +286,8 @@ enum Mode {
     Json(Vec<u8>),
 }
 
-/// Turns the bytes of a streamed chat completion into [`StreamItem`]s.
+/// Turns the bytes of a streamed chat completion into [`StreamItem`]s, or with tool calls
+/// into [`StreamEvent`]s ([`StreamDecoder::push_events`]).
 ///
 /// Once it fails, it stays failed: every later call returns the same error. An error found
 /// after some items in the same chunk is returned by the next `push` or `finish`, so text
@@ -129,6 +298,7 @@ pub struct StreamDecoder {
     sse: SseParser,
     saw_done: bool,
     finish_reason: Option<String>,
+    tools: ToolCallAssembler,
     error: Option<LlmError>,
 }
 
@@ -145,6 +315,7 @@ impl StreamDecoder {
             sse: SseParser::new(),
             saw_done: false,
             finish_reason: None,
+            tools: ToolCallAssembler::new(),
             error: None,
         }
     }
@@ -154,7 +325,25 @@ impl StreamDecoder {
         self.finish_reason.as_deref()
     }
 
+    /// The tool calls that ended so far, in the order they started: all of the answer's calls
+    /// once the stream finished. A stream cut short has none.
+    pub fn tool_calls(&self) -> Vec<ToolCall> {
+        self.tools.calls()
+    }
+
+    /// The next bytes: text, usage and the end, without tool calls (for requests that offer
+    /// no tools; [`StreamDecoder::push_events`] has everything).
     pub fn push(&mut self, bytes: &[u8]) -> Result<Vec<StreamItem>, LlmError> {
+        self.push_events(bytes).map(items_only)
+    }
+
+    /// End of the response body, as [`StreamDecoder::push`].
+    pub fn finish(&mut self) -> Result<Vec<StreamItem>, LlmError> {
+        self.finish_events().map(items_only)
+    }
+
+    /// The next bytes: everything found, tool calls included.
+    pub fn push_events(&mut self, bytes: &[u8]) -> Result<Vec<StreamEvent>, LlmError> {
         if let Some(e) = &self.error {
             return Err(e.clone());
         }
@@ -163,8 +352,8 @@ impl StreamDecoder {
         self.settle(result, out)
     }
 
-    /// End of the response body.
-    pub fn finish(&mut self) -> Result<Vec<StreamItem>, LlmError> {
+    /// End of the response body, tool calls included.
+    pub fn finish_events(&mut self) -> Result<Vec<StreamEvent>, LlmError> {
         if let Some(e) = &self.error {
             return Err(e.clone());
         }
@@ -174,7 +363,7 @@ impl StreamDecoder {
                 ErrorKind::Network,
                 "stream ended early: empty response",
             )),
-            Mode::Json(body) => decode_json_body(&body, &mut out),
+            Mode::Json(body) => decode_json_body(&body, &mut self.tools, &mut out),
             Mode::Sse => {
                 self.sse.finish();
                 if self.saw_done || self.finish_reason.is_some() {
@@ -190,8 +379,8 @@ impl StreamDecoder {
     fn settle(
         &mut self,
         result: Result<(), LlmError>,
-        out: Vec<StreamItem>,
-    ) -> Result<Vec<StreamItem>, LlmError> {
+        out: Vec<StreamEvent>,
+    ) -> Result<Vec<StreamEvent>, LlmError> {
         match result {
             Ok(()) => Ok(out),
             Err(e) => {
@@ -205,7 +394,7 @@ impl StreamDecoder {
         }
     }
 
-    fn push_inner(&mut self, bytes: &[u8], out: &mut Vec<StreamItem>) -> Result<(), LlmError> {
+    fn push_inner(&mut self, bytes: &[u8], out: &mut Vec<StreamEvent>) -> Result<(), LlmError> {
         let bytes = match &mut self.mode {
             Mode::Undecided(head) => {
                 head.extend_from_slice(bytes);
@@ -247,7 +436,7 @@ impl StreamDecoder {
         }
     }
 
-    fn push_sse(&mut self, bytes: &[u8], out: &mut Vec<StreamItem>) -> Result<(), LlmError> {
+    fn push_sse(&mut self, bytes: &[u8], out: &mut Vec<StreamEvent>) -> Result<(), LlmError> {
         if self.saw_done {
             return Ok(());
         }
@@ -264,14 +453,15 @@ impl StreamDecoder {
         Ok(())
     }
 
-    fn event(&mut self, ev: SseEvent, out: &mut Vec<StreamItem>) -> Result<(), LlmError> {
+    fn event(&mut self, ev: SseEvent, out: &mut Vec<StreamEvent>) -> Result<(), LlmError> {
         let data = ev.data.trim();
         if data.is_empty() {
             return Ok(());
         }
         if data == "[DONE]" {
             self.saw_done = true;
-            out.push(StreamItem::Done);
+            self.tools.end_all(out);
+            out.push(StreamItem::Done.into());
             return Ok(());
         }
         let value: Value = match serde_json::from_str(data) {
@@ -303,32 +493,59 @@ impl StreamDecoder {
             let delta = &choice["delta"];
             for key in ["content", "refusal"] {
                 if let Some(text) = delta[key].as_str().filter(|t| !t.is_empty()) {
-                    out.push(StreamItem::Delta(text.to_string()));
+                    out.push(StreamItem::Delta(text.to_string()).into());
                 }
+            }
+            if let Some(calls) = delta.get("tool_calls") {
+                self.tools.push(calls, out).map_err(malformed)?;
             }
             if let Some(reason) = choice["finish_reason"].as_str() {
                 self.finished(reason, out)?;
             }
         }
         if let Some(usage) = read_usage(&value) {
-            out.push(usage);
+            out.push(usage.into());
         }
         Ok(())
     }
 
-    fn finished(&mut self, reason: &str, out: &mut Vec<StreamItem>) -> Result<(), LlmError> {
+    fn finished(&mut self, reason: &str, out: &mut Vec<StreamEvent>) -> Result<(), LlmError> {
         if reason == "content_filter" {
             return Err(LlmError::new(
                 ErrorKind::ContentFiltered,
                 "the provider stopped the answer: finish_reason content_filter",
             ));
         }
+        finished_tool_calls(reason, &mut self.tools, out)?;
         self.finish_reason = Some(reason.to_string());
-        out.push(StreamItem::Finished {
-            reason: reason.to_string(),
-        });
+        out.push(
+            StreamItem::Finished {
+                reason: reason.to_string(),
+            }
+            .into(),
+        );
         Ok(())
     }
+}
+
+/// The choice finished: its tool calls end. `tool_calls` as the reason with no call is a
+/// server bug that would leave the session waiting for calls that never come.
+fn finished_tool_calls(
+    reason: &str,
+    tools: &mut ToolCallAssembler,
+    out: &mut Vec<StreamEvent>,
+) -> Result<(), LlmError> {
+    if reason == "tool_calls" && tools.is_empty() {
+        return Err(malformed(
+            "finish_reason tool_calls but no tool call was streamed".into(),
+        ));
+    }
+    tools.end_all(out);
+    Ok(())
+}
+
+fn malformed(detail: String) -> LlmError {
+    LlmError::new(ErrorKind::MalformedStream, detail)
 }
 
 /// The choice with `index` 0 (we ask for one), or the first one listed.
@@ -354,7 +571,11 @@ fn read_usage(chunk: &Value) -> Option<StreamItem> {
 }
 
 /// A non-streamed `chat.completion` (or an error object) sent with status 200.
-fn decode_json_body(body: &[u8], out: &mut Vec<StreamItem>) -> Result<(), LlmError> {
+fn decode_json_body(
+    body: &[u8],
+    tools: &mut ToolCallAssembler,
+    out: &mut Vec<StreamEvent>,
+) -> Result<(), LlmError> {
     let text = String::from_utf8_lossy(body);
     let value: Value = serde_json::from_str(text.trim()).map_err(|e| {
         LlmError::new(
@@ -378,7 +599,25 @@ fn decode_json_body(body: &[u8], out: &mut Vec<StreamItem>) -> Result<(), LlmErr
         .as_str()
         .filter(|c| !c.is_empty())
     {
-        out.push(StreamItem::Delta(content.to_string()));
+        out.push(StreamItem::Delta(content.to_string()).into());
+    }
+    // Whole calls: each entry is a first chunk with all its arguments, in array order.
+    if let Some(calls) = choice["message"].get("tool_calls").filter(|c| !c.is_null()) {
+        let Value::Array(calls) = calls else {
+            return Err(malformed(format!(
+                "message.tool_calls is not an array: {}",
+                excerpt(&calls.to_string())
+            )));
+        };
+        for (i, call) in calls.iter().enumerate() {
+            let mut entry = call.clone();
+            if let Value::Object(obj) = &mut entry {
+                obj.entry("index").or_insert(json!(i));
+            }
+            tools
+                .push(&Value::Array(vec![entry]), out)
+                .map_err(malformed)?;
+        }
     }
     let reason = choice["finish_reason"].as_str().unwrap_or("stop");
     if reason == "content_filter" {
@@ -387,13 +626,17 @@ fn decode_json_body(body: &[u8], out: &mut Vec<StreamItem>) -> Result<(), LlmErr
             "the provider stopped the answer: finish_reason content_filter",
         ));
     }
-    out.push(StreamItem::Finished {
-        reason: reason.to_string(),
-    });
+    finished_tool_calls(reason, tools, out)?;
+    out.push(
+        StreamItem::Finished {
+            reason: reason.to_string(),
+        }
+        .into(),
+    );
     if let Some(usage) = read_usage(&value) {
-        out.push(usage);
+        out.push(usage.into());
     }
-    out.push(StreamItem::Done);
+    out.push(StreamItem::Done.into());
     Ok(())
 }
 
@@ -728,6 +971,389 @@ mod tests {
             .collect()
     }
 
+    // ---- Tool calls: chunks shaped exactly as OpenAI streams them. ----
+
+    const WRITE_ARGS: &str = "{\"path\":\"src/main.rs\",\"content\":\"fn main() {\\n    println!(\\\"héllo 🦀\\\");\\n}\\n\"}";
+
+    /// The first chunk of a call: index, id, type, name, empty arguments.
+    fn call_start(index: u32, id: &str, name: &str) -> String {
+        format!(
+            "data: {}\n\n",
+            json!({"id":"chatcmpl-1","object":"chat.completion.chunk","created":1,"model":"gpt-4o-mini",
+                   "choices":[{"index":0,"delta":{"role":"assistant","content":null,"tool_calls":[
+                       {"index":index,"id":id,"type":"function","function":{"name":name,"arguments":""}}]},
+                     "logprobs":null,"finish_reason":null}]})
+        )
+    }
+
+    /// A later chunk: index and an arguments fragment only.
+    fn call_args(index: u32, fragment: &str) -> String {
+        format!(
+            "data: {}\n\n",
+            json!({"id":"chatcmpl-1","object":"chat.completion.chunk","created":1,"model":"gpt-4o-mini",
+                   "choices":[{"index":0,"delta":{"tool_calls":[{"index":index,"function":{"arguments":fragment}}]},
+                     "logprobs":null,"finish_reason":null}]})
+        )
+    }
+
+    fn decode_events(bytes: &[u8]) -> Result<Vec<StreamEvent>, LlmError> {
+        let mut d = StreamDecoder::new();
+        let mut events = d.push_events(bytes)?;
+        events.extend(d.finish_events()?);
+        Ok(events)
+    }
+
+    fn call(id: &str, name: &str, arguments: &str) -> ToolCall {
+        ToolCall {
+            id: id.into(),
+            name: name.into(),
+            arguments: arguments.into(),
+        }
+    }
+
+    fn ev_start(index: u32, id: &str, name: &str) -> StreamEvent {
+        StreamEvent::ToolCallStart {
+            index,
+            id: id.into(),
+            name: name.into(),
+        }
+    }
+
+    fn ev_args(id: &str, delta: &str) -> StreamEvent {
+        StreamEvent::ToolCallArgs {
+            id: id.into(),
+            delta: delta.into(),
+        }
+    }
+
+    fn ev_end(id: &str) -> StreamEvent {
+        StreamEvent::ToolCallEnd { id: id.into() }
+    }
+
+    /// Text, then one call with its arguments in `fragments`, then the documented ending.
+    fn one_call_stream(fragments: &[&str]) -> String {
+        let mut s = chunk("I'll write it.");
+        s.push_str(&call_start(0, "call_abc", "write_file"));
+        for f in fragments {
+            s.push_str(&call_args(0, f));
+        }
+        s.push_str(&stop_chunk("tool_calls"));
+        s.push_str(USAGE);
+        s.push_str(DONE);
+        s
+    }
+
+    #[test]
+    fn text_then_a_tool_call_then_tool_calls_finish_then_done() {
+        let s = one_call_stream(&[
+            "{\"path\":",
+            "\"src/main.rs\",\"content\":\"fn main() {\\n    println!(\\\"héllo 🦀\\\");\\n}\\n\"}",
+        ]);
+        let mut d = StreamDecoder::new();
+        let events = d.push_events(s.as_bytes()).unwrap();
+        assert_eq!(
+            events,
+            [
+                StreamEvent::Item(delta("I'll write it.")),
+                ev_start(0, "call_abc", "write_file"),
+                ev_args("call_abc", "{\"path\":"),
+                ev_args("call_abc", "\"src/main.rs\",\"content\":\"fn main() {\\n    println!(\\\"héllo 🦀\\\");\\n}\\n\"}"),
+                ev_end("call_abc"),
+                StreamEvent::Item(StreamItem::Finished { reason: "tool_calls".into() }),
+                StreamEvent::Item(StreamItem::Usage { prompt_tokens: 12, completion_tokens: 34 }),
+                StreamEvent::Item(StreamItem::Done),
+            ]
+        );
+        assert_eq!(d.finish_events().unwrap(), []);
+        assert_eq!(d.finish_reason(), Some("tool_calls"));
+        assert_eq!(d.tool_calls(), [call("call_abc", "write_file", WRITE_ARGS)]);
+        let args: Value = serde_json::from_str(&d.tool_calls()[0].arguments).unwrap();
+        assert_eq!(args["path"], "src/main.rs");
+    }
+
+    #[test]
+    fn arguments_split_at_every_char_boundary_give_the_same_call() {
+        let cuts: Vec<usize> = (0..=WRITE_ARGS.len())
+            .filter(|&i| WRITE_ARGS.is_char_boundary(i))
+            .collect();
+        for &a in &cuts {
+            for &b in cuts.iter().filter(|&&b| b >= a).step_by(7) {
+                let s = one_call_stream(&[&WRITE_ARGS[..a], &WRITE_ARGS[a..b], &WRITE_ARGS[b..]]);
+                let mut d = StreamDecoder::new();
+                let events = d.push_events(s.as_bytes()).unwrap();
+                assert_eq!(
+                    d.tool_calls(),
+                    [call("call_abc", "write_file", WRITE_ARGS)],
+                    "cut at {a}, {b}"
+                );
+                // Empty fragments emit nothing; the others arrive in order.
+                let streamed: String = events
+                    .iter()
+                    .filter_map(|e| match e {
+                        StreamEvent::ToolCallArgs { delta, .. } => {
+                            assert!(!delta.is_empty());
+                            Some(delta.as_str())
+                        }
+                        _ => None,
+                    })
+                    .collect();
+                assert_eq!(streamed, WRITE_ARGS);
+            }
+        }
+    }
+
+    #[test]
+    fn the_stream_cut_at_every_byte_boundary_gives_the_same_events() {
+        let s = one_call_stream(&["{\"path\":\"src/main.rs\",", "\"content\":\"é🦀\"}"]);
+        let bytes = s.as_bytes();
+        let whole = decode_events(bytes).unwrap();
+        for cut in 0..=bytes.len() {
+            let mut d = StreamDecoder::new();
+            let mut events = d.push_events(&bytes[..cut]).unwrap();
+            events.extend(d.push_events(&bytes[cut..]).unwrap());
+            events.extend(d.finish_events().unwrap());
+            assert_eq!(events, whole, "cut at byte {cut}");
+        }
+    }
+
+    #[test]
+    fn parallel_calls_interleaved_by_index_are_kept_apart_and_end_together() {
+        let s = [
+            call_start(0, "call_a", "write_file"),
+            call_start(1, "call_b", "read_file"),
+            call_args(1, "{\"path\""),
+            call_args(0, "{\"path\":\"a\","),
+            call_args(1, ":\"b\"}"),
+            call_args(0, "\"content\":\"x\"}"),
+            stop_chunk("tool_calls"),
+            DONE.to_string(),
+        ]
+        .concat();
+        let mut d = StreamDecoder::new();
+        let events = d.push_events(s.as_bytes()).unwrap();
+        assert_eq!(
+            events,
+            [
+                ev_start(0, "call_a", "write_file"),
+                ev_start(1, "call_b", "read_file"),
+                ev_args("call_b", "{\"path\""),
+                ev_args("call_a", "{\"path\":\"a\","),
+                ev_args("call_b", ":\"b\"}"),
+                ev_args("call_a", "\"content\":\"x\"}"),
+                ev_end("call_a"),
+                ev_end("call_b"),
+                StreamEvent::Item(StreamItem::Finished {
+                    reason: "tool_calls".into()
+                }),
+                StreamEvent::Item(StreamItem::Done),
+            ]
+        );
+        assert_eq!(
+            d.tool_calls(),
+            [
+                call("call_a", "write_file", "{\"path\":\"a\",\"content\":\"x\"}"),
+                call("call_b", "read_file", "{\"path\":\"b\"}")
+            ]
+        );
+    }
+
+    #[test]
+    fn several_calls_in_one_chunk_and_done_without_finish_reason_end_them() {
+        let s = format!(
+            "data: {}\n\n{DONE}",
+            json!({"choices":[{"index":0,"delta":{"tool_calls":[
+                {"index":0,"id":"c0","type":"function","function":{"name":"list_files","arguments":"{}"}},
+                {"index":1,"id":"c1","type":"function","function":{"name":"read_file","arguments":"{\"path\":\"a\"}"}}]}}]})
+        );
+        let mut d = StreamDecoder::new();
+        let events = d.push_events(s.as_bytes()).unwrap();
+        assert_eq!(
+            events,
+            [
+                ev_start(0, "c0", "list_files"),
+                ev_args("c0", "{}"),
+                ev_start(1, "c1", "read_file"),
+                ev_args("c1", "{\"path\":\"a\"}"),
+                ev_end("c0"),
+                ev_end("c1"),
+                StreamEvent::Item(StreamItem::Done)
+            ]
+        );
+        assert_eq!(d.finish_events().unwrap(), []);
+        assert_eq!(
+            d.tool_calls(),
+            [
+                call("c0", "list_files", "{}"),
+                call("c1", "read_file", "{\"path\":\"a\"}")
+            ]
+        );
+    }
+
+    #[test]
+    fn a_stream_cut_inside_a_call_ends_no_call() {
+        let s = [call_start(0, "c", "write_file"), call_args(0, "{\"pa")].concat();
+        let mut d = StreamDecoder::new();
+        let events = d.push_events(s.as_bytes()).unwrap();
+        assert_eq!(
+            events,
+            [ev_start(0, "c", "write_file"), ev_args("c", "{\"pa")]
+        );
+        assert_eq!(d.finish_events().unwrap_err().kind, ErrorKind::Network);
+        assert!(d.tool_calls().is_empty());
+    }
+
+    #[test]
+    fn malformed_tool_call_chunks_are_malformed_stream_errors_after_the_text() {
+        let bad = |delta: Value| {
+            format!(
+                "data: {}\n\n",
+                json!({"choices":[{"index":0,"delta":{"tool_calls":delta}}]})
+            )
+        };
+        let cases = [
+            (
+                bad(json!([{"index":0,"function":{"arguments":"{}"}}])),
+                "never started",
+            ),
+            (
+                bad(json!([{"index":0,"type":"function","function":{"name":"f","arguments":""}}])),
+                "never started",
+            ),
+            (
+                bad(json!([{"index":0,"id":"c","type":"function","function":{"arguments":""}}])),
+                "function name",
+            ),
+            (
+                bad(
+                    json!([{"index":0,"id":"c","type":"function","function":{"name":"f","arguments":{"path":"a"}}}]),
+                ),
+                "not a string",
+            ),
+            (bad(json!("nope")), "not an array"),
+            (
+                bad(json!([{"index":"0","id":"c","function":{"name":"f"}}])),
+                "index",
+            ),
+            (
+                format!("{}{}", call_start(0, "c", "f"), call_args(1, "{}")),
+                "never started",
+            ),
+            (stop_chunk("tool_calls"), "no tool call"),
+        ];
+        for (s, want) in cases {
+            let s = format!("{}{s}", chunk("kept"));
+            let mut d = StreamDecoder::new();
+            let events = d.push_events(s.as_bytes()).unwrap();
+            assert_eq!(events[0], StreamEvent::Item(delta("kept")), "{s}");
+            let e = d.push_events(b"").unwrap_err();
+            assert_eq!(e.kind, ErrorKind::MalformedStream, "{s}");
+            assert!(e.detail.contains(want), "{s}: {}", e.detail);
+            assert_eq!(d.finish_events().unwrap_err(), e, "the error sticks");
+        }
+    }
+
+    #[test]
+    fn the_text_only_interface_leaves_tool_calls_out() {
+        let s = one_call_stream(&[WRITE_ARGS]);
+        let mut d = StreamDecoder::new();
+        let items = d.push(s.as_bytes()).unwrap();
+        assert_eq!(
+            items,
+            [
+                delta("I'll write it."),
+                StreamItem::Finished {
+                    reason: "tool_calls".into()
+                },
+                StreamItem::Usage {
+                    prompt_tokens: 12,
+                    completion_tokens: 34
+                },
+                StreamItem::Done
+            ]
+        );
+        assert_eq!(d.tool_calls().len(), 1);
+    }
+
+    #[test]
+    fn a_plain_json_body_with_tool_calls_gives_whole_calls() {
+        let body = json!({"object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":null,
+            "tool_calls":[{"id":"c1","type":"function","function":{"name":"list_files","arguments":"{}"}},
+                          {"id":"c2","type":"function","function":{"name":"read_file","arguments":"{\"path\":\"a\"}"}}]},
+            "finish_reason":"tool_calls"}]});
+        let events = decode_events(body.to_string().as_bytes()).unwrap();
+        assert_eq!(
+            events,
+            [
+                ev_start(0, "c1", "list_files"),
+                ev_args("c1", "{}"),
+                ev_start(1, "c2", "read_file"),
+                ev_args("c2", "{\"path\":\"a\"}"),
+                ev_end("c1"),
+                ev_end("c2"),
+                StreamEvent::Item(StreamItem::Finished {
+                    reason: "tool_calls".into()
+                }),
+                StreamEvent::Item(StreamItem::Done),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_request_with_tools_and_tool_messages_is_serialised_as_openai_documents() {
+        let tools = [ToolDef {
+            name: "read_file".into(),
+            description: "Read a file.".into(),
+            parameters: json!({"type":"object","properties":{"path":{"type":"string"}},"required":["path"]}),
+        }];
+        let msgs = [
+            ChatMessage::user("go"),
+            ChatMessage::assistant_tool_calls(
+                "",
+                vec![call("call_1", "read_file", "{\"path\":\"a\"}")],
+            ),
+            ChatMessage::tool_result("call_1", "hello"),
+            ChatMessage::assistant_tool_calls(
+                "Let me look.",
+                vec![call("call_2", "list_files", "{}")],
+            ),
+        ];
+        let body: Value =
+            serde_json::from_str(&chat_request_body_with_tools("m", &msgs, &tools, None)).unwrap();
+        assert_eq!(
+            body["messages"],
+            json!([
+                {"role":"user","content":"go"},
+                {"role":"assistant","content":null,"tool_calls":[{"id":"call_1","type":"function","function":{"name":"read_file","arguments":"{\"path\":\"a\"}"}}]},
+                {"role":"tool","tool_call_id":"call_1","content":"hello"},
+                {"role":"assistant","content":"Let me look.","tool_calls":[{"id":"call_2","type":"function","function":{"name":"list_files","arguments":"{}"}}]}
+            ])
+        );
+        assert_eq!(
+            body["tools"],
+            json!([{"type":"function","function":{"name":"read_file","description":"Read a file.",
+                    "parameters":{"type":"object","properties":{"path":{"type":"string"}},"required":["path"]}}}])
+        );
+        // Messages read back as they were written.
+        let back: Vec<ChatMessage> = serde_json::from_value(body["messages"].clone()).unwrap();
+        assert_eq!(back, msgs);
+        // No tools: the text-only body, byte for byte.
+        let text = [ChatMessage::system("s"), ChatMessage::user("u")];
+        assert_eq!(
+            chat_request_body_with_tools("m", &text, &[], Some(5)),
+            chat_request_body("m", &text, Some(5))
+        );
+        assert_eq!(
+            chat_request_body("m", &text, None),
+            r#"{"messages":[{"content":"s","role":"system"},{"content":"u","role":"user"}],"model":"m","stream":true,"stream_options":{"include_usage":true}}"#
+        );
+    }
+
+    #[test]
+    fn tool_call_arguments_count_towards_token_estimates() {
+        let m = ChatMessage::assistant_tool_calls("ab", vec![call("c", "f", "{}")]);
+        assert_eq!(messages_chars(&[m]), 5);
+    }
+
     proptest! {
         #[test]
         fn chunking_does_not_change_items(pieces in proptest::collection::vec("[ -~é🦀\n\"\\\\]{0,12}", 0..8), cuts in proptest::collection::vec(any::<usize>(), 0..10)) {
@@ -749,6 +1375,41 @@ mod tests {
             }
             items.extend(d.finish().unwrap());
             prop_assert_eq!(items, whole);
+        }
+
+        #[test]
+        fn arguments_cut_into_any_pieces_give_the_same_call(cuts in proptest::collection::vec(any::<usize>(), 0..12), byte_cuts in proptest::collection::vec(any::<usize>(), 0..6)) {
+            let mut cuts: Vec<usize> = cuts.iter().map(|c| c % (WRITE_ARGS.len() + 1)).filter(|&c| WRITE_ARGS.is_char_boundary(c)).collect();
+            cuts.sort_unstable();
+            let mut pieces = Vec::new();
+            let mut start = 0;
+            for c in cuts.into_iter().chain([WRITE_ARGS.len()]) {
+                pieces.push(&WRITE_ARGS[start..c]);
+                start = c;
+            }
+            let s = one_call_stream(&pieces);
+            let bytes = s.as_bytes();
+            let mut byte_cuts: Vec<usize> = byte_cuts.iter().map(|c| c % (bytes.len() + 1)).collect();
+            byte_cuts.sort_unstable();
+            let mut d = StreamDecoder::new();
+            let mut start = 0;
+            for c in byte_cuts.into_iter().chain([bytes.len()]) {
+                d.push_events(&bytes[start..c]).unwrap();
+                start = c;
+            }
+            d.finish_events().unwrap();
+            prop_assert_eq!(d.tool_calls(), vec![call("call_abc", "write_file", WRITE_ARGS)]);
+        }
+
+        #[test]
+        fn arbitrary_tool_call_entries_never_panic(entries in proptest::collection::vec("[ -~]{0,40}", 0..5)) {
+            let mut d = StreamDecoder::new();
+            for e in &entries {
+                let s = format!("data: {{\"choices\":[{{\"index\":0,\"delta\":{{\"tool_calls\":[{e}]}}}}]}}\n\n");
+                let _ = d.push_events(s.as_bytes());
+            }
+            let _ = d.push_events(stop_chunk("tool_calls").as_bytes());
+            let _ = d.finish_events();
         }
 
         #[test]
