@@ -7,6 +7,7 @@
 //! - [`sse`]: the incremental server-sent-events parser the decoder is built on.
 //! - [`error`]: failure classification, user-facing wording, `Retry-After`, secret redaction.
 //! - [`backoff`]: full-jitter exponential retry delays.
+//! - [`price`]: model prices, the cost of a call in integer micro-dollars, the dollar budget.
 //! - [`cache`]: the answer cache's key, scope, expiry and size rules (its own Durable Objects).
 //! - [`ratelimit`]: the provider-wide request/token/concurrency limiter (its own Durable Object).
 //!
@@ -16,6 +17,7 @@ pub mod backoff;
 pub mod cache;
 pub mod error;
 pub mod openai;
+pub mod price;
 pub mod ratelimit;
 pub mod sse;
 
