@@ -4,6 +4,8 @@
 //! something lives here, tested natively:
 //!
 //! - [`openai`]: request URL and body, and the streamed answer decoder ([`StreamDecoder`]).
+//! - [`anthropic`]: the Anthropic Messages API: request, streamed answer decoder
+//!   ([`AnthropicDecoder`], same items as the OpenAI one), error classification.
 //! - [`sse`]: the incremental server-sent-events parser the decoder is built on.
 //! - [`error`]: failure classification, user-facing wording, `Retry-After`, secret redaction.
 //! - [`backoff`]: full-jitter exponential retry delays.
@@ -13,6 +15,7 @@
 //!
 //! The demo provider (no API key) is in [`crate::agents::demo`].
 
+pub mod anthropic;
 pub mod backoff;
 pub mod cache;
 pub mod error;
@@ -21,6 +24,7 @@ pub mod price;
 pub mod ratelimit;
 pub mod sse;
 
+pub use anthropic::AnthropicDecoder;
 pub use backoff::{retry_delay_ms, should_retry};
 pub use cache::CacheScope;
 pub use error::{classify_http, redact, ErrorKind, LlmError};
