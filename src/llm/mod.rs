@@ -9,6 +9,8 @@
 //! - [`sse`]: the incremental server-sent-events parser the decoder is built on.
 //! - [`error`]: failure classification, user-facing wording, `Retry-After`, secret redaction.
 //! - [`backoff`]: full-jitter exponential retry delays.
+//! - [`providers`]: which provider and model each stage uses (`AGENT_MODELS`), per provider
+//!   the request, decoder and error rules, and the model catalog for the UI.
 //! - [`price`]: model prices, the cost of a call in integer micro-dollars, the dollar budget.
 //! - [`cache`]: the answer cache's key, scope, expiry and size rules (its own Durable Objects).
 //! - [`ratelimit`]: the provider-wide request/token/concurrency limiter (its own Durable Object).
@@ -21,6 +23,7 @@ pub mod cache;
 pub mod error;
 pub mod openai;
 pub mod price;
+pub mod providers;
 pub mod ratelimit;
 pub mod sse;
 

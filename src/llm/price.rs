@@ -43,6 +43,7 @@ pub const MAX_BUDGET_USD: u64 = 1_000_000;
 
 /// A model's list price, in micro-dollars per million tokens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Price {
     pub input: u64,
     pub output: u64,
