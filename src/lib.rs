@@ -11,8 +11,9 @@
 //!   and timer ticks with the current time, and queues effects (events to log and broadcast,
 //!   LLM calls to start or abort, artifacts to save). Also replay planning for reconnects.
 //! - [`agents`]: the five roles, their prompts, what each receives, the demo provider's text.
-//! - [`llm`]: OpenAI-compatible request building, SSE parsing, error classification, backoff,
-//!   the global provider rate limiter.
+//! - [`llm`]: OpenAI-compatible and Anthropic request building and stream decoding into one
+//!   item type, SSE parsing, error classification, backoff, the global provider rate limiter,
+//!   providers and a model per stage, prices and the dollar budget.
 //! - `edge` (wasm32 only): the Worker — router, the Session and Limiter Durable Objects,
 //!   SQLite storage, fetch streaming, alarms. It only adapts the core to the runtime.
 //!

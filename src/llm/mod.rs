@@ -35,5 +35,11 @@ pub use openai::{
     chat_request_body, chat_url, estimate_tokens, ChatMessage, StreamDecoder, StreamItem,
     DEFAULT_BASE_URL, DEFAULT_MODEL,
 };
+pub use price::{
+    check_budget, BudgetCheck, Cost, MicroUsd, Price, PriceTable, StageCosts, TokenUsage,
+};
+pub use providers::{
+    Decoder, HttpRequest, ModelCatalog, ModelChoice, Provider, ProviderKind, Providers,
+};
 pub use ratelimit::ProviderLimiter;
 pub use sse::{SseEvent, SseParser};

@@ -17,6 +17,8 @@
 //! - An answer served from BotArmy's own answer cache made no provider call: it costs 0.
 //! - A model missing from the table costs 0 and says so ([`Cost::price_known`] is false), so
 //!   the UI can show "price unknown" instead of a misleading $0.00.
+//! - [`StageCosts`] adds up what each agent spent (every attempt counts: a failed or
+//!   rejected attempt's tokens were billed too).
 //! - The budget check is one pure decision ([`check_budget`]): spent so far plus what the next
 //!   call may cost, against the limit.
 
@@ -24,6 +26,8 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::Serialize;
+
+use crate::agents::Stage;
 
 /// Money in millionths of a US dollar.
 pub type MicroUsd = u64;
@@ -114,6 +118,49 @@ impl Cost {
             micro_usd: self.micro_usd.saturating_add(other.micro_usd),
             price_known: self.price_known && other.price_known,
         }
+    }
+}
+
+/// What each agent (stage) of a session has cost so far.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StageCosts {
+    per_stage: [Cost; 5],
+}
+
+impl Default for StageCosts {
+    fn default() -> Self {
+        StageCosts {
+            per_stage: [Cost::ZERO; 5],
+        }
+    }
+}
+
+impl StageCosts {
+    pub fn add(&mut self, stage: Stage, cost: Cost) {
+        let c = &mut self.per_stage[stage.index()];
+        *c = c.plus(cost);
+    }
+
+    pub fn get(&self, stage: Stage) -> Cost {
+        self.per_stage[stage.index()]
+    }
+
+    /// The whole session: the sum of the stages (unknown if any stage's is).
+    pub fn total(&self) -> Cost {
+        self.per_stage.iter().fold(Cost::ZERO, |a, c| a.plus(*c))
+    }
+}
+
+/// `{"analyst": {"microUsd": …, "priceKnown": …}, …, "total": {…}}` for the UI.
+impl Serialize for StageCosts {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(Some(Stage::ALL.len() + 1))?;
+        for st in Stage::ALL {
+            m.serialize_entry(st.name(), &self.get(st))?;
+        }
+        m.serialize_entry("total", &self.total())?;
+        m.end()
     }
 }
 
@@ -687,6 +734,40 @@ mod tests {
         assert_eq!(c.micro_usd, 225 + 2458); // 4096 × 0.6 = 2457.6 → 2458 with the rest
         assert!(check_budget(Some(2_000), 0, c.micro_usd) != BudgetCheck::Unlimited);
         assert!(!worst_case_cost(&t, "mystery", 1, 1).price_known);
+    }
+
+    #[test]
+    fn each_agent_keeps_its_own_cost_and_the_total_adds_them_up() {
+        let table = PriceTable::defaults();
+        let mut costs = StageCosts::default();
+        assert_eq!(costs.total(), Cost::ZERO);
+        let call = TokenUsage::new(1500, 700);
+        costs.add(Stage::Analyst, table.cost("gpt-4o-mini", call, false));
+        costs.add(
+            Stage::Developer,
+            table.cost("claude-sonnet-4-5", call, false),
+        );
+        // A retry of the developer stage is billed too; a cached answer is not.
+        costs.add(
+            Stage::Developer,
+            table.cost("claude-sonnet-4-5", call, false),
+        );
+        costs.add(Stage::Tester, table.cost("gpt-4o-mini", call, true));
+        assert_eq!(costs.get(Stage::Analyst).micro_usd, 645);
+        assert_eq!(costs.get(Stage::Developer).micro_usd, 30_000);
+        assert_eq!(costs.get(Stage::Tester), Cost::ZERO);
+        assert_eq!(costs.total().micro_usd, 30_645);
+        assert!(costs.total().price_known);
+        costs.add(Stage::Deployer, table.cost("local-llm", call, false));
+        assert!(!costs.total().price_known);
+        assert!(costs.get(Stage::Analyst).price_known);
+        let json = serde_json::to_value(costs).unwrap();
+        assert_eq!(
+            json["developer"],
+            serde_json::json!({"microUsd": 30_000, "priceKnown": true})
+        );
+        assert_eq!(json["total"]["microUsd"], 30_645);
+        assert_eq!(json["deployer"]["priceKnown"], false);
     }
 
     #[test]
