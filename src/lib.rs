@@ -13,8 +13,9 @@
 //! - [`admission`]: limits across sessions — session creation per client, the global cap,
 //!   sockets per client, repeated wrong tokens (held by one Durable Object).
 //! - [`agents`]: the five roles, their prompts, what each receives, the demo provider's text.
-//! - [`llm`]: OpenAI-compatible request building, SSE parsing, error classification, backoff,
-//!   the global provider rate limiter, tool-call streams.
+//! - [`llm`]: OpenAI-compatible and Anthropic request building and stream decoding into one
+//!   item type, SSE parsing, error classification, backoff, the global provider rate limiter,
+//!   providers and a model per stage, prices and the dollar budget.
 //! - [`workspace`]: the project's files as agents write them through tool calls — path rules,
 //!   limits, the four tools, versioned rows per stage and attempt applied exactly once, the zip.
 //! - `edge` (wasm32 only): the Worker — router, the Session and Limiter Durable Objects,

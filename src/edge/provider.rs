@@ -274,6 +274,11 @@ pub(crate) async fn run_call(d: &SessionDo, spec: CallSpec) -> Result<()> {
                     })
                 }
                 StreamItem::Finished { .. } | StreamItem::Done => {}
+                // Not offered yet: no tools in the request, and reasoning is not shown yet.
+                StreamItem::Reasoning(_)
+                | StreamItem::ToolCallStart { .. }
+                | StreamItem::ToolCallArgs { .. }
+                | StreamItem::ToolCallEnd { .. } => {}
             }
         }
         if ended {

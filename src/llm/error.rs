@@ -27,10 +27,13 @@ pub enum ErrorKind {
     MalformedStream,
     ContextTooLong,
     BadRequest,
+    /// The provider does not know the model (or this key may not use it): a configuration
+    /// mistake, so not retryable, but worth its own words because it is the usual one.
+    ModelNotFound,
 }
 
 impl ErrorKind {
-    pub const ALL: [ErrorKind; 10] = [
+    pub const ALL: [ErrorKind; 11] = [
         ErrorKind::BadKey,
         ErrorKind::QuotaExhausted,
         ErrorKind::RateLimited,
@@ -41,6 +44,7 @@ impl ErrorKind {
         ErrorKind::MalformedStream,
         ErrorKind::ContextTooLong,
         ErrorKind::BadRequest,
+        ErrorKind::ModelNotFound,
     ];
 
     /// Wire code (`agent_error.code`, `RUN_ERROR.code`).
@@ -56,6 +60,7 @@ impl ErrorKind {
             ErrorKind::MalformedStream => "malformed_stream",
             ErrorKind::ContextTooLong => "context_too_long",
             ErrorKind::BadRequest => "bad_request",
+            ErrorKind::ModelNotFound => "model_not_found",
         }
     }
 
@@ -80,7 +85,7 @@ impl ErrorKind {
     pub fn user_message(self) -> &'static str {
         match self {
             ErrorKind::BadKey => {
-                "The AI provider rejected the API key. Check OPENAI_API_KEY."
+                "The AI provider rejected the API key. Check OPENAI_API_KEY or ANTHROPIC_API_KEY."
             }
             ErrorKind::QuotaExhausted => {
                 "The AI provider account has run out of credit or quota. Add credit or raise the limit, then retry."
@@ -104,6 +109,9 @@ impl ErrorKind {
             }
             ErrorKind::BadRequest => {
                 "The AI provider refused the request. Check OPENAI_MODEL and OPENAI_BASE_URL."
+            }
+            ErrorKind::ModelNotFound => {
+                "The AI provider does not offer the chosen model, or this key may not use it. Check the model names in OPENAI_MODEL or AGENT_MODELS."
             }
         }
     }
@@ -169,6 +177,7 @@ pub fn classify_http(status: u16, retry_after: Option<&str>, body: &str, now_ms:
         402 => ErrorKind::QuotaExhausted,
         408 => ErrorKind::Timeout,
         413 => ErrorKind::ContextTooLong,
+        400..=499 if info.is_model_not_found(status) => ErrorKind::ModelNotFound,
         429 if info.is_quota() => ErrorKind::QuotaExhausted,
         429 => ErrorKind::RateLimited,
         400..=499 if info.is_context_too_long() => ErrorKind::ContextTooLong,
@@ -197,6 +206,8 @@ pub fn classify_error_object(error: &Value) -> LlmError {
         ErrorKind::QuotaExhausted
     } else if info.is_context_too_long() {
         ErrorKind::ContextTooLong
+    } else if info.is_model_not_found(numeric.unwrap_or(0)) {
+        ErrorKind::ModelNotFound
     } else if info.is_content_filter() {
         ErrorKind::ContentFiltered
     } else if info.has_hint(&["rate_limit", "rate limit", "too many requests"])
@@ -295,6 +306,15 @@ impl ProviderInfo {
             "context window",
             "context length",
         ])
+    }
+
+    /// OpenAI's `model_not_found` code (sent with 404, sometimes 400), or a 404 whose words
+    /// say a model is missing (Ollama: `model "x" not found, try pulling it first`).
+    fn is_model_not_found(&self, status: u16) -> bool {
+        self.has_hint(&["model_not_found"])
+            || (status == 404
+                && self.message.contains("model")
+                && (self.message.contains("not found") || self.message.contains("does not exist")))
     }
 
     fn is_content_filter(&self) -> bool {
@@ -499,7 +519,8 @@ mod tests {
                 "content_filtered",
                 "malformed_stream",
                 "context_too_long",
-                "bad_request"
+                "bad_request",
+                "model_not_found"
             ]
         );
         for k in ErrorKind::ALL {
@@ -613,7 +634,7 @@ mod tests {
             r#"{"error":{"message":"The model `gpt-9` does not exist","code":"model_not_found"}}"#;
         assert_eq!(
             classify_http(404, None, model, NOW).kind,
-            ErrorKind::BadRequest
+            ErrorKind::ModelNotFound
         );
         assert_eq!(
             classify_http(400, None, "bad", NOW).kind,
@@ -629,6 +650,35 @@ mod tests {
             classify_http(400, None, ollama, NOW).kind,
             ErrorKind::ContextTooLong
         );
+    }
+
+    #[test]
+    fn a_missing_model_is_its_own_kind_and_not_retried() {
+        let openai = r#"{"error":{"message":"The model `gpt-9` does not exist or you do not have access to it.","type":"invalid_request_error","code":"model_not_found"}}"#;
+        for status in [400, 404] {
+            let e = classify_http(status, None, openai, NOW);
+            assert_eq!(e.kind, ErrorKind::ModelNotFound, "{status}");
+            assert!(!e.retryable());
+        }
+        let ollama = r#"{"error":"model \"llama9\" not found, try pulling it first"}"#;
+        assert_eq!(
+            classify_http(404, None, ollama, NOW).kind,
+            ErrorKind::ModelNotFound
+        );
+        // A 404 that says nothing about a model is a wrong URL, not a wrong model.
+        assert_eq!(
+            classify_http(404, None, "<html>Not Found</html>", NOW).kind,
+            ErrorKind::BadRequest
+        );
+        // Inside a stream, by code.
+        assert_eq!(
+            classify_error_object(&serde_json::json!({"code": "model_not_found", "message": "no"}))
+                .kind,
+            ErrorKind::ModelNotFound
+        );
+        assert!(ErrorKind::ModelNotFound
+            .user_message()
+            .contains("AGENT_MODELS"));
     }
 
     #[test]

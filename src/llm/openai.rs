@@ -232,6 +232,19 @@ pub enum StreamItem {
     Finished { reason: String },
     /// `data: [DONE]`: nothing more follows.
     Done,
+    /// Reasoning ("thinking") text the model shows before or between its answer: kept apart
+    /// from the answer, never part of the artifact.
+    Reasoning(String),
+    /// A tool call begins; `index` is its position among this answer's tool calls.
+    ToolCallStart {
+        index: u32,
+        id: String,
+        name: String,
+    },
+    /// More of a tool call's JSON arguments (fragments: only their concatenation parses).
+    ToolCallArgs { id: String, delta: String },
+    /// The tool call's arguments are complete.
+    ToolCallEnd { id: String },
 }
 
 /// Everything the decoder finds, text and tool calls, in stream order: what
@@ -491,6 +504,12 @@ impl StreamDecoder {
         }
         if let Some(choice) = first_choice(&value) {
             let delta = &choice["delta"];
+            // DeepSeek and vLLM say `reasoning_content`; OpenRouter and Ollama say `reasoning`.
+            for key in ["reasoning_content", "reasoning"] {
+                if let Some(text) = delta[key].as_str().filter(|t| !t.is_empty()) {
+                    out.push(StreamItem::Reasoning(text.to_string()).into());
+                }
+            }
             for key in ["content", "refusal"] {
                 if let Some(text) = delta[key].as_str().filter(|t| !t.is_empty()) {
                     out.push(StreamItem::Delta(text.to_string()).into());
@@ -958,6 +977,26 @@ mod tests {
         assert_eq!(
             decode_all(s.as_bytes()).unwrap()[0],
             delta("I can't help with that.")
+        );
+    }
+
+    #[test]
+    fn reasoning_text_is_its_own_item_before_the_answer() {
+        let s = "data: {\"choices\":[{\"index\":0,\"delta\":{\"reasoning_content\":\"Think\"}}]}\n\n\
+                 data: {\"choices\":[{\"index\":0,\"delta\":{\"reasoning\":\"ing…\",\"content\":null}}]}\n\n\
+                 data: {\"choices\":[{\"index\":0,\"delta\":{\"reasoning_content\":\"\",\"content\":\"Answer\"}}]}\n\n";
+        let s = format!("{s}{}{DONE}", stop_chunk("stop"));
+        assert_eq!(
+            decode_all(s.as_bytes()).unwrap(),
+            [
+                StreamItem::Reasoning("Think".into()),
+                StreamItem::Reasoning("ing…".into()),
+                delta("Answer"),
+                StreamItem::Finished {
+                    reason: "stop".into()
+                },
+                StreamItem::Done
+            ]
         );
     }
 

@@ -1,0 +1,1476 @@
+//! The Anthropic Messages API: the request we send, the streamed answer we decode and the
+//! errors it reports, with no I/O.
+//!
+//! The decoder turns the stream into the same [`StreamItem`]s as the OpenAI-compatible
+//! [`StreamDecoder`](super::StreamDecoder), so the session does not care which provider
+//! answered:
+//!
+//! | Anthropic event | items |
+//! |---|---|
+//! | `message_start` | none; remembers `usage` (`input_tokens`, `cache_read_input_tokens`, `cache_creation_input_tokens`) |
+//! | `content_block_start` `text` / `thinking` | `Delta` / `Reasoning` if the block starts with text |
+//! | `content_block_start` `tool_use` | `ToolCallStart { index, id, name }` (`index` counts tool calls, not blocks) |
+//! | `content_block_delta` `text_delta` / `thinking_delta` | `Delta` / `Reasoning` |
+//! | `content_block_delta` `input_json_delta` | `ToolCallArgs { id, delta: partial_json }` |
+//! | `content_block_delta` `signature_delta` | none; kept in [`AnthropicDecoder::signatures`] |
+//! | `content_block_stop` of a `tool_use` block | `ToolCallEnd { id }` |
+//! | `message_delta` | `Finished { reason }`: `end_turn`/`stop_sequence` → `stop`, `max_tokens`/`model_context_window_exceeded` → `length`, `tool_use` → `tool_calls`, `refusal` → a `content_filtered` error, others as sent; remembers `usage.output_tokens` |
+//! | `message_stop` | `Usage` (prompt = input + cache read + cache creation), then `Done` |
+//! | `ping`, unknown events, unknown block or delta types | none |
+//! | `error` | an error, classified by its `error.type` ([`classify_anthropic_http`] has the table) |
+//!
+//! As in the OpenAI decoder, a stream that ends before `message_stop` is a `network` error
+//! ("stream ended early", retryable), invalid JSON is `malformed_stream`, an error found after
+//! some items in the same chunk is returned by the next call so no text is lost, and a whole
+//! JSON body (a `message` or an `error`) sent instead of a stream is accepted.
+
+use std::collections::BTreeMap;
+
+use serde_json::{json, Value};
+
+use super::error::{classify_error_object, classify_http, ErrorKind, LlmError};
+use super::openai::{ChatMessage, StreamItem};
+use super::price::TokenUsage;
+use super::sse::{SseEvent, SseParser};
+
+pub const DEFAULT_BASE_URL: &str = "https://api.anthropic.com";
+/// The `anthropic-version` header value this decoder is written against.
+pub const API_VERSION: &str = "2023-06-01";
+/// The smallest extended-thinking budget the API accepts.
+pub const MIN_THINKING_BUDGET: u32 = 1024;
+
+/// A whole response body that is not a stream is read up to this size.
+const MAX_JSON_BODY_BYTES: usize = 1024 * 1024;
+/// How much of an unreadable payload goes into an error's detail.
+const DETAIL_EXCERPT_CHARS: usize = 200;
+
+/// `{base}/v1/messages`. An empty base means Anthropic; a base ending in `/v1` or naming the
+/// endpoint already is completed, not doubled.
+pub fn messages_url(base_url: &str) -> String {
+    let base = base_url.trim().trim_end_matches('/');
+    let base = if base.is_empty() {
+        DEFAULT_BASE_URL
+    } else {
+        base
+    };
+    if base.ends_with("/v1/messages") {
+        base.to_string()
+    } else if base.ends_with("/v1") {
+        format!("{base}/messages")
+    } else {
+        format!("{base}/v1/messages")
+    }
+}
+
+/// The headers the edge sends with the request (names lowercase). The first carries the key:
+/// never log these.
+pub fn request_headers(api_key: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("x-api-key", api_key.to_string()),
+        ("anthropic-version", API_VERSION.to_string()),
+        ("content-type", "application/json".to_string()),
+        ("accept", "text/event-stream".to_string()),
+    ]
+}
+
+/// JSON body of a streamed Messages request, from the same messages the OpenAI builder takes.
+///
+/// - `system` messages are joined (blank line between) into the top-level `system`; the rest
+///   keep their order as `user`/`assistant` turns (any other role is sent as `user`).
+///   Messages with blank content are left out: the API refuses empty text blocks.
+/// - `max_tokens` (required by the API) caps the answer. With `thinking_budget`, extended
+///   thinking is on with that budget (at least [`MIN_THINKING_BUDGET`]), and the request's
+///   `max_tokens` becomes answer cap + budget, because the API counts thinking in it and
+///   wants the budget below it.
+pub fn messages_request_body(
+    model: &str,
+    messages: &[ChatMessage],
+    max_tokens: u32,
+    thinking_budget: Option<u32>,
+) -> String {
+    let system: Vec<&str> = messages
+        .iter()
+        .filter(|m| m.role == "system" && !m.content.trim().is_empty())
+        .map(|m| m.content.as_str())
+        .collect();
+    let turns: Vec<Value> = messages
+        .iter()
+        .filter(|m| m.role != "system" && !m.content.trim().is_empty())
+        .map(|m| {
+            let role = if m.role == "assistant" {
+                "assistant"
+            } else {
+                "user"
+            };
+            json!({"role": role, "content": m.content})
+        })
+        .collect();
+    let mut body = json!({
+        "model": model,
+        "messages": turns,
+        "max_tokens": max_tokens.max(1),
+        "stream": true,
+    });
+    if !system.is_empty() {
+        body["system"] = json!(system.join("\n\n"));
+    }
+    if let Some(budget) = thinking_budget {
+        let budget = budget.max(MIN_THINKING_BUDGET);
+        body["thinking"] = json!({"type": "enabled", "budget_tokens": budget});
+        body["max_tokens"] = json!(max_tokens.max(1).saturating_add(budget));
+    }
+    body.to_string()
+}
+
+/// Classifies a non-success HTTP answer from the Messages API.
+///
+/// Anthropic's body is `{"type":"error","error":{"type":…,"message":…}}`; its `error.type`
+/// decides, the status only where the body says nothing we know:
+///
+/// | status | `error.type` | kind |
+/// |---|---|---|
+/// | 400 | `invalid_request_error` | `bad_request`; `context_too_long` if the prompt is too long; `quota_exhausted` if the credit balance is too low |
+/// | 401 | `authentication_error` | `bad_key` |
+/// | 402 | `billing_error` | `quota_exhausted` |
+/// | 403 | `permission_error` | `bad_key` (the key may not do this) |
+/// | 404 | `not_found_error` | `model_not_found` (the message names the model), else `bad_request` (a wrong URL) |
+/// | 413 | `request_too_large` | `context_too_long` |
+/// | 429 | `rate_limit_error` | `rate_limited`, waiting as `retry-after` says |
+/// | 500 | `api_error` | `server_error` |
+/// | 504 | `timeout_error` | `timeout` |
+/// | 529 | `overloaded_error` | `server_error`: retryable, and `retry-after` honoured if sent. Not `rate_limited`: it is Anthropic's capacity, not our rate, so the shared limiter should not slow down for it |
+pub fn classify_anthropic_http(
+    status: u16,
+    retry_after: Option<&str>,
+    body: &str,
+    now_ms: u64,
+) -> LlmError {
+    let mut e = classify_http(status, retry_after, body, now_ms);
+    if let Ok(v) = serde_json::from_str::<Value>(body) {
+        if let Some(kind) = v.get("error").and_then(anthropic_kind) {
+            e.kind = kind;
+        }
+    }
+    e
+}
+
+/// The kind an Anthropic error object (`{"type": …, "message": …}`) names, if we know its type.
+fn anthropic_kind(error: &Value) -> Option<ErrorKind> {
+    let ty = error.get("type")?.as_str()?;
+    let msg = error
+        .get("message")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_lowercase();
+    Some(match ty {
+        "authentication_error" | "permission_error" => ErrorKind::BadKey,
+        "billing_error" => ErrorKind::QuotaExhausted,
+        "not_found_error" if msg.contains("model") => ErrorKind::ModelNotFound,
+        "not_found_error" => ErrorKind::BadRequest,
+        "request_too_large" => ErrorKind::ContextTooLong,
+        "rate_limit_error" => ErrorKind::RateLimited,
+        "api_error" | "overloaded_error" => ErrorKind::ServerError,
+        "timeout_error" => ErrorKind::Timeout,
+        "invalid_request_error" => {
+            if msg.contains("prompt is too long") || msg.contains("context window") {
+                ErrorKind::ContextTooLong
+            } else if msg.contains("credit balance") {
+                ErrorKind::QuotaExhausted
+            } else {
+                ErrorKind::BadRequest
+            }
+        }
+        _ => return None,
+    })
+}
+
+/// An `error` event's payload (or an error body sent with status 200).
+fn stream_error(value: &Value) -> LlmError {
+    let error = value.get("error").unwrap_or(value);
+    let mut e = classify_error_object(error);
+    if let Some(kind) = anthropic_kind(error) {
+        e.kind = kind;
+    }
+    e
+}
+
+#[derive(Debug, Clone)]
+enum Block {
+    Text,
+    Thinking,
+    ToolUse {
+        id: String,
+    },
+    /// `redacted_thinking`, server tools, citations and types added later: no items.
+    Other,
+}
+
+#[derive(Debug)]
+enum Mode {
+    /// Only whitespace so far: could still be a stream or a JSON body.
+    Undecided(Vec<u8>),
+    Sse,
+    Json(Vec<u8>),
+}
+
+/// Token counts as Anthropic reports them (its `input_tokens` excludes cache reads and writes).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct RawUsage {
+    input: u64,
+    cache_read: u64,
+    cache_creation: u64,
+    output: u64,
+}
+
+impl RawUsage {
+    /// Takes whichever counts `usage` has (`message_delta` may repeat some, cumulatively).
+    fn update(&mut self, usage: &Value) {
+        let read = |key: &str, into: &mut u64| {
+            if let Some(n) = usage.get(key).and_then(Value::as_u64) {
+                *into = n;
+            }
+        };
+        read("input_tokens", &mut self.input);
+        read("cache_read_input_tokens", &mut self.cache_read);
+        read("cache_creation_input_tokens", &mut self.cache_creation);
+        read("output_tokens", &mut self.output);
+    }
+
+    fn tokens(self) -> TokenUsage {
+        TokenUsage {
+            prompt_tokens: self
+                .input
+                .saturating_add(self.cache_read)
+                .saturating_add(self.cache_creation),
+            cached_prompt_tokens: self.cache_read,
+            completion_tokens: self.output,
+        }
+    }
+
+    fn item(self) -> StreamItem {
+        let t = self.tokens();
+        let clamp = |n: u64| u32::try_from(n).unwrap_or(u32::MAX);
+        StreamItem::Usage {
+            prompt_tokens: clamp(t.prompt_tokens),
+            completion_tokens: clamp(t.completion_tokens),
+        }
+    }
+}
+
+/// Turns the bytes of a streamed Messages answer into [`StreamItem`]s (table in the module
+/// header). Same contract as the OpenAI decoder: sticky failure, errors after items are
+/// deferred to the next call.
+#[derive(Debug)]
+pub struct AnthropicDecoder {
+    mode: Mode,
+    sse: SseParser,
+    /// Content blocks started and not yet stopped, by block index.
+    open: BTreeMap<u64, Block>,
+    tool_calls: u32,
+    usage: Option<RawUsage>,
+    stop_reason: Option<String>,
+    signatures: Vec<String>,
+    /// The block whose signature is last in `signatures`.
+    signature_block: Option<u64>,
+    done: bool,
+    error: Option<LlmError>,
+}
+
+impl Default for AnthropicDecoder {
+    fn default() -> Self {
+        AnthropicDecoder::new()
+    }
+}
+
+impl AnthropicDecoder {
+    pub fn new() -> Self {
+        AnthropicDecoder {
+            mode: Mode::Undecided(Vec::new()),
+            sse: SseParser::new(),
+            open: BTreeMap::new(),
+            tool_calls: 0,
+            usage: None,
+            stop_reason: None,
+            signatures: Vec::new(),
+            signature_block: None,
+            done: false,
+            error: None,
+        }
+    }
+
+    /// Anthropic's `stop_reason`, as sent (`end_turn`, `max_tokens`, `tool_use`, …).
+    pub fn stop_reason(&self) -> Option<&str> {
+        self.stop_reason.as_deref()
+    }
+
+    /// The tokens used so far, with the cache reads apart (for pricing); `None` before
+    /// `message_start`.
+    pub fn usage(&self) -> Option<TokenUsage> {
+        self.usage.map(RawUsage::tokens)
+    }
+
+    /// The signatures of the thinking blocks, in order: a later request that hands the
+    /// thinking back (tool use with thinking on) must include them.
+    pub fn signatures(&self) -> &[String] {
+        &self.signatures
+    }
+
+    pub fn push(&mut self, bytes: &[u8]) -> Result<Vec<StreamItem>, LlmError> {
+        if let Some(e) = &self.error {
+            return Err(e.clone());
+        }
+        let mut out = Vec::new();
+        let result = self.push_inner(bytes, &mut out);
+        self.settle(result, out)
+    }
+
+    /// End of the response body.
+    pub fn finish(&mut self) -> Result<Vec<StreamItem>, LlmError> {
+        if let Some(e) = &self.error {
+            return Err(e.clone());
+        }
+        let mut out = Vec::new();
+        let result = match std::mem::replace(&mut self.mode, Mode::Sse) {
+            Mode::Undecided(_) => Err(LlmError::new(
+                ErrorKind::Network,
+                "stream ended early: empty response",
+            )),
+            Mode::Json(body) => self.json_body(&body, &mut out),
+            Mode::Sse => {
+                self.sse.finish();
+                if self.done {
+                    Ok(())
+                } else {
+                    Err(LlmError::new(
+                        ErrorKind::Network,
+                        "stream ended early (no message_stop)",
+                    ))
+                }
+            }
+        };
+        self.settle(result, out)
+    }
+
+    fn settle(
+        &mut self,
+        result: Result<(), LlmError>,
+        out: Vec<StreamItem>,
+    ) -> Result<Vec<StreamItem>, LlmError> {
+        match result {
+            Ok(()) => Ok(out),
+            Err(e) => {
+                self.error = Some(e.clone());
+                if out.is_empty() {
+                    Err(e)
+                } else {
+                    Ok(out)
+                }
+            }
+        }
+    }
+
+    fn push_inner(&mut self, bytes: &[u8], out: &mut Vec<StreamItem>) -> Result<(), LlmError> {
+        let bytes = match &mut self.mode {
+            Mode::Undecided(head) => {
+                head.extend_from_slice(bytes);
+                match head.iter().find(|b| !b.is_ascii_whitespace()) {
+                    None if head.len() > MAX_JSON_BODY_BYTES => {
+                        return Err(LlmError::new(
+                            ErrorKind::MalformedStream,
+                            "response is nothing but whitespace",
+                        ))
+                    }
+                    None => return Ok(()),
+                    Some(b'{') => {
+                        self.mode = Mode::Json(std::mem::take(head));
+                        return self.check_json_size();
+                    }
+                    Some(_) => {
+                        let head = std::mem::take(head);
+                        self.mode = Mode::Sse;
+                        return self.push_sse(&head, out);
+                    }
+                }
+            }
+            Mode::Json(body) => {
+                body.extend_from_slice(bytes);
+                return self.check_json_size();
+            }
+            Mode::Sse => bytes,
+        };
+        self.push_sse(bytes, out)
+    }
+
+    fn check_json_size(&self) -> Result<(), LlmError> {
+        match &self.mode {
+            Mode::Json(body) if body.len() > MAX_JSON_BODY_BYTES => Err(LlmError::new(
+                ErrorKind::MalformedStream,
+                format!("response body larger than {MAX_JSON_BODY_BYTES} bytes"),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    fn push_sse(&mut self, bytes: &[u8], out: &mut Vec<StreamItem>) -> Result<(), LlmError> {
+        if self.done {
+            return Ok(());
+        }
+        let events = self
+            .sse
+            .push(bytes)
+            .map_err(|e| LlmError::new(ErrorKind::MalformedStream, e.to_string()))?;
+        for ev in events {
+            self.event(ev, out)?;
+            if self.done {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn event(&mut self, ev: SseEvent, out: &mut Vec<StreamItem>) -> Result<(), LlmError> {
+        let data = ev.data.trim();
+        if data.is_empty() {
+            return Ok(());
+        }
+        let value: Value = match serde_json::from_str(data) {
+            Ok(v) => v,
+            // `event: error` with a plain-text payload is still the provider telling us why.
+            Err(_) if ev.event.as_deref() == Some("error") => {
+                return Err(classify_error_object(&Value::String(data.to_string())));
+            }
+            Err(e) => {
+                return Err(malformed(format!(
+                    "invalid JSON in stream ({e}): {}",
+                    excerpt(data)
+                )))
+            }
+        };
+        if !value.is_object() {
+            return Err(malformed(format!(
+                "stream event is not a JSON object: {}",
+                excerpt(data)
+            )));
+        }
+        // The payload's `type` repeats the SSE event name; trust the payload.
+        let kind = value
+            .get("type")
+            .and_then(Value::as_str)
+            .or(ev.event.as_deref())
+            .unwrap_or("");
+        match kind {
+            "message_start" => {
+                let usage = self.usage.get_or_insert_with(RawUsage::default);
+                usage.update(&value["message"]["usage"]);
+            }
+            "content_block_start" => self.block_start(&value, out)?,
+            "content_block_delta" => self.block_delta(&value, out)?,
+            "content_block_stop" => {
+                let index = block_index(&value)?;
+                if let Some(Block::ToolUse { id }) = self.open.remove(&index) {
+                    out.push(StreamItem::ToolCallEnd { id });
+                }
+            }
+            "message_delta" => {
+                self.usage
+                    .get_or_insert_with(RawUsage::default)
+                    .update(&value["usage"]);
+                if let Some(reason) = value["delta"]["stop_reason"].as_str() {
+                    self.finished(reason, out)?;
+                }
+            }
+            "message_stop" => {
+                // Tool blocks the stream never closed end with the message.
+                for (_, block) in std::mem::take(&mut self.open) {
+                    if let Block::ToolUse { id } = block {
+                        out.push(StreamItem::ToolCallEnd { id });
+                    }
+                }
+                if let Some(u) = self.usage {
+                    out.push(u.item());
+                }
+                out.push(StreamItem::Done);
+                self.done = true;
+            }
+            "error" => return Err(stream_error(&value)),
+            // `ping`, and event types added after this was written.
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn block_start(&mut self, value: &Value, out: &mut Vec<StreamItem>) -> Result<(), LlmError> {
+        let index = block_index(value)?;
+        let block = &value["content_block"];
+        let started = match block["type"].as_str() {
+            Some("text") => {
+                push_text(out, StreamItem::Delta, &block["text"]);
+                Block::Text
+            }
+            Some("thinking") => {
+                push_text(out, StreamItem::Reasoning, &block["thinking"]);
+                if let Some(sig) = block["signature"].as_str().filter(|s| !s.is_empty()) {
+                    self.signatures.push(sig.to_string());
+                    self.signature_block = Some(index);
+                }
+                Block::Thinking
+            }
+            Some("tool_use") => {
+                let (Some(id), Some(name)) = (block["id"].as_str(), block["name"].as_str()) else {
+                    return Err(malformed(format!(
+                        "tool_use block without id or name: {}",
+                        excerpt(&block.to_string())
+                    )));
+                };
+                out.push(StreamItem::ToolCallStart {
+                    index: self.tool_calls,
+                    id: id.to_string(),
+                    name: name.to_string(),
+                });
+                self.tool_calls = self.tool_calls.saturating_add(1);
+                Block::ToolUse { id: id.to_string() }
+            }
+            _ => Block::Other,
+        };
+        self.open.insert(index, started);
+        Ok(())
+    }
+
+    fn block_delta(&mut self, value: &Value, out: &mut Vec<StreamItem>) -> Result<(), LlmError> {
+        let index = block_index(value)?;
+        let delta = &value["delta"];
+        match delta["type"].as_str() {
+            Some("text_delta") => push_text(out, StreamItem::Delta, &delta["text"]),
+            Some("thinking_delta") => push_text(out, StreamItem::Reasoning, &delta["thinking"]),
+            Some("signature_delta") => {
+                let sig = delta["signature"].as_str().unwrap_or("");
+                // One signature per thinking block; a block's pieces are joined.
+                match self.signatures.last_mut() {
+                    Some(last) if self.signature_block == Some(index) => last.push_str(sig),
+                    _ => self.signatures.push(sig.to_string()),
+                }
+                self.signature_block = Some(index);
+            }
+            Some("input_json_delta") => {
+                let Some(Block::ToolUse { id }) = self.open.get(&index) else {
+                    return Err(malformed(format!(
+                        "input_json_delta for block {index}, which is not an open tool_use block"
+                    )));
+                };
+                if let Some(part) = delta["partial_json"].as_str().filter(|p| !p.is_empty()) {
+                    out.push(StreamItem::ToolCallArgs {
+                        id: id.clone(),
+                        delta: part.to_string(),
+                    });
+                }
+            }
+            // `citations_delta` and delta types added later.
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn finished(&mut self, reason: &str, out: &mut Vec<StreamItem>) -> Result<(), LlmError> {
+        if reason == "refusal" {
+            return Err(LlmError::new(
+                ErrorKind::ContentFiltered,
+                "the provider stopped the answer: stop_reason refusal",
+            ));
+        }
+        self.stop_reason = Some(reason.to_string());
+        out.push(StreamItem::Finished {
+            reason: finish_reason(reason).to_string(),
+        });
+        Ok(())
+    }
+
+    /// A whole `message` (or `error`) object sent instead of a stream.
+    fn json_body(&mut self, body: &[u8], out: &mut Vec<StreamItem>) -> Result<(), LlmError> {
+        let text = String::from_utf8_lossy(body);
+        let value: Value = serde_json::from_str(text.trim()).map_err(|e| {
+            malformed(format!(
+                "response is neither a stream nor valid JSON ({e}): {}",
+                excerpt(&text)
+            ))
+        })?;
+        if value["type"] == "error" || value.get("error").is_some_and(|e| !e.is_null()) {
+            return Err(stream_error(&value));
+        }
+        let Some(content) = value["content"].as_array() else {
+            return Err(malformed(format!(
+                "response has no content: {}",
+                excerpt(&text)
+            )));
+        };
+        for block in content {
+            match block["type"].as_str() {
+                Some("text") => push_text(out, StreamItem::Delta, &block["text"]),
+                Some("thinking") => {
+                    push_text(out, StreamItem::Reasoning, &block["thinking"]);
+                    if let Some(sig) = block["signature"].as_str() {
+                        self.signatures.push(sig.to_string());
+                    }
+                }
+                Some("tool_use") => {
+                    let (Some(id), Some(name)) = (block["id"].as_str(), block["name"].as_str())
+                    else {
+                        return Err(malformed("tool_use block without id or name".into()));
+                    };
+                    out.push(StreamItem::ToolCallStart {
+                        index: self.tool_calls,
+                        id: id.to_string(),
+                        name: name.to_string(),
+                    });
+                    self.tool_calls = self.tool_calls.saturating_add(1);
+                    let input = block.get("input").cloned().unwrap_or_else(|| json!({}));
+                    out.push(StreamItem::ToolCallArgs {
+                        id: id.to_string(),
+                        delta: input.to_string(),
+                    });
+                    out.push(StreamItem::ToolCallEnd { id: id.to_string() });
+                }
+                _ => {}
+            }
+        }
+        self.finished(value["stop_reason"].as_str().unwrap_or("end_turn"), out)?;
+        let mut usage = RawUsage::default();
+        usage.update(&value["usage"]);
+        self.usage = Some(usage);
+        out.push(usage.item());
+        out.push(StreamItem::Done);
+        self.done = true;
+        Ok(())
+    }
+}
+
+/// The OpenAI-style `finish_reason` for an Anthropic `stop_reason`.
+pub fn finish_reason(stop_reason: &str) -> &str {
+    match stop_reason {
+        "end_turn" | "stop_sequence" => "stop",
+        "max_tokens" | "model_context_window_exceeded" => "length",
+        "tool_use" => "tool_calls",
+        other => other,
+    }
+}
+
+fn block_index(value: &Value) -> Result<u64, LlmError> {
+    value["index"].as_u64().ok_or_else(|| {
+        malformed(format!(
+            "content block event without an index: {}",
+            excerpt(&value.to_string())
+        ))
+    })
+}
+
+fn push_text(out: &mut Vec<StreamItem>, item: fn(String) -> StreamItem, text: &Value) {
+    if let Some(t) = text.as_str().filter(|t| !t.is_empty()) {
+        out.push(item(t.to_string()));
+    }
+}
+
+fn malformed(detail: String) -> LlmError {
+    LlmError::new(ErrorKind::MalformedStream, detail)
+}
+
+fn excerpt(s: &str) -> String {
+    let mut e: String = s.chars().take(DETAIL_EXCERPT_CHARS).collect();
+    if e.len() < s.len() {
+        e.push('…');
+    }
+    e
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::llm::openai::StreamDecoder;
+    use proptest::prelude::*;
+
+    const NOW: u64 = 1_700_000_000_000;
+
+    fn event(name: &str, data: Value) -> String {
+        format!("event: {name}\ndata: {data}\n\n")
+    }
+
+    fn message_start(input: u64, cache_read: u64) -> String {
+        event(
+            "message_start",
+            json!({"type":"message_start","message":{"id":"msg_01","type":"message","role":"assistant","content":[],"model":"claude-sonnet-4-5","stop_reason":null,"stop_sequence":null,"usage":{"input_tokens":input,"cache_read_input_tokens":cache_read,"cache_creation_input_tokens":0,"output_tokens":1}}}),
+        )
+    }
+
+    fn block_start(index: u64, block: Value) -> String {
+        event(
+            "content_block_start",
+            json!({"type":"content_block_start","index":index,"content_block":block}),
+        )
+    }
+
+    fn delta(index: u64, delta: Value) -> String {
+        event(
+            "content_block_delta",
+            json!({"type":"content_block_delta","index":index,"delta":delta}),
+        )
+    }
+
+    fn text(index: u64, t: &str) -> String {
+        delta(index, json!({"type":"text_delta","text":t}))
+    }
+
+    fn block_stop(index: u64) -> String {
+        event(
+            "content_block_stop",
+            json!({"type":"content_block_stop","index":index}),
+        )
+    }
+
+    fn message_delta(stop_reason: &str, output: u64) -> String {
+        event(
+            "message_delta",
+            json!({"type":"message_delta","delta":{"stop_reason":stop_reason,"stop_sequence":null},"usage":{"output_tokens":output}}),
+        )
+    }
+
+    const PING: &str = "event: ping\ndata: {\"type\": \"ping\"}\n\n";
+    const STOP: &str = "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n";
+
+    /// A recorded-shape answer with every event type: thinking with a signature, text, a tool
+    /// call whose arguments arrive in pieces, pings, and the closing events.
+    fn recorded() -> String {
+        [
+            message_start(25, 100),
+            block_start(0, json!({"type":"thinking","thinking":""})),
+            PING.to_string(),
+            delta(
+                0,
+                json!({"type":"thinking_delta","thinking":"The user wants "}),
+            ),
+            delta(0, json!({"type":"thinking_delta","thinking":"a plan."})),
+            delta(
+                0,
+                json!({"type":"signature_delta","signature":"EqQBCgIYAhIM1gbcDa9GJwZA"}),
+            ),
+            block_stop(0),
+            block_start(1, json!({"type":"text","text":""})),
+            text(1, "Here is"),
+            text(1, " the plan: é🦀\n\"quoted\""),
+            block_stop(1),
+            block_start(
+                2,
+                json!({"type":"tool_use","id":"toolu_01","name":"write_file","input":{}}),
+            ),
+            delta(2, json!({"type":"input_json_delta","partial_json":""})),
+            delta(
+                2,
+                json!({"type":"input_json_delta","partial_json":"{\"path\": \"pl"}),
+            ),
+            delta(
+                2,
+                json!({"type":"input_json_delta","partial_json":"an.md\"}"}),
+            ),
+            block_stop(2),
+            message_delta("tool_use", 89),
+            STOP.to_string(),
+        ]
+        .concat()
+    }
+
+    fn recorded_items() -> Vec<StreamItem> {
+        vec![
+            StreamItem::Reasoning("The user wants ".into()),
+            StreamItem::Reasoning("a plan.".into()),
+            StreamItem::Delta("Here is".into()),
+            StreamItem::Delta(" the plan: é🦀\n\"quoted\"".into()),
+            StreamItem::ToolCallStart {
+                index: 0,
+                id: "toolu_01".into(),
+                name: "write_file".into(),
+            },
+            StreamItem::ToolCallArgs {
+                id: "toolu_01".into(),
+                delta: "{\"path\": \"pl".into(),
+            },
+            StreamItem::ToolCallArgs {
+                id: "toolu_01".into(),
+                delta: "an.md\"}".into(),
+            },
+            StreamItem::ToolCallEnd {
+                id: "toolu_01".into(),
+            },
+            StreamItem::Finished {
+                reason: "tool_calls".into(),
+            },
+            StreamItem::Usage {
+                prompt_tokens: 125,
+                completion_tokens: 89,
+            },
+            StreamItem::Done,
+        ]
+    }
+
+    fn decode_all(bytes: &[u8]) -> Result<Vec<StreamItem>, LlmError> {
+        let mut d = AnthropicDecoder::new();
+        let mut items = d.push(bytes)?;
+        items.extend(d.finish()?);
+        Ok(items)
+    }
+
+    fn decode_in_pieces(bytes: &[u8], cuts: &[usize]) -> Result<Vec<StreamItem>, LlmError> {
+        let mut cuts: Vec<usize> = cuts.iter().map(|c| c % (bytes.len() + 1)).collect();
+        cuts.sort_unstable();
+        let mut d = AnthropicDecoder::new();
+        let mut items = Vec::new();
+        let mut start = 0;
+        for c in cuts.into_iter().chain([bytes.len()]) {
+            items.extend(d.push(&bytes[start..c])?);
+            start = c;
+        }
+        items.extend(d.finish()?);
+        Ok(items)
+    }
+
+    fn simple(stop_reason: &str) -> String {
+        [
+            message_start(10, 0),
+            block_start(0, json!({"type":"text","text":""})),
+            text(0, "Hi"),
+            block_stop(0),
+            message_delta(stop_reason, 3),
+            STOP.to_string(),
+        ]
+        .concat()
+    }
+
+    #[test]
+    fn the_url_is_the_messages_endpoint_of_the_base() {
+        assert_eq!(
+            messages_url(DEFAULT_BASE_URL),
+            "https://api.anthropic.com/v1/messages"
+        );
+        assert_eq!(messages_url(""), "https://api.anthropic.com/v1/messages");
+        assert_eq!(
+            messages_url(" http://127.0.0.1:9000/ "),
+            "http://127.0.0.1:9000/v1/messages"
+        );
+        assert_eq!(messages_url("https://gw/v1/"), "https://gw/v1/messages");
+        assert_eq!(
+            messages_url("https://gw/v1/messages"),
+            "https://gw/v1/messages"
+        );
+    }
+
+    #[test]
+    fn the_headers_carry_the_key_and_the_api_version() {
+        let h = request_headers("sk-ant-xyz");
+        assert_eq!(
+            h,
+            [
+                ("x-api-key", "sk-ant-xyz".to_string()),
+                ("anthropic-version", "2023-06-01".to_string()),
+                ("content-type", "application/json".to_string()),
+                ("accept", "text/event-stream".to_string()),
+            ]
+        );
+    }
+
+    #[test]
+    fn system_messages_go_to_system_and_the_rest_keep_their_order() {
+        let msgs = [
+            ChatMessage::system("You are the Analyst."),
+            ChatMessage::user("Brief: a todo app"),
+            ChatMessage::system("Be brief."),
+            ChatMessage::assistant("Draft"),
+            ChatMessage::user("  "),
+            ChatMessage::tool_result("call-1", "result"),
+        ];
+        let body: Value =
+            serde_json::from_str(&messages_request_body("claude-x", &msgs, 900, None)).unwrap();
+        assert_eq!(
+            body,
+            json!({
+                "model": "claude-x",
+                "system": "You are the Analyst.\n\nBe brief.",
+                "messages": [
+                    {"role": "user", "content": "Brief: a todo app"},
+                    {"role": "assistant", "content": "Draft"},
+                    {"role": "user", "content": "result"}
+                ],
+                "max_tokens": 900,
+                "stream": true
+            })
+        );
+        // No system message: no `system` member; max_tokens is never 0.
+        let body: Value = serde_json::from_str(&messages_request_body(
+            "m",
+            &[ChatMessage::user("hi")],
+            0,
+            None,
+        ))
+        .unwrap();
+        assert!(body.get("system").is_none());
+        assert_eq!(body["max_tokens"], 1);
+    }
+
+    #[test]
+    fn thinking_adds_its_budget_to_max_tokens_and_respects_the_minimum() {
+        let msgs = [ChatMessage::user("hi")];
+        let body: Value =
+            serde_json::from_str(&messages_request_body("m", &msgs, 4000, Some(2000))).unwrap();
+        assert_eq!(
+            body["thinking"],
+            json!({"type": "enabled", "budget_tokens": 2000})
+        );
+        assert_eq!(body["max_tokens"], 6000);
+        let body: Value =
+            serde_json::from_str(&messages_request_body("m", &msgs, 500, Some(10))).unwrap();
+        assert_eq!(body["thinking"]["budget_tokens"], 1024);
+        assert_eq!(body["max_tokens"], 1524);
+        let body: Value =
+            serde_json::from_str(&messages_request_body("m", &msgs, u32::MAX, Some(5000))).unwrap();
+        assert_eq!(body["max_tokens"], u32::MAX);
+    }
+
+    #[test]
+    fn a_recorded_stream_with_every_event_type_decodes_to_the_common_items() {
+        let mut d = AnthropicDecoder::new();
+        let mut items = d.push(recorded().as_bytes()).unwrap();
+        items.extend(d.finish().unwrap());
+        assert_eq!(items, recorded_items());
+        assert_eq!(d.stop_reason(), Some("tool_use"));
+        assert_eq!(d.signatures(), ["EqQBCgIYAhIM1gbcDa9GJwZA"]);
+        assert_eq!(
+            d.usage(),
+            Some(TokenUsage {
+                prompt_tokens: 125,
+                cached_prompt_tokens: 100,
+                completion_tokens: 89
+            })
+        );
+    }
+
+    #[test]
+    fn the_same_answer_from_either_provider_gives_the_same_items() {
+        let anthropic = decode_all(simple("end_turn").as_bytes()).unwrap();
+        let openai_stream =
+            "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hi\"}}]}\n\n\
+            data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n\
+            data: {\"choices\":[],\"usage\":{\"prompt_tokens\":10,\"completion_tokens\":3}}\n\n\
+            data: [DONE]\n\n";
+        let mut o = StreamDecoder::new();
+        let mut openai = o.push(openai_stream.as_bytes()).unwrap();
+        openai.extend(o.finish().unwrap());
+        assert_eq!(anthropic, openai);
+    }
+
+    #[test]
+    fn stop_reasons_map_to_openai_finish_reasons() {
+        for (stop, finish) in [
+            ("end_turn", "stop"),
+            ("stop_sequence", "stop"),
+            ("max_tokens", "length"),
+            ("model_context_window_exceeded", "length"),
+            ("tool_use", "tool_calls"),
+            ("pause_turn", "pause_turn"),
+            ("something_new", "something_new"),
+        ] {
+            let items = decode_all(simple(stop).as_bytes()).unwrap();
+            assert!(
+                items.contains(&StreamItem::Finished {
+                    reason: finish.into()
+                }),
+                "{stop}: {items:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_refusal_is_a_content_filter_error_after_the_text_so_far() {
+        let mut d = AnthropicDecoder::new();
+        let items = d.push(simple("refusal").as_bytes()).unwrap();
+        assert_eq!(items, [StreamItem::Delta("Hi".into())]);
+        let e = d.push(b"").unwrap_err();
+        assert_eq!(e.kind, ErrorKind::ContentFiltered);
+        assert_eq!(d.finish().unwrap_err(), e);
+    }
+
+    #[test]
+    fn an_error_event_is_classified_by_its_type() {
+        for (ty, kind) in [
+            ("overloaded_error", ErrorKind::ServerError),
+            ("rate_limit_error", ErrorKind::RateLimited),
+            ("api_error", ErrorKind::ServerError),
+            ("timeout_error", ErrorKind::Timeout),
+            ("authentication_error", ErrorKind::BadKey),
+            ("billing_error", ErrorKind::QuotaExhausted),
+            ("invalid_request_error", ErrorKind::BadRequest),
+        ] {
+            let s = format!(
+                "{}{}",
+                message_start(1, 0),
+                event(
+                    "error",
+                    json!({"type":"error","error":{"type":ty,"message":"Overloaded"}})
+                )
+            );
+            let e = decode_all(s.as_bytes()).unwrap_err();
+            assert_eq!(e.kind, kind, "{ty}");
+            assert!(e.detail.contains(ty), "{}", e.detail);
+        }
+        // Overload is worth retrying.
+        let s = event(
+            "error",
+            json!({"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}),
+        );
+        assert!(decode_all(s.as_bytes()).unwrap_err().retryable());
+        // A plain-text error payload still counts.
+        let e = decode_all(b"event: error\ndata: upstream reset\n\n").unwrap_err();
+        assert_eq!(e.kind, ErrorKind::ServerError);
+        assert!(e.detail.contains("upstream reset"));
+    }
+
+    #[test]
+    fn text_before_an_error_in_the_same_chunk_is_not_lost() {
+        let s = [
+            message_start(1, 0),
+            block_start(0, json!({"type":"text","text":""})),
+            text(0, "partial"),
+            event(
+                "error",
+                json!({"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}),
+            ),
+        ]
+        .concat();
+        let mut d = AnthropicDecoder::new();
+        assert_eq!(
+            d.push(s.as_bytes()).unwrap(),
+            [StreamItem::Delta("partial".into())]
+        );
+        assert_eq!(d.push(b"").unwrap_err().kind, ErrorKind::ServerError);
+    }
+
+    #[test]
+    fn a_stream_cut_before_message_stop_is_a_retryable_network_error() {
+        let full = simple("end_turn");
+        // Cut after message_delta: the answer looks finished but Usage and Done never came.
+        let cut = &full[..full.find("event: message_stop").unwrap()];
+        let e = decode_all(cut.as_bytes()).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Network);
+        assert!(e.detail.starts_with("stream ended early"), "{}", e.detail);
+        assert!(e.retryable());
+        // Cut inside an event: the text before it still arrives.
+        let mut d = AnthropicDecoder::new();
+        let cut = &full[..full.find("event: content_block_stop").unwrap() + 10];
+        assert_eq!(
+            d.push(cut.as_bytes()).unwrap(),
+            [StreamItem::Delta("Hi".into())]
+        );
+        assert_eq!(d.finish().unwrap_err().kind, ErrorKind::Network);
+        // Nothing at all.
+        assert_eq!(decode_all(b"").unwrap_err().kind, ErrorKind::Network);
+        assert_eq!(decode_all(b"\n \n").unwrap_err().kind, ErrorKind::Network);
+    }
+
+    #[test]
+    fn broken_events_are_malformed_and_sticky() {
+        let mut d = AnthropicDecoder::new();
+        let e = d
+            .push(b"event: content_block_delta\ndata: {\"type\":\n\n")
+            .unwrap_err();
+        assert_eq!(e.kind, ErrorKind::MalformedStream);
+        assert!(e.detail.contains("invalid JSON"), "{}", e.detail);
+        assert_eq!(d.push(simple("end_turn").as_bytes()).unwrap_err(), e);
+        assert_eq!(d.finish().unwrap_err(), e);
+        for bad in [
+            "data: [1, 2]\n\n".to_string(),
+            // Arguments for a block that is not a tool call.
+            [
+                block_start(0, json!({"type":"text","text":""})),
+                delta(0, json!({"type":"input_json_delta","partial_json":"{}"})),
+            ]
+            .concat(),
+            delta(7, json!({"type":"input_json_delta","partial_json":"{}"})),
+            block_start(0, json!({"type":"tool_use","name":"x"})),
+            event(
+                "content_block_delta",
+                json!({"type":"content_block_delta","delta":{"type":"text_delta","text":"x"}}),
+            ),
+        ] {
+            assert_eq!(
+                decode_all(bad.as_bytes()).unwrap_err().kind,
+                ErrorKind::MalformedStream,
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn unknown_events_blocks_and_deltas_are_skipped() {
+        let s = [
+            message_start(5, 0),
+            event("future_event", json!({"type":"future_event","x":1})),
+            block_start(0, json!({"type":"redacted_thinking","data":"abc"})),
+            block_stop(0),
+            block_start(
+                1,
+                json!({"type":"server_tool_use","id":"srvtoolu_1","name":"web_search","input":{}}),
+            ),
+            delta(1, json!({"type":"input_json_delta","partial_json":"{}"}))
+                .replace("input_json_delta", "future_delta"),
+            block_stop(1),
+            block_start(2, json!({"type":"text","text":"Starts "})),
+            delta(2, json!({"type":"citations_delta","citation":{}})),
+            text(2, "here"),
+            block_stop(2),
+            // No event name: the payload's type is enough.
+            format!(
+                "data: {}\n\n",
+                json!({"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":2}})
+            ),
+            STOP.to_string(),
+        ]
+        .concat();
+        assert_eq!(
+            decode_all(s.as_bytes()).unwrap(),
+            [
+                StreamItem::Delta("Starts ".into()),
+                StreamItem::Delta("here".into()),
+                StreamItem::Finished {
+                    reason: "stop".into()
+                },
+                StreamItem::Usage {
+                    prompt_tokens: 5,
+                    completion_tokens: 2
+                },
+                StreamItem::Done
+            ]
+        );
+    }
+
+    #[test]
+    fn tool_calls_are_numbered_and_unclosed_ones_end_with_the_message() {
+        let s = [
+            message_start(5, 0),
+            block_start(0, json!({"type":"tool_use","id":"a","name":"f"})),
+            block_start(1, json!({"type":"tool_use","id":"b","name":"g"})),
+            delta(1, json!({"type":"input_json_delta","partial_json":"{}"})),
+            block_stop(1),
+            message_delta("tool_use", 9),
+            STOP.to_string(),
+        ]
+        .concat();
+        let items = decode_all(s.as_bytes()).unwrap();
+        assert_eq!(
+            items[..5],
+            [
+                StreamItem::ToolCallStart {
+                    index: 0,
+                    id: "a".into(),
+                    name: "f".into()
+                },
+                StreamItem::ToolCallStart {
+                    index: 1,
+                    id: "b".into(),
+                    name: "g".into()
+                },
+                StreamItem::ToolCallArgs {
+                    id: "b".into(),
+                    delta: "{}".into()
+                },
+                StreamItem::ToolCallEnd { id: "b".into() },
+                StreamItem::Finished {
+                    reason: "tool_calls".into()
+                },
+            ]
+        );
+        assert_eq!(items[5], StreamItem::ToolCallEnd { id: "a".into() });
+    }
+
+    #[test]
+    fn signatures_are_kept_per_thinking_block() {
+        let s = [
+            message_start(1, 0),
+            block_start(0, json!({"type":"thinking","thinking":"a"})),
+            delta(0, json!({"type":"signature_delta","signature":"sig-"})),
+            delta(0, json!({"type":"signature_delta","signature":"one"})),
+            block_stop(0),
+            block_start(1, json!({"type":"thinking","thinking":""})),
+            delta(1, json!({"type":"signature_delta","signature":"sig-two"})),
+            block_stop(1),
+            message_delta("end_turn", 1),
+            STOP.to_string(),
+        ]
+        .concat();
+        let mut d = AnthropicDecoder::new();
+        let items = d.push(s.as_bytes()).unwrap();
+        assert_eq!(items[0], StreamItem::Reasoning("a".into()));
+        assert_eq!(d.signatures(), ["sig-one", "sig-two"]);
+    }
+
+    #[test]
+    fn usage_counts_cache_reads_and_writes_as_prompt_and_takes_later_totals() {
+        let s = [
+            event(
+                "message_start",
+                json!({"type":"message_start","message":{"usage":{"input_tokens":10,"cache_creation_input_tokens":20,"cache_read_input_tokens":30,"output_tokens":1}}}),
+            ),
+            event(
+                "message_delta",
+                json!({"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"input_tokens":11,"output_tokens":40}}),
+            ),
+            STOP.to_string(),
+        ]
+        .concat();
+        let mut d = AnthropicDecoder::new();
+        let items = d.push(s.as_bytes()).unwrap();
+        assert_eq!(
+            items[1],
+            StreamItem::Usage {
+                prompt_tokens: 61,
+                completion_tokens: 40
+            }
+        );
+        assert_eq!(d.usage().unwrap().cached_prompt_tokens, 30);
+        // No message_start at all: no Usage item, but still Done.
+        let items = decode_all(STOP.as_bytes()).unwrap();
+        assert_eq!(items, [StreamItem::Done]);
+    }
+
+    #[test]
+    fn nothing_after_message_stop_is_read() {
+        let s = format!("{}{}data: garbage\n\n", simple("end_turn"), text(0, "late"));
+        let items = decode_all(s.as_bytes()).unwrap();
+        assert_eq!(items.last(), Some(&StreamItem::Done));
+        assert!(!items.contains(&StreamItem::Delta("late".into())));
+    }
+
+    #[test]
+    fn a_whole_json_message_or_error_is_accepted_instead_of_a_stream() {
+        let body = json!({"id":"msg_1","type":"message","role":"assistant","content":[
+            {"type":"thinking","thinking":"hmm","signature":"s1"},
+            {"type":"text","text":"Whole answer"},
+            {"type":"tool_use","id":"t1","name":"f","input":{"a":1}}
+        ],"stop_reason":"tool_use","usage":{"input_tokens":5,"output_tokens":2}})
+        .to_string();
+        let mut d = AnthropicDecoder::new();
+        let (a, b) = body.as_bytes().split_at(20);
+        assert_eq!(d.push(a).unwrap(), []);
+        assert_eq!(d.push(b).unwrap(), []);
+        assert_eq!(
+            d.finish().unwrap(),
+            [
+                StreamItem::Reasoning("hmm".into()),
+                StreamItem::Delta("Whole answer".into()),
+                StreamItem::ToolCallStart {
+                    index: 0,
+                    id: "t1".into(),
+                    name: "f".into()
+                },
+                StreamItem::ToolCallArgs {
+                    id: "t1".into(),
+                    delta: "{\"a\":1}".into()
+                },
+                StreamItem::ToolCallEnd { id: "t1".into() },
+                StreamItem::Finished {
+                    reason: "tool_calls".into()
+                },
+                StreamItem::Usage {
+                    prompt_tokens: 5,
+                    completion_tokens: 2
+                },
+                StreamItem::Done
+            ]
+        );
+        assert_eq!(d.signatures(), ["s1"]);
+        let err = r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#;
+        assert_eq!(
+            decode_all(err.as_bytes()).unwrap_err().kind,
+            ErrorKind::ServerError
+        );
+        assert_eq!(
+            decode_all(b"{\"type\":\"message\"}").unwrap_err().kind,
+            ErrorKind::MalformedStream
+        );
+        assert_eq!(
+            decode_all(b"{nope").unwrap_err().kind,
+            ErrorKind::MalformedStream
+        );
+    }
+
+    #[test]
+    fn http_errors_are_classified_by_anthropic_error_type() {
+        let body = |ty: &str, msg: &str| {
+            json!({"type":"error","error":{"type":ty,"message":msg},"request_id":"req_1"})
+                .to_string()
+        };
+        for (status, ty, msg, kind) in [
+            (
+                400,
+                "invalid_request_error",
+                "max_tokens: Field required",
+                ErrorKind::BadRequest,
+            ),
+            (
+                400,
+                "invalid_request_error",
+                "prompt is too long: 250000 tokens > 200000 maximum",
+                ErrorKind::ContextTooLong,
+            ),
+            (
+                400,
+                "invalid_request_error",
+                "Your credit balance is too low to access the Anthropic API.",
+                ErrorKind::QuotaExhausted,
+            ),
+            (
+                401,
+                "authentication_error",
+                "invalid x-api-key",
+                ErrorKind::BadKey,
+            ),
+            (
+                402,
+                "billing_error",
+                "payment required",
+                ErrorKind::QuotaExhausted,
+            ),
+            (
+                403,
+                "permission_error",
+                "Your API key does not have permission",
+                ErrorKind::BadKey,
+            ),
+            (
+                404,
+                "not_found_error",
+                "model: claude-sonnet-9",
+                ErrorKind::ModelNotFound,
+            ),
+            (404, "not_found_error", "Not found", ErrorKind::BadRequest),
+            (
+                413,
+                "request_too_large",
+                "Request exceeds the maximum size",
+                ErrorKind::ContextTooLong,
+            ),
+            (
+                429,
+                "rate_limit_error",
+                "Number of request tokens has exceeded your per-minute rate limit",
+                ErrorKind::RateLimited,
+            ),
+            (
+                500,
+                "api_error",
+                "Internal server error",
+                ErrorKind::ServerError,
+            ),
+            (
+                504,
+                "timeout_error",
+                "Request timed out",
+                ErrorKind::Timeout,
+            ),
+            (
+                529,
+                "overloaded_error",
+                "Overloaded",
+                ErrorKind::ServerError,
+            ),
+        ] {
+            let e = classify_anthropic_http(status, Some("12"), &body(ty, msg), NOW);
+            assert_eq!(e.kind, kind, "{status} {ty} {msg}");
+            assert_eq!(e.status, Some(status));
+            assert_eq!(e.retry_after_ms, Some(12_000), "retry-after kept");
+            assert!(e.detail.starts_with(&format!("HTTP {status}: ")));
+        }
+        // Bodies that are not Anthropic's fall back to the generic rules.
+        assert_eq!(
+            classify_anthropic_http(529, None, "<html>overloaded</html>", NOW).kind,
+            ErrorKind::ServerError
+        );
+        assert_eq!(
+            classify_anthropic_http(401, None, "", NOW).kind,
+            ErrorKind::BadKey
+        );
+        assert_eq!(
+            classify_anthropic_http(429, None, r#"{"error":{"type":"mystery"}}"#, NOW).kind,
+            ErrorKind::RateLimited
+        );
+        // The key never reaches the detail.
+        let e = classify_anthropic_http(
+            401,
+            None,
+            &body(
+                "authentication_error",
+                "bad key sk-ant-api03-ABCDEFGHIJKLMNOPQRSTUV",
+            ),
+            NOW,
+        );
+        assert!(!e.detail.contains("ABCDEFGHIJKLMNOP"), "{}", e.detail);
+    }
+
+    #[test]
+    fn splitting_the_recorded_stream_at_any_byte_gives_the_same_items() {
+        let s = recorded();
+        let bytes = s.as_bytes();
+        for cut in 0..=bytes.len() {
+            assert_eq!(
+                decode_in_pieces(bytes, &[cut]).unwrap(),
+                recorded_items(),
+                "cut at {cut}"
+            );
+        }
+        let every: Vec<usize> = (0..=bytes.len()).collect();
+        assert_eq!(decode_in_pieces(bytes, &every).unwrap(), recorded_items());
+        // And with Windows line endings.
+        let crlf = s.replace('\n', "\r\n");
+        assert_eq!(decode_all(crlf.as_bytes()).unwrap(), recorded_items());
+    }
+
+    fn text_of(items: &[StreamItem]) -> String {
+        items
+            .iter()
+            .filter_map(|i| match i {
+                StreamItem::Delta(t) => Some(t.as_str()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    proptest! {
+        #[test]
+        fn chunking_never_changes_items(cuts in proptest::collection::vec(any::<usize>(), 0..12)) {
+            let s = recorded();
+            prop_assert_eq!(decode_in_pieces(s.as_bytes(), &cuts).unwrap(), recorded_items());
+        }
+
+        #[test]
+        fn any_text_arrives_whole_whatever_the_chunks(pieces in proptest::collection::vec("[ -~é🦀\n\"\\\\]{0,12}", 0..8), cuts in proptest::collection::vec(any::<usize>(), 0..10)) {
+            let mut s = message_start(1, 0);
+            s.push_str(&block_start(0, json!({"type":"text","text":""})));
+            for p in &pieces {
+                s.push_str(&text(0, p));
+            }
+            s.push_str(&block_stop(0));
+            s.push_str(&message_delta("end_turn", 1));
+            s.push_str(STOP);
+            let whole = decode_all(s.as_bytes()).unwrap();
+            prop_assert_eq!(text_of(&whole), pieces.concat());
+            prop_assert_eq!(decode_in_pieces(s.as_bytes(), &cuts).unwrap(), whole);
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic(chunks in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..100), 0..6)) {
+            let mut d = AnthropicDecoder::new();
+            for c in &chunks {
+                let _ = d.push(c);
+            }
+            let _ = d.finish();
+        }
+
+        #[test]
+        fn arbitrary_events_never_panic(lines in proptest::collection::vec("(event: [a-z_]{0,20}\n)?data: \\{\"type\":\"(message_start|content_block_start|content_block_delta|content_block_stop|message_delta|message_stop|error|ping)\"[ -~]{0,60}\n\n", 0..8)) {
+            let _ = decode_all(lines.concat().as_bytes());
+        }
+    }
+}
