@@ -24,6 +24,7 @@ import path from 'node:path';
 import zlib from 'node:zlib';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { startWorker, freePort, workerSnapshot } from '../tests/support/harness.mjs';
+import { growSession, nonReadingSockets } from '../tests/support/growth.mjs';
 import {
   ROOT, sleep, nowMs, startFakeProcess, LeanClient, createSession, getSession, fetchEvents,
   compareToServer, workerdMem, workerdProcs, cpuSeconds, rssSampler, percentiles, mib, r2, machine,
@@ -667,6 +668,14 @@ function table(res) {
     add('scale', 'workerd RSS, wrangler dev proxy: start / peak / after', `${s.proxyRssMiB.start} / ${s.proxyRssMiB.peak} / ${s.proxyRssMiB.after} MiB`);
     for (const w of s.sweep || []) add('scale sweep', `${w.sessions} sessions × ${s.tokensPerSecPerSession} tokens/s: latency p50 / p95 / p99; lost`, `${trio(w)}; ${w.eventsLost}`);
   }
+  if (res.bounds) {
+    const b = res.bounds;
+    const kib = (x) => `${Math.round(x / 1024)} KiB`;
+    add('bounds', `one session after ${b.cycles} start → cancel cycles with 8,000-char briefs (${(b.ms / 1000).toFixed(0)} s): database / log / messages / artifacts`, `${kib(b.stats.dbBytes)} / ${kib(b.stats.logBytes)} / ${kib(b.stats.messageBytes)} / ${kib(b.stats.artifactBytes)}`);
+    const n = b.nonReading;
+    add('bounds', `workerd RSS, ${n.sockets} non-reading sockets × ${n.hellos} hello {lastSeq:0} on it: before / peak / after`, `${mib(n.rssBefore)} / ${mib(n.rssPeak)} / ${mib(n.rssAfter)} MiB`);
+    add('bounds', '/api/health meanwhile: before / median / max; bytes sent to each non-reading socket', `${n.healthBeforeMs.toFixed(1)} / ${n.healthMedianMs.toFixed(1)} / ${n.healthMaxMs.toFixed(1)} ms; ${n.perSocket.map((x) => kib(x.bytes)).join(', ')}`);
+  }
   if (res.cost) {
     const c = res.cost;
     add('cost', 'wasm raw / gzip -9', `${(c.wasm.rawBytes / 1024).toFixed(0)} KiB / ${(c.wasm.gzipBytes / 1024).toFixed(0)} KiB`);
@@ -748,6 +757,22 @@ async function main() {
     });
     await stopWorker();
   }
+
+  // A session grown by a hostile client, then sockets that never read asking for all of it.
+  await step('bounds', async () => {
+    const w = await startWorker({ name: 'bench-bounds', env: { DEMO_TOKEN_INTERVAL_MS: '1' } });
+    track(() => w.stop());
+    try {
+      const id = await createSession(w.url);
+      const cycles = QUICK ? 300 : 1500;
+      const { ms } = await growSession(w.url, id, { cycles });
+      const { stats } = await getSession(w.url, id);
+      const nonReading = { sockets: 4, hellos: 5, ...(await nonReadingSockets(w.url, id, w.pid, { sockets: 4, hellos: 5 })) };
+      res.bounds = { cycles, ms, stats, nonReading };
+    } finally {
+      await w.stop();
+    }
+  });
 
   await step('scale', async () => {
     res.scale = await benchScale(fake, startup);

@@ -2,15 +2,52 @@
 # Installs everything BotArmy needs to build, run and test, skipping what is already there.
 # Idempotent: a second run only checks. Usage: scripts/setup.sh [--browser]
 #   --browser  also installs Debian's Chromium for the browser tests.
+#
+# On a fresh machine the slow part is compiling two pinned tools (wasm-bindgen-cli and
+# worker-build). They start first, in the background, and build while apt and npm download;
+# they use a quicker release profile (no LTO, opt-level 1: they run for seconds per build, so
+# their own speed hardly matters). Timings are in the README's build notes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 WANT_BROWSER=0
 [[ "${1:-}" == "--browser" ]] && WANT_BROWSER=1
+T0=$(date +%s)
 
-say() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
+say() { printf '\033[1m[setup]\033[0m %s (%ds)\n' "$*" "$(($(date +%s) - T0))"; }
 as_root() { if [[ $(id -u) == 0 ]]; then "$@"; else sudo "$@"; fi; }
+LOGS=$ROOT/target/setup-logs
+mkdir -p "$LOGS"
 
+# 1. Cargo-installed tools, pinned: wasm-bindgen must equal the version in Cargo.lock.
+tool_version() { # name -> version or empty. Tools print "name 1.2.3", "1.2.3" or "name v1.2.3".
+  local have
+  have=$("$HOME/.cargo/bin/$1" --version 2>/dev/null | head -1 | awk '{print $NF}') || true
+  echo "${have#v}"
+}
+WB_VERSION=$(awk '/^name = "wasm-bindgen"$/ {getline; gsub(/"/, "", $3); print $3; exit}' Cargo.lock)
+[[ -n $WB_VERSION ]] || { echo "setup: wasm-bindgen not found in Cargo.lock" >&2; exit 1; }
+TOOLS=("wasm-bindgen wasm-bindgen-cli $WB_VERSION" "worker-build worker-build 0.8.7")
+PIDS=()
+for t in "${TOOLS[@]}"; do
+  read -r bin crate version <<<"$t"
+  if [[ $(tool_version "$bin") == "$version" ]]; then
+    say "$bin $version present"
+    continue
+  fi
+  say "cargo install $crate $version in the background (log: target/setup-logs/$bin.log)"
+  (
+    export CARGO_PROFILE_RELEASE_OPT_LEVEL=1 CARGO_PROFILE_RELEASE_LTO=false \
+      CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 CARGO_PROFILE_RELEASE_DEBUG=0 \
+      CARGO_PROFILE_RELEASE_STRIP=true CARGO_TARGET_DIR="$ROOT/target/tools-$bin"
+    cargo install "$crate" --version "=$version" --force --locked >"$LOGS/$bin.log" 2>&1 ||
+      cargo install "$crate" --version "=$version" --force >>"$LOGS/$bin.log" 2>&1
+    rm -rf "$ROOT/target/tools-$bin"
+  ) &
+  PIDS+=("$!:$bin")
+done
+
+# 2. Debian packages: the wasm32 toolchain where rustup has no target, Chromium for tests.
 APT_UPDATED=0
 apt_install() {
   local missing=()
@@ -18,42 +55,23 @@ apt_install() {
   [[ ${#missing[@]} == 0 ]] && return 0
   if [[ $APT_UPDATED == 0 ]]; then
     say "apt-get update"
-    as_root apt-get update -q
+    as_root apt-get update -q >"$LOGS/apt.log" 2>&1
     APT_UPDATED=1
   fi
-  say "apt-get install ${missing[*]} (a minute or two)"
-  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -q "${missing[@]}"
+  say "apt-get install ${missing[*]}"
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -q "${missing[@]}" >>"$LOGS/apt.log" 2>&1
 }
-
-# 1. The wasm32 toolchain: rustup's target where present, else Debian's rustc-web + build-std.
+PACKAGES=()
 if rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown; then
   say "wasm32: rustup target present"
 else
   say "wasm32: no rustup target; using Debian rustc-web with build-std (see ../shared/TOOLCHAIN.md)"
-  apt_install rustc-web cargo-web rust-web-src rust-web-clippy lld-22
-  libdir=$(/usr/bin/rustc --target wasm32-unknown-unknown --print target-libdir)
-  [[ -d $libdir ]] || { say "creating $libdir"; as_root mkdir -p "$libdir"; }
+  PACKAGES+=(rustc-web cargo-web rust-web-src rust-web-clippy lld-22)
 fi
+[[ $WANT_BROWSER == 1 ]] && PACKAGES+=(chromium chromium-driver)
 
-# 2. Cargo-installed tools, pinned: wasm-bindgen must equal the version in Cargo.lock.
-cargo_tool() { # name crate version
-  local have
-  # Tools print "name 1.2.3", "1.2.3" or "name v1.2.3": take the last word, drop a leading v.
-  have=$("$HOME/.cargo/bin/$1" --version 2>/dev/null | head -1 | awk '{print $NF}') || true
-  have=${have#v}
-  if [[ "$have" == "$3" ]]; then
-    say "$1 $3 present"
-  else
-    say "cargo install $2 $3 (several minutes on 2 cores; cargo shows progress)"
-    cargo install "$2" --version "=$3" --force
-  fi
-}
-WB_VERSION=$(awk '/^name = "wasm-bindgen"$/ {getline; gsub(/"/, "", $3); print $3; exit}' Cargo.lock)
-[[ -n $WB_VERSION ]] || { echo "setup: wasm-bindgen not found in Cargo.lock" >&2; exit 1; }
-cargo_tool wasm-bindgen wasm-bindgen-cli "$WB_VERSION"
-cargo_tool worker-build worker-build 0.8.7
-
-# 3. npm packages from the committed lock files (wrangler, esbuild, binaryen, test clients; the UI).
+# 3. npm packages from the committed lock files (wrangler, esbuild, binaryen, test clients; the
+# UI), downloaded while apt works.
 npm_ci() { # dir
   local stamp="$1/node_modules/.botarmy-lock"
   local want
@@ -66,12 +84,30 @@ npm_ci() { # dir
     echo "$want" >"$stamp"
   fi
 }
-npm_ci "$ROOT"
-[[ -f frontend/package-lock.json ]] && npm_ci "$ROOT/frontend"
+(
+  npm_ci "$ROOT"
+  [[ -f frontend/package-lock.json ]] && npm_ci "$ROOT/frontend"
+) &
+NPM_PID=$!
 
-# 4. Chromium for the browser tests.
-if [[ $WANT_BROWSER == 1 ]]; then
-  apt_install chromium chromium-driver
-  say "chromium: $(/usr/bin/chromium --version 2>/dev/null || echo missing)"
+[[ ${#PACKAGES[@]} -gt 0 ]] && apt_install "${PACKAGES[@]}"
+if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown; then
+  libdir=$(/usr/bin/rustc --target wasm32-unknown-unknown --print target-libdir)
+  [[ -d $libdir ]] || { say "creating $libdir"; as_root mkdir -p "$libdir"; }
 fi
+[[ $WANT_BROWSER == 1 ]] && say "chromium: $(/usr/bin/chromium --version 2>/dev/null || echo missing)"
+
+wait "$NPM_PID" || { echo "setup: npm ci failed" >&2; exit 1; }
+FAILED=0
+for p in "${PIDS[@]}"; do
+  pid=${p%%:*} bin=${p#*:}
+  if wait "$pid"; then
+    say "$bin installed"
+  else
+    echo "setup: cargo install of $bin failed; its log:" >&2
+    tail -30 "$LOGS/$bin.log" >&2
+    FAILED=1
+  fi
+done
+[[ $FAILED == 0 ]] || exit 1
 say "done"
