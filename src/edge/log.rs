@@ -16,6 +16,15 @@ pub(crate) fn error(event: &str, fields: Value) {
     worker::console_error!("{}", line("error", event, fields));
 }
 
+/// A line at a level named by the core (`info`, `warn`, `error`).
+pub(crate) fn at(level: &str, event: &str, fields: Value) {
+    match level {
+        "error" => error(event, fields),
+        "warn" => warn(event, fields),
+        _ => info(event, fields),
+    }
+}
+
 fn line(level: &str, event: &str, fields: Value) -> String {
     let mut obj = match fields {
         Value::Object(m) => m,

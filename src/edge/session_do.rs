@@ -19,7 +19,7 @@ use worker::{
 use super::admission_do::{self, Ask};
 use super::store::Store;
 use super::{error_response, log, now_ms, provider};
-use crate::agents::Stage;
+use crate::agents::{self, Stage};
 use crate::config::Config;
 use crate::protocol::event::{frame, Event};
 use crate::protocol::limits::{
@@ -28,13 +28,14 @@ use crate::protocol::limits::{
     SNAPSHOT_MESSAGES_BYTES,
 };
 use crate::protocol::{is_session_id, Rejection};
+use crate::session::call::{CallDriver, Input, Step};
 use crate::session::connection::{
     Action, CatchUp, Connection, Incoming, CATCHUP_PAGE_BYTES, CLOSE_HELLO_TIMEOUT,
     CLOSE_SESSION_GONE, SEND_WINDOW_BYTES,
 };
 use crate::session::replay::{plan, ReplayPlan};
 use crate::session::schedule::{self, Needs, Rows, Timer};
-use crate::session::{Effect, Session};
+use crate::session::{CallSpec, Effect, Session};
 
 /// Kept with each hibernating socket (at most 2 KiB), so it survives the object being
 /// evicted: who the client is, its admission lease, and its connection state.
@@ -50,7 +51,7 @@ const LEASE_RENEW_MS: u64 = 5 * 60_000;
 /// The last-activity time is written at most this often (it only moves the expiry).
 const ACTIVE_WRITE_MS: u64 = 60_000;
 
-pub(crate) struct Inner {
+struct Inner {
     pub session: Session,
     pub store: Store,
     pub cfg: Config,
@@ -332,7 +333,7 @@ impl SessionDo {
         Ok(true)
     }
 
-    pub(crate) fn with_inner<R>(&self, f: impl FnOnce(&mut Inner) -> R) -> R {
+    fn with_inner<R>(&self, f: impl FnOnce(&mut Inner) -> R) -> R {
         let mut g = self.inner.borrow_mut();
         f(g.as_mut().expect("session loaded"))
     }
@@ -340,7 +341,7 @@ impl SessionDo {
     /// Executes the session's effects: store events (and messages, artifacts), persist the
     /// session, keep every table within its bound, then broadcast — storage always before
     /// sending.
-    pub(crate) fn commit(&self) -> Result<()> {
+    fn commit(&self) -> Result<()> {
         let mut frames = Vec::new();
         let mut aborts = Vec::new();
         {
@@ -502,11 +503,7 @@ impl SessionDo {
         Ok(())
     }
 
-    pub(crate) fn env_ref(&self) -> &Env {
-        &self.env
-    }
-
-    pub(crate) fn set_live(&self, call: Option<(u64, AbortController)>) {
+    fn set_live(&self, call: Option<(u64, AbortController)>) {
         *self.live.borrow_mut() = call;
     }
 
@@ -991,7 +988,7 @@ impl SessionDo {
                 self.running.set(false);
                 break;
             };
-            if let Err(e) = provider::run_call(self, spec).await {
+            if let Err(e) = self.run_call(spec).await {
                 // Storage or runtime failure: log it; the alarm retries later.
                 log::error("call_failed", json!({"message": e.to_string()}));
                 self.running.set(false);
@@ -1004,9 +1001,95 @@ impl SessionDo {
         }
     }
 
+    /// Runs one LLM call: the core's [`CallDriver`] decides, this loop executes its steps
+    /// (the I/O is in [`provider`]) and commits the session's effects after each.
+    async fn run_call(&self, spec: CallSpec) -> Result<()> {
+        let id = spec.call_id;
+        let (cfg, mut driver) = self.with_inner(|i| -> Result<_> {
+            let mut prior = Vec::new();
+            for (stage, version) in &spec.prior {
+                if let Some(text) = i.store.artifact(*stage, *version)? {
+                    prior.push((*stage, text));
+                }
+            }
+            let previous = match spec.previous_version {
+                Some(v) => i.store.artifact(spec.stage, v)?,
+                None => None,
+            };
+            let messages = agents::build_messages(
+                spec.stage,
+                &spec.brief,
+                &prior,
+                spec.feedback.as_deref(),
+                previous.as_deref(),
+            );
+            let version = i.session.state().agent(spec.stage).version + 1;
+            let session_id = i.session.state().session_id.clone();
+            let driver = CallDriver::new(spec, &messages, &i.cfg, &session_id, version);
+            Ok((i.cfg.clone(), driver))
+        })?;
+        let controller = AbortController::default();
+        let signal = controller.signal();
+        self.set_live(Some((id, controller)));
+        self.schedule_alarm().await?;
+        let mut body = None;
+        let mut input = Input::Start;
+        loop {
+            let step = {
+                let mut g = self.inner.borrow_mut();
+                let Some(i) = g.as_mut() else { break };
+                driver.advance(&mut i.session, input, now_ms())
+            };
+            for (level, event, fields) in driver.take_notes() {
+                log::at(level, event, fields);
+            }
+            self.commit()?;
+            input = match step {
+                Step::Finished => break,
+                Step::LookupCache { key } => {
+                    Input::Cache(provider::cache_get(&self.env, &cfg, &key).await)
+                }
+                Step::AcquireLease { lease, tokens } => {
+                    Input::Lease(provider::acquire(&self.env, &cfg, &lease, tokens).await)
+                }
+                Step::Fetch {
+                    url,
+                    body: request,
+                    api_key,
+                    timeout_ms,
+                } => {
+                    let (answer, stream) =
+                        provider::fetch(&url, request, api_key.as_deref(), timeout_ms, &signal)
+                            .await?;
+                    body = stream;
+                    answer
+                }
+                Step::Read { deadline } => match body.as_mut() {
+                    Some(b) => provider::read(b, deadline).await,
+                    None => Input::End,
+                },
+                Step::Sleep { until } => {
+                    provider::sleep_until(until).await;
+                    Input::Woke
+                }
+                Step::Release { lease, tokens } => {
+                    self.set_live(None);
+                    provider::release(&self.env, &cfg, &lease, tokens).await;
+                    Input::Done
+                }
+                Step::Store { key, text, usage } => {
+                    provider::cache_put(&self.env, &cfg, &key, &text, usage).await;
+                    Input::Done
+                }
+            };
+        }
+        self.set_live(None);
+        Ok(())
+    }
+
     /// Plans the session's timers into the `schedule` table (writing only rows that change)
     /// and sets the one alarm to the earliest of them.
-    pub(crate) async fn schedule_alarm(&self) -> Result<()> {
+    async fn schedule_alarm(&self) -> Result<()> {
         if self.gone.get() {
             return Ok(());
         }

@@ -6,6 +6,7 @@
 //! call to run next is pulled with [`Session::pending_call`]. Everything that must survive a
 //! restart is in [`Session::persisted`] (serialised JSON the edge stores beside the log).
 
+pub mod call;
 pub mod connection;
 mod machine;
 pub mod replay;

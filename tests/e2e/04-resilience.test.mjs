@@ -127,10 +127,10 @@ test('access token: POST needs the bearer, the upgrade needs the botarmy.token.<
     const err2 = await wrong.connect().then(() => null, (e) => e);
     assert.equal(err2?.status, 401, `wrong token: ${err2?.message}`);
 
-    // As docs/protocol.md says (and the UI does): the token as the only offered subprotocol.
-    // A client that offers subprotocols needs one echoed back (browsers and `ws` fail the
-    // handshake otherwise).
-    const ok = new SessionClient(w.url, id, { protocols: [`botarmy.token.${TOKEN}`], label: 'token' });
+    // As docs/protocol.md says (and the UI does): `botarmy.v1` beside the token. The token
+    // alone is accepted but never echoed back (it would appear in the response), so a client
+    // that offers only it gets no subprotocol (tests/security/hardening checks the header).
+    const ok = new SessionClient(w.url, id, { protocols: ['botarmy.v1', `botarmy.token.${TOKEN}`], label: 'token' });
     const e3 = await ok.connect().then(() => null, (e) => e);
     assert.equal(e3, null, `the documented token subprotocol must give a usable socket: ${e3?.message}`);
     const { welcome } = await ok.hello(0);

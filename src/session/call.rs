@@ -1,0 +1,509 @@
+//! One LLM call as a state machine without I/O: where the answer comes from (the demo
+//! provider, the answer cache, or the provider over HTTP), the limiter lease, the streamed
+//! answer fed into the [`Session`], the usage to report, what goes into the cache, and
+//! cancellation. The edge executes each [`Step`] and feeds back what happened as an [`Input`].
+//!
+//! ```text
+//! Start ─▶ (demo) Sleep/Woke … pieces at the demo pace ─────────────────────────┐
+//!       └▶ LookupCache ─ hit ─▶ Sleep/Woke … cached pieces at once ──────────────┤
+//!                      └ miss ▶ AcquireLease ─ no room ─▶ (deferred) Done        │
+//!                                             └ lease ──▶ Fetch ─▶ Read … End ──┤
+//!                                                                                ▼
+//!                                          Release (if leased) ─▶ Store (if accepted) ─▶ Done
+//! ```
+//!
+//! Rules: the call stops being fed the moment the session no longer calls it live (cancel,
+//! watchdog, a failure); a failure is classified and reported once; a call that ended
+//! normally without the provider's usage reports an estimate; only an answer the session
+//! accepted, from the provider (not the demo, not the cache), is stored; the lease is always
+//! released, with the tokens used.
+
+use std::collections::VecDeque;
+
+use serde_json::{json, Value};
+
+use super::machine::{CallSpec, Session, StageFailure, Usage};
+use crate::agents::{demo_answer, demo_tokens, demo_usage, MAX_ANSWER_TOKENS};
+use crate::config::Config;
+use crate::llm::openai::messages_chars;
+use crate::llm::{
+    cache, chat_request_body, chat_url, classify_http, estimate_tokens, redact, ChatMessage,
+    ErrorKind, LlmError, StreamDecoder, StreamItem,
+};
+
+/// A cached answer is fed in pieces of this many characters, so its text events look like a
+/// fast stream (each flush carries at most the coalescing limit anyway).
+const CACHED_PIECE_CHARS: usize = 256;
+
+/// What the edge does next.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Step {
+    /// Ask the answer cache for `key`; answer [`Input::Cache`].
+    LookupCache { key: String },
+    /// Ask the global limiter for a lease; answer [`Input::Lease`].
+    AcquireLease { lease: String, tokens: u32 },
+    /// POST `body` to `url` (streamed answer), giving up after `timeout_ms` without response
+    /// headers; answer [`Input::Response`], [`Input::FetchFailed`] or [`Input::FetchTimedOut`].
+    Fetch {
+        url: String,
+        body: String,
+        api_key: Option<String>,
+        timeout_ms: u64,
+    },
+    /// Read the next piece of the response body, giving up at `deadline` (epoch ms) with
+    /// [`Input::Tick`]; answer [`Input::Bytes`], [`Input::End`] or [`Input::ReadFailed`].
+    Read { deadline: Option<u64> },
+    /// Wait until `until` (epoch ms), then answer [`Input::Woke`].
+    Sleep { until: u64 },
+    /// Give the lease back, with the tokens the call used; answer [`Input::Done`].
+    Release { lease: String, tokens: u32 },
+    /// Keep this answer in the cache; answer [`Input::Done`].
+    Store {
+        key: String,
+        text: String,
+        usage: Usage,
+    },
+    /// The call is over.
+    Finished,
+}
+
+/// What happened, fed back to [`CallDriver::advance`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Input {
+    Start,
+    /// The cache's answer: `(text, tokens it saved)`, or `None` for a miss (or a broken cache).
+    Cache(Option<(String, u64)>),
+    /// `Err(wait_ms)` when the provider budget is spent.
+    Lease(Result<(), u64>),
+    /// Response headers arrived; for a status outside 2xx, the body and `Retry-After`.
+    Response {
+        status: u16,
+        retry_after: Option<String>,
+        error_body: String,
+    },
+    FetchFailed(String),
+    FetchTimedOut,
+    Bytes(Vec<u8>),
+    End,
+    ReadFailed(String),
+    Tick,
+    Woke,
+    /// A release or store step is done.
+    Done,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Phase {
+    New,
+    Cache,
+    Lease,
+    Fetching,
+    Streaming,
+    /// Pieces of known text (demo or cached) at a pace.
+    Playing,
+    Releasing,
+    Storing,
+    Over,
+}
+
+/// Something worth a log line: (level, event, fields). Never a secret.
+pub type Note = (&'static str, &'static str, Value);
+
+#[derive(Debug)]
+pub struct CallDriver {
+    spec: CallSpec,
+    phase: Phase,
+    body: String,
+    url: String,
+    api_key: Option<String>,
+    secrets: Vec<String>,
+    stall_timeout_ms: u64,
+    prompt_chars: usize,
+    demo_text: Option<String>,
+    demo_interval_ms: u64,
+    cache_key: Option<String>,
+    lease: Option<String>,
+    lease_id: String,
+    pieces: VecDeque<String>,
+    interval_ms: u64,
+    next_at: u64,
+    decoder: StreamDecoder,
+    usage: Option<Usage>,
+    /// The answer as streamed, kept only when it may go into the cache.
+    answer: Option<String>,
+    answer_chars: usize,
+    /// The usage of an answer the session accepted as an artifact.
+    accepted: Option<Usage>,
+    notes: Vec<Note>,
+}
+
+impl CallDriver {
+    /// A driver for `spec`, whose prompt is `messages`; `version` is the artifact version
+    /// this attempt would make (the demo quotes it).
+    pub fn new(
+        spec: CallSpec,
+        messages: &[ChatMessage],
+        cfg: &Config,
+        session_id: &str,
+        version: u32,
+    ) -> Self {
+        let body = chat_request_body(&cfg.model, messages, Some(MAX_ANSWER_TOKENS));
+        let demo_text = cfg
+            .demo()
+            .then(|| demo_answer(spec.stage, &spec.brief, spec.feedback.as_deref(), version));
+        let cache_key = cfg
+            .cache_on()
+            .then(|| cache::key(cfg.cache, session_id, &cfg.base_url, &body))
+            .flatten();
+        CallDriver {
+            phase: Phase::New,
+            url: chat_url(&cfg.base_url),
+            api_key: cfg.api_key.clone(),
+            secrets: [cfg.api_key.clone(), cfg.access_token.clone()]
+                .into_iter()
+                .flatten()
+                .collect(),
+            stall_timeout_ms: cfg.stall_timeout_ms,
+            prompt_chars: messages_chars(messages),
+            demo_text,
+            demo_interval_ms: cfg.demo_token_interval_ms,
+            cache_key,
+            lease: None,
+            // One lease per session (a session runs one call at a time): a call restarted
+            // after a crash takes back its own slot instead of leaking it.
+            lease_id: session_id.to_string(),
+            pieces: VecDeque::new(),
+            interval_ms: 0,
+            next_at: 0,
+            decoder: StreamDecoder::new(),
+            usage: None,
+            answer: None,
+            answer_chars: 0,
+            accepted: None,
+            notes: Vec::new(),
+            body,
+            spec,
+        }
+    }
+
+    pub fn call_id(&self) -> u64 {
+        self.spec.call_id
+    }
+
+    /// Log lines gathered since the last call.
+    pub fn take_notes(&mut self) -> Vec<Note> {
+        std::mem::take(&mut self.notes)
+    }
+
+    fn note(&mut self, level: &'static str, event: &'static str, mut fields: Value) {
+        fields["stage"] = json!(self.spec.stage);
+        fields["call"] = json!(self.spec.call_id);
+        self.notes.push((level, event, fields));
+    }
+
+    fn live(&self, s: &Session) -> bool {
+        s.live_call() == Some(self.spec.call_id)
+    }
+
+    /// Feeds what happened and returns what to do next. `s` is the session the call is for.
+    pub fn advance(&mut self, s: &mut Session, input: Input, now: u64) -> Step {
+        let id = self.spec.call_id;
+        match (self.phase.clone(), input) {
+            (Phase::New, Input::Start) => {
+                let expected = self.demo_text.as_ref().map(|t| t.chars().count());
+                s.call_started(id, expected, now);
+                self.note(
+                    "info",
+                    "call_started",
+                    json!({"attempt": self.spec.attempt, "demo": self.demo_text.is_some()}),
+                );
+                if let Some(text) = self.demo_text.take() {
+                    self.play(demo_tokens(&text), self.demo_interval_ms, now);
+                    return self.next_piece(s, now);
+                }
+                match self.cache_key.clone() {
+                    Some(key) => {
+                        self.phase = Phase::Cache;
+                        Step::LookupCache { key }
+                    }
+                    None => self.acquire(),
+                }
+            }
+            (Phase::Cache, Input::Cache(Some((text, saved)))) => {
+                if !self.live(s) {
+                    return self.wind_up();
+                }
+                self.note(
+                    "info",
+                    "cache_hit",
+                    json!({"chars": text.chars().count(), "savedTokens": saved}),
+                );
+                s.call_cached(id, text.chars().count(), now);
+                // Nothing was spent on the provider.
+                self.usage = Some(Usage::default());
+                let chars: Vec<char> = text.chars().collect();
+                let pieces = chars
+                    .chunks(CACHED_PIECE_CHARS)
+                    .map(|c| c.iter().collect())
+                    .collect();
+                self.play(pieces, 0, now);
+                self.next_piece(s, now)
+            }
+            (Phase::Cache, Input::Cache(None)) => {
+                if !self.live(s) {
+                    return self.wind_up();
+                }
+                self.answer = Some(String::new());
+                self.acquire()
+            }
+            (Phase::Lease, Input::Lease(Err(wait))) => {
+                self.note("info", "call_queued", json!({"waitMs": wait}));
+                s.on_deferred(id, wait, now);
+                self.wind_up()
+            }
+            (Phase::Lease, Input::Lease(Ok(()))) => {
+                self.lease = Some(self.lease_id.clone());
+                if !self.live(s) {
+                    return self.wind_up();
+                }
+                self.phase = Phase::Fetching;
+                Step::Fetch {
+                    url: self.url.clone(),
+                    body: self.body.clone(),
+                    api_key: self.api_key.clone(),
+                    timeout_ms: self.stall_timeout_ms,
+                }
+            }
+            (Phase::Fetching, Input::Response { status, .. }) if (200..300).contains(&status) => {
+                self.phase = Phase::Streaming;
+                self.read(s)
+            }
+            (
+                Phase::Fetching,
+                Input::Response {
+                    status,
+                    retry_after,
+                    error_body,
+                },
+            ) => {
+                let e = classify_http(status, retry_after.as_deref(), &error_body, now);
+                self.fail(s, e, now)
+            }
+            (Phase::Fetching, Input::FetchFailed(msg)) => {
+                let e = LlmError::new(ErrorKind::Network, format!("fetch failed: {msg}"));
+                self.fail(s, e, now)
+            }
+            (Phase::Fetching, Input::FetchTimedOut) => {
+                let e = LlmError::new(
+                    ErrorKind::Timeout,
+                    format!("no response headers within {} ms", self.stall_timeout_ms),
+                );
+                self.fail(s, e, now)
+            }
+            // Cancelled, or failed by the watchdog: nothing more is fed.
+            (Phase::Streaming | Phase::Playing, _) if !self.live(s) => self.wind_up(),
+            (Phase::Streaming, Input::Tick) => {
+                s.on_timeout(now);
+                self.read(s)
+            }
+            (Phase::Streaming, Input::Bytes(b)) => match self.decoder.push(&b) {
+                Ok(items) => {
+                    self.feed(s, items, now);
+                    self.read(s)
+                }
+                Err(e) => self.fail(s, e, now),
+            },
+            (Phase::Streaming, Input::ReadFailed(msg)) => {
+                let e = LlmError::new(ErrorKind::Network, format!("stream read failed: {msg}"));
+                self.fail(s, e, now)
+            }
+            (Phase::Streaming, Input::End) => match self.decoder.finish() {
+                Ok(items) => {
+                    self.feed(s, items, now);
+                    self.done(s, now)
+                }
+                Err(e) => self.fail(s, e, now),
+            },
+            (Phase::Playing, Input::Woke) => self.next_piece(s, now),
+            (Phase::Releasing, Input::Done) => self.store(),
+            (Phase::Storing, Input::Done) => self.over(),
+            (phase, input) => {
+                // The edge broke the protocol: stop cleanly rather than guess.
+                self.note(
+                    "error",
+                    "call_driver_misuse",
+                    json!({"phase": format!("{phase:?}"), "input": format!("{input:?}").chars().take(80).collect::<String>()}),
+                );
+                self.wind_up()
+            }
+        }
+    }
+
+    fn acquire(&mut self) -> Step {
+        self.phase = Phase::Lease;
+        Step::AcquireLease {
+            lease: self.lease_id.clone(),
+            tokens: estimate_tokens(self.prompt_chars) + MAX_ANSWER_TOKENS,
+        }
+    }
+
+    fn play(&mut self, pieces: Vec<String>, interval_ms: u64, now: u64) {
+        self.phase = Phase::Playing;
+        self.pieces = pieces.into();
+        self.interval_ms = interval_ms;
+        self.next_at = now;
+    }
+
+    /// Known text: the next piece when it is due, the session's own timers meanwhile.
+    fn next_piece(&mut self, s: &mut Session, now: u64) -> Step {
+        if !self.live(s) {
+            return self.wind_up();
+        }
+        if s.poll_timeout().is_some_and(|t| now >= t) {
+            s.on_timeout(now);
+            if !self.live(s) {
+                return self.wind_up();
+            }
+        }
+        if now >= self.next_at {
+            match self.pieces.pop_front() {
+                Some(p) => {
+                    self.next_at = now.max(self.next_at) + self.interval_ms;
+                    self.feed(s, vec![StreamItem::Delta(p)], now);
+                    if !self.live(s) {
+                        return self.wind_up();
+                    }
+                }
+                None => return self.done(s, now),
+            }
+        }
+        let until = match s.poll_timeout() {
+            Some(t) => t.min(self.next_at),
+            None => self.next_at,
+        };
+        Step::Sleep { until }
+    }
+
+    fn read(&mut self, s: &Session) -> Step {
+        if !self.live(s) {
+            return self.wind_up();
+        }
+        Step::Read {
+            deadline: s.poll_timeout(),
+        }
+    }
+
+    fn feed(&mut self, s: &mut Session, items: Vec<StreamItem>, now: u64) {
+        for item in items {
+            match item {
+                StreamItem::Delta(t) => {
+                    self.answer_chars += t.chars().count();
+                    if let Some(a) = self.answer.as_mut() {
+                        a.push_str(&t);
+                    }
+                    s.on_chunk(self.spec.call_id, &t, now);
+                }
+                StreamItem::Usage {
+                    prompt_tokens,
+                    completion_tokens,
+                } => {
+                    self.usage = Some(Usage {
+                        input_tokens: prompt_tokens as u64,
+                        output_tokens: completion_tokens as u64,
+                    })
+                }
+                StreamItem::Finished { .. } | StreamItem::Done => {}
+                // Not offered yet: no tools in the request, and reasoning is not shown yet.
+                StreamItem::Reasoning(_)
+                | StreamItem::ToolCallStart { .. }
+                | StreamItem::ToolCallArgs { .. }
+                | StreamItem::ToolCallEnd { .. } => {}
+            }
+        }
+    }
+
+    /// The answer ended normally: the session decides whether it is accepted.
+    fn done(&mut self, s: &mut Session, now: u64) -> Step {
+        let u = self.usage.unwrap_or_else(|| {
+            let (p, c) = demo_usage(self.prompt_chars, self.answer_chars);
+            Usage {
+                input_tokens: p as u64,
+                output_tokens: c as u64,
+            }
+        });
+        let live = self.live(s);
+        s.on_done(self.spec.call_id, u, now);
+        if live {
+            self.accepted = Some(u);
+        }
+        self.wind_up()
+    }
+
+    fn fail(&mut self, s: &mut Session, e: LlmError, now: u64) -> Step {
+        if self.live(s) {
+            let secrets: Vec<&str> = self.secrets.iter().map(String::as_str).collect();
+            let detail = redact(&e.detail, &secrets);
+            self.note(
+                "warn",
+                "llm_error",
+                json!({"code": e.code(), "status": e.status, "detail": detail}),
+            );
+            s.on_failure(
+                self.spec.call_id,
+                StageFailure {
+                    code: e.code().into(),
+                    message: e.user_message().into(),
+                    detail,
+                    retryable: e.retryable(),
+                    retry_after_ms: e.retry_after_ms,
+                },
+                now,
+            );
+        }
+        self.wind_up()
+    }
+
+    /// Release the lease (if any), then store (if accepted), then finish.
+    fn wind_up(&mut self) -> Step {
+        self.phase = Phase::Releasing;
+        match self.lease.take() {
+            Some(lease) => {
+                let used = self
+                    .usage
+                    .map_or(estimate_tokens(self.answer_chars) as u64, |u| {
+                        u.input_tokens + u.output_tokens
+                    });
+                Step::Release {
+                    lease,
+                    tokens: used.min(u32::MAX as u64) as u32,
+                }
+            }
+            None => self.store(),
+        }
+    }
+
+    fn store(&mut self) -> Step {
+        self.phase = Phase::Storing;
+        match (
+            self.accepted.take(),
+            self.cache_key.take(),
+            self.answer.take(),
+        ) {
+            (Some(usage), Some(key), Some(text)) if cache::cacheable(&text) => {
+                Step::Store { key, text, usage }
+            }
+            _ => self.over(),
+        }
+    }
+
+    fn over(&mut self) -> Step {
+        if self.phase != Phase::Over {
+            self.phase = Phase::Over;
+            self.note("info", "call_ended", json!({"chars": self.answer_chars}));
+        }
+        Step::Finished
+    }
+}
+
+#[cfg(test)]
+mod tests;
