@@ -27,10 +27,12 @@ tool_version() { # name -> version or empty. Tools print "name 1.2.3", "1.2.3" o
 }
 WB_VERSION=$(awk '/^name = "wasm-bindgen"$/ {getline; gsub(/"/, "", $3); print $3; exit}' Cargo.lock)
 [[ -n $WB_VERSION ]] || { echo "setup: wasm-bindgen not found in Cargo.lock" >&2; exit 1; }
-TOOLS=("wasm-bindgen wasm-bindgen-cli $WB_VERSION" "worker-build worker-build 0.8.7")
+# wasm-bindgen-cli without its default TLS (rustls and ring, only for downloading test
+# runners we never use): less to compile.
+TOOLS=("wasm-bindgen wasm-bindgen-cli $WB_VERSION --no-default-features" "worker-build worker-build 0.8.7")
 PIDS=()
 for t in "${TOOLS[@]}"; do
-  read -r bin crate version <<<"$t"
+  read -r bin crate version flags <<<"$t"
   if [[ $(tool_version "$bin") == "$version" ]]; then
     say "$bin $version present"
     continue
@@ -40,8 +42,9 @@ for t in "${TOOLS[@]}"; do
     export CARGO_PROFILE_RELEASE_OPT_LEVEL=1 CARGO_PROFILE_RELEASE_LTO=false \
       CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 CARGO_PROFILE_RELEASE_DEBUG=0 \
       CARGO_PROFILE_RELEASE_STRIP=true CARGO_TARGET_DIR="$ROOT/target/tools-$bin"
-    cargo install "$crate" --version "=$version" --force --locked >"$LOGS/$bin.log" 2>&1 ||
-      cargo install "$crate" --version "=$version" --force >>"$LOGS/$bin.log" 2>&1
+    # shellcheck disable=SC2086 # $flags is a list of words
+    cargo install "$crate" --version "=$version" $flags --force --locked >"$LOGS/$bin.log" 2>&1 ||
+      cargo install "$crate" --version "=$version" $flags --force >>"$LOGS/$bin.log" 2>&1
     rm -rf "$ROOT/target/tools-$bin"
   ) &
   PIDS+=("$!:$bin")

@@ -1031,10 +1031,10 @@ impl SessionDo {
         let controller = AbortController::default();
         let signal = controller.signal();
         self.set_live(Some((id, controller)));
-        self.schedule_alarm().await?;
         let mut body = None;
         let mut input = Input::Start;
         loop {
+            let started = input == Input::Start;
             let step = {
                 let mut g = self.inner.borrow_mut();
                 let Some(i) = g.as_mut() else { break };
@@ -1044,6 +1044,10 @@ impl SessionDo {
                 log::at(level, event, fields);
             }
             self.commit()?;
+            if started {
+                // The call has begun: its watchdog and crash-recovery timers go in the table.
+                self.schedule_alarm().await?;
+            }
             input = match step {
                 Step::Finished => break,
                 Step::LookupCache { key } => {
