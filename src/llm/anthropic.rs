@@ -14,8 +14,8 @@
 //! | `content_block_delta` `input_json_delta` | `ToolCallArgs { id, delta: partial_json }` |
 //! | `content_block_delta` `signature_delta` | none; kept in [`AnthropicDecoder::signatures`] |
 //! | `content_block_stop` of a `tool_use` block | `ToolCallEnd { id }` |
-//! | `message_delta` | `Finished { reason }`: `end_turn`/`stop_sequence` → `stop`, `max_tokens`/`model_context_window_exceeded` → `length`, `tool_use` → `tool_calls`, `refusal` → a `content_filtered` error, others as sent; remembers `usage.output_tokens` |
-//! | `message_stop` | `Usage` (prompt = input + cache read + cache creation), then `Done` |
+//! | `message_delta` | `ToolCallEnd` for each `tool_use` block still open, then `Finished { reason }`: `end_turn`/`stop_sequence` → `stop`, `max_tokens`/`model_context_window_exceeded` → `length`, `tool_use` → `tool_calls`, `refusal` → a `content_filtered` error, others as sent; remembers `usage.output_tokens` |
+//! | `message_stop` | `ToolCallEnd` for each `tool_use` block still open, `Usage` (prompt = input + cache read + cache creation), then `Done` |
 //! | `ping`, unknown events, unknown block or delta types | none |
 //! | `error` | an error, classified by its `error.type` ([`classify_anthropic_http`] has the table) |
 //!
@@ -476,16 +476,12 @@ impl AnthropicDecoder {
                     .get_or_insert_with(RawUsage::default)
                     .update(&value["usage"]);
                 if let Some(reason) = value["delta"]["stop_reason"].as_str() {
+                    self.end_open_tool_calls(out);
                     self.finished(reason, out)?;
                 }
             }
             "message_stop" => {
-                // Tool blocks the stream never closed end with the message.
-                for (_, block) in std::mem::take(&mut self.open) {
-                    if let Block::ToolUse { id } = block {
-                        out.push(StreamItem::ToolCallEnd { id });
-                    }
-                }
+                self.end_open_tool_calls(out);
                 if let Some(u) = self.usage {
                     out.push(u.item());
                 }
@@ -497,6 +493,20 @@ impl AnthropicDecoder {
             _ => {}
         }
         Ok(())
+    }
+
+    /// Tool blocks the stream never closed end with the message (at its stop reason, so every
+    /// call ends before `Finished`, as in the OpenAI decoder), in block order.
+    fn end_open_tool_calls(&mut self, out: &mut Vec<StreamItem>) {
+        let open = std::mem::take(&mut self.open);
+        for (index, block) in open {
+            match block {
+                Block::ToolUse { id } => out.push(StreamItem::ToolCallEnd { id }),
+                other => {
+                    self.open.insert(index, other);
+                }
+            }
+        }
     }
 
     fn block_start(&mut self, value: &Value, out: &mut Vec<StreamItem>) -> Result<(), LlmError> {
@@ -1160,7 +1170,7 @@ mod tests {
         .concat();
         let items = decode_all(s.as_bytes()).unwrap();
         assert_eq!(
-            items[..5],
+            items[..6],
             [
                 StreamItem::ToolCallStart {
                     index: 0,
@@ -1177,12 +1187,38 @@ mod tests {
                     delta: "{}".into()
                 },
                 StreamItem::ToolCallEnd { id: "b".into() },
+                // The unclosed call ends at the stop reason, before `Finished`.
+                StreamItem::ToolCallEnd { id: "a".into() },
                 StreamItem::Finished {
                     reason: "tool_calls".into()
                 },
             ]
         );
-        assert_eq!(items[5], StreamItem::ToolCallEnd { id: "a".into() });
+        // Without a stop reason, at message_stop; a late block stop ends nothing twice.
+        let s = [
+            message_start(5, 0),
+            block_start(0, json!({"type":"tool_use","id":"a","name":"f"})),
+            message_delta("tool_use", 9),
+            block_stop(0),
+            STOP.to_string(),
+        ]
+        .concat();
+        let ends = |items: &[StreamItem]| {
+            items
+                .iter()
+                .filter(|i| matches!(i, StreamItem::ToolCallEnd { .. }))
+                .count()
+        };
+        assert_eq!(ends(&decode_all(s.as_bytes()).unwrap()), 1);
+        let s = [
+            message_start(5, 0),
+            block_start(0, json!({"type":"tool_use","id":"a","name":"f"})),
+            STOP.to_string(),
+        ]
+        .concat();
+        let items = decode_all(s.as_bytes()).unwrap();
+        assert_eq!(items[1], StreamItem::ToolCallEnd { id: "a".into() });
+        assert_eq!(ends(&items), 1);
     }
 
     #[test]
