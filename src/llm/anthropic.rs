@@ -29,9 +29,10 @@ use std::collections::BTreeMap;
 use serde_json::{json, Value};
 
 use super::error::{classify_error_object, classify_http, ErrorKind, LlmError};
-use super::openai::{ChatMessage, StreamItem};
+use super::openai::ChatMessage;
 use super::price::TokenUsage;
 use super::sse::{SseEvent, SseParser};
+use super::stream::StreamItem;
 
 pub const DEFAULT_BASE_URL: &str = "https://api.anthropic.com";
 /// The `anthropic-version` header value this decoder is written against.
@@ -694,6 +695,7 @@ fn excerpt(s: &str) -> String {
 mod tests {
     use super::*;
     use crate::llm::openai::StreamDecoder;
+    use crate::llm::stream::test_items::text_of;
     use proptest::prelude::*;
 
     const NOW: u64 = 1_700_000_000_000;
@@ -1461,16 +1463,6 @@ mod tests {
         // And with Windows line endings.
         let crlf = s.replace('\n', "\r\n");
         assert_eq!(decode_all(crlf.as_bytes()).unwrap(), recorded_items());
-    }
-
-    fn text_of(items: &[StreamItem]) -> String {
-        items
-            .iter()
-            .filter_map(|i| match i {
-                StreamItem::Delta(t) => Some(t.as_str()),
-                _ => None,
-            })
-            .collect()
     }
 
     proptest! {

@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 
 use super::error::{classify_error_object, ErrorKind, LlmError};
 use super::sse::{SseEvent, SseParser};
+use super::stream::StreamItem;
 use super::tools::{ToolCall, ToolCallAssembler, ToolDef};
 
 pub const DEFAULT_BASE_URL: &str = "https://api.openai.com/v1";
@@ -217,79 +218,6 @@ pub fn chat_request_body_with_tools(
     body.to_string()
 }
 
-/// What the decoder found in the stream, in order.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StreamItem {
-    /// More answer text.
-    Delta(String),
-    /// The provider's token count for the whole call.
-    Usage {
-        prompt_tokens: u32,
-        completion_tokens: u32,
-    },
-    /// The model stopped: `stop` (complete) or `length` (cut at `max_tokens`), or another
-    /// reason a server reports. `content_filter` is an error instead.
-    Finished { reason: String },
-    /// `data: [DONE]`: nothing more follows.
-    Done,
-    /// Reasoning ("thinking") text the model shows before or between its answer: kept apart
-    /// from the answer, never part of the artifact.
-    Reasoning(String),
-    /// A tool call begins; `index` is its position among this answer's tool calls.
-    ToolCallStart {
-        index: u32,
-        id: String,
-        name: String,
-    },
-    /// More of a tool call's JSON arguments (fragments: only their concatenation parses).
-    ToolCallArgs { id: String, delta: String },
-    /// The tool call's arguments are complete.
-    ToolCallEnd { id: String },
-}
-
-/// Everything the decoder finds, text and tool calls, in stream order: what
-/// [`StreamDecoder::push_events`] returns. Tool calls map one-to-one onto AG-UI's
-/// `TOOL_CALL_START {toolCallId, toolCallName}`, `TOOL_CALL_ARGS {toolCallId, delta}` and
-/// `TOOL_CALL_END {toolCallId}`; when each is emitted is in [`crate::llm::tools`].
-///
-/// A separate type from [`StreamItem`] so that callers matching on `StreamItem` without
-/// offering tools are unchanged.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StreamEvent {
-    Item(StreamItem),
-    /// A call began: `index` is the provider's position of the call in the answer.
-    ToolCallStart {
-        index: u32,
-        id: String,
-        name: String,
-    },
-    /// More of a call's JSON arguments, cut anywhere.
-    ToolCallArgs {
-        id: String,
-        delta: String,
-    },
-    /// The call is complete; its arguments are in [`StreamDecoder::tool_calls`].
-    ToolCallEnd {
-        id: String,
-    },
-}
-
-impl From<StreamItem> for StreamEvent {
-    fn from(item: StreamItem) -> Self {
-        StreamEvent::Item(item)
-    }
-}
-
-fn items_only(events: Vec<StreamEvent>) -> Vec<StreamItem> {
-    events
-        .into_iter()
-        .filter_map(|e| match e {
-            StreamEvent::Item(i) => Some(i),
-            _ => None,
-        })
-        .collect()
-}
-
 #[derive(Debug)]
 enum Mode {
     /// Only whitespace so far: could still be a stream or a JSON body.
@@ -299,8 +227,8 @@ enum Mode {
     Json(Vec<u8>),
 }
 
-/// Turns the bytes of a streamed chat completion into [`StreamItem`]s, or with tool calls
-/// into [`StreamEvent`]s ([`StreamDecoder::push_events`]).
+/// Turns the bytes of a streamed chat completion into [`StreamItem`]s: text, reasoning, tool
+/// calls (reassembled by [`ToolCallAssembler`]), usage and the end.
 ///
 /// Once it fails, it stays failed: every later call returns the same error. An error found
 /// after some items in the same chunk is returned by the next `push` or `finish`, so text
@@ -344,19 +272,8 @@ impl StreamDecoder {
         self.tools.calls()
     }
 
-    /// The next bytes: text, usage and the end, without tool calls (for requests that offer
-    /// no tools; [`StreamDecoder::push_events`] has everything).
+    /// The next bytes: the items they complete.
     pub fn push(&mut self, bytes: &[u8]) -> Result<Vec<StreamItem>, LlmError> {
-        self.push_events(bytes).map(items_only)
-    }
-
-    /// End of the response body, as [`StreamDecoder::push`].
-    pub fn finish(&mut self) -> Result<Vec<StreamItem>, LlmError> {
-        self.finish_events().map(items_only)
-    }
-
-    /// The next bytes: everything found, tool calls included.
-    pub fn push_events(&mut self, bytes: &[u8]) -> Result<Vec<StreamEvent>, LlmError> {
         if let Some(e) = &self.error {
             return Err(e.clone());
         }
@@ -365,8 +282,8 @@ impl StreamDecoder {
         self.settle(result, out)
     }
 
-    /// End of the response body, tool calls included.
-    pub fn finish_events(&mut self) -> Result<Vec<StreamEvent>, LlmError> {
+    /// End of the response body: the last items, or why the answer is incomplete.
+    pub fn finish(&mut self) -> Result<Vec<StreamItem>, LlmError> {
         if let Some(e) = &self.error {
             return Err(e.clone());
         }
@@ -392,8 +309,8 @@ impl StreamDecoder {
     fn settle(
         &mut self,
         result: Result<(), LlmError>,
-        out: Vec<StreamEvent>,
-    ) -> Result<Vec<StreamEvent>, LlmError> {
+        out: Vec<StreamItem>,
+    ) -> Result<Vec<StreamItem>, LlmError> {
         match result {
             Ok(()) => Ok(out),
             Err(e) => {
@@ -407,7 +324,7 @@ impl StreamDecoder {
         }
     }
 
-    fn push_inner(&mut self, bytes: &[u8], out: &mut Vec<StreamEvent>) -> Result<(), LlmError> {
+    fn push_inner(&mut self, bytes: &[u8], out: &mut Vec<StreamItem>) -> Result<(), LlmError> {
         let bytes = match &mut self.mode {
             Mode::Undecided(head) => {
                 head.extend_from_slice(bytes);
@@ -449,7 +366,7 @@ impl StreamDecoder {
         }
     }
 
-    fn push_sse(&mut self, bytes: &[u8], out: &mut Vec<StreamEvent>) -> Result<(), LlmError> {
+    fn push_sse(&mut self, bytes: &[u8], out: &mut Vec<StreamItem>) -> Result<(), LlmError> {
         if self.saw_done {
             return Ok(());
         }
@@ -466,7 +383,7 @@ impl StreamDecoder {
         Ok(())
     }
 
-    fn event(&mut self, ev: SseEvent, out: &mut Vec<StreamEvent>) -> Result<(), LlmError> {
+    fn event(&mut self, ev: SseEvent, out: &mut Vec<StreamItem>) -> Result<(), LlmError> {
         let data = ev.data.trim();
         if data.is_empty() {
             return Ok(());
@@ -474,7 +391,7 @@ impl StreamDecoder {
         if data == "[DONE]" {
             self.saw_done = true;
             self.tools.end_all(out);
-            out.push(StreamItem::Done.into());
+            out.push(StreamItem::Done);
             return Ok(());
         }
         let value: Value = match serde_json::from_str(data) {
@@ -507,12 +424,12 @@ impl StreamDecoder {
             // DeepSeek and vLLM say `reasoning_content`; OpenRouter and Ollama say `reasoning`.
             for key in ["reasoning_content", "reasoning"] {
                 if let Some(text) = delta[key].as_str().filter(|t| !t.is_empty()) {
-                    out.push(StreamItem::Reasoning(text.to_string()).into());
+                    out.push(StreamItem::Reasoning(text.to_string()));
                 }
             }
             for key in ["content", "refusal"] {
                 if let Some(text) = delta[key].as_str().filter(|t| !t.is_empty()) {
-                    out.push(StreamItem::Delta(text.to_string()).into());
+                    out.push(StreamItem::Delta(text.to_string()));
                 }
             }
             if let Some(calls) = delta.get("tool_calls") {
@@ -523,12 +440,12 @@ impl StreamDecoder {
             }
         }
         if let Some(usage) = read_usage(&value) {
-            out.push(usage.into());
+            out.push(usage);
         }
         Ok(())
     }
 
-    fn finished(&mut self, reason: &str, out: &mut Vec<StreamEvent>) -> Result<(), LlmError> {
+    fn finished(&mut self, reason: &str, out: &mut Vec<StreamItem>) -> Result<(), LlmError> {
         if reason == "content_filter" {
             return Err(LlmError::new(
                 ErrorKind::ContentFiltered,
@@ -537,12 +454,9 @@ impl StreamDecoder {
         }
         finished_tool_calls(reason, &mut self.tools, out)?;
         self.finish_reason = Some(reason.to_string());
-        out.push(
-            StreamItem::Finished {
-                reason: reason.to_string(),
-            }
-            .into(),
-        );
+        out.push(StreamItem::Finished {
+            reason: reason.to_string(),
+        });
         Ok(())
     }
 }
@@ -552,7 +466,7 @@ impl StreamDecoder {
 fn finished_tool_calls(
     reason: &str,
     tools: &mut ToolCallAssembler,
-    out: &mut Vec<StreamEvent>,
+    out: &mut Vec<StreamItem>,
 ) -> Result<(), LlmError> {
     if reason == "tool_calls" && tools.is_empty() {
         return Err(malformed(
@@ -593,7 +507,7 @@ fn read_usage(chunk: &Value) -> Option<StreamItem> {
 fn decode_json_body(
     body: &[u8],
     tools: &mut ToolCallAssembler,
-    out: &mut Vec<StreamEvent>,
+    out: &mut Vec<StreamItem>,
 ) -> Result<(), LlmError> {
     let text = String::from_utf8_lossy(body);
     let value: Value = serde_json::from_str(text.trim()).map_err(|e| {
@@ -618,7 +532,7 @@ fn decode_json_body(
         .as_str()
         .filter(|c| !c.is_empty())
     {
-        out.push(StreamItem::Delta(content.to_string()).into());
+        out.push(StreamItem::Delta(content.to_string()));
     }
     // Whole calls: each entry is a first chunk with all its arguments, in array order.
     if let Some(calls) = choice["message"].get("tool_calls").filter(|c| !c.is_null()) {
@@ -646,16 +560,13 @@ fn decode_json_body(
         ));
     }
     finished_tool_calls(reason, tools, out)?;
-    out.push(
-        StreamItem::Finished {
-            reason: reason.to_string(),
-        }
-        .into(),
-    );
+    out.push(StreamItem::Finished {
+        reason: reason.to_string(),
+    });
     if let Some(usage) = read_usage(&value) {
-        out.push(usage.into());
+        out.push(usage);
     }
-    out.push(StreamItem::Done.into());
+    out.push(StreamItem::Done);
     Ok(())
 }
 
@@ -670,6 +581,7 @@ fn excerpt(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::llm::stream::test_items::{args, delta, end, finished, start, text_of};
     use proptest::prelude::*;
 
     fn chunk(content: &str) -> String {
@@ -704,10 +616,6 @@ mod tests {
         let mut items = d.push(bytes)?;
         items.extend(d.finish()?);
         Ok(items)
-    }
-
-    fn delta(s: &str) -> StreamItem {
-        StreamItem::Delta(s.to_string())
     }
 
     #[test]
@@ -1000,16 +908,6 @@ mod tests {
         );
     }
 
-    fn text_of(items: &[StreamItem]) -> String {
-        items
-            .iter()
-            .filter_map(|i| match i {
-                StreamItem::Delta(t) => Some(t.as_str()),
-                _ => None,
-            })
-            .collect()
-    }
-
     // ---- Tool calls: chunks shaped exactly as OpenAI streams them. ----
 
     const WRITE_ARGS: &str = "{\"path\":\"src/main.rs\",\"content\":\"fn main() {\\n    println!(\\\"héllo 🦀\\\");\\n}\\n\"}";
@@ -1035,38 +933,12 @@ mod tests {
         )
     }
 
-    fn decode_events(bytes: &[u8]) -> Result<Vec<StreamEvent>, LlmError> {
-        let mut d = StreamDecoder::new();
-        let mut events = d.push_events(bytes)?;
-        events.extend(d.finish_events()?);
-        Ok(events)
-    }
-
     fn call(id: &str, name: &str, arguments: &str) -> ToolCall {
         ToolCall {
             id: id.into(),
             name: name.into(),
             arguments: arguments.into(),
         }
-    }
-
-    fn ev_start(index: u32, id: &str, name: &str) -> StreamEvent {
-        StreamEvent::ToolCallStart {
-            index,
-            id: id.into(),
-            name: name.into(),
-        }
-    }
-
-    fn ev_args(id: &str, delta: &str) -> StreamEvent {
-        StreamEvent::ToolCallArgs {
-            id: id.into(),
-            delta: delta.into(),
-        }
-    }
-
-    fn ev_end(id: &str) -> StreamEvent {
-        StreamEvent::ToolCallEnd { id: id.into() }
     }
 
     /// Text, then one call with its arguments in `fragments`, then the documented ending.
@@ -1089,21 +961,21 @@ mod tests {
             "\"src/main.rs\",\"content\":\"fn main() {\\n    println!(\\\"héllo 🦀\\\");\\n}\\n\"}",
         ]);
         let mut d = StreamDecoder::new();
-        let events = d.push_events(s.as_bytes()).unwrap();
+        let items = d.push(s.as_bytes()).unwrap();
         assert_eq!(
-            events,
+            items,
             [
-                StreamEvent::Item(delta("I'll write it.")),
-                ev_start(0, "call_abc", "write_file"),
-                ev_args("call_abc", "{\"path\":"),
-                ev_args("call_abc", "\"src/main.rs\",\"content\":\"fn main() {\\n    println!(\\\"héllo 🦀\\\");\\n}\\n\"}"),
-                ev_end("call_abc"),
-                StreamEvent::Item(StreamItem::Finished { reason: "tool_calls".into() }),
-                StreamEvent::Item(StreamItem::Usage { prompt_tokens: 12, completion_tokens: 34 }),
-                StreamEvent::Item(StreamItem::Done),
+                delta("I'll write it."),
+                start(0, "call_abc", "write_file"),
+                args("call_abc", "{\"path\":"),
+                args("call_abc", "\"src/main.rs\",\"content\":\"fn main() {\\n    println!(\\\"héllo 🦀\\\");\\n}\\n\"}"),
+                end("call_abc"),
+                finished("tool_calls"),
+                StreamItem::Usage { prompt_tokens: 12, completion_tokens: 34 },
+                StreamItem::Done,
             ]
         );
-        assert_eq!(d.finish_events().unwrap(), []);
+        assert_eq!(d.finish().unwrap(), []);
         assert_eq!(d.finish_reason(), Some("tool_calls"));
         assert_eq!(d.tool_calls(), [call("call_abc", "write_file", WRITE_ARGS)]);
         let args: Value = serde_json::from_str(&d.tool_calls()[0].arguments).unwrap();
@@ -1119,17 +991,17 @@ mod tests {
             for &b in cuts.iter().filter(|&&b| b >= a).step_by(7) {
                 let s = one_call_stream(&[&WRITE_ARGS[..a], &WRITE_ARGS[a..b], &WRITE_ARGS[b..]]);
                 let mut d = StreamDecoder::new();
-                let events = d.push_events(s.as_bytes()).unwrap();
+                let items = d.push(s.as_bytes()).unwrap();
                 assert_eq!(
                     d.tool_calls(),
                     [call("call_abc", "write_file", WRITE_ARGS)],
                     "cut at {a}, {b}"
                 );
                 // Empty fragments emit nothing; the others arrive in order.
-                let streamed: String = events
+                let streamed: String = items
                     .iter()
                     .filter_map(|e| match e {
-                        StreamEvent::ToolCallArgs { delta, .. } => {
+                        StreamItem::ToolCallArgs { delta, .. } => {
                             assert!(!delta.is_empty());
                             Some(delta.as_str())
                         }
@@ -1142,16 +1014,16 @@ mod tests {
     }
 
     #[test]
-    fn the_stream_cut_at_every_byte_boundary_gives_the_same_events() {
+    fn the_stream_cut_at_every_byte_boundary_gives_the_same_items() {
         let s = one_call_stream(&["{\"path\":\"src/main.rs\",", "\"content\":\"é🦀\"}"]);
         let bytes = s.as_bytes();
-        let whole = decode_events(bytes).unwrap();
+        let whole = decode_all(bytes).unwrap();
         for cut in 0..=bytes.len() {
             let mut d = StreamDecoder::new();
-            let mut events = d.push_events(&bytes[..cut]).unwrap();
-            events.extend(d.push_events(&bytes[cut..]).unwrap());
-            events.extend(d.finish_events().unwrap());
-            assert_eq!(events, whole, "cut at byte {cut}");
+            let mut items = d.push(&bytes[..cut]).unwrap();
+            items.extend(d.push(&bytes[cut..]).unwrap());
+            items.extend(d.finish().unwrap());
+            assert_eq!(items, whole, "cut at byte {cut}");
         }
     }
 
@@ -1169,22 +1041,20 @@ mod tests {
         ]
         .concat();
         let mut d = StreamDecoder::new();
-        let events = d.push_events(s.as_bytes()).unwrap();
+        let items = d.push(s.as_bytes()).unwrap();
         assert_eq!(
-            events,
+            items,
             [
-                ev_start(0, "call_a", "write_file"),
-                ev_start(1, "call_b", "read_file"),
-                ev_args("call_b", "{\"path\""),
-                ev_args("call_a", "{\"path\":\"a\","),
-                ev_args("call_b", ":\"b\"}"),
-                ev_args("call_a", "\"content\":\"x\"}"),
-                ev_end("call_a"),
-                ev_end("call_b"),
-                StreamEvent::Item(StreamItem::Finished {
-                    reason: "tool_calls".into()
-                }),
-                StreamEvent::Item(StreamItem::Done),
+                start(0, "call_a", "write_file"),
+                start(1, "call_b", "read_file"),
+                args("call_b", "{\"path\""),
+                args("call_a", "{\"path\":\"a\","),
+                args("call_b", ":\"b\"}"),
+                args("call_a", "\"content\":\"x\"}"),
+                end("call_a"),
+                end("call_b"),
+                finished("tool_calls"),
+                StreamItem::Done,
             ]
         );
         assert_eq!(
@@ -1205,20 +1075,20 @@ mod tests {
                 {"index":1,"id":"c1","type":"function","function":{"name":"read_file","arguments":"{\"path\":\"a\"}"}}]}}]})
         );
         let mut d = StreamDecoder::new();
-        let events = d.push_events(s.as_bytes()).unwrap();
+        let items = d.push(s.as_bytes()).unwrap();
         assert_eq!(
-            events,
+            items,
             [
-                ev_start(0, "c0", "list_files"),
-                ev_args("c0", "{}"),
-                ev_start(1, "c1", "read_file"),
-                ev_args("c1", "{\"path\":\"a\"}"),
-                ev_end("c0"),
-                ev_end("c1"),
-                StreamEvent::Item(StreamItem::Done)
+                start(0, "c0", "list_files"),
+                args("c0", "{}"),
+                start(1, "c1", "read_file"),
+                args("c1", "{\"path\":\"a\"}"),
+                end("c0"),
+                end("c1"),
+                StreamItem::Done
             ]
         );
-        assert_eq!(d.finish_events().unwrap(), []);
+        assert_eq!(d.finish().unwrap(), []);
         assert_eq!(
             d.tool_calls(),
             [
@@ -1232,12 +1102,9 @@ mod tests {
     fn a_stream_cut_inside_a_call_ends_no_call() {
         let s = [call_start(0, "c", "write_file"), call_args(0, "{\"pa")].concat();
         let mut d = StreamDecoder::new();
-        let events = d.push_events(s.as_bytes()).unwrap();
-        assert_eq!(
-            events,
-            [ev_start(0, "c", "write_file"), ev_args("c", "{\"pa")]
-        );
-        assert_eq!(d.finish_events().unwrap_err().kind, ErrorKind::Network);
+        let items = d.push(s.as_bytes()).unwrap();
+        assert_eq!(items, [start(0, "c", "write_file"), args("c", "{\"pa")]);
+        assert_eq!(d.finish().unwrap_err().kind, ErrorKind::Network);
         assert!(d.tool_calls().is_empty());
     }
 
@@ -1282,20 +1149,33 @@ mod tests {
         for (s, want) in cases {
             let s = format!("{}{s}", chunk("kept"));
             let mut d = StreamDecoder::new();
-            let events = d.push_events(s.as_bytes()).unwrap();
-            assert_eq!(events[0], StreamEvent::Item(delta("kept")), "{s}");
-            let e = d.push_events(b"").unwrap_err();
+            let items = d.push(s.as_bytes()).unwrap();
+            assert_eq!(items[0], delta("kept"), "{s}");
+            let e = d.push(b"").unwrap_err();
             assert_eq!(e.kind, ErrorKind::MalformedStream, "{s}");
             assert!(e.detail.contains(want), "{s}: {}", e.detail);
-            assert_eq!(d.finish_events().unwrap_err(), e, "the error sticks");
+            assert_eq!(d.finish().unwrap_err(), e, "the error sticks");
         }
     }
 
     #[test]
-    fn the_text_only_interface_leaves_tool_calls_out() {
+    fn a_caller_that_skips_tool_call_items_sees_the_text_answer_as_before() {
+        // What a caller that offers no tools (the edge today) sees of an answer with a call.
         let s = one_call_stream(&[WRITE_ARGS]);
         let mut d = StreamDecoder::new();
-        let items = d.push(s.as_bytes()).unwrap();
+        let items: Vec<StreamItem> = d
+            .push(s.as_bytes())
+            .unwrap()
+            .into_iter()
+            .filter(|i| {
+                !matches!(
+                    i,
+                    StreamItem::ToolCallStart { .. }
+                        | StreamItem::ToolCallArgs { .. }
+                        | StreamItem::ToolCallEnd { .. }
+                )
+            })
+            .collect();
         assert_eq!(
             items,
             [
@@ -1319,20 +1199,18 @@ mod tests {
             "tool_calls":[{"id":"c1","type":"function","function":{"name":"list_files","arguments":"{}"}},
                           {"id":"c2","type":"function","function":{"name":"read_file","arguments":"{\"path\":\"a\"}"}}]},
             "finish_reason":"tool_calls"}]});
-        let events = decode_events(body.to_string().as_bytes()).unwrap();
+        let items = decode_all(body.to_string().as_bytes()).unwrap();
         assert_eq!(
-            events,
+            items,
             [
-                ev_start(0, "c1", "list_files"),
-                ev_args("c1", "{}"),
-                ev_start(1, "c2", "read_file"),
-                ev_args("c2", "{\"path\":\"a\"}"),
-                ev_end("c1"),
-                ev_end("c2"),
-                StreamEvent::Item(StreamItem::Finished {
-                    reason: "tool_calls".into()
-                }),
-                StreamEvent::Item(StreamItem::Done),
+                start(0, "c1", "list_files"),
+                args("c1", "{}"),
+                start(1, "c2", "read_file"),
+                args("c2", "{\"path\":\"a\"}"),
+                end("c1"),
+                end("c2"),
+                finished("tool_calls"),
+                StreamItem::Done,
             ]
         );
     }
@@ -1433,10 +1311,10 @@ mod tests {
             let mut d = StreamDecoder::new();
             let mut start = 0;
             for c in byte_cuts.into_iter().chain([bytes.len()]) {
-                d.push_events(&bytes[start..c]).unwrap();
+                d.push(&bytes[start..c]).unwrap();
                 start = c;
             }
-            d.finish_events().unwrap();
+            d.finish().unwrap();
             prop_assert_eq!(d.tool_calls(), vec![call("call_abc", "write_file", WRITE_ARGS)]);
         }
 
@@ -1445,10 +1323,10 @@ mod tests {
             let mut d = StreamDecoder::new();
             for e in &entries {
                 let s = format!("data: {{\"choices\":[{{\"index\":0,\"delta\":{{\"tool_calls\":[{e}]}}}}]}}\n\n");
-                let _ = d.push_events(s.as_bytes());
+                let _ = d.push(s.as_bytes());
             }
-            let _ = d.push_events(stop_chunk("tool_calls").as_bytes());
-            let _ = d.finish_events();
+            let _ = d.push(stop_chunk("tool_calls").as_bytes());
+            let _ = d.finish();
         }
 
         #[test]
