@@ -695,7 +695,7 @@ fn excerpt(s: &str) -> String {
 mod tests {
     use super::*;
     use crate::llm::openai::StreamDecoder;
-    use crate::llm::stream::test_items::text_of;
+    use crate::llm::stream::test_items::{self, text_of};
     use proptest::prelude::*;
 
     const NOW: u64 = 1_700_000_000_000;
@@ -962,16 +962,118 @@ mod tests {
 
     #[test]
     fn the_same_answer_from_either_provider_gives_the_same_items() {
+        let openai = |s: &str| {
+            let mut o = StreamDecoder::new();
+            let mut items = o.push(s.as_bytes()).unwrap();
+            items.extend(o.finish().unwrap());
+            items
+        };
+        let chunk = |delta: Value, finish: Value| {
+            format!(
+                "data: {}\n\n",
+                json!({"choices":[{"index":0,"delta":delta,"finish_reason":finish}]})
+            )
+        };
+        let usage =
+            "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":10,\"completion_tokens\":3}}\n\n";
+        let done = "data: [DONE]\n\n";
+
+        // Text only.
         let anthropic = decode_all(simple("end_turn").as_bytes()).unwrap();
-        let openai_stream =
-            "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hi\"}}]}\n\n\
-            data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n\
-            data: {\"choices\":[],\"usage\":{\"prompt_tokens\":10,\"completion_tokens\":3}}\n\n\
-            data: [DONE]\n\n";
-        let mut o = StreamDecoder::new();
-        let mut openai = o.push(openai_stream.as_bytes()).unwrap();
-        openai.extend(o.finish().unwrap());
-        assert_eq!(anthropic, openai);
+        let o = [
+            chunk(json!({"content":"Hi"}), Value::Null),
+            chunk(json!({}), json!("stop")),
+            usage.to_string(),
+            done.to_string(),
+        ]
+        .concat();
+        assert_eq!(anthropic, openai(&o));
+
+        // Reasoning, text and a tool call whose arguments arrive in pieces.
+        let a = [
+            message_start(10, 0),
+            block_start(0, json!({"type":"thinking","thinking":""})),
+            delta(0, json!({"type":"thinking_delta","thinking":"Let me see."})),
+            delta(0, json!({"type":"signature_delta","signature":"sig"})),
+            block_stop(0),
+            block_start(1, json!({"type":"text","text":""})),
+            text(1, "Hi"),
+            block_stop(1),
+            block_start(
+                2,
+                json!({"type":"tool_use","id":"toolu_1","name":"write_file","input":{}}),
+            ),
+            delta(
+                2,
+                json!({"type":"input_json_delta","partial_json":"{\"path\":"}),
+            ),
+            delta(
+                2,
+                json!({"type":"input_json_delta","partial_json":"\"a\"}"}),
+            ),
+            block_stop(2),
+            message_delta("tool_use", 3),
+            STOP.to_string(),
+        ]
+        .concat();
+        let o = [
+            chunk(json!({"role":"assistant","reasoning_content":"Let me see."}), Value::Null),
+            chunk(json!({"content":"Hi"}), Value::Null),
+            chunk(
+                json!({"tool_calls":[{"index":0,"id":"toolu_1","type":"function","function":{"name":"write_file","arguments":""}}]}),
+                Value::Null,
+            ),
+            chunk(
+                json!({"tool_calls":[{"index":0,"function":{"arguments":"{\"path\":"}}]}),
+                Value::Null,
+            ),
+            chunk(
+                json!({"tool_calls":[{"index":0,"function":{"arguments":"\"a\"}"}}]}),
+                Value::Null,
+            ),
+            chunk(json!({}), json!("tool_calls")),
+            usage.to_string(),
+            done.to_string(),
+        ]
+        .concat();
+        let want = vec![
+            StreamItem::Reasoning("Let me see.".into()),
+            test_items::delta("Hi"),
+            test_items::start(0, "toolu_1", "write_file"),
+            test_items::args("toolu_1", "{\"path\":"),
+            test_items::args("toolu_1", "\"a\"}"),
+            test_items::end("toolu_1"),
+            test_items::finished("tool_calls"),
+            StreamItem::Usage {
+                prompt_tokens: 10,
+                completion_tokens: 3,
+            },
+            StreamItem::Done,
+        ];
+        assert_eq!(decode_all(a.as_bytes()).unwrap(), want);
+        assert_eq!(openai(&o), want);
+
+        // The same answer as a whole JSON body instead of a stream.
+        let a = json!({"type":"message","content":[
+            {"type":"thinking","thinking":"Let me see.","signature":"sig"},
+            {"type":"text","text":"Hi"},
+            {"type":"tool_use","id":"toolu_1","name":"write_file","input":{"path":"a"}}
+        ],"stop_reason":"tool_use","usage":{"input_tokens":10,"output_tokens":3}});
+        let o = json!({"object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant",
+            "reasoning_content":"Let me see.","content":"Hi",
+            "tool_calls":[{"id":"toolu_1","type":"function","function":{"name":"write_file","arguments":"{\"path\":\"a\"}"}}]},
+            "finish_reason":"tool_calls"}],"usage":{"prompt_tokens":10,"completion_tokens":3}});
+        let whole = |w: Vec<StreamItem>| -> Vec<StreamItem> {
+            let mut w = w;
+            w.remove(4);
+            w[3] = test_items::args("toolu_1", "{\"path\":\"a\"}");
+            w
+        };
+        assert_eq!(
+            decode_all(a.to_string().as_bytes()).unwrap(),
+            whole(want.clone())
+        );
+        assert_eq!(openai(&o.to_string()), whole(want));
     }
 
     #[test]

@@ -421,17 +421,7 @@ impl StreamDecoder {
         }
         if let Some(choice) = first_choice(&value) {
             let delta = &choice["delta"];
-            // DeepSeek and vLLM say `reasoning_content`; OpenRouter and Ollama say `reasoning`.
-            for key in ["reasoning_content", "reasoning"] {
-                if let Some(text) = delta[key].as_str().filter(|t| !t.is_empty()) {
-                    out.push(StreamItem::Reasoning(text.to_string()));
-                }
-            }
-            for key in ["content", "refusal"] {
-                if let Some(text) = delta[key].as_str().filter(|t| !t.is_empty()) {
-                    out.push(StreamItem::Delta(text.to_string()));
-                }
-            }
+            push_texts(delta, out);
             if let Some(calls) = delta.get("tool_calls") {
                 self.tools.push(calls, out).map_err(malformed)?;
             }
@@ -481,6 +471,21 @@ fn malformed(detail: String) -> LlmError {
     LlmError::new(ErrorKind::MalformedStream, detail)
 }
 
+/// A delta's or a whole message's reasoning, then its text. DeepSeek and vLLM say
+/// `reasoning_content`, OpenRouter and Ollama `reasoning`; a `refusal` is kept as text.
+fn push_texts(message: &Value, out: &mut Vec<StreamItem>) {
+    for key in ["reasoning_content", "reasoning"] {
+        if let Some(text) = message[key].as_str().filter(|t| !t.is_empty()) {
+            out.push(StreamItem::Reasoning(text.to_string()));
+        }
+    }
+    for key in ["content", "refusal"] {
+        if let Some(text) = message[key].as_str().filter(|t| !t.is_empty()) {
+            out.push(StreamItem::Delta(text.to_string()));
+        }
+    }
+}
+
 /// The choice with `index` 0 (we ask for one), or the first one listed.
 fn first_choice(chunk: &Value) -> Option<&Value> {
     let choices = chunk.get("choices")?.as_array()?;
@@ -528,12 +533,7 @@ fn decode_json_body(
             format!("response has no choices: {}", excerpt(&text)),
         ));
     };
-    if let Some(content) = choice["message"]["content"]
-        .as_str()
-        .filter(|c| !c.is_empty())
-    {
-        out.push(StreamItem::Delta(content.to_string()));
-    }
+    push_texts(&choice["message"], out);
     // Whole calls: each entry is a first chunk with all its arguments, in array order.
     if let Some(calls) = choice["message"].get("tool_calls").filter(|c| !c.is_null()) {
         let Value::Array(calls) = calls else {
