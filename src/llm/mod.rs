@@ -3,8 +3,9 @@
 //! The edge layer sends the request and feeds the response bytes in; everything that decides
 //! something lives here, tested natively:
 //!
-//! - [`stream`]: [`StreamItem`], what every provider's streamed answer decodes into: text,
-//!   reasoning, tool calls, usage and the end, in stream order.
+//! - [`stream`]: [`StreamItem`], what every provider's streamed answer decodes into (text,
+//!   reasoning, tool calls, usage and the end, in stream order), and the reading of the
+//!   response body both decoders share.
 //! - [`openai`]: request URL and body, and the streamed answer decoder ([`StreamDecoder`]).
 //! - [`tools`]: tool definitions we offer, the calls the model makes, and how streamed calls
 //!   are reassembled from their fragments.

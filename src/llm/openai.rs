@@ -10,17 +10,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::error::{classify_error_object, ErrorKind, LlmError};
-use super::sse::{SseEvent, SseParser};
-use super::stream::StreamItem;
+use super::sse::SseEvent;
+use super::stream::{event_json, excerpt, malformed, BodyReader, Dialect, StreamItem};
 use super::tools::{ToolCall, ToolCallAssembler, ToolDef};
 
 pub const DEFAULT_BASE_URL: &str = "https://api.openai.com/v1";
 pub const DEFAULT_MODEL: &str = "gpt-4o-mini";
-
-/// A whole response body that is not a stream is read up to this size.
-const MAX_JSON_BODY_BYTES: usize = 1024 * 1024;
-/// How much of an unreadable payload goes into an error's detail.
-const DETAIL_EXCERPT_CHARS: usize = 200;
 
 /// One chat message: `system`, `user` or `assistant` text, an assistant message that calls
 /// tools, or a `tool` message answering one call.
@@ -218,29 +213,22 @@ pub fn chat_request_body_with_tools(
     body.to_string()
 }
 
-#[derive(Debug)]
-enum Mode {
-    /// Only whitespace so far: could still be a stream or a JSON body.
-    Undecided(Vec<u8>),
-    Sse,
-    /// The server ignored `stream: true` (or sent an error with status 200): a JSON body.
-    Json(Vec<u8>),
-}
-
 /// Turns the bytes of a streamed chat completion into [`StreamItem`]s: text, reasoning, tool
-/// calls (reassembled by [`ToolCallAssembler`]), usage and the end.
-///
-/// Once it fails, it stays failed: every later call returns the same error. An error found
-/// after some items in the same chunk is returned by the next `push` or `finish`, so text
-/// that arrived before it is not lost.
+/// calls (reassembled by [`ToolCallAssembler`]), usage and the end. The body's rules (sticky
+/// failure, errors after items deferred, a whole JSON body accepted) are in
+/// [`crate::llm::stream`].
 #[derive(Debug)]
 pub struct StreamDecoder {
-    mode: Mode,
-    sse: SseParser,
+    body: BodyReader,
+    answer: Answer,
+}
+
+/// What the chunks said so far.
+#[derive(Debug)]
+struct Answer {
     saw_done: bool,
     finish_reason: Option<String>,
     tools: ToolCallAssembler,
-    error: Option<LlmError>,
 }
 
 impl Default for StreamDecoder {
@@ -252,168 +240,49 @@ impl Default for StreamDecoder {
 impl StreamDecoder {
     pub fn new() -> Self {
         StreamDecoder {
-            mode: Mode::Undecided(Vec::new()),
-            sse: SseParser::new(),
-            saw_done: false,
-            finish_reason: None,
-            tools: ToolCallAssembler::new(),
-            error: None,
+            body: BodyReader::new(),
+            answer: Answer {
+                saw_done: false,
+                finish_reason: None,
+                tools: ToolCallAssembler::new(),
+            },
         }
     }
 
     /// The `finish_reason` seen, if any.
     pub fn finish_reason(&self) -> Option<&str> {
-        self.finish_reason.as_deref()
+        self.answer.finish_reason.as_deref()
     }
 
     /// The tool calls that ended so far, in the order they started: all of the answer's calls
     /// once the stream finished. A stream cut short has none.
     pub fn tool_calls(&self) -> Vec<ToolCall> {
-        self.tools.calls()
+        self.answer.tools.calls()
     }
 
     /// The next bytes: the items they complete.
     pub fn push(&mut self, bytes: &[u8]) -> Result<Vec<StreamItem>, LlmError> {
-        if let Some(e) = &self.error {
-            return Err(e.clone());
-        }
-        let mut out = Vec::new();
-        let result = self.push_inner(bytes, &mut out);
-        self.settle(result, out)
+        self.body.push(&mut self.answer, bytes)
     }
 
     /// End of the response body: the last items, or why the answer is incomplete.
     pub fn finish(&mut self) -> Result<Vec<StreamItem>, LlmError> {
-        if let Some(e) = &self.error {
-            return Err(e.clone());
-        }
-        let mut out = Vec::new();
-        let result = match std::mem::replace(&mut self.mode, Mode::Sse) {
-            Mode::Undecided(_) => Err(LlmError::new(
-                ErrorKind::Network,
-                "stream ended early: empty response",
-            )),
-            Mode::Json(body) => decode_json_body(&body, &mut self.tools, &mut out),
-            Mode::Sse => {
-                self.sse.finish();
-                if self.saw_done || self.finish_reason.is_some() {
-                    Ok(())
-                } else {
-                    Err(LlmError::new(ErrorKind::Network, "stream ended early"))
-                }
-            }
-        };
-        self.settle(result, out)
+        self.body.finish(&mut self.answer)
     }
+}
 
-    fn settle(
-        &mut self,
-        result: Result<(), LlmError>,
-        out: Vec<StreamItem>,
-    ) -> Result<Vec<StreamItem>, LlmError> {
-        match result {
-            Ok(()) => Ok(out),
-            Err(e) => {
-                self.error = Some(e.clone());
-                if out.is_empty() {
-                    Err(e)
-                } else {
-                    Ok(out)
-                }
-            }
-        }
-    }
-
-    fn push_inner(&mut self, bytes: &[u8], out: &mut Vec<StreamItem>) -> Result<(), LlmError> {
-        let bytes = match &mut self.mode {
-            Mode::Undecided(head) => {
-                head.extend_from_slice(bytes);
-                match head.iter().find(|b| !b.is_ascii_whitespace()) {
-                    None if head.len() > MAX_JSON_BODY_BYTES => {
-                        return Err(LlmError::new(
-                            ErrorKind::MalformedStream,
-                            "response is nothing but whitespace",
-                        ))
-                    }
-                    None => return Ok(()),
-                    Some(b'{') => {
-                        self.mode = Mode::Json(std::mem::take(head));
-                        return self.check_json_size();
-                    }
-                    Some(_) => {
-                        let head = std::mem::take(head);
-                        self.mode = Mode::Sse;
-                        return self.push_sse(&head, out);
-                    }
-                }
-            }
-            Mode::Json(body) => {
-                body.extend_from_slice(bytes);
-                return self.check_json_size();
-            }
-            Mode::Sse => bytes,
-        };
-        self.push_sse(bytes, out)
-    }
-
-    fn check_json_size(&self) -> Result<(), LlmError> {
-        match &self.mode {
-            Mode::Json(body) if body.len() > MAX_JSON_BODY_BYTES => Err(LlmError::new(
-                ErrorKind::MalformedStream,
-                format!("response body larger than {MAX_JSON_BODY_BYTES} bytes"),
-            )),
-            _ => Ok(()),
-        }
-    }
-
-    fn push_sse(&mut self, bytes: &[u8], out: &mut Vec<StreamItem>) -> Result<(), LlmError> {
-        if self.saw_done {
-            return Ok(());
-        }
-        let events = self
-            .sse
-            .push(bytes)
-            .map_err(|e| LlmError::new(ErrorKind::MalformedStream, e.to_string()))?;
-        for ev in events {
-            self.event(ev, out)?;
-            if self.saw_done {
-                break;
-            }
-        }
-        Ok(())
-    }
-
+impl Dialect for Answer {
     fn event(&mut self, ev: SseEvent, out: &mut Vec<StreamItem>) -> Result<(), LlmError> {
-        let data = ev.data.trim();
-        if data.is_empty() {
-            return Ok(());
-        }
-        if data == "[DONE]" {
+        if ev.data.trim() == "[DONE]" {
             self.saw_done = true;
             self.tools.end_all(out);
             out.push(StreamItem::Done);
             return Ok(());
         }
-        let value: Value = match serde_json::from_str(data) {
-            Ok(v) => v,
-            // `event: error` with a plain-text payload is still the provider telling us why.
-            Err(_) if ev.event.as_deref() == Some("error") => {
-                return Err(classify_error_object(&Value::String(data.to_string())));
-            }
-            Err(e) => {
-                return Err(LlmError::new(
-                    ErrorKind::MalformedStream,
-                    format!("invalid JSON in stream ({e}): {}", excerpt(data)),
-                ))
-            }
+        let Some(value) = event_json(&ev)? else {
+            return Ok(());
         };
-        let Value::Object(obj) = &value else {
-            return Err(LlmError::new(
-                ErrorKind::MalformedStream,
-                format!("stream chunk is not a JSON object: {}", excerpt(data)),
-            ));
-        };
-        if let Some(err) = obj.get("error").filter(|e| !e.is_null()) {
+        if let Some(err) = value.get("error").filter(|e| !e.is_null()) {
             return Err(classify_error_object(err));
         }
         if ev.event.as_deref() == Some("error") {
@@ -435,6 +304,63 @@ impl StreamDecoder {
         Ok(())
     }
 
+    fn done(&self) -> bool {
+        self.saw_done
+    }
+
+    /// Lenient: a `finish_reason` without `[DONE]` is a complete answer too.
+    fn ended(&self) -> Result<(), LlmError> {
+        if self.saw_done || self.finish_reason.is_some() {
+            Ok(())
+        } else {
+            Err(LlmError::new(ErrorKind::Network, "stream ended early"))
+        }
+    }
+
+    /// A non-streamed `chat.completion` (or an error object) sent with status 200.
+    fn json_body(&mut self, value: &Value, out: &mut Vec<StreamItem>) -> Result<(), LlmError> {
+        if let Some(err) = value.get("error").filter(|e| !e.is_null()) {
+            return Err(classify_error_object(err));
+        }
+        let Some(choice) = first_choice(value) else {
+            return Err(malformed(format!(
+                "response has no choices: {}",
+                excerpt(&value.to_string())
+            )));
+        };
+        push_texts(&choice["message"], out);
+        // Whole calls: each entry is a first chunk with all its arguments, in array order.
+        if let Some(calls) = choice["message"].get("tool_calls").filter(|c| !c.is_null()) {
+            let Value::Array(calls) = calls else {
+                return Err(malformed(format!(
+                    "message.tool_calls is not an array: {}",
+                    excerpt(&calls.to_string())
+                )));
+            };
+            for (i, call) in calls.iter().enumerate() {
+                let mut entry = call.clone();
+                if let Value::Object(obj) = &mut entry {
+                    obj.entry("index").or_insert(json!(i));
+                }
+                self.tools
+                    .push(&Value::Array(vec![entry]), out)
+                    .map_err(malformed)?;
+            }
+        }
+        self.finished(choice["finish_reason"].as_str().unwrap_or("stop"), out)?;
+        if let Some(usage) = read_usage(value) {
+            out.push(usage);
+        }
+        out.push(StreamItem::Done);
+        self.saw_done = true;
+        Ok(())
+    }
+}
+
+impl Answer {
+    /// The choice finished: its tool calls end, then `Finished`. `tool_calls` as the reason
+    /// with no call is a server bug that would leave the session waiting for calls that never
+    /// come; `content_filter` is an error.
     fn finished(&mut self, reason: &str, out: &mut Vec<StreamItem>) -> Result<(), LlmError> {
         if reason == "content_filter" {
             return Err(LlmError::new(
@@ -442,33 +368,18 @@ impl StreamDecoder {
                 "the provider stopped the answer: finish_reason content_filter",
             ));
         }
-        finished_tool_calls(reason, &mut self.tools, out)?;
+        if reason == "tool_calls" && self.tools.is_empty() {
+            return Err(malformed(
+                "finish_reason tool_calls but no tool call was streamed".into(),
+            ));
+        }
+        self.tools.end_all(out);
         self.finish_reason = Some(reason.to_string());
         out.push(StreamItem::Finished {
             reason: reason.to_string(),
         });
         Ok(())
     }
-}
-
-/// The choice finished: its tool calls end. `tool_calls` as the reason with no call is a
-/// server bug that would leave the session waiting for calls that never come.
-fn finished_tool_calls(
-    reason: &str,
-    tools: &mut ToolCallAssembler,
-    out: &mut Vec<StreamItem>,
-) -> Result<(), LlmError> {
-    if reason == "tool_calls" && tools.is_empty() {
-        return Err(malformed(
-            "finish_reason tool_calls but no tool call was streamed".into(),
-        ));
-    }
-    tools.end_all(out);
-    Ok(())
-}
-
-fn malformed(detail: String) -> LlmError {
-    LlmError::new(ErrorKind::MalformedStream, detail)
 }
 
 /// A delta's or a whole message's reasoning, then its text. DeepSeek and vLLM say
@@ -506,76 +417,6 @@ fn read_usage(chunk: &Value) -> Option<StreamItem> {
         prompt_tokens: count("prompt_tokens")?,
         completion_tokens: count("completion_tokens")?,
     })
-}
-
-/// A non-streamed `chat.completion` (or an error object) sent with status 200.
-fn decode_json_body(
-    body: &[u8],
-    tools: &mut ToolCallAssembler,
-    out: &mut Vec<StreamItem>,
-) -> Result<(), LlmError> {
-    let text = String::from_utf8_lossy(body);
-    let value: Value = serde_json::from_str(text.trim()).map_err(|e| {
-        LlmError::new(
-            ErrorKind::MalformedStream,
-            format!(
-                "response is neither a stream nor valid JSON ({e}): {}",
-                excerpt(&text)
-            ),
-        )
-    })?;
-    if let Some(err) = value.get("error").filter(|e| !e.is_null()) {
-        return Err(classify_error_object(err));
-    }
-    let Some(choice) = first_choice(&value) else {
-        return Err(LlmError::new(
-            ErrorKind::MalformedStream,
-            format!("response has no choices: {}", excerpt(&text)),
-        ));
-    };
-    push_texts(&choice["message"], out);
-    // Whole calls: each entry is a first chunk with all its arguments, in array order.
-    if let Some(calls) = choice["message"].get("tool_calls").filter(|c| !c.is_null()) {
-        let Value::Array(calls) = calls else {
-            return Err(malformed(format!(
-                "message.tool_calls is not an array: {}",
-                excerpt(&calls.to_string())
-            )));
-        };
-        for (i, call) in calls.iter().enumerate() {
-            let mut entry = call.clone();
-            if let Value::Object(obj) = &mut entry {
-                obj.entry("index").or_insert(json!(i));
-            }
-            tools
-                .push(&Value::Array(vec![entry]), out)
-                .map_err(malformed)?;
-        }
-    }
-    let reason = choice["finish_reason"].as_str().unwrap_or("stop");
-    if reason == "content_filter" {
-        return Err(LlmError::new(
-            ErrorKind::ContentFiltered,
-            "the provider stopped the answer: finish_reason content_filter",
-        ));
-    }
-    finished_tool_calls(reason, tools, out)?;
-    out.push(StreamItem::Finished {
-        reason: reason.to_string(),
-    });
-    if let Some(usage) = read_usage(&value) {
-        out.push(usage);
-    }
-    out.push(StreamItem::Done);
-    Ok(())
-}
-
-fn excerpt(s: &str) -> String {
-    let mut e: String = s.chars().take(DETAIL_EXCERPT_CHARS).collect();
-    if e.len() < s.len() {
-        e.push('…');
-    }
-    e
 }
 
 #[cfg(test)]
