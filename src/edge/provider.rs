@@ -274,7 +274,8 @@ pub(crate) async fn run_call(d: &SessionDo, spec: CallSpec) -> Result<()> {
                     })
                 }
                 StreamItem::Finished { .. } | StreamItem::Done => {}
-                // Not offered yet: no tools in the request, and reasoning is not shown yet.
+                // Ignored until they are wired: the request offers no tools, and reasoning
+                // is not shown yet.
                 StreamItem::Reasoning(_)
                 | StreamItem::ToolCallStart { .. }
                 | StreamItem::ToolCallArgs { .. }
