@@ -14,8 +14,8 @@
 //! | `content_block_delta` `input_json_delta` | `ToolCallArgs { id, delta: partial_json }` |
 //! | `content_block_delta` `signature_delta` | none; kept in [`AnthropicDecoder::signatures`] |
 //! | `content_block_stop` of a `tool_use` block | `ToolCallEnd { id }` |
-//! | `message_delta` | `Finished { reason }`: `end_turn`/`stop_sequence` → `stop`, `max_tokens`/`model_context_window_exceeded` → `length`, `tool_use` → `tool_calls`, `refusal` → a `content_filtered` error, others as sent; remembers `usage.output_tokens` |
-//! | `message_stop` | `Usage` (prompt = input + cache read + cache creation), then `Done` |
+//! | `message_delta` | `ToolCallEnd` for each `tool_use` block still open, then `Finished { reason }`: `end_turn`/`stop_sequence` → `stop`, `max_tokens`/`model_context_window_exceeded` → `length`, `tool_use` → `tool_calls`, `refusal` → a `content_filtered` error, others as sent; remembers `usage.output_tokens` |
+//! | `message_stop` | `ToolCallEnd` for each `tool_use` block still open, `Usage` (prompt = input + cache read + cache creation), then `Done` |
 //! | `ping`, unknown events, unknown block or delta types | none |
 //! | `error` | an error, classified by its `error.type` ([`classify_anthropic_http`] has the table) |
 //!
@@ -29,20 +29,16 @@ use std::collections::BTreeMap;
 use serde_json::{json, Value};
 
 use super::error::{classify_error_object, classify_http, ErrorKind, LlmError};
-use super::openai::{ChatMessage, StreamItem};
+use super::openai::ChatMessage;
 use super::price::TokenUsage;
-use super::sse::{SseEvent, SseParser};
+use super::sse::SseEvent;
+use super::stream::{event_json, excerpt, malformed, BodyReader, Dialect, StreamItem};
 
 pub const DEFAULT_BASE_URL: &str = "https://api.anthropic.com";
 /// The `anthropic-version` header value this decoder is written against.
 pub const API_VERSION: &str = "2023-06-01";
 /// The smallest extended-thinking budget the API accepts.
 pub const MIN_THINKING_BUDGET: u32 = 1024;
-
-/// A whole response body that is not a stream is read up to this size.
-const MAX_JSON_BODY_BYTES: usize = 1024 * 1024;
-/// How much of an unreadable payload goes into an error's detail.
-const DETAIL_EXCERPT_CHARS: usize = 200;
 
 /// `{base}/v1/messages`. An empty base means Anthropic; a base ending in `/v1` or naming the
 /// endpoint already is completed, not doubled.
@@ -205,14 +201,6 @@ enum Block {
     Other,
 }
 
-#[derive(Debug)]
-enum Mode {
-    /// Only whitespace so far: could still be a stream or a JSON body.
-    Undecided(Vec<u8>),
-    Sse,
-    Json(Vec<u8>),
-}
-
 /// Token counts as Anthropic reports them (its `input_tokens` excludes cache reads and writes).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 struct RawUsage {
@@ -258,12 +246,17 @@ impl RawUsage {
 }
 
 /// Turns the bytes of a streamed Messages answer into [`StreamItem`]s (table in the module
-/// header). Same contract as the OpenAI decoder: sticky failure, errors after items are
-/// deferred to the next call.
+/// header). The body's rules, the same as the OpenAI decoder's (sticky failure, errors after
+/// items deferred, a whole JSON body accepted), are in [`crate::llm::stream`].
 #[derive(Debug)]
 pub struct AnthropicDecoder {
-    mode: Mode,
-    sse: SseParser,
+    body: BodyReader,
+    answer: Answer,
+}
+
+/// What the events said so far.
+#[derive(Debug, Default)]
+struct Answer {
     /// Content blocks started and not yet stopped, by block index.
     open: BTreeMap<u64, Block>,
     tool_calls: u32,
@@ -273,7 +266,6 @@ pub struct AnthropicDecoder {
     /// The block whose signature is last in `signatures`.
     signature_block: Option<u64>,
     done: bool,
-    error: Option<LlmError>,
 }
 
 impl Default for AnthropicDecoder {
@@ -285,173 +277,44 @@ impl Default for AnthropicDecoder {
 impl AnthropicDecoder {
     pub fn new() -> Self {
         AnthropicDecoder {
-            mode: Mode::Undecided(Vec::new()),
-            sse: SseParser::new(),
-            open: BTreeMap::new(),
-            tool_calls: 0,
-            usage: None,
-            stop_reason: None,
-            signatures: Vec::new(),
-            signature_block: None,
-            done: false,
-            error: None,
+            body: BodyReader::new(),
+            answer: Answer::default(),
         }
     }
 
     /// Anthropic's `stop_reason`, as sent (`end_turn`, `max_tokens`, `tool_use`, …).
     pub fn stop_reason(&self) -> Option<&str> {
-        self.stop_reason.as_deref()
+        self.answer.stop_reason.as_deref()
     }
 
     /// The tokens used so far, with the cache reads apart (for pricing); `None` before
     /// `message_start`.
     pub fn usage(&self) -> Option<TokenUsage> {
-        self.usage.map(RawUsage::tokens)
+        self.answer.usage.map(RawUsage::tokens)
     }
 
     /// The signatures of the thinking blocks, in order: a later request that hands the
     /// thinking back (tool use with thinking on) must include them.
     pub fn signatures(&self) -> &[String] {
-        &self.signatures
+        &self.answer.signatures
     }
 
+    /// The next bytes: the items they complete.
     pub fn push(&mut self, bytes: &[u8]) -> Result<Vec<StreamItem>, LlmError> {
-        if let Some(e) = &self.error {
-            return Err(e.clone());
-        }
-        let mut out = Vec::new();
-        let result = self.push_inner(bytes, &mut out);
-        self.settle(result, out)
+        self.body.push(&mut self.answer, bytes)
     }
 
-    /// End of the response body.
+    /// End of the response body: the last items, or why the answer is incomplete.
     pub fn finish(&mut self) -> Result<Vec<StreamItem>, LlmError> {
-        if let Some(e) = &self.error {
-            return Err(e.clone());
-        }
-        let mut out = Vec::new();
-        let result = match std::mem::replace(&mut self.mode, Mode::Sse) {
-            Mode::Undecided(_) => Err(LlmError::new(
-                ErrorKind::Network,
-                "stream ended early: empty response",
-            )),
-            Mode::Json(body) => self.json_body(&body, &mut out),
-            Mode::Sse => {
-                self.sse.finish();
-                if self.done {
-                    Ok(())
-                } else {
-                    Err(LlmError::new(
-                        ErrorKind::Network,
-                        "stream ended early (no message_stop)",
-                    ))
-                }
-            }
-        };
-        self.settle(result, out)
+        self.body.finish(&mut self.answer)
     }
+}
 
-    fn settle(
-        &mut self,
-        result: Result<(), LlmError>,
-        out: Vec<StreamItem>,
-    ) -> Result<Vec<StreamItem>, LlmError> {
-        match result {
-            Ok(()) => Ok(out),
-            Err(e) => {
-                self.error = Some(e.clone());
-                if out.is_empty() {
-                    Err(e)
-                } else {
-                    Ok(out)
-                }
-            }
-        }
-    }
-
-    fn push_inner(&mut self, bytes: &[u8], out: &mut Vec<StreamItem>) -> Result<(), LlmError> {
-        let bytes = match &mut self.mode {
-            Mode::Undecided(head) => {
-                head.extend_from_slice(bytes);
-                match head.iter().find(|b| !b.is_ascii_whitespace()) {
-                    None if head.len() > MAX_JSON_BODY_BYTES => {
-                        return Err(LlmError::new(
-                            ErrorKind::MalformedStream,
-                            "response is nothing but whitespace",
-                        ))
-                    }
-                    None => return Ok(()),
-                    Some(b'{') => {
-                        self.mode = Mode::Json(std::mem::take(head));
-                        return self.check_json_size();
-                    }
-                    Some(_) => {
-                        let head = std::mem::take(head);
-                        self.mode = Mode::Sse;
-                        return self.push_sse(&head, out);
-                    }
-                }
-            }
-            Mode::Json(body) => {
-                body.extend_from_slice(bytes);
-                return self.check_json_size();
-            }
-            Mode::Sse => bytes,
-        };
-        self.push_sse(bytes, out)
-    }
-
-    fn check_json_size(&self) -> Result<(), LlmError> {
-        match &self.mode {
-            Mode::Json(body) if body.len() > MAX_JSON_BODY_BYTES => Err(LlmError::new(
-                ErrorKind::MalformedStream,
-                format!("response body larger than {MAX_JSON_BODY_BYTES} bytes"),
-            )),
-            _ => Ok(()),
-        }
-    }
-
-    fn push_sse(&mut self, bytes: &[u8], out: &mut Vec<StreamItem>) -> Result<(), LlmError> {
-        if self.done {
-            return Ok(());
-        }
-        let events = self
-            .sse
-            .push(bytes)
-            .map_err(|e| LlmError::new(ErrorKind::MalformedStream, e.to_string()))?;
-        for ev in events {
-            self.event(ev, out)?;
-            if self.done {
-                break;
-            }
-        }
-        Ok(())
-    }
-
+impl Dialect for Answer {
     fn event(&mut self, ev: SseEvent, out: &mut Vec<StreamItem>) -> Result<(), LlmError> {
-        let data = ev.data.trim();
-        if data.is_empty() {
+        let Some(value) = event_json(&ev)? else {
             return Ok(());
-        }
-        let value: Value = match serde_json::from_str(data) {
-            Ok(v) => v,
-            // `event: error` with a plain-text payload is still the provider telling us why.
-            Err(_) if ev.event.as_deref() == Some("error") => {
-                return Err(classify_error_object(&Value::String(data.to_string())));
-            }
-            Err(e) => {
-                return Err(malformed(format!(
-                    "invalid JSON in stream ({e}): {}",
-                    excerpt(data)
-                )))
-            }
         };
-        if !value.is_object() {
-            return Err(malformed(format!(
-                "stream event is not a JSON object: {}",
-                excerpt(data)
-            )));
-        }
         // The payload's `type` repeats the SSE event name; trust the payload.
         let kind = value
             .get("type")
@@ -476,16 +339,12 @@ impl AnthropicDecoder {
                     .get_or_insert_with(RawUsage::default)
                     .update(&value["usage"]);
                 if let Some(reason) = value["delta"]["stop_reason"].as_str() {
+                    self.end_open_tool_calls(out);
                     self.finished(reason, out)?;
                 }
             }
             "message_stop" => {
-                // Tool blocks the stream never closed end with the message.
-                for (_, block) in std::mem::take(&mut self.open) {
-                    if let Block::ToolUse { id } = block {
-                        out.push(StreamItem::ToolCallEnd { id });
-                    }
-                }
+                self.end_open_tool_calls(out);
                 if let Some(u) = self.usage {
                     out.push(u.item());
                 }
@@ -497,6 +356,88 @@ impl AnthropicDecoder {
             _ => {}
         }
         Ok(())
+    }
+
+    fn done(&self) -> bool {
+        self.done
+    }
+
+    fn ended(&self) -> Result<(), LlmError> {
+        if self.done {
+            Ok(())
+        } else {
+            Err(LlmError::new(
+                ErrorKind::Network,
+                "stream ended early (no message_stop)",
+            ))
+        }
+    }
+
+    /// A whole `message` (or `error`) object sent instead of a stream.
+    fn json_body(&mut self, value: &Value, out: &mut Vec<StreamItem>) -> Result<(), LlmError> {
+        if value["type"] == "error" || value.get("error").is_some_and(|e| !e.is_null()) {
+            return Err(stream_error(value));
+        }
+        let Some(content) = value["content"].as_array() else {
+            return Err(malformed(format!(
+                "response has no content: {}",
+                excerpt(&value.to_string())
+            )));
+        };
+        for block in content {
+            match block["type"].as_str() {
+                Some("text") => push_text(out, StreamItem::Delta, &block["text"]),
+                Some("thinking") => {
+                    push_text(out, StreamItem::Reasoning, &block["thinking"]);
+                    if let Some(sig) = block["signature"].as_str() {
+                        self.signatures.push(sig.to_string());
+                    }
+                }
+                Some("tool_use") => {
+                    let (Some(id), Some(name)) = (block["id"].as_str(), block["name"].as_str())
+                    else {
+                        return Err(malformed("tool_use block without id or name".into()));
+                    };
+                    out.push(StreamItem::ToolCallStart {
+                        index: self.tool_calls,
+                        id: id.to_string(),
+                        name: name.to_string(),
+                    });
+                    self.tool_calls = self.tool_calls.saturating_add(1);
+                    let input = block.get("input").cloned().unwrap_or_else(|| json!({}));
+                    out.push(StreamItem::ToolCallArgs {
+                        id: id.to_string(),
+                        delta: input.to_string(),
+                    });
+                    out.push(StreamItem::ToolCallEnd { id: id.to_string() });
+                }
+                _ => {}
+            }
+        }
+        self.finished(value["stop_reason"].as_str().unwrap_or("end_turn"), out)?;
+        let mut usage = RawUsage::default();
+        usage.update(&value["usage"]);
+        self.usage = Some(usage);
+        out.push(usage.item());
+        out.push(StreamItem::Done);
+        self.done = true;
+        Ok(())
+    }
+}
+
+impl Answer {
+    /// Tool blocks the stream never closed end with the message (at its stop reason, so every
+    /// call ends before `Finished`, as in the OpenAI decoder), in block order.
+    fn end_open_tool_calls(&mut self, out: &mut Vec<StreamItem>) {
+        let open = std::mem::take(&mut self.open);
+        for (index, block) in open {
+            match block {
+                Block::ToolUse { id } => out.push(StreamItem::ToolCallEnd { id }),
+                other => {
+                    self.open.insert(index, other);
+                }
+            }
+        }
     }
 
     fn block_start(&mut self, value: &Value, out: &mut Vec<StreamItem>) -> Result<(), LlmError> {
@@ -583,64 +524,6 @@ impl AnthropicDecoder {
         });
         Ok(())
     }
-
-    /// A whole `message` (or `error`) object sent instead of a stream.
-    fn json_body(&mut self, body: &[u8], out: &mut Vec<StreamItem>) -> Result<(), LlmError> {
-        let text = String::from_utf8_lossy(body);
-        let value: Value = serde_json::from_str(text.trim()).map_err(|e| {
-            malformed(format!(
-                "response is neither a stream nor valid JSON ({e}): {}",
-                excerpt(&text)
-            ))
-        })?;
-        if value["type"] == "error" || value.get("error").is_some_and(|e| !e.is_null()) {
-            return Err(stream_error(&value));
-        }
-        let Some(content) = value["content"].as_array() else {
-            return Err(malformed(format!(
-                "response has no content: {}",
-                excerpt(&text)
-            )));
-        };
-        for block in content {
-            match block["type"].as_str() {
-                Some("text") => push_text(out, StreamItem::Delta, &block["text"]),
-                Some("thinking") => {
-                    push_text(out, StreamItem::Reasoning, &block["thinking"]);
-                    if let Some(sig) = block["signature"].as_str() {
-                        self.signatures.push(sig.to_string());
-                    }
-                }
-                Some("tool_use") => {
-                    let (Some(id), Some(name)) = (block["id"].as_str(), block["name"].as_str())
-                    else {
-                        return Err(malformed("tool_use block without id or name".into()));
-                    };
-                    out.push(StreamItem::ToolCallStart {
-                        index: self.tool_calls,
-                        id: id.to_string(),
-                        name: name.to_string(),
-                    });
-                    self.tool_calls = self.tool_calls.saturating_add(1);
-                    let input = block.get("input").cloned().unwrap_or_else(|| json!({}));
-                    out.push(StreamItem::ToolCallArgs {
-                        id: id.to_string(),
-                        delta: input.to_string(),
-                    });
-                    out.push(StreamItem::ToolCallEnd { id: id.to_string() });
-                }
-                _ => {}
-            }
-        }
-        self.finished(value["stop_reason"].as_str().unwrap_or("end_turn"), out)?;
-        let mut usage = RawUsage::default();
-        usage.update(&value["usage"]);
-        self.usage = Some(usage);
-        out.push(usage.item());
-        out.push(StreamItem::Done);
-        self.done = true;
-        Ok(())
-    }
 }
 
 /// The OpenAI-style `finish_reason` for an Anthropic `stop_reason`.
@@ -668,22 +551,11 @@ fn push_text(out: &mut Vec<StreamItem>, item: fn(String) -> StreamItem, text: &V
     }
 }
 
-fn malformed(detail: String) -> LlmError {
-    LlmError::new(ErrorKind::MalformedStream, detail)
-}
-
-fn excerpt(s: &str) -> String {
-    let mut e: String = s.chars().take(DETAIL_EXCERPT_CHARS).collect();
-    if e.len() < s.len() {
-        e.push('…');
-    }
-    e
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::llm::openai::StreamDecoder;
+    use crate::llm::stream::test_items::{self, text_of};
     use proptest::prelude::*;
 
     const NOW: u64 = 1_700_000_000_000;
@@ -950,16 +822,118 @@ mod tests {
 
     #[test]
     fn the_same_answer_from_either_provider_gives_the_same_items() {
+        let openai = |s: &str| {
+            let mut o = StreamDecoder::new();
+            let mut items = o.push(s.as_bytes()).unwrap();
+            items.extend(o.finish().unwrap());
+            items
+        };
+        let chunk = |delta: Value, finish: Value| {
+            format!(
+                "data: {}\n\n",
+                json!({"choices":[{"index":0,"delta":delta,"finish_reason":finish}]})
+            )
+        };
+        let usage =
+            "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":10,\"completion_tokens\":3}}\n\n";
+        let done = "data: [DONE]\n\n";
+
+        // Text only.
         let anthropic = decode_all(simple("end_turn").as_bytes()).unwrap();
-        let openai_stream =
-            "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hi\"}}]}\n\n\
-            data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n\
-            data: {\"choices\":[],\"usage\":{\"prompt_tokens\":10,\"completion_tokens\":3}}\n\n\
-            data: [DONE]\n\n";
-        let mut o = StreamDecoder::new();
-        let mut openai = o.push(openai_stream.as_bytes()).unwrap();
-        openai.extend(o.finish().unwrap());
-        assert_eq!(anthropic, openai);
+        let o = [
+            chunk(json!({"content":"Hi"}), Value::Null),
+            chunk(json!({}), json!("stop")),
+            usage.to_string(),
+            done.to_string(),
+        ]
+        .concat();
+        assert_eq!(anthropic, openai(&o));
+
+        // Reasoning, text and a tool call whose arguments arrive in pieces.
+        let a = [
+            message_start(10, 0),
+            block_start(0, json!({"type":"thinking","thinking":""})),
+            delta(0, json!({"type":"thinking_delta","thinking":"Let me see."})),
+            delta(0, json!({"type":"signature_delta","signature":"sig"})),
+            block_stop(0),
+            block_start(1, json!({"type":"text","text":""})),
+            text(1, "Hi"),
+            block_stop(1),
+            block_start(
+                2,
+                json!({"type":"tool_use","id":"toolu_1","name":"write_file","input":{}}),
+            ),
+            delta(
+                2,
+                json!({"type":"input_json_delta","partial_json":"{\"path\":"}),
+            ),
+            delta(
+                2,
+                json!({"type":"input_json_delta","partial_json":"\"a\"}"}),
+            ),
+            block_stop(2),
+            message_delta("tool_use", 3),
+            STOP.to_string(),
+        ]
+        .concat();
+        let o = [
+            chunk(json!({"role":"assistant","reasoning_content":"Let me see."}), Value::Null),
+            chunk(json!({"content":"Hi"}), Value::Null),
+            chunk(
+                json!({"tool_calls":[{"index":0,"id":"toolu_1","type":"function","function":{"name":"write_file","arguments":""}}]}),
+                Value::Null,
+            ),
+            chunk(
+                json!({"tool_calls":[{"index":0,"function":{"arguments":"{\"path\":"}}]}),
+                Value::Null,
+            ),
+            chunk(
+                json!({"tool_calls":[{"index":0,"function":{"arguments":"\"a\"}"}}]}),
+                Value::Null,
+            ),
+            chunk(json!({}), json!("tool_calls")),
+            usage.to_string(),
+            done.to_string(),
+        ]
+        .concat();
+        let want = vec![
+            StreamItem::Reasoning("Let me see.".into()),
+            test_items::delta("Hi"),
+            test_items::start(0, "toolu_1", "write_file"),
+            test_items::args("toolu_1", "{\"path\":"),
+            test_items::args("toolu_1", "\"a\"}"),
+            test_items::end("toolu_1"),
+            test_items::finished("tool_calls"),
+            StreamItem::Usage {
+                prompt_tokens: 10,
+                completion_tokens: 3,
+            },
+            StreamItem::Done,
+        ];
+        assert_eq!(decode_all(a.as_bytes()).unwrap(), want);
+        assert_eq!(openai(&o), want);
+
+        // The same answer as a whole JSON body instead of a stream.
+        let a = json!({"type":"message","content":[
+            {"type":"thinking","thinking":"Let me see.","signature":"sig"},
+            {"type":"text","text":"Hi"},
+            {"type":"tool_use","id":"toolu_1","name":"write_file","input":{"path":"a"}}
+        ],"stop_reason":"tool_use","usage":{"input_tokens":10,"output_tokens":3}});
+        let o = json!({"object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant",
+            "reasoning_content":"Let me see.","content":"Hi",
+            "tool_calls":[{"id":"toolu_1","type":"function","function":{"name":"write_file","arguments":"{\"path\":\"a\"}"}}]},
+            "finish_reason":"tool_calls"}],"usage":{"prompt_tokens":10,"completion_tokens":3}});
+        let whole = |w: Vec<StreamItem>| -> Vec<StreamItem> {
+            let mut w = w;
+            w.remove(4);
+            w[3] = test_items::args("toolu_1", "{\"path\":\"a\"}");
+            w
+        };
+        assert_eq!(
+            decode_all(a.to_string().as_bytes()).unwrap(),
+            whole(want.clone())
+        );
+        assert_eq!(openai(&o.to_string()), whole(want));
     }
 
     #[test]
@@ -1160,7 +1134,7 @@ mod tests {
         .concat();
         let items = decode_all(s.as_bytes()).unwrap();
         assert_eq!(
-            items[..5],
+            items[..6],
             [
                 StreamItem::ToolCallStart {
                     index: 0,
@@ -1177,12 +1151,38 @@ mod tests {
                     delta: "{}".into()
                 },
                 StreamItem::ToolCallEnd { id: "b".into() },
+                // The unclosed call ends at the stop reason, before `Finished`.
+                StreamItem::ToolCallEnd { id: "a".into() },
                 StreamItem::Finished {
                     reason: "tool_calls".into()
                 },
             ]
         );
-        assert_eq!(items[5], StreamItem::ToolCallEnd { id: "a".into() });
+        // Without a stop reason, at message_stop; a late block stop ends nothing twice.
+        let s = [
+            message_start(5, 0),
+            block_start(0, json!({"type":"tool_use","id":"a","name":"f"})),
+            message_delta("tool_use", 9),
+            block_stop(0),
+            STOP.to_string(),
+        ]
+        .concat();
+        let ends = |items: &[StreamItem]| {
+            items
+                .iter()
+                .filter(|i| matches!(i, StreamItem::ToolCallEnd { .. }))
+                .count()
+        };
+        assert_eq!(ends(&decode_all(s.as_bytes()).unwrap()), 1);
+        let s = [
+            message_start(5, 0),
+            block_start(0, json!({"type":"tool_use","id":"a","name":"f"})),
+            STOP.to_string(),
+        ]
+        .concat();
+        let items = decode_all(s.as_bytes()).unwrap();
+        assert_eq!(items[1], StreamItem::ToolCallEnd { id: "a".into() });
+        assert_eq!(ends(&items), 1);
     }
 
     #[test]
@@ -1425,16 +1425,6 @@ mod tests {
         // And with Windows line endings.
         let crlf = s.replace('\n', "\r\n");
         assert_eq!(decode_all(crlf.as_bytes()).unwrap(), recorded_items());
-    }
-
-    fn text_of(items: &[StreamItem]) -> String {
-        items
-            .iter()
-            .filter_map(|i| match i {
-                StreamItem::Delta(t) => Some(t.as_str()),
-                _ => None,
-            })
-            .collect()
     }
 
     proptest! {

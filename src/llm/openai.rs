@@ -10,16 +10,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::error::{classify_error_object, ErrorKind, LlmError};
-use super::sse::{SseEvent, SseParser};
+use super::sse::SseEvent;
+use super::stream::{event_json, excerpt, malformed, BodyReader, Dialect, StreamItem};
 use super::tools::{ToolCall, ToolCallAssembler, ToolDef};
 
 pub const DEFAULT_BASE_URL: &str = "https://api.openai.com/v1";
 pub const DEFAULT_MODEL: &str = "gpt-4o-mini";
-
-/// A whole response body that is not a stream is read up to this size.
-const MAX_JSON_BODY_BYTES: usize = 1024 * 1024;
-/// How much of an unreadable payload goes into an error's detail.
-const DETAIL_EXCERPT_CHARS: usize = 200;
 
 /// One chat message: `system`, `user` or `assistant` text, an assistant message that calls
 /// tools, or a `tool` message answering one call.
@@ -217,102 +213,22 @@ pub fn chat_request_body_with_tools(
     body.to_string()
 }
 
-/// What the decoder found in the stream, in order.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StreamItem {
-    /// More answer text.
-    Delta(String),
-    /// The provider's token count for the whole call.
-    Usage {
-        prompt_tokens: u32,
-        completion_tokens: u32,
-    },
-    /// The model stopped: `stop` (complete) or `length` (cut at `max_tokens`), or another
-    /// reason a server reports. `content_filter` is an error instead.
-    Finished { reason: String },
-    /// `data: [DONE]`: nothing more follows.
-    Done,
-    /// Reasoning ("thinking") text the model shows before or between its answer: kept apart
-    /// from the answer, never part of the artifact.
-    Reasoning(String),
-    /// A tool call begins; `index` is its position among this answer's tool calls.
-    ToolCallStart {
-        index: u32,
-        id: String,
-        name: String,
-    },
-    /// More of a tool call's JSON arguments (fragments: only their concatenation parses).
-    ToolCallArgs { id: String, delta: String },
-    /// The tool call's arguments are complete.
-    ToolCallEnd { id: String },
-}
-
-/// Everything the decoder finds, text and tool calls, in stream order: what
-/// [`StreamDecoder::push_events`] returns. Tool calls map one-to-one onto AG-UI's
-/// `TOOL_CALL_START {toolCallId, toolCallName}`, `TOOL_CALL_ARGS {toolCallId, delta}` and
-/// `TOOL_CALL_END {toolCallId}`; when each is emitted is in [`crate::llm::tools`].
-///
-/// A separate type from [`StreamItem`] so that callers matching on `StreamItem` without
-/// offering tools are unchanged.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StreamEvent {
-    Item(StreamItem),
-    /// A call began: `index` is the provider's position of the call in the answer.
-    ToolCallStart {
-        index: u32,
-        id: String,
-        name: String,
-    },
-    /// More of a call's JSON arguments, cut anywhere.
-    ToolCallArgs {
-        id: String,
-        delta: String,
-    },
-    /// The call is complete; its arguments are in [`StreamDecoder::tool_calls`].
-    ToolCallEnd {
-        id: String,
-    },
-}
-
-impl From<StreamItem> for StreamEvent {
-    fn from(item: StreamItem) -> Self {
-        StreamEvent::Item(item)
-    }
-}
-
-fn items_only(events: Vec<StreamEvent>) -> Vec<StreamItem> {
-    events
-        .into_iter()
-        .filter_map(|e| match e {
-            StreamEvent::Item(i) => Some(i),
-            _ => None,
-        })
-        .collect()
-}
-
-#[derive(Debug)]
-enum Mode {
-    /// Only whitespace so far: could still be a stream or a JSON body.
-    Undecided(Vec<u8>),
-    Sse,
-    /// The server ignored `stream: true` (or sent an error with status 200): a JSON body.
-    Json(Vec<u8>),
-}
-
-/// Turns the bytes of a streamed chat completion into [`StreamItem`]s, or with tool calls
-/// into [`StreamEvent`]s ([`StreamDecoder::push_events`]).
-///
-/// Once it fails, it stays failed: every later call returns the same error. An error found
-/// after some items in the same chunk is returned by the next `push` or `finish`, so text
-/// that arrived before it is not lost.
+/// Turns the bytes of a streamed chat completion into [`StreamItem`]s: text, reasoning, tool
+/// calls (reassembled by [`ToolCallAssembler`]), usage and the end. The body's rules (sticky
+/// failure, errors after items deferred, a whole JSON body accepted) are in
+/// [`crate::llm::stream`].
 #[derive(Debug)]
 pub struct StreamDecoder {
-    mode: Mode,
-    sse: SseParser,
+    body: BodyReader,
+    answer: Answer,
+}
+
+/// What the chunks said so far.
+#[derive(Debug)]
+struct Answer {
     saw_done: bool,
     finish_reason: Option<String>,
     tools: ToolCallAssembler,
-    error: Option<LlmError>,
 }
 
 impl Default for StreamDecoder {
@@ -324,179 +240,49 @@ impl Default for StreamDecoder {
 impl StreamDecoder {
     pub fn new() -> Self {
         StreamDecoder {
-            mode: Mode::Undecided(Vec::new()),
-            sse: SseParser::new(),
-            saw_done: false,
-            finish_reason: None,
-            tools: ToolCallAssembler::new(),
-            error: None,
+            body: BodyReader::new(),
+            answer: Answer {
+                saw_done: false,
+                finish_reason: None,
+                tools: ToolCallAssembler::new(),
+            },
         }
     }
 
     /// The `finish_reason` seen, if any.
     pub fn finish_reason(&self) -> Option<&str> {
-        self.finish_reason.as_deref()
+        self.answer.finish_reason.as_deref()
     }
 
     /// The tool calls that ended so far, in the order they started: all of the answer's calls
     /// once the stream finished. A stream cut short has none.
     pub fn tool_calls(&self) -> Vec<ToolCall> {
-        self.tools.calls()
+        self.answer.tools.calls()
     }
 
-    /// The next bytes: text, usage and the end, without tool calls (for requests that offer
-    /// no tools; [`StreamDecoder::push_events`] has everything).
+    /// The next bytes: the items they complete.
     pub fn push(&mut self, bytes: &[u8]) -> Result<Vec<StreamItem>, LlmError> {
-        self.push_events(bytes).map(items_only)
+        self.body.push(&mut self.answer, bytes)
     }
 
-    /// End of the response body, as [`StreamDecoder::push`].
+    /// End of the response body: the last items, or why the answer is incomplete.
     pub fn finish(&mut self) -> Result<Vec<StreamItem>, LlmError> {
-        self.finish_events().map(items_only)
+        self.body.finish(&mut self.answer)
     }
+}
 
-    /// The next bytes: everything found, tool calls included.
-    pub fn push_events(&mut self, bytes: &[u8]) -> Result<Vec<StreamEvent>, LlmError> {
-        if let Some(e) = &self.error {
-            return Err(e.clone());
-        }
-        let mut out = Vec::new();
-        let result = self.push_inner(bytes, &mut out);
-        self.settle(result, out)
-    }
-
-    /// End of the response body, tool calls included.
-    pub fn finish_events(&mut self) -> Result<Vec<StreamEvent>, LlmError> {
-        if let Some(e) = &self.error {
-            return Err(e.clone());
-        }
-        let mut out = Vec::new();
-        let result = match std::mem::replace(&mut self.mode, Mode::Sse) {
-            Mode::Undecided(_) => Err(LlmError::new(
-                ErrorKind::Network,
-                "stream ended early: empty response",
-            )),
-            Mode::Json(body) => decode_json_body(&body, &mut self.tools, &mut out),
-            Mode::Sse => {
-                self.sse.finish();
-                if self.saw_done || self.finish_reason.is_some() {
-                    Ok(())
-                } else {
-                    Err(LlmError::new(ErrorKind::Network, "stream ended early"))
-                }
-            }
-        };
-        self.settle(result, out)
-    }
-
-    fn settle(
-        &mut self,
-        result: Result<(), LlmError>,
-        out: Vec<StreamEvent>,
-    ) -> Result<Vec<StreamEvent>, LlmError> {
-        match result {
-            Ok(()) => Ok(out),
-            Err(e) => {
-                self.error = Some(e.clone());
-                if out.is_empty() {
-                    Err(e)
-                } else {
-                    Ok(out)
-                }
-            }
-        }
-    }
-
-    fn push_inner(&mut self, bytes: &[u8], out: &mut Vec<StreamEvent>) -> Result<(), LlmError> {
-        let bytes = match &mut self.mode {
-            Mode::Undecided(head) => {
-                head.extend_from_slice(bytes);
-                match head.iter().find(|b| !b.is_ascii_whitespace()) {
-                    None if head.len() > MAX_JSON_BODY_BYTES => {
-                        return Err(LlmError::new(
-                            ErrorKind::MalformedStream,
-                            "response is nothing but whitespace",
-                        ))
-                    }
-                    None => return Ok(()),
-                    Some(b'{') => {
-                        self.mode = Mode::Json(std::mem::take(head));
-                        return self.check_json_size();
-                    }
-                    Some(_) => {
-                        let head = std::mem::take(head);
-                        self.mode = Mode::Sse;
-                        return self.push_sse(&head, out);
-                    }
-                }
-            }
-            Mode::Json(body) => {
-                body.extend_from_slice(bytes);
-                return self.check_json_size();
-            }
-            Mode::Sse => bytes,
-        };
-        self.push_sse(bytes, out)
-    }
-
-    fn check_json_size(&self) -> Result<(), LlmError> {
-        match &self.mode {
-            Mode::Json(body) if body.len() > MAX_JSON_BODY_BYTES => Err(LlmError::new(
-                ErrorKind::MalformedStream,
-                format!("response body larger than {MAX_JSON_BODY_BYTES} bytes"),
-            )),
-            _ => Ok(()),
-        }
-    }
-
-    fn push_sse(&mut self, bytes: &[u8], out: &mut Vec<StreamEvent>) -> Result<(), LlmError> {
-        if self.saw_done {
-            return Ok(());
-        }
-        let events = self
-            .sse
-            .push(bytes)
-            .map_err(|e| LlmError::new(ErrorKind::MalformedStream, e.to_string()))?;
-        for ev in events {
-            self.event(ev, out)?;
-            if self.saw_done {
-                break;
-            }
-        }
-        Ok(())
-    }
-
-    fn event(&mut self, ev: SseEvent, out: &mut Vec<StreamEvent>) -> Result<(), LlmError> {
-        let data = ev.data.trim();
-        if data.is_empty() {
-            return Ok(());
-        }
-        if data == "[DONE]" {
+impl Dialect for Answer {
+    fn event(&mut self, ev: SseEvent, out: &mut Vec<StreamItem>) -> Result<(), LlmError> {
+        if ev.data.trim() == "[DONE]" {
             self.saw_done = true;
             self.tools.end_all(out);
-            out.push(StreamItem::Done.into());
+            out.push(StreamItem::Done);
             return Ok(());
         }
-        let value: Value = match serde_json::from_str(data) {
-            Ok(v) => v,
-            // `event: error` with a plain-text payload is still the provider telling us why.
-            Err(_) if ev.event.as_deref() == Some("error") => {
-                return Err(classify_error_object(&Value::String(data.to_string())));
-            }
-            Err(e) => {
-                return Err(LlmError::new(
-                    ErrorKind::MalformedStream,
-                    format!("invalid JSON in stream ({e}): {}", excerpt(data)),
-                ))
-            }
+        let Some(value) = event_json(&ev)? else {
+            return Ok(());
         };
-        let Value::Object(obj) = &value else {
-            return Err(LlmError::new(
-                ErrorKind::MalformedStream,
-                format!("stream chunk is not a JSON object: {}", excerpt(data)),
-            ));
-        };
-        if let Some(err) = obj.get("error").filter(|e| !e.is_null()) {
+        if let Some(err) = value.get("error").filter(|e| !e.is_null()) {
             return Err(classify_error_object(err));
         }
         if ev.event.as_deref() == Some("error") {
@@ -504,17 +290,7 @@ impl StreamDecoder {
         }
         if let Some(choice) = first_choice(&value) {
             let delta = &choice["delta"];
-            // DeepSeek and vLLM say `reasoning_content`; OpenRouter and Ollama say `reasoning`.
-            for key in ["reasoning_content", "reasoning"] {
-                if let Some(text) = delta[key].as_str().filter(|t| !t.is_empty()) {
-                    out.push(StreamItem::Reasoning(text.to_string()).into());
-                }
-            }
-            for key in ["content", "refusal"] {
-                if let Some(text) = delta[key].as_str().filter(|t| !t.is_empty()) {
-                    out.push(StreamItem::Delta(text.to_string()).into());
-                }
-            }
+            push_texts(delta, out);
             if let Some(calls) = delta.get("tool_calls") {
                 self.tools.push(calls, out).map_err(malformed)?;
             }
@@ -523,48 +299,102 @@ impl StreamDecoder {
             }
         }
         if let Some(usage) = read_usage(&value) {
-            out.push(usage.into());
+            out.push(usage);
         }
         Ok(())
     }
 
-    fn finished(&mut self, reason: &str, out: &mut Vec<StreamEvent>) -> Result<(), LlmError> {
+    fn done(&self) -> bool {
+        self.saw_done
+    }
+
+    /// Lenient: a `finish_reason` without `[DONE]` is a complete answer too.
+    fn ended(&self) -> Result<(), LlmError> {
+        if self.saw_done || self.finish_reason.is_some() {
+            Ok(())
+        } else {
+            Err(LlmError::new(ErrorKind::Network, "stream ended early"))
+        }
+    }
+
+    /// A non-streamed `chat.completion` (or an error object) sent with status 200.
+    fn json_body(&mut self, value: &Value, out: &mut Vec<StreamItem>) -> Result<(), LlmError> {
+        if let Some(err) = value.get("error").filter(|e| !e.is_null()) {
+            return Err(classify_error_object(err));
+        }
+        let Some(choice) = first_choice(value) else {
+            return Err(malformed(format!(
+                "response has no choices: {}",
+                excerpt(&value.to_string())
+            )));
+        };
+        push_texts(&choice["message"], out);
+        // Whole calls: each entry is a first chunk with all its arguments, in array order.
+        if let Some(calls) = choice["message"].get("tool_calls").filter(|c| !c.is_null()) {
+            let Value::Array(calls) = calls else {
+                return Err(malformed(format!(
+                    "message.tool_calls is not an array: {}",
+                    excerpt(&calls.to_string())
+                )));
+            };
+            for (i, call) in calls.iter().enumerate() {
+                let mut entry = call.clone();
+                if let Value::Object(obj) = &mut entry {
+                    obj.entry("index").or_insert(json!(i));
+                }
+                self.tools
+                    .push(&Value::Array(vec![entry]), out)
+                    .map_err(malformed)?;
+            }
+        }
+        self.finished(choice["finish_reason"].as_str().unwrap_or("stop"), out)?;
+        if let Some(usage) = read_usage(value) {
+            out.push(usage);
+        }
+        out.push(StreamItem::Done);
+        self.saw_done = true;
+        Ok(())
+    }
+}
+
+impl Answer {
+    /// The choice finished: its tool calls end, then `Finished`. `tool_calls` as the reason
+    /// with no call is a server bug that would leave the session waiting for calls that never
+    /// come; `content_filter` is an error.
+    fn finished(&mut self, reason: &str, out: &mut Vec<StreamItem>) -> Result<(), LlmError> {
         if reason == "content_filter" {
             return Err(LlmError::new(
                 ErrorKind::ContentFiltered,
                 "the provider stopped the answer: finish_reason content_filter",
             ));
         }
-        finished_tool_calls(reason, &mut self.tools, out)?;
+        if reason == "tool_calls" && self.tools.is_empty() {
+            return Err(malformed(
+                "finish_reason tool_calls but no tool call was streamed".into(),
+            ));
+        }
+        self.tools.end_all(out);
         self.finish_reason = Some(reason.to_string());
-        out.push(
-            StreamItem::Finished {
-                reason: reason.to_string(),
-            }
-            .into(),
-        );
+        out.push(StreamItem::Finished {
+            reason: reason.to_string(),
+        });
         Ok(())
     }
 }
 
-/// The choice finished: its tool calls end. `tool_calls` as the reason with no call is a
-/// server bug that would leave the session waiting for calls that never come.
-fn finished_tool_calls(
-    reason: &str,
-    tools: &mut ToolCallAssembler,
-    out: &mut Vec<StreamEvent>,
-) -> Result<(), LlmError> {
-    if reason == "tool_calls" && tools.is_empty() {
-        return Err(malformed(
-            "finish_reason tool_calls but no tool call was streamed".into(),
-        ));
+/// A delta's or a whole message's reasoning, then its text. DeepSeek and vLLM say
+/// `reasoning_content`, OpenRouter and Ollama `reasoning`; a `refusal` is kept as text.
+fn push_texts(message: &Value, out: &mut Vec<StreamItem>) {
+    for key in ["reasoning_content", "reasoning"] {
+        if let Some(text) = message[key].as_str().filter(|t| !t.is_empty()) {
+            out.push(StreamItem::Reasoning(text.to_string()));
+        }
     }
-    tools.end_all(out);
-    Ok(())
-}
-
-fn malformed(detail: String) -> LlmError {
-    LlmError::new(ErrorKind::MalformedStream, detail)
+    for key in ["content", "refusal"] {
+        if let Some(text) = message[key].as_str().filter(|t| !t.is_empty()) {
+            out.push(StreamItem::Delta(text.to_string()));
+        }
+    }
 }
 
 /// The choice with `index` 0 (we ask for one), or the first one listed.
@@ -589,87 +419,10 @@ fn read_usage(chunk: &Value) -> Option<StreamItem> {
     })
 }
 
-/// A non-streamed `chat.completion` (or an error object) sent with status 200.
-fn decode_json_body(
-    body: &[u8],
-    tools: &mut ToolCallAssembler,
-    out: &mut Vec<StreamEvent>,
-) -> Result<(), LlmError> {
-    let text = String::from_utf8_lossy(body);
-    let value: Value = serde_json::from_str(text.trim()).map_err(|e| {
-        LlmError::new(
-            ErrorKind::MalformedStream,
-            format!(
-                "response is neither a stream nor valid JSON ({e}): {}",
-                excerpt(&text)
-            ),
-        )
-    })?;
-    if let Some(err) = value.get("error").filter(|e| !e.is_null()) {
-        return Err(classify_error_object(err));
-    }
-    let Some(choice) = first_choice(&value) else {
-        return Err(LlmError::new(
-            ErrorKind::MalformedStream,
-            format!("response has no choices: {}", excerpt(&text)),
-        ));
-    };
-    if let Some(content) = choice["message"]["content"]
-        .as_str()
-        .filter(|c| !c.is_empty())
-    {
-        out.push(StreamItem::Delta(content.to_string()).into());
-    }
-    // Whole calls: each entry is a first chunk with all its arguments, in array order.
-    if let Some(calls) = choice["message"].get("tool_calls").filter(|c| !c.is_null()) {
-        let Value::Array(calls) = calls else {
-            return Err(malformed(format!(
-                "message.tool_calls is not an array: {}",
-                excerpt(&calls.to_string())
-            )));
-        };
-        for (i, call) in calls.iter().enumerate() {
-            let mut entry = call.clone();
-            if let Value::Object(obj) = &mut entry {
-                obj.entry("index").or_insert(json!(i));
-            }
-            tools
-                .push(&Value::Array(vec![entry]), out)
-                .map_err(malformed)?;
-        }
-    }
-    let reason = choice["finish_reason"].as_str().unwrap_or("stop");
-    if reason == "content_filter" {
-        return Err(LlmError::new(
-            ErrorKind::ContentFiltered,
-            "the provider stopped the answer: finish_reason content_filter",
-        ));
-    }
-    finished_tool_calls(reason, tools, out)?;
-    out.push(
-        StreamItem::Finished {
-            reason: reason.to_string(),
-        }
-        .into(),
-    );
-    if let Some(usage) = read_usage(&value) {
-        out.push(usage.into());
-    }
-    out.push(StreamItem::Done.into());
-    Ok(())
-}
-
-fn excerpt(s: &str) -> String {
-    let mut e: String = s.chars().take(DETAIL_EXCERPT_CHARS).collect();
-    if e.len() < s.len() {
-        e.push('…');
-    }
-    e
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::llm::stream::test_items::{args, delta, end, finished, start, text_of};
     use proptest::prelude::*;
 
     fn chunk(content: &str) -> String {
@@ -704,10 +457,6 @@ mod tests {
         let mut items = d.push(bytes)?;
         items.extend(d.finish()?);
         Ok(items)
-    }
-
-    fn delta(s: &str) -> StreamItem {
-        StreamItem::Delta(s.to_string())
     }
 
     #[test]
@@ -1000,16 +749,6 @@ mod tests {
         );
     }
 
-    fn text_of(items: &[StreamItem]) -> String {
-        items
-            .iter()
-            .filter_map(|i| match i {
-                StreamItem::Delta(t) => Some(t.as_str()),
-                _ => None,
-            })
-            .collect()
-    }
-
     // ---- Tool calls: chunks shaped exactly as OpenAI streams them. ----
 
     const WRITE_ARGS: &str = "{\"path\":\"src/main.rs\",\"content\":\"fn main() {\\n    println!(\\\"héllo 🦀\\\");\\n}\\n\"}";
@@ -1035,38 +774,12 @@ mod tests {
         )
     }
 
-    fn decode_events(bytes: &[u8]) -> Result<Vec<StreamEvent>, LlmError> {
-        let mut d = StreamDecoder::new();
-        let mut events = d.push_events(bytes)?;
-        events.extend(d.finish_events()?);
-        Ok(events)
-    }
-
     fn call(id: &str, name: &str, arguments: &str) -> ToolCall {
         ToolCall {
             id: id.into(),
             name: name.into(),
             arguments: arguments.into(),
         }
-    }
-
-    fn ev_start(index: u32, id: &str, name: &str) -> StreamEvent {
-        StreamEvent::ToolCallStart {
-            index,
-            id: id.into(),
-            name: name.into(),
-        }
-    }
-
-    fn ev_args(id: &str, delta: &str) -> StreamEvent {
-        StreamEvent::ToolCallArgs {
-            id: id.into(),
-            delta: delta.into(),
-        }
-    }
-
-    fn ev_end(id: &str) -> StreamEvent {
-        StreamEvent::ToolCallEnd { id: id.into() }
     }
 
     /// Text, then one call with its arguments in `fragments`, then the documented ending.
@@ -1089,21 +802,21 @@ mod tests {
             "\"src/main.rs\",\"content\":\"fn main() {\\n    println!(\\\"héllo 🦀\\\");\\n}\\n\"}",
         ]);
         let mut d = StreamDecoder::new();
-        let events = d.push_events(s.as_bytes()).unwrap();
+        let items = d.push(s.as_bytes()).unwrap();
         assert_eq!(
-            events,
+            items,
             [
-                StreamEvent::Item(delta("I'll write it.")),
-                ev_start(0, "call_abc", "write_file"),
-                ev_args("call_abc", "{\"path\":"),
-                ev_args("call_abc", "\"src/main.rs\",\"content\":\"fn main() {\\n    println!(\\\"héllo 🦀\\\");\\n}\\n\"}"),
-                ev_end("call_abc"),
-                StreamEvent::Item(StreamItem::Finished { reason: "tool_calls".into() }),
-                StreamEvent::Item(StreamItem::Usage { prompt_tokens: 12, completion_tokens: 34 }),
-                StreamEvent::Item(StreamItem::Done),
+                delta("I'll write it."),
+                start(0, "call_abc", "write_file"),
+                args("call_abc", "{\"path\":"),
+                args("call_abc", "\"src/main.rs\",\"content\":\"fn main() {\\n    println!(\\\"héllo 🦀\\\");\\n}\\n\"}"),
+                end("call_abc"),
+                finished("tool_calls"),
+                StreamItem::Usage { prompt_tokens: 12, completion_tokens: 34 },
+                StreamItem::Done,
             ]
         );
-        assert_eq!(d.finish_events().unwrap(), []);
+        assert_eq!(d.finish().unwrap(), []);
         assert_eq!(d.finish_reason(), Some("tool_calls"));
         assert_eq!(d.tool_calls(), [call("call_abc", "write_file", WRITE_ARGS)]);
         let args: Value = serde_json::from_str(&d.tool_calls()[0].arguments).unwrap();
@@ -1119,17 +832,17 @@ mod tests {
             for &b in cuts.iter().filter(|&&b| b >= a).step_by(7) {
                 let s = one_call_stream(&[&WRITE_ARGS[..a], &WRITE_ARGS[a..b], &WRITE_ARGS[b..]]);
                 let mut d = StreamDecoder::new();
-                let events = d.push_events(s.as_bytes()).unwrap();
+                let items = d.push(s.as_bytes()).unwrap();
                 assert_eq!(
                     d.tool_calls(),
                     [call("call_abc", "write_file", WRITE_ARGS)],
                     "cut at {a}, {b}"
                 );
                 // Empty fragments emit nothing; the others arrive in order.
-                let streamed: String = events
+                let streamed: String = items
                     .iter()
                     .filter_map(|e| match e {
-                        StreamEvent::ToolCallArgs { delta, .. } => {
+                        StreamItem::ToolCallArgs { delta, .. } => {
                             assert!(!delta.is_empty());
                             Some(delta.as_str())
                         }
@@ -1142,16 +855,16 @@ mod tests {
     }
 
     #[test]
-    fn the_stream_cut_at_every_byte_boundary_gives_the_same_events() {
+    fn the_stream_cut_at_every_byte_boundary_gives_the_same_items() {
         let s = one_call_stream(&["{\"path\":\"src/main.rs\",", "\"content\":\"é🦀\"}"]);
         let bytes = s.as_bytes();
-        let whole = decode_events(bytes).unwrap();
+        let whole = decode_all(bytes).unwrap();
         for cut in 0..=bytes.len() {
             let mut d = StreamDecoder::new();
-            let mut events = d.push_events(&bytes[..cut]).unwrap();
-            events.extend(d.push_events(&bytes[cut..]).unwrap());
-            events.extend(d.finish_events().unwrap());
-            assert_eq!(events, whole, "cut at byte {cut}");
+            let mut items = d.push(&bytes[..cut]).unwrap();
+            items.extend(d.push(&bytes[cut..]).unwrap());
+            items.extend(d.finish().unwrap());
+            assert_eq!(items, whole, "cut at byte {cut}");
         }
     }
 
@@ -1169,22 +882,20 @@ mod tests {
         ]
         .concat();
         let mut d = StreamDecoder::new();
-        let events = d.push_events(s.as_bytes()).unwrap();
+        let items = d.push(s.as_bytes()).unwrap();
         assert_eq!(
-            events,
+            items,
             [
-                ev_start(0, "call_a", "write_file"),
-                ev_start(1, "call_b", "read_file"),
-                ev_args("call_b", "{\"path\""),
-                ev_args("call_a", "{\"path\":\"a\","),
-                ev_args("call_b", ":\"b\"}"),
-                ev_args("call_a", "\"content\":\"x\"}"),
-                ev_end("call_a"),
-                ev_end("call_b"),
-                StreamEvent::Item(StreamItem::Finished {
-                    reason: "tool_calls".into()
-                }),
-                StreamEvent::Item(StreamItem::Done),
+                start(0, "call_a", "write_file"),
+                start(1, "call_b", "read_file"),
+                args("call_b", "{\"path\""),
+                args("call_a", "{\"path\":\"a\","),
+                args("call_b", ":\"b\"}"),
+                args("call_a", "\"content\":\"x\"}"),
+                end("call_a"),
+                end("call_b"),
+                finished("tool_calls"),
+                StreamItem::Done,
             ]
         );
         assert_eq!(
@@ -1205,20 +916,20 @@ mod tests {
                 {"index":1,"id":"c1","type":"function","function":{"name":"read_file","arguments":"{\"path\":\"a\"}"}}]}}]})
         );
         let mut d = StreamDecoder::new();
-        let events = d.push_events(s.as_bytes()).unwrap();
+        let items = d.push(s.as_bytes()).unwrap();
         assert_eq!(
-            events,
+            items,
             [
-                ev_start(0, "c0", "list_files"),
-                ev_args("c0", "{}"),
-                ev_start(1, "c1", "read_file"),
-                ev_args("c1", "{\"path\":\"a\"}"),
-                ev_end("c0"),
-                ev_end("c1"),
-                StreamEvent::Item(StreamItem::Done)
+                start(0, "c0", "list_files"),
+                args("c0", "{}"),
+                start(1, "c1", "read_file"),
+                args("c1", "{\"path\":\"a\"}"),
+                end("c0"),
+                end("c1"),
+                StreamItem::Done
             ]
         );
-        assert_eq!(d.finish_events().unwrap(), []);
+        assert_eq!(d.finish().unwrap(), []);
         assert_eq!(
             d.tool_calls(),
             [
@@ -1232,12 +943,9 @@ mod tests {
     fn a_stream_cut_inside_a_call_ends_no_call() {
         let s = [call_start(0, "c", "write_file"), call_args(0, "{\"pa")].concat();
         let mut d = StreamDecoder::new();
-        let events = d.push_events(s.as_bytes()).unwrap();
-        assert_eq!(
-            events,
-            [ev_start(0, "c", "write_file"), ev_args("c", "{\"pa")]
-        );
-        assert_eq!(d.finish_events().unwrap_err().kind, ErrorKind::Network);
+        let items = d.push(s.as_bytes()).unwrap();
+        assert_eq!(items, [start(0, "c", "write_file"), args("c", "{\"pa")]);
+        assert_eq!(d.finish().unwrap_err().kind, ErrorKind::Network);
         assert!(d.tool_calls().is_empty());
     }
 
@@ -1282,20 +990,33 @@ mod tests {
         for (s, want) in cases {
             let s = format!("{}{s}", chunk("kept"));
             let mut d = StreamDecoder::new();
-            let events = d.push_events(s.as_bytes()).unwrap();
-            assert_eq!(events[0], StreamEvent::Item(delta("kept")), "{s}");
-            let e = d.push_events(b"").unwrap_err();
+            let items = d.push(s.as_bytes()).unwrap();
+            assert_eq!(items[0], delta("kept"), "{s}");
+            let e = d.push(b"").unwrap_err();
             assert_eq!(e.kind, ErrorKind::MalformedStream, "{s}");
             assert!(e.detail.contains(want), "{s}: {}", e.detail);
-            assert_eq!(d.finish_events().unwrap_err(), e, "the error sticks");
+            assert_eq!(d.finish().unwrap_err(), e, "the error sticks");
         }
     }
 
     #[test]
-    fn the_text_only_interface_leaves_tool_calls_out() {
+    fn a_caller_that_skips_tool_call_items_sees_the_text_answer_as_before() {
+        // What a caller that offers no tools (the edge today) sees of an answer with a call.
         let s = one_call_stream(&[WRITE_ARGS]);
         let mut d = StreamDecoder::new();
-        let items = d.push(s.as_bytes()).unwrap();
+        let items: Vec<StreamItem> = d
+            .push(s.as_bytes())
+            .unwrap()
+            .into_iter()
+            .filter(|i| {
+                !matches!(
+                    i,
+                    StreamItem::ToolCallStart { .. }
+                        | StreamItem::ToolCallArgs { .. }
+                        | StreamItem::ToolCallEnd { .. }
+                )
+            })
+            .collect();
         assert_eq!(
             items,
             [
@@ -1319,20 +1040,18 @@ mod tests {
             "tool_calls":[{"id":"c1","type":"function","function":{"name":"list_files","arguments":"{}"}},
                           {"id":"c2","type":"function","function":{"name":"read_file","arguments":"{\"path\":\"a\"}"}}]},
             "finish_reason":"tool_calls"}]});
-        let events = decode_events(body.to_string().as_bytes()).unwrap();
+        let items = decode_all(body.to_string().as_bytes()).unwrap();
         assert_eq!(
-            events,
+            items,
             [
-                ev_start(0, "c1", "list_files"),
-                ev_args("c1", "{}"),
-                ev_start(1, "c2", "read_file"),
-                ev_args("c2", "{\"path\":\"a\"}"),
-                ev_end("c1"),
-                ev_end("c2"),
-                StreamEvent::Item(StreamItem::Finished {
-                    reason: "tool_calls".into()
-                }),
-                StreamEvent::Item(StreamItem::Done),
+                start(0, "c1", "list_files"),
+                args("c1", "{}"),
+                start(1, "c2", "read_file"),
+                args("c2", "{\"path\":\"a\"}"),
+                end("c1"),
+                end("c2"),
+                finished("tool_calls"),
+                StreamItem::Done,
             ]
         );
     }
@@ -1433,10 +1152,10 @@ mod tests {
             let mut d = StreamDecoder::new();
             let mut start = 0;
             for c in byte_cuts.into_iter().chain([bytes.len()]) {
-                d.push_events(&bytes[start..c]).unwrap();
+                d.push(&bytes[start..c]).unwrap();
                 start = c;
             }
-            d.finish_events().unwrap();
+            d.finish().unwrap();
             prop_assert_eq!(d.tool_calls(), vec![call("call_abc", "write_file", WRITE_ARGS)]);
         }
 
@@ -1445,10 +1164,10 @@ mod tests {
             let mut d = StreamDecoder::new();
             for e in &entries {
                 let s = format!("data: {{\"choices\":[{{\"index\":0,\"delta\":{{\"tool_calls\":[{e}]}}}}]}}\n\n");
-                let _ = d.push_events(s.as_bytes());
+                let _ = d.push(s.as_bytes());
             }
-            let _ = d.push_events(stop_chunk("tool_calls").as_bytes());
-            let _ = d.finish_events();
+            let _ = d.push(stop_chunk("tool_calls").as_bytes());
+            let _ = d.finish();
         }
 
         #[test]

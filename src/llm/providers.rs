@@ -31,8 +31,9 @@ use serde::{Deserialize, Serialize};
 
 use super::anthropic::{self, AnthropicDecoder};
 use super::error::{classify_http, redact, LlmError};
-use super::openai::{self, ChatMessage, StreamDecoder, StreamItem};
+use super::openai::{self, ChatMessage, StreamDecoder};
 use super::price::{Price, PriceTable};
+use super::stream::StreamItem;
 use crate::agents::Stage;
 
 /// The model used when only Anthropic is configured and nothing names one.

@@ -12,7 +12,7 @@
 //! other or interleaved by `index`, and text may come before them. The choice then ends with
 //! `finish_reason: "tool_calls"`, a usage chunk with `choices: []` may follow, then `[DONE]`.
 //!
-//! # What the assembler emits
+//! # What the assembler emits ([`crate::llm::StreamItem`]s)
 //!
 //! - `ToolCallStart {index, id, name}` when a call's first entry arrives;
 //! - `ToolCallArgs {id, delta}` for every non-empty arguments fragment, as it arrives;
@@ -40,7 +40,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::openai::StreamEvent;
+use super::stream::StreamItem;
 
 /// Calls one answer may make. More is a runaway stream (the session runs at most
 /// [`crate::workspace::limits::MAX_TOOL_CALLS_PER_ROUND`] of them anyway).
@@ -111,7 +111,7 @@ impl ToolCallAssembler {
     }
 
     /// Takes one chunk's `delta.tool_calls` value (an array; `null` is nothing).
-    pub fn push(&mut self, tool_calls: &Value, out: &mut Vec<StreamEvent>) -> Result<(), String> {
+    pub fn push(&mut self, tool_calls: &Value, out: &mut Vec<StreamItem>) -> Result<(), String> {
         match tool_calls {
             Value::Null => Ok(()),
             Value::Array(entries) => entries.iter().try_for_each(|e| self.entry(e, out)),
@@ -123,11 +123,11 @@ impl ToolCallAssembler {
     }
 
     /// The choice finished (`finish_reason`) or the stream said `[DONE]`: ends every open call.
-    pub fn end_all(&mut self, out: &mut Vec<StreamEvent>) {
+    pub fn end_all(&mut self, out: &mut Vec<StreamItem>) {
         self.closed = true;
         for p in self.calls.iter_mut().filter(|p| !p.ended) {
             p.ended = true;
-            out.push(StreamEvent::ToolCallEnd {
+            out.push(StreamItem::ToolCallEnd {
                 id: p.call.id.clone(),
             });
         }
@@ -147,7 +147,7 @@ impl ToolCallAssembler {
             .collect()
     }
 
-    fn entry(&mut self, entry: &Value, out: &mut Vec<StreamEvent>) -> Result<(), String> {
+    fn entry(&mut self, entry: &Value, out: &mut Vec<StreamItem>) -> Result<(), String> {
         let Value::Object(obj) = entry else {
             return Err(format!(
                 "tool call entry is not an object: {}",
@@ -246,7 +246,7 @@ impl ToolCallAssembler {
                     },
                     ended: false,
                 });
-                out.push(StreamEvent::ToolCallStart {
+                out.push(StreamItem::ToolCallStart {
                     index,
                     id: id.to_string(),
                     name: name.to_string(),
@@ -269,7 +269,7 @@ impl ToolCallAssembler {
             }
             self.argument_bytes += arguments.len();
             p.call.arguments.push_str(arguments);
-            out.push(StreamEvent::ToolCallArgs {
+            out.push(StreamItem::ToolCallArgs {
                 id: p.call.id.clone(),
                 delta: arguments.to_string(),
             });
@@ -323,26 +323,12 @@ fn short(v: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::llm::stream::test_items::{args, end, start};
 
-    fn push(a: &mut ToolCallAssembler, v: Value) -> Result<Vec<StreamEvent>, String> {
+    fn push(a: &mut ToolCallAssembler, v: Value) -> Result<Vec<StreamItem>, String> {
         let mut out = Vec::new();
         a.push(&v, &mut out)?;
         Ok(out)
-    }
-
-    fn start(index: u32, id: &str, name: &str) -> StreamEvent {
-        StreamEvent::ToolCallStart {
-            index,
-            id: id.into(),
-            name: name.into(),
-        }
-    }
-
-    fn args(id: &str, delta: &str) -> StreamEvent {
-        StreamEvent::ToolCallArgs {
-            id: id.into(),
-            delta: delta.into(),
-        }
     }
 
     #[test]
@@ -373,9 +359,9 @@ mod tests {
             [start(0, "c1", "read_file"), args("c1", "{\"path\":\"a\"}")]
         );
         assert!(a.calls().is_empty(), "not ended yet");
-        let mut end = Vec::new();
-        a.end_all(&mut end);
-        assert_eq!(end, [StreamEvent::ToolCallEnd { id: "c1".into() }]);
+        let mut ended = Vec::new();
+        a.end_all(&mut ended);
+        assert_eq!(ended, [end("c1")]);
         assert_eq!(a.calls()[0].arguments, "{\"path\":\"a\"}");
     }
 

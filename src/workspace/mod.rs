@@ -11,7 +11,7 @@
 //!
 //! A round, as the edge will run it: send the request with
 //! [`crate::llm::openai::chat_request_body_with_tools`] and [`tools::definitions`]; stream the
-//! answer through [`crate::llm::StreamDecoder::push_events`] (text and `TOOL_CALL_*` events
+//! answer through [`crate::llm::StreamDecoder::push`] (text and `TOOL_CALL_*` items
 //! live); for each of [`crate::llm::StreamDecoder::tool_calls`] (at most
 //! [`limits::MAX_TOOL_CALLS_PER_ROUND`]) call [`Workspace::apply`], store its rows, and answer
 //! the model with [`crate::llm::ChatMessage::assistant_tool_calls`] followed by one
