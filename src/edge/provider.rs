@@ -93,7 +93,7 @@ pub(crate) async fn run_call(d: &SessionDo, spec: CallSpec) -> Result<()> {
             i.session.on_failure(
                 id,
                 StageFailure {
-                    code: e.code().into(),
+                    code: e.kind.into(),
                     message: e.user_message().into(),
                     detail,
                     retryable: e.retryable(),
