@@ -24,8 +24,10 @@ const args = process.argv.slice(2);
 const portArg = args.indexOf("--port");
 const PORT = portArg >= 0 ? Number(args[portArg + 1]) : Number(process.env.PORT ?? 8788);
 const DIST = path.resolve(import.meta.dirname, "../dist");
-const STAGES = ["analyst", "architect", "developer", "tester", "deployer"];
-const TITLE = { analyst: "Analyst", architect: "Architect", developer: "Developer", tester: "Tester", deployer: "Deployer" };
+// The stage list `cargo test` generates from `Stage::ALL` (checked for drift there).
+const STAGE_LIST = JSON.parse(fs.readFileSync(path.resolve(import.meta.dirname, "../../tests/fixtures/stages.json"), "utf8"));
+const STAGES = STAGE_LIST.map((s) => s.stage);
+const TITLE = Object.fromEntries(STAGE_LIST.map((s) => [s.stage, s.title]));
 const TOKEN_MS = Number(process.env.MOCK_TOKEN_MS ?? 12);
 
 const sessions = new Map();

@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 /// One agent of the crew; the pipeline runs them in `Stage::ALL` order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "lowercase")]
 pub enum Stage {
     Analyst,

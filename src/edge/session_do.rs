@@ -27,7 +27,11 @@ use crate::protocol::limits::{
     LOG_TRIM_TO, MAX_MESSAGES, MAX_SOCKETS_PER_SESSION, MESSAGES_MAX_BYTES,
     SNAPSHOT_MESSAGES_BYTES,
 };
-use crate::protocol::{is_session_id, Rejection};
+use crate::protocol::wire::{
+    AckValue, CaughtUpValue, ConnectionCustom, FlowValue, PongValue, RejectedValue, WarningCode,
+    WarningValue, WelcomeMode, WelcomeValue,
+};
+use crate::protocol::{is_session_id, Rejection, RejectionCode};
 use crate::session::call::{CallDriver, Input, Step};
 use crate::session::connection::{
     Action, CatchUp, Connection, Incoming, CATCHUP_PAGE_BYTES, CLOSE_HELLO_TIMEOUT,
@@ -156,14 +160,18 @@ impl DurableObject for SessionDo {
             Action::Warn => self.send(
                 &ws,
                 &key,
-                "warning",
-                json!({"code": "rate_limited",
-                    "message": "Too many frames: slow down or the connection will be closed."}),
+                ConnectionCustom::Warning(WarningValue {
+                    code: WarningCode::RateLimited,
+                    message: "Too many frames: slow down or the connection will be closed.".into(),
+                }),
             ),
-            Action::Pong => self.send(&ws, &key, "pong", json!({"t": now})),
+            Action::Pong => self.send(&ws, &key, ConnectionCustom::Pong(PongValue { t: now })),
             Action::Reject(r) => {
                 // Bad input is the client's problem, not the server's: one line, no stack.
-                if !matches!(r.code, "hello_required" | "resync_rate_limited") {
+                if !matches!(
+                    r.code,
+                    RejectionCode::HelloRequired | RejectionCode::ResyncRateLimited
+                ) {
                     log::warn("frame_rejected", json!({"conn": key, "code": r.code}));
                 }
                 self.reply_rejection(&ws, &key, &r);
@@ -192,8 +200,11 @@ impl DurableObject for SessionDo {
                     Ok(ack) => self.send(
                         &ws,
                         &key,
-                        "ack",
-                        json!({"id": id, "command": name, "duplicate": ack.duplicate}),
+                        ConnectionCustom::Ack(AckValue {
+                            id,
+                            command: name.into(),
+                            duplicate: ack.duplicate,
+                        }),
                     ),
                     Err(r) => self.reply_rejection(&ws, &key, &r),
                 }
@@ -624,19 +635,25 @@ impl SessionDo {
         let (welcome, p, newest) = self.with_inner(|i| {
             let newest = i.session.last_seq();
             let p = plan(last_seq, i.oldest, newest);
-            let mode = match p {
-                ReplayPlan::Replay { .. } => "replay",
-                ReplayPlan::Snapshot { .. } => "snapshot",
+            let (mode, reason) = match p {
+                ReplayPlan::Replay { .. } => (WelcomeMode::Replay, None),
+                ReplayPlan::Snapshot { reason, .. } => (WelcomeMode::Snapshot, Some(reason)),
             };
-            let mut welcome = json!({"sessionId": i.session.state().session_id, "demo": i.cfg.demo(),
-                "model": i.cfg.model_label(), "lastSeq": newest, "mode": mode,
-                "flow": {"window": SEND_WINDOW_BYTES, "page": CATCHUP_PAGE_BYTES}});
-            if let ReplayPlan::Snapshot { reason, .. } = p {
-                welcome["reason"] = reason.code().into();
-            }
+            let welcome = ConnectionCustom::Welcome(WelcomeValue {
+                session_id: i.session.state().session_id.clone(),
+                demo: i.cfg.demo(),
+                model: i.cfg.model_label().into(),
+                last_seq: newest,
+                mode,
+                reason,
+                flow: Some(FlowValue {
+                    window: SEND_WINDOW_BYTES,
+                    page: CATCHUP_PAGE_BYTES,
+                }),
+            });
             (welcome, p, newest)
         });
-        self.send_at(ws, key, last_seq.min(newest), "welcome", welcome);
+        self.send_at(ws, key, last_seq.min(newest), welcome);
         match p {
             ReplayPlan::Replay { from, .. } => self.with_conn(ws, key, |a| {
                 a.c.catch_up = Some(CatchUp::Replay { next: from })
@@ -668,8 +685,10 @@ impl SessionDo {
                     ws,
                     key,
                     newest,
-                    "caught_up",
-                    json!({"lastSeq": newest, "omittedMessages": 0}),
+                    ConnectionCustom::CaughtUp(CaughtUpValue {
+                        last_seq: newest,
+                        omitted_messages: 0,
+                    }),
                 );
                 self.with_conn(ws, key, |a| a.c.joined());
                 self.save_conn(ws, key);
@@ -716,8 +735,10 @@ impl SessionDo {
             ws,
             key,
             newest,
-            "caught_up",
-            json!({"lastSeq": newest, "omittedMessages": omitted}),
+            ConnectionCustom::CaughtUp(CaughtUpValue {
+                last_seq: newest,
+                omitted_messages: omitted as u64,
+            }),
         );
         self.with_conn(ws, key, |a| a.c.joined());
         self.save_conn(ws, key);
@@ -744,27 +765,22 @@ impl SessionDo {
     }
 
     /// An unlogged connection frame; `at` is the client's position in the log.
-    fn send_at(&self, ws: &WebSocket, key: &str, at: u64, name: &str, value: serde_json::Value) {
-        let f = frame(None, now_ms(), &Event::custom(name, value));
+    fn send_at(&self, ws: &WebSocket, key: &str, at: u64, value: ConnectionCustom) {
+        let f = frame(None, now_ms(), &value.into());
         let _ = self.send_frame(ws, key, at, &f);
     }
 
-    fn send(&self, ws: &WebSocket, key: &str, name: &str, value: serde_json::Value) {
+    fn send(&self, ws: &WebSocket, key: &str, value: ConnectionCustom) {
         let at = self
             .inner
             .borrow()
             .as_ref()
             .map_or(0, |i| i.session.last_seq());
-        self.send_at(ws, key, at, name, value);
+        self.send_at(ws, key, at, value);
     }
 
     fn reply_rejection(&self, ws: &WebSocket, key: &str, r: &Rejection) {
-        self.send(
-            ws,
-            key,
-            "rejected",
-            json!({"id": r.id, "command": r.command, "code": r.code, "message": r.message}),
-        );
+        self.send(ws, key, ConnectionCustom::Rejected(RejectedValue::from(r)));
     }
 
     fn broadcast(&self, frames: &[(u64, String)]) {

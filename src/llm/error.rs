@@ -14,6 +14,25 @@ use serde_json::Value;
 /// How much of a provider's response body is kept in [`LlmError::detail`].
 pub const MAX_DETAIL_BODY_CHARS: usize = 500;
 
+impl From<ErrorKind> for crate::protocol::FailureCode {
+    fn from(kind: ErrorKind) -> Self {
+        use crate::protocol::FailureCode as F;
+        match kind {
+            ErrorKind::BadKey => F::BadKey,
+            ErrorKind::QuotaExhausted => F::QuotaExhausted,
+            ErrorKind::RateLimited => F::RateLimited,
+            ErrorKind::Timeout => F::Timeout,
+            ErrorKind::Network => F::Network,
+            ErrorKind::ServerError => F::ServerError,
+            ErrorKind::ContentFiltered => F::ContentFiltered,
+            ErrorKind::MalformedStream => F::MalformedStream,
+            ErrorKind::ContextTooLong => F::ContextTooLong,
+            ErrorKind::BadRequest => F::BadRequest,
+            ErrorKind::ModelNotFound => F::ModelNotFound,
+        }
+    }
+}
+
 /// What went wrong, as far as the user and the retry policy are concerned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ErrorKind {

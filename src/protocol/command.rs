@@ -11,6 +11,7 @@
 use serde_json::{Map, Value};
 
 use super::limits::{MAX_BRIEF_CHARS, MAX_FEEDBACK_CHARS, MAX_FRAME_BYTES, MAX_ID_CHARS};
+use super::wire::RejectionCode;
 use crate::agents::Stage;
 
 /// How a run stops between stages.
@@ -72,7 +73,7 @@ pub struct Envelope {
 /// Why a frame or command was refused. `code` is stable (documented); `message` is for people.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rejection {
-    pub code: &'static str,
+    pub code: RejectionCode,
     pub message: String,
     /// The command's `type`, when it could be read.
     pub command: Option<String>,
@@ -81,7 +82,7 @@ pub struct Rejection {
 }
 
 impl Rejection {
-    pub fn new(code: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(code: RejectionCode, message: impl Into<String>) -> Self {
         Rejection {
             code,
             message: message.into(),
@@ -96,19 +97,19 @@ impl Rejection {
 pub fn decode_frame(text: &str) -> Result<Frame, Rejection> {
     if text.len() > MAX_FRAME_BYTES {
         return Err(Rejection::new(
-            "frame_too_large",
+            RejectionCode::FrameTooLarge,
             format!("Frames are limited to {MAX_FRAME_BYTES} bytes."),
         ));
     }
     let value: Value = serde_json::from_str(text).map_err(|e| {
         Rejection::new(
-            "invalid_json",
+            RejectionCode::InvalidJson,
             format!("The frame is not valid JSON ({e})."),
         )
     })?;
     let Value::Object(obj) = value else {
         return Err(Rejection::new(
-            "not_an_object",
+            RejectionCode::NotAnObject,
             "A command must be a JSON object with a \"type\" field.",
         ));
     };
@@ -117,14 +118,17 @@ pub fn decode_frame(text: &str) -> Result<Frame, Rejection> {
         Some(Value::String(t)) => t.as_str(),
         Some(_) => {
             return Err(with(
-                Rejection::new("invalid_field", "\"type\" must be a string."),
+                Rejection::new(RejectionCode::InvalidField, "\"type\" must be a string."),
                 None,
                 id,
             ))
         }
         None => {
             return Err(with(
-                Rejection::new("missing_field", "The command has no \"type\" field."),
+                Rejection::new(
+                    RejectionCode::MissingField,
+                    "The command has no \"type\" field.",
+                ),
                 None,
                 id,
             ))
@@ -147,7 +151,7 @@ fn whole_number(obj: &Map<String, Value>, field: &str, ty: &str) -> Result<u64, 
         None => Err(missing(field, ty)),
         Some(v) => v.as_u64().ok_or_else(|| {
             Rejection::new(
-                "invalid_field",
+                RejectionCode::InvalidField,
                 format!("\"{field}\" must be a whole number, 0 or more."),
             )
         }),
@@ -172,7 +176,7 @@ fn read_id(obj: &Map<String, Value>) -> Result<Option<String>, Rejection> {
             Ok(Some(s.clone()))
         }
         Some(_) => Err(Rejection::new(
-            "invalid_field",
+            RejectionCode::InvalidField,
             format!(
                 "\"id\" must be 1 to {MAX_ID_CHARS} characters of letters, digits, '-' or '_'."
             ),
@@ -201,12 +205,15 @@ fn decode_body(ty: &str, obj: &Map<String, Value>) -> Result<Body, Rejection> {
             let brief = string_field(obj, "brief", "start")?;
             let brief = brief.trim();
             if brief.is_empty() {
-                return Err(Rejection::new("brief_empty", "The brief is empty."));
+                return Err(Rejection::new(
+                    RejectionCode::BriefEmpty,
+                    "The brief is empty.",
+                ));
             }
             let n = brief.chars().count();
             if n > MAX_BRIEF_CHARS {
                 return Err(Rejection::new(
-                    "brief_too_long",
+                    RejectionCode::BriefTooLong,
                     format!("The brief has {n} characters; the limit is {MAX_BRIEF_CHARS}."),
                 ));
             }
@@ -216,7 +223,7 @@ fn decode_body(ty: &str, obj: &Map<String, Value>) -> Result<Body, Rejection> {
                 Some(Value::String(s)) if s == "auto" => Approval::Auto,
                 Some(_) => {
                     return Err(Rejection::new(
-                        "invalid_field",
+                        RejectionCode::InvalidField,
                         "\"approval\" must be \"each_stage\" or \"auto\".",
                     ))
                 }
@@ -235,14 +242,14 @@ fn decode_body(ty: &str, obj: &Map<String, Value>) -> Result<Body, Rejection> {
             let feedback = feedback.trim();
             if feedback.is_empty() {
                 return Err(Rejection::new(
-                    "feedback_empty",
+                    RejectionCode::FeedbackEmpty,
                     "Say what should change: the feedback is empty.",
                 ));
             }
             let n = feedback.chars().count();
             if n > MAX_FEEDBACK_CHARS {
                 return Err(Rejection::new(
-                    "feedback_too_long",
+                    RejectionCode::FeedbackTooLong,
                     format!("The feedback has {n} characters; the limit is {MAX_FEEDBACK_CHARS}."),
                 ));
             }
@@ -260,7 +267,7 @@ fn decode_body(ty: &str, obj: &Map<String, Value>) -> Result<Body, Rejection> {
         other => {
             let shown: String = other.chars().take(32).collect();
             return Err(Rejection::new(
-                "unknown_type",
+                RejectionCode::UnknownType,
                 format!(
                     "Unknown command type \"{shown}\". Known: hello, ack, ping, start, \
                      approve, reject, pause, resume, cancel, retry."
@@ -272,7 +279,7 @@ fn decode_body(ty: &str, obj: &Map<String, Value>) -> Result<Body, Rejection> {
 
 fn missing(field: &str, ty: &str) -> Rejection {
     Rejection::new(
-        "missing_field",
+        RejectionCode::MissingField,
         format!("\"{ty}\" needs a \"{field}\" field."),
     )
 }
@@ -286,7 +293,7 @@ fn string_field<'a>(
         None | Some(Value::Null) => Err(missing(field, ty)),
         Some(Value::String(s)) => Ok(s),
         Some(_) => Err(Rejection::new(
-            "invalid_field",
+            RejectionCode::InvalidField,
             format!("\"{field}\" must be a string."),
         )),
     }
@@ -297,7 +304,7 @@ fn stage_field(obj: &Map<String, Value>, ty: &str) -> Result<Stage, Rejection> {
     Stage::parse(s).ok_or_else(|| {
         let shown: String = s.chars().take(32).collect();
         Rejection::new(
-            "unknown_stage",
+            RejectionCode::UnknownStage,
             format!(
                 "Unknown stage \"{shown}\". Stages: analyst, architect, developer, tester, deployer."
             ),
@@ -311,7 +318,7 @@ mod tests {
     use proptest::prelude::*;
 
     fn code(text: &str) -> &'static str {
-        decode_frame(text).unwrap_err().code
+        decode_frame(text).unwrap_err().code.as_str()
     }
 
     fn command(text: &str) -> Envelope {
@@ -450,7 +457,7 @@ mod tests {
             let text = serde_json::Value::Object(obj).to_string();
             match decode_frame(&text) {
                 Ok(_) => {}
-                Err(r) => prop_assert!(!r.message.is_empty() && !r.code.is_empty()),
+                Err(r) => prop_assert!(!r.message.is_empty() && !r.code.as_str().is_empty()),
             }
         }
     }

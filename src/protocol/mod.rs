@@ -5,10 +5,15 @@ pub mod command;
 pub mod event;
 pub mod limits;
 pub mod patch;
+pub mod wire;
 
 pub use command::{decode_frame, Approval, Command, Envelope, Frame, Rejection};
 pub use event::{Event, Interrupt, MessageRole, Outcome};
 pub use patch::{PatchOp, PatchOpList};
+pub use wire::{
+    ConnectionCustom, FailureCode, InterruptReason, LoggedCustom, QueueReason, RejectionCode,
+    SnapshotReason, WarningCode,
+};
 
 /// Session ids are exactly 32 lowercase hex characters (128 random bits); anything else is
 /// refused before any storage is touched.

@@ -451,7 +451,7 @@ impl CallDriver {
             s.on_failure(
                 self.spec.call_id,
                 StageFailure {
-                    code: e.code().into(),
+                    code: e.kind.into(),
                     message: e.user_message().into(),
                     detail,
                     retryable: e.retryable(),

@@ -22,7 +22,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::protocol::limits::{FloodGuard, FloodVerdict, MAX_FRAME_BYTES};
-use crate::protocol::{decode_frame, Envelope, Frame, Rejection};
+use crate::protocol::{decode_frame, Envelope, Frame, Rejection, RejectionCode};
 
 /// A socket must send `hello` this soon after opening.
 pub const HELLO_TIMEOUT_MS: u64 = 10_000;
@@ -155,7 +155,7 @@ impl Connection {
         }
         let Incoming::Text(text) = frame else {
             return Action::Reject(Rejection::new(
-                "binary_frame",
+                RejectionCode::BinaryFrame,
                 "Binary frames are not accepted; send JSON text.",
             ));
         };
@@ -173,7 +173,7 @@ impl Connection {
             Frame::Ack { seq } => self.ack(seq),
             Frame::Command(env) if !self.ready => {
                 let mut r = Rejection::new(
-                    "hello_required",
+                    RejectionCode::HelloRequired,
                     if self.helloed {
                         "Wait for caught_up before sending commands."
                     } else {
@@ -198,7 +198,7 @@ impl Connection {
             }
             if self.resync_tokens == 0 {
                 return Action::Reject(Rejection::new(
-                    "resync_rate_limited",
+                    RejectionCode::ResyncRateLimited,
                     format!(
                         "Too many re-syncs on this connection; wait {} s.",
                         RESYNC_EVERY_MS / 1000

@@ -9,13 +9,17 @@
 use std::collections::VecDeque;
 
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use super::state::{AgentStatus, ErrorInfo, Gate, RunStatus, SessionState};
 use crate::agents::Stage;
 use crate::llm::backoff;
 use crate::protocol::event::{frame, Event, Interrupt, MessageRole, Outcome};
 use crate::protocol::limits::{MAX_ANSWER_BYTES, REMEMBERED_IDS};
+use crate::protocol::wire::{
+    gate_id, AgentErrorValue, AgentQueuedValue, ArtifactValue, FailureCode, InterruptReason,
+    LoggedCustom, MessageInterruptedValue, QueueReason, RejectionCode,
+};
 use crate::protocol::{patch, Approval, Command, Envelope, Rejection};
 
 /// Text deltas are flushed at most this often per message (leading edge: an isolated token
@@ -97,13 +101,29 @@ pub struct Usage {
 #[derive(Debug, Clone, PartialEq)]
 pub struct StageFailure {
     /// Stable code (`rate_limited`, `bad_key`, …).
-    pub code: String,
+    pub code: FailureCode,
     /// Plain words for the user.
     pub message: String,
     /// Technical detail for the log (never a secret).
     pub detail: String,
     pub retryable: bool,
     pub retry_after_ms: Option<u64>,
+}
+
+impl StageFailure {
+    /// The `agent_error` event for this failure of `stage`'s attempt `attempt`.
+    fn agent_error(&self, stage: Stage, next_retry_at: Option<u64>, attempt: u32) -> Event {
+        LoggedCustom::AgentError(AgentErrorValue {
+            stage,
+            code: self.code,
+            message: self.message.clone(),
+            detail: self.detail.clone(),
+            retryable: self.retryable,
+            next_retry_at,
+            attempt,
+        })
+        .into()
+    }
 }
 
 /// Answer to an accepted command.
@@ -260,7 +280,7 @@ impl Session {
         s.p.state.run.token_budget = s.cfg.token_budget;
         if s.p.call.as_ref().is_some_and(|c| c.begun) {
             s.resumed = true;
-            s.interrupt_attempt("restart", now);
+            s.interrupt_attempt(InterruptReason::Restart, now);
             s.sync_state();
         }
         Ok(s)
@@ -407,7 +427,7 @@ impl Session {
             self.on_failure(
                 id,
                 StageFailure {
-                    code: "timeout".into(),
+                    code: FailureCode::Timeout,
                     message: format!(
                         "The AI stopped sending text for {secs} seconds, so BotArmy gave up \
                          on this attempt."
@@ -434,7 +454,7 @@ impl Session {
             match self.p.recent_ids.iter().find(|r| r.id() == id) {
                 Some(RememberedId::Keyed { of, .. }) if *of != digest => {
                     let mut r = Rejection::new(
-                        "id_reused",
+                        RejectionCode::IdReused,
                         "This id was already used for a different command; use a new id.",
                     );
                     r.command = Some(name.to_string());
@@ -479,7 +499,7 @@ impl Session {
                 }
                 if self.p.state.run.tokens_used >= self.cfg.token_budget {
                     return Err(Rejection::new(
-                        "budget_exhausted",
+                        RejectionCode::BudgetExhausted,
                         "This session has used its whole token budget; open a new session.",
                     ));
                 }
@@ -586,7 +606,7 @@ impl Session {
                         stage.title(),
                         (at - now).div_ceil(1000)
                     );
-                    self.defer_attempt(at, "provider_retry_after", message, now);
+                    self.defer_attempt(at, QueueReason::ProviderRetryAfter, message, now);
                 }
                 Ok(())
             }
@@ -643,7 +663,7 @@ impl Session {
         }
         let current = self.p.state.run.stage;
         if self.p.call.is_some() {
-            self.interrupt_attempt("cancelled", now);
+            self.interrupt_attempt(InterruptReason::Cancelled, now);
             self.p.call = None;
         }
         let st = &mut self.p.state;
@@ -702,7 +722,7 @@ impl Session {
             return self.on_failure(
                 call_id,
                 StageFailure {
-                    code: "answer_too_long".into(),
+                    code: FailureCode::AnswerTooLong,
                     message: format!(
                         "The AI's answer passed {} KiB, more than BotArmy keeps for one stage, \
                          so this attempt was stopped.",
@@ -734,7 +754,7 @@ impl Session {
             return self.on_failure(
                 call_id,
                 StageFailure {
-                    code: "malformed_stream".into(),
+                    code: FailureCode::MalformedStream,
                     message: "The AI finished without writing anything.".into(),
                     detail: "stream completed with no content".into(),
                     retryable: true,
@@ -759,10 +779,14 @@ impl Session {
             feedback: self.p.feedback.take(),
             created_at: now,
         });
-        self.emit(Event::custom(
-            "artifact",
-            json!({"stage": stage, "version": version, "chars": content.chars().count()}),
-        ));
+        self.emit(
+            LoggedCustom::Artifact(ArtifactValue {
+                stage,
+                version,
+                chars: content.chars().count() as u64,
+            })
+            .into(),
+        );
         self.emit(Event::StepFinished {
             step_name: stage.name().into(),
         });
@@ -782,7 +806,7 @@ impl Session {
         match self.p.state.run.approval {
             Some(Approval::EachStage) => {
                 let st = &mut self.p.state;
-                let id = format!("gate-{}-{}", stage.name(), version);
+                let id = gate_id(stage, version);
                 st.gate = Some(Gate {
                     id: id.clone(),
                     stage,
@@ -840,12 +864,17 @@ impl Session {
              reached. It starts by itself.",
             stage.title()
         );
-        self.defer_attempt(now + wait_ms.max(1), "provider_limit", message, now);
+        self.defer_attempt(
+            now + wait_ms.max(1),
+            QueueReason::ProviderLimit,
+            message,
+            now,
+        );
     }
 
     /// Puts the current attempt back in the queue until `at`; it does not count as an attempt.
-    fn defer_attempt(&mut self, at: u64, reason: &str, message: String, now: u64) {
-        self.interrupt_attempt("deferred", now);
+    fn defer_attempt(&mut self, at: u64, reason: QueueReason, message: String, now: u64) {
+        self.interrupt_attempt(InterruptReason::Deferred, now);
         let c = self.p.call.as_mut().expect("call");
         c.retry_at = Some(at);
         let stage = c.stage;
@@ -853,10 +882,15 @@ impl Session {
         a.attempts = a.attempts.saturating_sub(1);
         a.status = AgentStatus::Queued;
         a.next_retry_at = Some(at);
-        self.emit(Event::custom(
-            "agent_queued",
-            json!({"stage": stage, "reason": reason, "nextRetryAt": at, "message": message}),
-        ));
+        self.emit(
+            LoggedCustom::AgentQueued(AgentQueuedValue {
+                stage,
+                reason,
+                message,
+                next_retry_at: at,
+            })
+            .into(),
+        );
         self.sync_state();
     }
 
@@ -867,10 +901,17 @@ impl Session {
             return;
         }
         let stage = self.p.call.as_ref().expect("live call").stage;
-        self.interrupt_attempt(if f.retryable { "retry" } else { "failed" }, now);
+        self.interrupt_attempt(
+            if f.retryable {
+                InterruptReason::Retry
+            } else {
+                InterruptReason::Failed
+            },
+            now,
+        );
         let attempts = self.p.state.agent(stage).attempts;
         let error = ErrorInfo {
-            code: f.code.clone(),
+            code: f.code.to_string(),
             message: f.message.clone(),
         };
         if f.retryable && attempts < self.cfg.max_attempts {
@@ -887,12 +928,7 @@ impl Session {
             a.status = AgentStatus::Retrying;
             a.next_retry_at = Some(at);
             a.last_error = Some(error);
-            self.emit(Event::custom(
-                "agent_error",
-                json!({"stage": stage, "code": f.code, "message": f.message,
-                       "detail": f.detail, "retryable": true, "nextRetryAt": at,
-                       "attempt": attempts}),
-            ));
+            self.emit(f.agent_error(stage, Some(at), attempts));
             self.sync_state();
             return;
         }
@@ -900,26 +936,29 @@ impl Session {
         self.p.provider_wait_until = f.retry_after_ms.map(|ms| now + ms);
         let (code, message) = if f.retryable {
             (
-                "retries_exhausted".to_string(),
+                FailureCode::RetriesExhausted,
                 format!(
                     "The {} failed {attempts} times in a row: {}. BotArmy stopped trying; \
                      press Retry to try again.",
                     stage.title(),
-                    exhausted_reason(&f.code)
+                    exhausted_reason(f.code)
                 ),
             )
         } else {
-            (f.code.clone(), format!("{} The run stopped.", f.message))
+            (f.code, format!("{} The run stopped.", f.message))
         };
-        self.emit(Event::custom(
-            "agent_error",
-            json!({"stage": stage, "code": f.code, "message": f.message, "detail": f.detail,
-                   "retryable": false, "nextRetryAt": null, "attempt": attempts}),
-        ));
+        self.emit(
+            StageFailure {
+                retryable: false,
+                ..f
+            }
+            .agent_error(stage, None, attempts),
+        );
         self.fail_run(stage, code, message, now);
     }
 
-    fn fail_run(&mut self, stage: Stage, code: String, message: String, now: u64) {
+    fn fail_run(&mut self, stage: Stage, code: FailureCode, message: String, now: u64) {
+        let code = code.to_string();
         let st = &mut self.p.state;
         let a = st.agent_mut(stage);
         a.status = AgentStatus::Failed;
@@ -1000,16 +1039,17 @@ impl Session {
     fn begin_stage(&mut self, stage: Stage, now: u64) {
         if self.p.state.run.tokens_used >= self.cfg.token_budget {
             let (used, budget) = (self.p.state.run.tokens_used, self.cfg.token_budget);
-            self.emit(Event::custom(
-                "agent_error",
-                json!({"stage": stage, "code": "budget_exhausted",
-                       "message": "The session's token budget is used up.",
-                       "detail": format!("{used} of {budget} tokens used"),
-                       "retryable": false, "nextRetryAt": null, "attempt": 0}),
-            ));
+            let f = StageFailure {
+                code: FailureCode::BudgetExhausted,
+                message: "The session's token budget is used up.".into(),
+                detail: format!("{used} of {budget} tokens used"),
+                retryable: false,
+                retry_after_ms: None,
+            };
+            self.emit(f.agent_error(stage, None, 0));
             self.fail_run(
                 stage,
-                "budget_exhausted".into(),
+                FailureCode::BudgetExhausted,
                 format!(
                     "This session has used {used} of its {budget} tokens, so the {} was not \
                      started. Open a new session to continue.",
@@ -1054,7 +1094,7 @@ impl Session {
     }
 
     /// Closes whatever the current attempt has open (message, step) and forgets its text.
-    fn interrupt_attempt(&mut self, reason: &str, now: u64) {
+    fn interrupt_attempt(&mut self, reason: InterruptReason, now: u64) {
         self.flush(now);
         let Some(c) = self.p.call.as_mut() else {
             return;
@@ -1066,10 +1106,14 @@ impl Session {
             self.emit(Event::TextMessageEnd {
                 message_id: id.clone(),
             });
-            self.emit(Event::custom(
-                "message_interrupted",
-                json!({"messageId": id, "stage": stage, "reason": reason}),
-            ));
+            self.emit(
+                LoggedCustom::MessageInterrupted(MessageInterruptedValue {
+                    message_id: id,
+                    stage,
+                    reason,
+                })
+                .into(),
+            );
         }
         if step {
             self.emit(Event::StepFinished {
@@ -1079,7 +1123,7 @@ impl Session {
         self.buf.clear();
         self.answer.clear();
         self.answer_chars = 0;
-        if reason == "restart" {
+        if reason == InterruptReason::Restart {
             // Same attempt, new call: the process died, the request did not fail.
             self.p.calls += 1;
             let id = self.p.calls;
@@ -1193,19 +1237,19 @@ fn seed(id: &str) -> u64 {
 
 /// What kept going wrong, for the message after the last attempt (the per-attempt wording
 /// promises a retry, which would be wrong here).
-fn exhausted_reason(code: &str) -> &'static str {
+fn exhausted_reason(code: FailureCode) -> &'static str {
     match code {
-        "rate_limited" => "the AI provider kept answering that it is too busy",
-        "timeout" => "the AI kept taking too long or stopping mid-answer",
-        "network" => "the connection to the AI provider kept failing",
-        "server_error" => "the AI provider kept reporting errors on its side",
-        "malformed_stream" => "the AI provider's answers kept arriving garbled",
+        FailureCode::RateLimited => "the AI provider kept answering that it is too busy",
+        FailureCode::Timeout => "the AI kept taking too long or stopping mid-answer",
+        FailureCode::Network => "the connection to the AI provider kept failing",
+        FailureCode::ServerError => "the AI provider kept reporting errors on its side",
+        FailureCode::MalformedStream => "the AI provider's answers kept arriving garbled",
         _ => "the same problem kept happening",
     }
 }
 
 fn invalid(msg: impl Into<String>) -> Rejection {
-    Rejection::new("invalid_state", msg)
+    Rejection::new(RejectionCode::InvalidState, msg)
 }
 
 fn status_words(s: RunStatus) -> &'static str {

@@ -13,25 +13,7 @@ pub enum ReplayPlan {
     Snapshot { at: u64, reason: SnapshotReason },
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SnapshotReason {
-    /// The session has no events yet.
-    Empty,
-    /// The log no longer holds `lastSeq + 1` (retention).
-    Truncated,
-    /// The client claims events the server never had (another session's numbering).
-    Ahead,
-}
-
-impl SnapshotReason {
-    pub fn code(self) -> &'static str {
-        match self {
-            SnapshotReason::Empty => "empty",
-            SnapshotReason::Truncated => "log_truncated",
-            SnapshotReason::Ahead => "client_ahead",
-        }
-    }
-}
+pub use crate::protocol::wire::SnapshotReason;
 
 /// `oldest` is the lowest `seq` still in the log (ignored when `newest == 0`).
 pub fn plan(last_seq: u64, oldest: u64, newest: u64) -> ReplayPlan {

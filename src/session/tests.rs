@@ -80,7 +80,7 @@ impl H {
     }
 
     fn code(&mut self, text: &str) -> &'static str {
-        self.cmd(text).unwrap_err().code
+        self.cmd(text).unwrap_err().code.as_str()
     }
 
     fn begin(&mut self) -> CallSpec {
@@ -118,7 +118,7 @@ impl H {
         self.s.on_failure(
             spec.call_id,
             StageFailure {
-                code: code.into(),
+                code: code.parse().expect("a failure code"),
                 message: format!("{code} happened."),
                 detail: "detail".into(),
                 retryable,
@@ -701,7 +701,10 @@ fn an_id_reused_for_a_different_command_is_refused_and_changes_nothing() {
     h.cmd(r#"{"type":"start","brief":"b","id":"k1"}"#).unwrap();
     let (n, before) = (h.log.len(), h.s.persisted());
     let r = h.cmd(r#"{"type":"cancel","id":"k1"}"#).unwrap_err();
-    assert_eq!((r.code, r.id.as_deref()), ("id_reused", Some("k1")));
+    assert_eq!(
+        (r.code.as_str(), r.id.as_deref()),
+        ("id_reused", Some("k1"))
+    );
     let r = h
         .cmd(r#"{"type":"start","brief":"other","id":"k1"}"#)
         .unwrap_err();
@@ -997,7 +1000,7 @@ fn drive(steps: Vec<Step>) {
                     h.s.on_failure(
                         id,
                         StageFailure {
-                            code: code.into(),
+                            code: code.parse().expect("a failure code"),
                             message: "m".into(),
                             detail: "d".into(),
                             retryable,

@@ -32,8 +32,7 @@ import { CHROMIUM, launchChromium } from '../support/browser.mjs';
 import { startTcpProxy } from '../support/tcp-proxy.mjs';
 
 const SHOTS = path.join(OUTPUT_DIR, 'screenshots');
-const STAGES = ['analyst', 'architect', 'developer', 'tester', 'deployer'];
-const NAMES = { analyst: 'Analyst', architect: 'Architect', developer: 'Developer', tester: 'Tester', deployer: 'Deployer' };
+import { STAGES, NAMES } from '../support/stages.mjs';
 const STAGE_TIMEOUT = Number(process.env.BROWSER_STAGE_TIMEOUT_MS || 90_000);
 const XSS = '<img src=x onerror=alert(1)><script>window.__xss=1</script>';
 

@@ -105,6 +105,16 @@ test('applyPatch applies RFC 6902 ops and is strict about paths', () => {
   assert.deepEqual(applyPatch({ 'a/b': { '~': 1 } }, [{ op: 'replace', path: '/a~1b/~0', value: 2 }]), { 'a/b': { '~': 2 } });
 });
 
+test('applyPatch agrees with the UI applier on the shared cases (tests/fixtures/json-patch.cases.json)', () => {
+  const cases = JSON.parse(fs.readFileSync(new URL('../fixtures/json-patch.cases.json', import.meta.url), 'utf8'));
+  for (const c of cases.cases) {
+    const doc = structuredClone(cases.doc);
+    if (c.error) assert.throws(() => applyPatch(doc, c.patch), new RegExp(c.error), c.name);
+    else assert.deepEqual(applyPatch(doc, c.patch), c.expected, c.name);
+    assert.deepEqual(doc, cases.doc, `${c.name}: input untouched`);
+  }
+});
+
 test('freePort returns usable ports below the ephemeral range', async () => {
   const [lo] = fs.readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number);
   for (let i = 0; i < 5; i++) {

@@ -7,8 +7,7 @@ import { SessionClient, createSession, fetchEvents, getSession } from './client.
 import { verifyStream, messagesOf } from './agui.mjs';
 import { canon, applyPatch } from './json-patch.mjs';
 
-export const STAGES = ['analyst', 'architect', 'developer', 'tester', 'deployer'];
-export const NAMES = { analyst: 'Analyst', architect: 'Architect', developer: 'Developer', tester: 'Tester', deployer: 'Deployer' };
+export { STAGES, NAMES } from './stages.mjs';
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 

@@ -34,8 +34,9 @@
 
 import http from 'node:http';
 import { pathToFileURL } from 'node:url';
+import { STAGES } from './stages.mjs';
 
-export const ROLES = ['analyst', 'architect', 'developer', 'tester', 'deployer'];
+export const ROLES = STAGES;
 const SCENARIO_RE = /\[\[scenario:([A-Za-z0-9_.\-]+)\]\]/;
 
 /** The text of a chat message's content (string or array of parts). */

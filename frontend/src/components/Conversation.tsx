@@ -3,7 +3,7 @@
 // the bottom, stops when they scroll up, and offers "Jump to latest".
 
 import { memo, useCallback, useDeferredValue, useEffect, useLayoutEffect, useRef, useState } from "react";
-import type { Notice } from "../protocol/reducer";
+import { INTERRUPT_WORDS, type Notice } from "../protocol/reducer";
 import { useSessionStore } from "../store/session";
 import { cn } from "../lib/cn";
 import { formatClock } from "../lib/format";
@@ -12,12 +12,6 @@ import { Button } from "./ui/button";
 
 const STICK_THRESHOLD_PX = 48;
 
-const INTERRUPT_WORDS: Record<string, string> = {
-  retry: "cut short: the agent is trying again",
-  cancelled: "cut short: the run was cancelled",
-  restart: "cut short: the server restarted; the stage runs again",
-  failed: "cut short: the attempt failed",
-};
 
 const MessageItem = memo(function MessageItem({ id }: { id: string }) {
   const message = useSessionStore((s) => s.view.messages[id]);
@@ -44,7 +38,7 @@ const MessageItem = memo(function MessageItem({ id }: { id: string }) {
           </span>
         ) : null}
         {message.interrupted ? (
-          <span className="text-amber-800">({INTERRUPT_WORDS[message.interrupted] ?? `cut short: ${message.interrupted}`})</span>
+          <span className="text-amber-800">({message.interrupted === "interrupted" ? "cut short" : INTERRUPT_WORDS[message.interrupted]})</span>
         ) : null}
       </div>
       {isUser ? (

@@ -2,12 +2,20 @@
 // what happens next. The server's own `message` is already plain words and is shown as the body;
 // these fill in the rest.
 
+import {
+  RETRYABLE_FAILURE_CODES,
+  type FailureCode,
+  type RejectionCode,
+  type WarningCode,
+} from "./types";
+
 export interface CodeWords {
   title: string;
   next: string;
 }
 
-const PROVIDER: Record<string, CodeWords> = {
+// Complete over the generated code sets: a code added in Rust fails the typecheck until it has words.
+const PROVIDER: Readonly<Record<FailureCode, CodeWords>> = {
   bad_key: {
     title: "The AI provider refused the API key",
     next: "Check the OPENAI_API_KEY configured for this BotArmy, then press Retry.",
@@ -56,9 +64,17 @@ const PROVIDER: Record<string, CodeWords> = {
     title: "The AI provider rejected the request",
     next: "Check the model name and provider settings, then press Retry.",
   },
+  model_not_found: {
+    title: "The AI provider does not know the configured model",
+    next: "Check the model name (OPENAI_MODEL) and that this key may use it, then press Retry.",
+  },
+  answer_too_long: {
+    title: "The AI's answer was longer than BotArmy keeps for one stage",
+    next: "Ask for a shorter answer in your feedback, or press Retry.",
+  },
 };
 
-const REJECTION: Record<string, CodeWords> = {
+const REJECTION: Readonly<Record<RejectionCode | WarningCode, CodeWords>> = {
   invalid_json: { title: "The server could not read a message", next: "Nothing was changed." },
   binary_frame: { title: "The server could not read a message", next: "Nothing was changed." },
   not_an_object: { title: "The server could not read a message", next: "Nothing was changed." },
@@ -72,14 +88,17 @@ const REJECTION: Record<string, CodeWords> = {
   unknown_stage: { title: "Unknown stage", next: "Nothing was changed." },
   invalid_state: { title: "That action does not fit right now", next: "Nothing was changed; the buttons show what you can do now." },
   hello_required: { title: "The connection was not ready", next: "Reconnecting will fix it; try again in a moment." },
-  budget_exhausted: PROVIDER.budget_exhausted as CodeWords,
+  frame_too_large: { title: "A message to the server was too large", next: "Nothing was changed." },
+  resync_rate_limited: { title: "The connection re-synced too often", next: "Wait a few seconds; the page catches up by itself." },
+  id_reused: { title: "A command id was reused for a different command", next: "Nothing was changed. Reload the page if this keeps happening." },
+  budget_exhausted: PROVIDER.budget_exhausted,
   rate_limited: { title: "Too many actions too quickly", next: "Slow down; the connection will be closed if this goes on." },
 };
 
 /** Words for a provider failure code (agent_error / RUN_ERROR). */
 export function providerWords(code: string | undefined): CodeWords {
   return (
-    (code ? PROVIDER[code] : undefined) ?? {
+    (code && Object.prototype.hasOwnProperty.call(PROVIDER, code) ? PROVIDER[code as FailureCode] : undefined) ?? {
       title: "The run stopped on an error",
       next: "Press Retry to run the stage again, or start a new run.",
     }
@@ -89,17 +108,11 @@ export function providerWords(code: string | undefined): CodeWords {
 /** Words for a command rejection or a connection warning code. */
 export function rejectionWords(code: string | undefined): CodeWords {
   return (
-    (code ? REJECTION[code] : undefined) ?? {
+    (code && Object.prototype.hasOwnProperty.call(REJECTION, code) ? REJECTION[code as RejectionCode | WarningCode] : undefined) ?? {
       title: "The server refused that action",
       next: "Nothing was changed.",
     }
   );
 }
 
-export const RETRYABLE_CODES: ReadonlySet<string> = new Set([
-  "rate_limited",
-  "timeout",
-  "network",
-  "server_error",
-  "malformed_stream",
-]);
+export const RETRYABLE_CODES: ReadonlySet<string> = new Set<string>(RETRYABLE_FAILURE_CODES);

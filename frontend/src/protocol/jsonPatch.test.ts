@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { applyPatch, PatchError, parsePointer } from "./jsonPatch";
+import type { PatchOp } from "./types";
 
 describe("applyPatch", () => {
   const doc = { a: { b: 1, c: [1, 2, 3] }, d: { e: "x" }, "s/l": { "t~i": 0 } };
@@ -53,4 +54,19 @@ describe("applyPatch", () => {
     expect(() => applyPatch(doc, [{ op: "test", path: "/a/b", value: 2 }])).toThrow(/test failed/);
     expect(() => applyPatch(doc, [{ op: "add", path: "a", value: 1 }])).toThrow(/invalid JSON pointer/);
   });
+});
+
+// The cases tests/support/json-patch.mjs runs too (tests/e2e/00-support.test.mjs): both appliers agree.
+import cases from "../../../tests/fixtures/json-patch.cases.json";
+
+describe("applyPatch: the shared cases", () => {
+  for (const c of cases.cases) {
+    it(c.name, () => {
+      const doc: unknown = JSON.parse(JSON.stringify(cases.doc));
+      const run = () => applyPatch(doc, c.patch as PatchOp[]);
+      if ("error" in c && c.error) expect(run).toThrow(c.error);
+      else expect(run()).toEqual((c as { expected?: unknown }).expected);
+      expect(doc).toEqual(cases.doc);
+    });
+  }
 });

@@ -9,6 +9,7 @@
 
 import { applyPatch, PatchError } from "./jsonPatch";
 import { providerWords, rejectionWords } from "./errors";
+import { parseGateId } from "./gates";
 import { formatClock } from "../lib/format";
 import {
   LIMITS,
@@ -18,6 +19,7 @@ import {
   type AgentErrorValue,
   type AgentQueuedValue,
   type Interrupt,
+  type InterruptReason,
   type MessageRole,
   type RejectedValue,
   type ServerEvent,
@@ -36,8 +38,8 @@ export interface ChatMessage {
   stage: Stage | null;
   content: string;
   streaming: boolean;
-  /** Why the message was closed early (`retry`, `cancelled`, `restart`, `failed`), if it was. */
-  interrupted: string | null;
+  /** Why the message was closed early (an `InterruptReason`: `retry`, `deferred`, …), if it was. */
+  interrupted: InterruptReason | "interrupted" | null;
   at: number | null;
 }
 
@@ -186,6 +188,19 @@ function fromWireMessage(m: WireMessage): ChatMessage {
     interrupted: null,
     at: null,
   };
+}
+
+/** Plain words for each reason a message was cut short (complete over the generated type). */
+export const INTERRUPT_WORDS: Readonly<Record<InterruptReason, string>> = {
+  retry: "cut short: the agent is trying again",
+  cancelled: "cut short: the run was cancelled",
+  restart: "cut short: the server restarted; the stage runs again",
+  failed: "cut short: the attempt failed",
+  deferred: "cut short: the stage waits for the AI provider and starts again by itself",
+};
+
+function isInterruptReason(value: unknown): value is InterruptReason {
+  return typeof value === "string" && Object.prototype.hasOwnProperty.call(INTERRUPT_WORDS, value);
 }
 
 function label(stage: Stage | null | undefined): string {
@@ -390,7 +405,7 @@ function applyLogged(view: SessionView, event: ServerEvent, now: number): Sessio
       const outcome = event.outcome;
       if (outcome?.type === "interrupt") {
         const interrupt = outcome.interrupts[0] ?? null;
-        const gateStage = view.state?.gate?.stage ?? stageFromGateId(interrupt?.id) ?? null;
+        const gateStage = view.state?.gate?.stage ?? parseGateId(interrupt?.id)?.stage ?? null;
         const text = interrupt?.message ?? `${label(gateStage)} is waiting for your approval.`;
         return {
           ...view,
@@ -494,7 +509,7 @@ function applyLogged(view: SessionView, event: ServerEvent, now: number): Sessio
             [value.messageId]: {
               ...existing,
               streaming: false,
-              interrupted: typeof value.reason === "string" ? value.reason : "interrupted",
+              interrupted: isInterruptReason(value.reason) ? value.reason : "interrupted",
             },
           },
         };
@@ -502,12 +517,6 @@ function applyLogged(view: SessionView, event: ServerEvent, now: number): Sessio
       return view;
     }
   }
-}
-
-function stageFromGateId(id: string | undefined): Stage | undefined {
-  // gate-<stage>-<version>
-  const stage = id?.split("-")[1];
-  return isStage(stage) ? stage : undefined;
 }
 
 function replaceMessages(view: SessionView, wire: WireMessage[]): SessionView {
@@ -555,11 +564,13 @@ function applyConnection(view: SessionView, event: ServerEvent, now: number): Se
           return { ...view, welcome: value, sync: "syncing", resyncNeeded: false };
         }
         case "caught_up": {
+          // Only a snapshot replaces the messages, so only a snapshot's count replaces the
+          // page's: after a replay (the server sends omittedMessages: 0) the page still shows
+          // what the last snapshot left it.
+          if (view.welcome?.mode !== "snapshot") return { ...view, sync: "live" };
           const omitted = (event.value as { omittedMessages?: unknown } | null)?.omittedMessages;
-          if (typeof omitted === "number" && Number.isInteger(omitted) && omitted >= 0 && omitted !== view.omittedMessages) {
-            return { ...view, sync: "live", omittedMessages: omitted };
-          }
-          return { ...view, sync: "live" };
+          const valid = typeof omitted === "number" && Number.isInteger(omitted) && omitted >= 0 ? omitted : 0;
+          return valid === view.omittedMessages ? { ...view, sync: "live" } : { ...view, sync: "live", omittedMessages: valid };
         }
         case "ack": {
           const id = (event.value as { id?: unknown }).id;

@@ -1,17 +1,37 @@
 // Wire types for the BotArmy protocol v1 (docs/protocol.md). Server → client frames are AG-UI
 // events; logged ones carry `seq`, connection frames (welcome, ack, rejected, …) do not.
-// Client → server frames are commands. Keep this file in step with docs/protocol.md.
+// Client → server frames are commands.
+//
+// The CUSTOM event values, connection frames, code sets and the stage list are generated from
+// the Rust wire types (src/protocol/wire.rs) into ./generated/ by `cargo test`; do not copy
+// them here. What stays here is the AG-UI envelope, the state and the commands.
 
-export const STAGES = ["analyst", "architect", "developer", "tester", "deployer"] as const;
-export type Stage = (typeof STAGES)[number];
+import { STAGES, type ConnectionCustom, type LoggedCustom, type Stage } from "./generated";
 
-export const STAGE_LABEL: Record<Stage, string> = {
-  analyst: "Analyst",
-  architect: "Architect",
-  developer: "Developer",
-  tester: "Tester",
-  deployer: "Deployer",
-};
+export { STAGES, STAGE_LABEL, FAILURE_CODES, REJECTION_CODES, RETRYABLE_FAILURE_CODES } from "./generated";
+export type {
+  AckValue,
+  AgentErrorValue,
+  AgentQueuedValue,
+  ArtifactValue,
+  CaughtUpValue,
+  ConnectionCustom,
+  FailureCode,
+  FlowValue,
+  InterruptReason,
+  LoggedCustom,
+  MessageInterruptedValue,
+  PongValue,
+  QueueReason,
+  RejectedValue,
+  RejectionCode,
+  SnapshotReason,
+  Stage,
+  WarningCode,
+  WarningValue,
+  WelcomeMode,
+  WelcomeValue,
+} from "./generated";
 
 export function isStage(value: unknown): value is Stage {
   return typeof value === "string" && (STAGES as readonly string[]).includes(value);
@@ -205,92 +225,14 @@ export interface MessagesSnapshotEvent extends EventBase {
   messages: WireMessage[];
 }
 
-// CUSTOM event values -------------------------------------------------------------------------
+// CUSTOM events -------------------------------------------------------------------------------
 
-export interface ArtifactValue {
-  stage: Stage;
-  version: number;
-  chars: number;
-}
+type ValuesByName<U extends { name: string; value: unknown }> = {
+  [K in U["name"]]: Extract<U, { name: K }>["value"];
+};
 
-export interface AgentErrorValue {
-  stage: Stage;
-  code: string;
-  message: string;
-  retryable: boolean;
-  nextRetryAt: number | null;
-  attempt: number;
-}
-
-export interface AgentQueuedValue {
-  stage: Stage;
-  /** provider_limit: BotArmy's shared limit is full; provider_retry_after: the AI provider asked to wait. */
-  reason: "provider_limit" | "provider_retry_after" | string;
-  message: string;
-  nextRetryAt: number;
-}
-
-export type InterruptReason = "retry" | "cancelled" | "restart" | "failed";
-
-export interface MessageInterruptedValue {
-  messageId: string;
-  stage: Stage;
-  reason: InterruptReason | string;
-}
-
-export interface WelcomeValue {
-  sessionId: string;
-  demo: boolean;
-  model: string;
-  lastSeq: number;
-  mode: "replay" | "snapshot";
-  flow?: FlowValue;
-}
-
-/** Present when the server flow-controls catch-up (then the client acks; docs/protocol.md). */
-export interface FlowValue {
-  /** Unacknowledged bytes after which the server closes the socket with 4008. */
-  window: number;
-  /** How far past the last ack the server sends catch-up before it waits for the next ack. */
-  page: number;
-}
-
-export interface CaughtUpValue {
-  lastSeq: number;
-  /** K > 0: the snapshot left out the K oldest messages (the session keeps bounded history). */
-  omittedMessages?: number;
-}
-
-export interface AckValue {
-  id?: string | null;
-  command: string;
-  duplicate?: boolean;
-}
-
-export interface RejectedValue {
-  id?: string | null;
-  command?: string | null;
-  code: string;
-  message: string;
-}
-
-export interface WarningValue {
-  code: string;
-  message: string;
-}
-
-export interface CustomValueMap {
-  artifact: ArtifactValue;
-  agent_error: AgentErrorValue;
-  agent_queued: AgentQueuedValue;
-  message_interrupted: MessageInterruptedValue;
-  welcome: WelcomeValue;
-  caught_up: CaughtUpValue;
-  ack: AckValue;
-  rejected: RejectedValue;
-  warning: WarningValue;
-  pong: { t?: number };
-}
+/** Logged custom events (`artifact`, `agent_error`, …) and connection frames (`welcome`, …) by name. */
+export type CustomValueMap = ValuesByName<LoggedCustom | ConnectionCustom>;
 
 export type CustomName = keyof CustomValueMap;
 

@@ -4,11 +4,16 @@
 // Tests feed these streams to the reducer and the stores.
 
 import { applyPatch } from "../protocol/jsonPatch";
+import { gateId } from "../protocol/gates";
 import {
   STAGES,
   STAGE_LABEL,
   type AgentState,
   type ApprovalMode,
+  type CustomName,
+  type CustomValueMap,
+  type FailureCode,
+  type RejectionCode,
   type PatchOp,
   type ServerEvent,
   type SessionState,
@@ -16,6 +21,11 @@ import {
 } from "../protocol/types";
 
 export const SESSION_ID = "0123456789abcdef0123456789abcdef";
+
+/** A CUSTOM event whose value is checked against the generated wire type for its name. */
+export function custom<K extends CustomName>(name: K, value: CustomValueMap[K], seq?: number): ServerEvent {
+  return seq === undefined ? { type: "CUSTOM", name, value } : { type: "CUSTOM", name, value, seq };
+}
 export const T0 = 1_700_000_000_000;
 
 function freshAgent(): AgentState {
@@ -161,7 +171,7 @@ export class Script {
     const version = this.state.agents[stage].version + 1;
     this.push({ type: "TEXT_MESSAGE_END", messageId });
     this.push({ type: "STEP_FINISHED", stepName: stage });
-    this.push({ type: "CUSTOM", name: "artifact", value: { stage, version, chars: 100 } });
+    this.push(custom("artifact", { stage, version, chars: 100 }));
     const ops: PatchOp[] = [
       { op: "replace", path: `/agents/${stage}/version`, value: version },
       { op: "replace", path: `/agents/${stage}/progress`, value: 100 },
@@ -174,7 +184,7 @@ export class Script {
       ops.push(
         { op: "replace", path: `/agents/${stage}/status`, value: "waiting_approval" },
         { op: "replace", path: "/run/status", value: "waiting_approval" },
-        { op: "replace", path: "/gate", value: { id: `gate-${stage}-${version}`, stage, version } },
+        { op: "replace", path: "/gate", value: { id: gateId(stage, version), stage, version } },
       );
     } else {
       ops.push({ op: "replace", path: `/agents/${stage}/status`, value: "done" });
@@ -187,7 +197,7 @@ export class Script {
         runId: this.state.run.runId ?? "run-?",
         outcome: {
           type: "interrupt",
-          interrupts: [{ id: `gate-${stage}-${version}`, reason: "approval", message: `Review the ${STAGE_LABEL[stage]}'s work (version ${version}).` }],
+          interrupts: [{ id: gateId(stage, version), reason: "approval", message: `Review the ${STAGE_LABEL[stage]}'s work (version ${version}).` }],
         },
       });
     }
@@ -236,17 +246,23 @@ export class Script {
   }
 
   /** A transient failure mid-stream: the message is closed and marked, a retry is scheduled. */
-  failRetryable(stage: Stage, messageId: string, code = "rate_limited", delayMs = 4000): number {
+  failRetryable(stage: Stage, messageId: string, code: FailureCode = "rate_limited", delayMs = 4000): number {
     this.push({ type: "TEXT_MESSAGE_END", messageId });
-    this.push({ type: "CUSTOM", name: "message_interrupted", value: { messageId, stage, reason: "retry" } });
+    this.push(custom("message_interrupted", { messageId, stage, reason: "retry" }));
     this.push({ type: "STEP_FINISHED", stepName: stage });
     const at = this.now + delayMs;
     const attempt = this.state.agents[stage].attempts;
-    this.push({
-      type: "CUSTOM",
-      name: "agent_error",
-      value: { stage, code, message: "The AI provider asked us to slow down.", retryable: true, nextRetryAt: at, attempt },
-    });
+    this.push(
+      custom("agent_error", {
+        stage,
+        code,
+        message: "The AI provider asked us to slow down.",
+        detail: "HTTP 429",
+        retryable: true,
+        nextRetryAt: at,
+        attempt,
+      }),
+    );
     this.delta([
       { op: "replace", path: `/agents/${stage}/status`, value: "retrying" },
       { op: "replace", path: `/agents/${stage}/nextRetryAt`, value: at },
@@ -256,12 +272,18 @@ export class Script {
   }
 
   /** A permanent failure: the run ends in RUN_ERROR. */
-  failRun(stage: Stage, code = "bad_key", message = "The AI provider rejected the API key."): void {
-    this.push({
-      type: "CUSTOM",
-      name: "agent_error",
-      value: { stage, code, message, retryable: false, nextRetryAt: null, attempt: this.state.agents[stage].attempts },
-    });
+  failRun(stage: Stage, code: FailureCode = "bad_key", message = "The AI provider rejected the API key."): void {
+    this.push(
+      custom("agent_error", {
+        stage,
+        code,
+        message,
+        detail: "HTTP 401",
+        retryable: false,
+        nextRetryAt: null,
+        attempt: this.state.agents[stage].attempts,
+      }),
+    );
     this.delta([
       { op: "replace", path: `/agents/${stage}/status`, value: "failed" },
       { op: "replace", path: `/agents/${stage}/lastError`, value: { code, message } },
@@ -275,19 +297,28 @@ export class Script {
 // Connection frames (no seq) -------------------------------------------------------------------
 
 export function welcome(lastSeq: number, mode: "replay" | "snapshot" = "replay"): ServerEvent {
-  return { type: "CUSTOM", name: "welcome", value: { sessionId: SESSION_ID, demo: true, model: "demo", lastSeq, mode } };
+  return custom("welcome", {
+    sessionId: SESSION_ID,
+    demo: true,
+    model: "demo",
+    lastSeq,
+    mode,
+    ...(mode === "snapshot" ? { reason: lastSeq === 0 ? "empty" : "log_truncated" } : {}),
+    // No `flow`: the socket tests that need acks add it themselves.
+  });
 }
 
-export function caughtUp(lastSeq: number): ServerEvent {
-  return { type: "CUSTOM", name: "caught_up", value: { lastSeq } };
+/** As the server sends it: `omittedMessages` is 0 unless a snapshot left messages out. */
+export function caughtUp(lastSeq: number, omittedMessages = 0): ServerEvent {
+  return custom("caught_up", { lastSeq, omittedMessages });
 }
 
 export function ack(id: string, command: string, duplicate = false): ServerEvent {
-  return { type: "CUSTOM", name: "ack", value: { id, command, duplicate } };
+  return custom("ack", { id, command, duplicate });
 }
 
-export function rejected(id: string | null, command: string, code: string, message: string): ServerEvent {
-  return { type: "CUSTOM", name: "rejected", value: { id, command, code, message } };
+export function rejected(id: string | null, command: string, code: RejectionCode, message: string): ServerEvent {
+  return custom("rejected", { id, command, code, message });
 }
 
 /** A full each_stage pipeline: five gates approved, then completion. */

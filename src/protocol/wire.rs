@@ -1,0 +1,474 @@
+//! The typed wire: the value of every `CUSTOM` event the session logs, every connection frame
+//! (unlogged, one socket only), the closed code sets (command rejections, provider failures,
+//! warnings, interrupt and queue reasons) and the approval gate id.
+//!
+//! These types are the one source of the JSON: the session machine and the edge build them and
+//! turn them into [`Event`]s with `.into()`, and the frontend's TypeScript types are generated
+//! from them by ts-rs (a dev-dependency: `cargo test` checks that
+//! `frontend/src/protocol/generated/` is current and `UPDATE_GOLDEN=1 cargo test --lib
+//! protocol::wire` rewrites it). Golden fixtures, one file per event and frame, live in
+//! `tests/fixtures/wire/`; the Rust tests below and the frontend's reducer tests both read them.
+//!
+//! A custom value goes through `serde_json::Value` on its way into an [`Event`], so its keys
+//! come out sorted, exactly as the `json!` literals these types replaced wrote them.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::event::Event;
+use crate::agents::Stage;
+
+/// A closed set of wire strings: an enum with `as_str`, `ALL`, `parse` and comparison with
+/// `&str`, whose serde names are exactly those strings.
+macro_rules! wire_enum {
+    (
+        $(#[$meta:meta])*
+        pub enum $name:ident {
+            $( $(#[$vmeta:meta])* $variant:ident = $s:tt, )+
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[cfg_attr(test, derive(ts_rs::TS))]
+        pub enum $name {
+            $( $(#[$vmeta])* #[serde(rename = $s)] $variant, )+
+        }
+
+        impl $name {
+            /// Every value, in declaration order.
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            /// The wire string.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $s,)+
+                }
+            }
+
+            pub fn parse(s: &str) -> Option<$name> {
+                $name::ALL.iter().copied().find(|v| v.as_str() == s)
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, String> {
+                $name::parse(s).ok_or_else(|| format!("unknown {} {s:?}", stringify!($name)))
+            }
+        }
+
+        impl PartialEq<&str> for $name {
+            fn eq(&self, other: &&str) -> bool {
+                self.as_str() == *other
+            }
+        }
+    };
+}
+
+// ---- Codes and reasons ----------------------------------------------------------------------
+
+wire_enum! {
+    /// Why a command or frame was refused (`rejected.code`). Nothing changed.
+    pub enum RejectionCode {
+        InvalidJson = "invalid_json",
+        BinaryFrame = "binary_frame",
+        NotAnObject = "not_an_object",
+        /// Over 64 KiB (the socket is closed with 1009 before this is ever sent).
+        FrameTooLarge = "frame_too_large",
+        UnknownType = "unknown_type",
+        MissingField = "missing_field",
+        InvalidField = "invalid_field",
+        BriefEmpty = "brief_empty",
+        BriefTooLong = "brief_too_long",
+        FeedbackEmpty = "feedback_empty",
+        FeedbackTooLong = "feedback_too_long",
+        UnknownStage = "unknown_stage",
+        /// The command does not fit the session's state now; the message says why.
+        InvalidState = "invalid_state",
+        /// A command before `hello`, or before `caught_up`.
+        HelloRequired = "hello_required",
+        /// `hello` again too often (burst 3, then one per 5 s).
+        ResyncRateLimited = "resync_rate_limited",
+        /// An idempotency key reused for a different command.
+        IdReused = "id_reused",
+        BudgetExhausted = "budget_exhausted",
+    }
+}
+
+wire_enum! {
+    /// Why an attempt or a run failed (`agent_error.code`, `RUN_ERROR.code`, `lastError.code`).
+    pub enum FailureCode {
+        BadKey = "bad_key",
+        QuotaExhausted = "quota_exhausted",
+        RateLimited = "rate_limited",
+        Timeout = "timeout",
+        Network = "network",
+        ServerError = "server_error",
+        ContentFiltered = "content_filtered",
+        MalformedStream = "malformed_stream",
+        ContextTooLong = "context_too_long",
+        BadRequest = "bad_request",
+        ModelNotFound = "model_not_found",
+        /// The session's token budget is used up.
+        BudgetExhausted = "budget_exhausted",
+        /// A retryable failure happened on every attempt (`RUN_ERROR` only).
+        RetriesExhausted = "retries_exhausted",
+        /// The answer passed the per-stage size limit.
+        AnswerTooLong = "answer_too_long",
+    }
+}
+
+impl FailureCode {
+    /// Whether BotArmy retries an attempt that failed this way.
+    pub fn retryable(self) -> bool {
+        matches!(
+            self,
+            FailureCode::RateLimited
+                | FailureCode::Timeout
+                | FailureCode::Network
+                | FailureCode::ServerError
+                | FailureCode::MalformedStream
+        )
+    }
+}
+
+wire_enum! {
+    /// `warning.code`.
+    pub enum WarningCode {
+        /// Too many frames: a 1008 close follows if it goes on.
+        RateLimited = "rate_limited",
+    }
+}
+
+wire_enum! {
+    /// Why a message was closed early (`message_interrupted.reason`).
+    pub enum InterruptReason {
+        /// The attempt failed and will be retried.
+        Retry = "retry",
+        /// The run was cancelled.
+        Cancelled = "cancelled",
+        /// The server restarted mid-answer; the same attempt starts again.
+        Restart = "restart",
+        /// The attempt failed for good.
+        Failed = "failed",
+        /// The attempt went back in the queue (an `agent_queued` follows).
+        Deferred = "deferred",
+    }
+}
+
+wire_enum! {
+    /// Why a stage waits (`agent_queued.reason`).
+    pub enum QueueReason {
+        /// BotArmy's global provider limit is full.
+        ProviderLimit = "provider_limit",
+        /// A `retry` came before the time the provider's last `Retry-After` asked for.
+        ProviderRetryAfter = "provider_retry_after",
+    }
+}
+
+wire_enum! {
+    /// What follows `welcome`.
+    pub enum WelcomeMode {
+        /// The logged events after the client's `lastSeq`.
+        Replay = "replay",
+        /// A state and messages snapshot.
+        Snapshot = "snapshot",
+    }
+}
+
+wire_enum! {
+    /// Why a `hello` is answered with a snapshot (`welcome.reason`).
+    pub enum SnapshotReason {
+        /// The session has no events yet.
+        Empty = "empty",
+        /// The log no longer holds `lastSeq + 1` (retention).
+        Truncated = "log_truncated",
+        /// The client claims events the server never had (another session's numbering).
+        Ahead = "client_ahead",
+    }
+}
+
+// ---- Approval gates ----------------------------------------------------------------------
+
+/// The id of the approval gate after `stage`'s artifact `version`: `gate-<stage>-<version>`
+/// (the interrupt's `id` in `RUN_FINISHED`, and `state.gate.id`).
+pub fn gate_id(stage: Stage, version: u32) -> String {
+    format!("gate-{}-{version}", stage.name())
+}
+
+/// The stage and version a gate id names, if it is one.
+pub fn parse_gate_id(id: &str) -> Option<(Stage, u32)> {
+    let (stage, version) = id.strip_prefix("gate-")?.split_once('-')?;
+    if version.is_empty() || !version.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some((Stage::parse(stage)?, version.parse().ok()?))
+}
+
+// ---- Logged CUSTOM values ----------------------------------------------------------------
+
+/// `artifact`: an agent's artifact version was saved.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+#[serde(rename_all = "camelCase")]
+pub struct ArtifactValue {
+    pub stage: Stage,
+    pub version: u32,
+    /// Length of the Markdown in characters.
+    pub chars: u64,
+}
+
+/// `agent_error`: an attempt failed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+#[serde(rename_all = "camelCase")]
+pub struct AgentErrorValue {
+    pub stage: Stage,
+    pub code: FailureCode,
+    /// Plain words for the user.
+    pub message: String,
+    /// Technical detail for the log and the "details" toggle (never a secret).
+    pub detail: String,
+    pub retryable: bool,
+    /// Epoch ms of the automatic retry, or null when there is none.
+    pub next_retry_at: Option<u64>,
+    /// The attempt that failed (1-based; 0 when none was started).
+    pub attempt: u32,
+}
+
+/// `message_interrupted`: the message just ended was closed early.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+#[serde(rename_all = "camelCase")]
+pub struct MessageInterruptedValue {
+    pub message_id: String,
+    pub stage: Stage,
+    pub reason: InterruptReason,
+}
+
+/// `agent_queued`: the stage waits (not counted as an attempt) and starts by itself at
+/// `nextRetryAt`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+#[serde(rename_all = "camelCase")]
+pub struct AgentQueuedValue {
+    pub stage: Stage,
+    pub reason: QueueReason,
+    pub message: String,
+    pub next_retry_at: u64,
+}
+
+/// A `CUSTOM` event of the session's log (it carries a `seq`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+#[serde(tag = "name", content = "value", rename_all = "snake_case")]
+pub enum LoggedCustom {
+    Artifact(ArtifactValue),
+    AgentError(AgentErrorValue),
+    MessageInterrupted(MessageInterruptedValue),
+    AgentQueued(AgentQueuedValue),
+}
+
+impl LoggedCustom {
+    pub const NAMES: &'static [&'static str] = &[
+        "artifact",
+        "agent_error",
+        "message_interrupted",
+        "agent_queued",
+    ];
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            LoggedCustom::Artifact(_) => "artifact",
+            LoggedCustom::AgentError(_) => "agent_error",
+            LoggedCustom::MessageInterrupted(_) => "message_interrupted",
+            LoggedCustom::AgentQueued(_) => "agent_queued",
+        }
+    }
+}
+
+// ---- Connection frames (no seq, not logged) ------------------------------------------------
+
+/// Flow control offered in `welcome` (the client then acks; see `docs/protocol.md`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+#[serde(rename_all = "camelCase")]
+pub struct FlowValue {
+    /// Unacknowledged bytes after which the server closes the socket with 4008.
+    pub window: u64,
+    /// How far past the last ack the server sends catch-up before it waits for the next ack.
+    pub page: u64,
+}
+
+/// `welcome`: the first answer to `hello`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+#[serde(rename_all = "camelCase")]
+pub struct WelcomeValue {
+    pub session_id: String,
+    pub demo: bool,
+    pub model: String,
+    pub last_seq: u64,
+    pub mode: WelcomeMode,
+    /// Snapshot mode only: why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<SnapshotReason>,
+    /// Absent on a server without flow control (then the client never acks).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flow: Option<FlowValue>,
+}
+
+/// `caught_up`: replay (or snapshot) is done; live events follow.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+#[serde(rename_all = "camelCase")]
+pub struct CaughtUpValue {
+    pub last_seq: u64,
+    /// K > 0: the snapshot left out the K oldest messages (bounded history).
+    #[serde(default)]
+    pub omitted_messages: u64,
+}
+
+/// `ack`: a command was accepted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+#[serde(rename_all = "camelCase")]
+pub struct AckValue {
+    /// The command's idempotency key (null without one).
+    pub id: Option<String>,
+    /// The command's `type`.
+    pub command: String,
+    /// The key was seen before: the command was applied once, earlier.
+    pub duplicate: bool,
+}
+
+/// `rejected`: a command or frame was refused; nothing changed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+#[serde(rename_all = "camelCase")]
+pub struct RejectedValue {
+    pub id: Option<String>,
+    /// The command's `type`, when it could be read.
+    pub command: Option<String>,
+    pub code: RejectionCode,
+    pub message: String,
+}
+
+/// `warning`: e.g. `rate_limited` before a 1008 close.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+#[serde(rename_all = "camelCase")]
+pub struct WarningValue {
+    pub code: WarningCode,
+    pub message: String,
+}
+
+/// `pong`: the answer to a JSON `ping`; `t` is the server's clock in epoch ms.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+#[serde(rename_all = "camelCase")]
+pub struct PongValue {
+    pub t: u64,
+}
+
+/// A `CUSTOM` connection frame: sent to one socket, never logged, no `seq`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+#[serde(tag = "name", content = "value", rename_all = "snake_case")]
+pub enum ConnectionCustom {
+    Welcome(WelcomeValue),
+    CaughtUp(CaughtUpValue),
+    Ack(AckValue),
+    Rejected(RejectedValue),
+    Warning(WarningValue),
+    Pong(PongValue),
+}
+
+impl ConnectionCustom {
+    pub const NAMES: &'static [&'static str] =
+        &["welcome", "caught_up", "ack", "rejected", "warning", "pong"];
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            ConnectionCustom::Welcome(_) => "welcome",
+            ConnectionCustom::CaughtUp(_) => "caught_up",
+            ConnectionCustom::Ack(_) => "ack",
+            ConnectionCustom::Rejected(_) => "rejected",
+            ConnectionCustom::Warning(_) => "warning",
+            ConnectionCustom::Pong(_) => "pong",
+        }
+    }
+}
+
+impl From<&super::command::Rejection> for RejectedValue {
+    fn from(r: &super::command::Rejection) -> Self {
+        RejectedValue {
+            id: r.id.clone(),
+            command: r.command.clone(),
+            code: r.code,
+            message: r.message.clone(),
+        }
+    }
+}
+
+// ---- To and from events ----------------------------------------------------------------------
+
+/// `{"name": …, "value": …}` → `Event::Custom` (keys sorted, as `json!` wrote them).
+fn to_event<T: Serialize>(tagged: &T) -> Event {
+    let Value::Object(mut obj) = serde_json::to_value(tagged).expect("wire values serialize")
+    else {
+        unreachable!("adjacently tagged enums serialize to objects")
+    };
+    let name = match obj.remove("name") {
+        Some(Value::String(s)) => s,
+        _ => unreachable!("tagged with a name"),
+    };
+    Event::Custom {
+        name,
+        value: obj.remove("value").unwrap_or(Value::Null),
+    }
+}
+
+fn from_event<T: for<'de> Deserialize<'de>>(event: &Event) -> Option<Result<T, serde_json::Error>> {
+    let Event::Custom { name, value } = event else {
+        return None;
+    };
+    Some(serde_json::from_value(
+        serde_json::json!({"name": name, "value": value}),
+    ))
+}
+
+impl From<LoggedCustom> for Event {
+    fn from(c: LoggedCustom) -> Event {
+        to_event(&c)
+    }
+}
+
+impl From<ConnectionCustom> for Event {
+    fn from(c: ConnectionCustom) -> Event {
+        to_event(&c)
+    }
+}
+
+impl LoggedCustom {
+    /// The typed value of a logged `CUSTOM` event; `None` for other events.
+    pub fn from_event(event: &Event) -> Option<Result<LoggedCustom, serde_json::Error>> {
+        from_event(event)
+    }
+}
+
+impl ConnectionCustom {
+    /// The typed value of a `CUSTOM` connection frame; `None` for other events.
+    pub fn from_event(event: &Event) -> Option<Result<ConnectionCustom, serde_json::Error>> {
+        from_event(event)
+    }
+}
+
+#[cfg(test)]
+mod tests;
