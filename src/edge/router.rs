@@ -228,10 +228,15 @@ async fn agui(mut req: Request, env: &Env, cfg: &Config, id: &str) -> Result<Res
         agui_request(&mut req, env, cfg, id, method).await?
     };
     if let Some(o) = cors {
-        let h = resp.headers_mut();
+        // A Durable Object's response has immutable headers: build a fresh set.
+        let h = Headers::new();
+        for (k, v) in resp.headers().entries() {
+            h.set(&k, &v)?;
+        }
         h.set("access-control-allow-origin", &o)?;
         h.set("vary", "Origin")?;
         h.set("access-control-expose-headers", "content-type")?;
+        resp = resp.with_headers(h);
     }
     Ok(resp)
 }
@@ -257,7 +262,15 @@ async fn agui_request(
         Method::Get => {
             let url = req.url()?;
             let query = url.query().map(|q| format!("?{q}")).unwrap_or_default();
-            forward_with_body(env, id, &format!("/agui{query}"), Method::Get, headers, None).await
+            forward_with_body(
+                env,
+                id,
+                &format!("/agui{query}"),
+                Method::Get,
+                headers,
+                None,
+            )
+            .await
         }
         Method::Post => {
             let body = match read_body(req, MAX_BODY_BYTES).await? {

@@ -25,24 +25,24 @@ use super::store::Store;
 use super::{error_response, log, now_ms, provider};
 use crate::agents::Stage;
 use crate::config::Config;
+use crate::protocol::agui_http::{
+    decode_run_input, plan_stream, remember_run, run_key, HttpError, Offer, OpenGate, RunStream,
+    StreamStart,
+};
 use crate::protocol::event::{frame, Event};
 use crate::protocol::limits::{
     ARTIFACT_VERSIONS_KEPT, EVENTS_PAGE_DEFAULT, EVENTS_PAGE_MAX, LOG_MAX_BYTES, LOG_RETENTION,
     LOG_TRIM_TO, MAX_MESSAGES, MAX_SOCKETS_PER_SESSION, MESSAGES_MAX_BYTES,
     SNAPSHOT_MESSAGES_BYTES,
 };
-use crate::protocol::agui_http::{
-    decode_run_input, plan_stream, remember_run, HttpError, Offer, OpenGate, RunStream,
-    StreamStart,
-};
 use crate::protocol::{is_session_id, Rejection};
-use crate::session::RunStatus;
 use crate::session::connection::{
     Action, CatchUp, Connection, Incoming, CATCHUP_PAGE_BYTES, CLOSE_HELLO_TIMEOUT,
     CLOSE_SESSION_GONE, SEND_WINDOW_BYTES,
 };
 use crate::session::replay::{plan, ReplayPlan};
 use crate::session::schedule::{self, Needs, Rows, Timer};
+use crate::session::RunStatus;
 use crate::session::{Effect, Session};
 
 /// Kept with each hibernating socket (at most 2 KiB), so it survives the object being
@@ -916,6 +916,17 @@ impl SessionDo {
         }
         let body = req.bytes().await?;
         let now = now_ms();
+        let mut runs: Vec<(String, u64)> = self
+            .with_inner(|i| i.store.meta("agui_runs"))?
+            .and_then(|j| serde_json::from_str(&j).ok())
+            .unwrap_or_default();
+        // A repeated runId applies nothing: it streams its run again (or from Last-Event-ID).
+        let sid = self.with_inner(|i| i.session.state().session_id.clone());
+        if let Some(key) = run_key(&body, &sid) {
+            if let Some((_, from)) = runs.iter().find(|(k, _)| *k == key) {
+                return self.open_stream(last_event_id.unwrap_or(from - 1));
+            }
+        }
         let decoded = self.with_inner(|i| {
             let st = i.session.state();
             let gate = st.gate.as_ref().map(|g| OpenGate {
@@ -943,10 +954,6 @@ impl SessionDo {
                 return http_error(&HttpError::from_rejection(&r));
             }
         };
-        let mut runs: Vec<(String, u64)> = self
-            .with_inner(|i| i.store.meta("agui_runs"))?
-            .and_then(|j| serde_json::from_str(&j).ok())
-            .unwrap_or_default();
         let after = if !ack.duplicate {
             remember_run(&mut runs, &key, before + 1);
             let j = serde_json::to_string(&runs).unwrap_or_default();

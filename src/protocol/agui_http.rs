@@ -214,6 +214,23 @@ pub fn decode_run_input(
     }
 }
 
+/// The idempotency key of a body that names this session's thread and a `runId`, before
+/// anything else is checked: a repeated `runId` streams its run again even though the gate
+/// it answered is no longer open.
+pub fn run_key(body: &[u8], session_id: &str) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Ids {
+        thread_id: String,
+        run_id: String,
+    }
+    if body.len() > MAX_BODY_BYTES {
+        return None;
+    }
+    let ids: Ids = serde_json::from_slice(body).ok()?;
+    (ids.thread_id == session_id && !ids.run_id.is_empty()).then(|| idempotency_key(&ids.run_id))
+}
+
 #[derive(Debug, PartialEq)]
 enum Decision {
     Approve,
@@ -568,10 +585,7 @@ mod tests {
         let v = json!({"threadId": SID, "messages": []});
         assert_eq!(code(decode(v, None)), (400, "missing_field"));
         let big = vec![b' '; MAX_BODY_BYTES + 1];
-        assert_eq!(
-            decode_run_input(&big, SID, None).unwrap_err().status,
-            413
-        );
+        assert_eq!(decode_run_input(&big, SID, None).unwrap_err().status, 413);
     }
 
     #[test]
@@ -584,16 +598,20 @@ mod tests {
             }
         );
         assert_eq!(
-            ok(json!({"interruptId": "gate-analyst-1", "status": "resolved",
-                "payload": {"decision": "approve"}}))
+            ok(
+                json!({"interruptId": "gate-analyst-1", "status": "resolved",
+                "payload": {"decision": "approve"}})
+            )
             .unwrap(),
             Command::Approve {
                 stage: Stage::Analyst
             }
         );
         assert_eq!(
-            ok(json!({"interruptId": "gate-analyst-1", "status": "resolved",
-                "payload": {"decision": "reject", "feedback": "More detail"}}))
+            ok(
+                json!({"interruptId": "gate-analyst-1", "status": "resolved",
+                "payload": {"decision": "reject", "feedback": "More detail"}})
+            )
             .unwrap(),
             Command::Reject {
                 stage: Stage::Analyst,
@@ -602,8 +620,10 @@ mod tests {
         );
         // Feedback defaults to the last user message.
         assert_eq!(
-            ok(json!({"interruptId": "gate-analyst-1", "status": "resolved",
-                "payload": {"decision": "reject"}}))
+            ok(
+                json!({"interruptId": "gate-analyst-1", "status": "resolved",
+                "payload": {"decision": "reject"}})
+            )
             .unwrap(),
             Command::Reject {
                 stage: Stage::Analyst,
@@ -635,8 +655,10 @@ mod tests {
         assert_eq!(code(decode(v, None)), (409, "unknown_interrupt"));
         let v = input(json!({"resume": [{"interruptId": "gate-analyst-1", "status": "maybe"}]}));
         assert_eq!(code(decode(v, gate())), (400, "invalid_field"));
-        let v = input(json!({"resume": [{"interruptId": "gate-analyst-1", "status": "resolved",
-            "payload": {"decision": "reject", "feedback": ""}}]}));
+        let v = input(
+            json!({"resume": [{"interruptId": "gate-analyst-1", "status": "resolved",
+            "payload": {"decision": "reject", "feedback": ""}}]}),
+        );
         assert_eq!(code(decode(v, gate())), (400, "feedback_empty"));
     }
 
@@ -648,6 +670,21 @@ mod tests {
         assert_eq!(k, idempotency_key("a run id with spaces"));
         assert_ne!(k, idempotency_key("a run id with spaces!"));
         assert!(idempotency_key(&"x".repeat(256)).len() <= 64);
+    }
+
+    #[test]
+    fn a_run_key_needs_this_thread_and_a_run_id() {
+        let b = |v: Value| v.to_string().into_bytes();
+        assert_eq!(
+            run_key(&b(json!({"threadId": SID, "runId": "r"})), SID).as_deref(),
+            Some("agui-r")
+        );
+        assert_eq!(
+            run_key(&b(json!({"threadId": "x", "runId": "r"})), SID),
+            None
+        );
+        assert_eq!(run_key(&b(json!({"threadId": SID})), SID), None);
+        assert_eq!(run_key(b"{", SID), None);
     }
 
     #[test]
@@ -667,13 +704,25 @@ mod tests {
     fn a_stream_ends_with_its_run() {
         let mut s = RunStream::new(3);
         assert_eq!(s.offer(2, &ev(2, "STATE_DELTA"), 0), Offer::Skip);
-        assert!(matches!(s.offer(3, &ev(3, "RUN_STARTED"), 0), Offer::Send { last: false, .. }));
-        assert!(matches!(s.offer(4, &ev(4, "STATE_DELTA"), 0), Offer::Send { last: false, .. }));
-        assert!(matches!(s.offer(5, &ev(5, "RUN_FINISHED"), 0), Offer::Send { last: true, .. }));
+        assert!(matches!(
+            s.offer(3, &ev(3, "RUN_STARTED"), 0),
+            Offer::Send { last: false, .. }
+        ));
+        assert!(matches!(
+            s.offer(4, &ev(4, "STATE_DELTA"), 0),
+            Offer::Send { last: false, .. }
+        ));
+        assert!(matches!(
+            s.offer(5, &ev(5, "RUN_FINISHED"), 0),
+            Offer::Send { last: true, .. }
+        ));
         assert!(s.done());
         assert_eq!(s.offer(6, &ev(6, "RUN_STARTED"), 0), Offer::Skip);
         let mut s = RunStream::new(1);
-        assert!(matches!(s.offer(1, &ev(1, "RUN_ERROR"), 0), Offer::Send { last: true, .. }));
+        assert!(matches!(
+            s.offer(1, &ev(1, "RUN_ERROR"), 0),
+            Offer::Send { last: true, .. }
+        ));
     }
 
     #[test]
@@ -701,8 +750,14 @@ mod tests {
         assert_eq!(plan_stream(4, 1, 10, false), StreamStart::From(5));
         assert_eq!(plan_stream(10, 1, 10, true), StreamStart::From(11));
         assert_eq!(plan_stream(10, 1, 10, false), StreamStart::Nothing);
-        assert_eq!(plan_stream(11, 1, 10, true), StreamStart::Ahead { newest: 10 });
-        assert_eq!(plan_stream(2, 5, 10, true), StreamStart::Truncated { oldest: 5 });
+        assert_eq!(
+            plan_stream(11, 1, 10, true),
+            StreamStart::Ahead { newest: 10 }
+        );
+        assert_eq!(
+            plan_stream(2, 5, 10, true),
+            StreamStart::Truncated { oldest: 5 }
+        );
         assert_eq!(plan_stream(4, 5, 10, true), StreamStart::From(5));
         assert_eq!(plan_stream(0, 1, 0, false), StreamStart::Nothing);
     }

@@ -42,8 +42,12 @@ export class ResumableAgent extends HttpAgent {
     return new Response(body, { status: res.status, headers: res.headers });
   }
 
-  connect() {
+  connectAgent(params, subscriber) {
     this.setMessages(this.messages.filter((m) => !this.runMessages.has(m.id)));
+    return super.connectAgent(params, subscriber);
+  }
+
+  connect() {
     const url = `${this.url}?after=${this.runFrom}`;
     return transformHttpEventStream(runHttpRequest(() => this.fetch(url, { headers: { ...this.headers, Accept: 'text/event-stream' } })));
   }
