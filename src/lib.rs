@@ -6,7 +6,8 @@
 //! The crate is a pure core with a thin edge (see `../shared/DESIGN.md`):
 //!
 //! - [`protocol`]: the wire contract — client commands and their validation, AG-UI server
-//!   events, JSON Patch, limits. No I/O.
+//!   events, JSON Patch, limits, and AG-UI over HTTP (`RunAgentInput` → command, the run stream).
+//!   No I/O.
 //! - [`session`]: the per-session state machine (sans-I/O): takes commands, LLM chunks, errors
 //!   and timer ticks with the current time, and queues effects (events to log and broadcast,
 //!   LLM calls to start or abort, artifacts to save). Also replay planning for reconnects.
