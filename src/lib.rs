@@ -7,7 +7,8 @@
 //!
 //! - [`protocol`]: the wire contract — client commands and their validation, AG-UI server
 //!   events, the typed custom events, connection frames and code sets (`wire`, from which the
-//!   UI's TypeScript types are generated), JSON Patch, limits. No I/O.
+//!   UI's TypeScript types are generated), JSON Patch, limits, and AG-UI over HTTP
+//!   (`RunAgentInput` → command, the run stream). No I/O.
 //! - [`session`]: the per-session state machine (sans-I/O): takes commands, LLM chunks, errors
 //!   and timer ticks with the current time, and queues effects (events to log and broadcast,
 //!   LLM calls to start or abort, artifacts to save). Also replay planning for reconnects.

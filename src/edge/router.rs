@@ -14,6 +14,7 @@ use super::session_do::random_hex;
 use super::{config, error_response, log, now_ms};
 use crate::admission::{client_key, Refusal};
 use crate::config::Config;
+use crate::protocol::agui_http::{self, MAX_BODY_BYTES};
 use crate::protocol::is_session_id;
 use crate::VERSION;
 
@@ -108,6 +109,13 @@ async fn route(req: Request, env: &Env, cfg: &Config, path: &str) -> Result<Resp
             let id = random_hex(16);
             forward(env, &id, "/init", Method::Post, None).await
         }
+        (_, ["sessions", id, "agui"]) => {
+            if !is_session_id(id) {
+                return error_response(404, "not_found", "No session with this id.");
+            }
+            let resp = agui(req, env, cfg, id).await?;
+            Ok(resp)
+        }
         (_, ["sessions", id, rest @ ..]) => {
             if !is_session_id(id) {
                 return error_response(404, "not_found", "No session with this id.");
@@ -181,6 +189,151 @@ async fn route(req: Request, env: &Env, cfg: &Config, path: &str) -> Result<Resp
         ),
         _ => error_response(404, "not_found", "Unknown route."),
     }
+}
+
+/// `/api/sessions/{id}/agui`: AG-UI over HTTP. `POST` a `RunAgentInput` (≤ 64 KiB) and read
+/// the run as `text/event-stream`; `GET ?after=<seq>` (or with `Last-Event-ID`) resumes the
+/// stream of the run in progress. Same origin, token and session rules as the WebSocket;
+/// CORS answers only origins listed in `ALLOWED_ORIGINS`.
+async fn agui(mut req: Request, env: &Env, cfg: &Config, id: &str) -> Result<Response> {
+    let method = req.method();
+    let origin = req.headers().get("origin")?;
+    // Only origins named in ALLOWED_ORIGINS get CORS headers (the own origin needs none).
+    let cors = origin
+        .as_deref()
+        .map(|o| o.trim_end_matches('/').to_string())
+        .filter(|o| cfg.allowed_origins.iter().any(|a| a == o));
+    let mut resp = if method == Method::Options {
+        match &cors {
+            Some(_) => {
+                let mut r = Response::empty()?.with_status(204);
+                let h = r.headers_mut();
+                h.set("access-control-allow-methods", "GET, POST, OPTIONS")?;
+                h.set(
+                    "access-control-allow-headers",
+                    "authorization, content-type, accept, last-event-id",
+                )?;
+                h.set("access-control-max-age", "600")?;
+                r
+            }
+            None => {
+                return error_response(
+                    403,
+                    "origin_not_allowed",
+                    "This origin may not use BotArmy's API (see ALLOWED_ORIGINS).",
+                )
+            }
+        }
+    } else {
+        agui_request(&mut req, env, cfg, id, method).await?
+    };
+    if let Some(o) = cors {
+        // A Durable Object's response has immutable headers: build a fresh set.
+        let h = Headers::new();
+        for (k, v) in resp.headers().entries() {
+            h.set(&k, &v)?;
+        }
+        h.set("access-control-allow-origin", &o)?;
+        h.set("vary", "Origin")?;
+        h.set("access-control-expose-headers", "content-type")?;
+        resp = resp.with_headers(h);
+    }
+    Ok(resp)
+}
+
+async fn agui_request(
+    req: &mut Request,
+    env: &Env,
+    cfg: &Config,
+    id: &str,
+    method: Method,
+) -> Result<Response> {
+    if let Some(r) = check_origin(req, cfg)? {
+        return Ok(r);
+    }
+    if let Some(r) = check_token(req, env, cfg).await? {
+        return Ok(r);
+    }
+    let headers = Headers::new();
+    if let Some(last) = req.headers().get("last-event-id")? {
+        headers.set("last-event-id", &last)?;
+    }
+    match method {
+        Method::Get => {
+            let url = req.url()?;
+            let query = url.query().map(|q| format!("?{q}")).unwrap_or_default();
+            forward_with_body(
+                env,
+                id,
+                &format!("/agui{query}"),
+                Method::Get,
+                headers,
+                None,
+            )
+            .await
+        }
+        Method::Post => {
+            let body = match read_body(req, MAX_BODY_BYTES).await? {
+                Some(b) => b,
+                None => {
+                    let e = agui_http::body_too_large();
+                    return error_response(e.status, e.code, &e.message);
+                }
+            };
+            forward_with_body(env, id, "/agui", Method::Post, headers, Some(body)).await
+        }
+        _ => error_response(
+            405,
+            "method_not_allowed",
+            "Use POST (a RunAgentInput) or GET ?after=<seq> here.",
+        ),
+    }
+}
+
+/// The request body, or `None` when it is larger than `max` (reading stops there).
+async fn read_body(req: &mut Request, max: usize) -> Result<Option<Vec<u8>>> {
+    use futures_util::StreamExt;
+    let declared = req
+        .headers()
+        .get("content-length")?
+        .and_then(|l| l.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max as u64) {
+        return Ok(None);
+    }
+    let mut out = Vec::new();
+    let Ok(mut stream) = req.stream() else {
+        return Ok(Some(out));
+    };
+    while let Some(chunk) = stream.next().await {
+        out.extend_from_slice(&chunk?);
+        if out.len() > max {
+            return Ok(None);
+        }
+    }
+    Ok(Some(out))
+}
+
+async fn forward_with_body(
+    env: &Env,
+    id: &str,
+    target: &str,
+    method: Method,
+    headers: Headers,
+    body: Option<Vec<u8>>,
+) -> Result<Response> {
+    let stub = env
+        .durable_object("SESSIONS")?
+        .id_from_name(id)?
+        .get_stub()?;
+    headers.set("x-session-id", id)?;
+    let mut init = RequestInit::new();
+    init.with_method(method).with_headers(headers);
+    if let Some(b) = body {
+        let arr = js_sys::Uint8Array::from(b.as_slice());
+        init.with_body(Some(arr.into()));
+    }
+    let req = Request::new_with_init(&format!("https://session{target}"), &init)?;
+    stub.fetch_with_request(req).await
 }
 
 async fn forward(

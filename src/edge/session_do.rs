@@ -7,7 +7,11 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
+use std::rc::Rc;
 use std::time::Duration;
+
+use futures_channel::mpsc::{unbounded, UnboundedSender};
+use futures_util::StreamExt;
 
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -21,6 +25,10 @@ use super::store::Store;
 use super::{error_response, log, now_ms, provider};
 use crate::agents::{self, Stage};
 use crate::config::Config;
+use crate::protocol::agui_http::{
+    decode_run_input, plan_stream, remember_run, run_key, HttpError, Offer, OpenGate, RunStream,
+    StreamStart,
+};
 use crate::protocol::event::{frame, Event};
 use crate::protocol::limits::{
     ARTIFACT_VERSIONS_KEPT, EVENTS_PAGE_DEFAULT, EVENTS_PAGE_MAX, LOG_MAX_BYTES, LOG_RETENTION,
@@ -39,7 +47,7 @@ use crate::session::connection::{
 };
 use crate::session::replay::{plan, ReplayPlan};
 use crate::session::schedule::{self, Needs, Rows, Timer};
-use crate::session::{CallSpec, Effect, Session};
+use crate::session::{CallSpec, Effect, RunStatus, Session};
 
 /// Kept with each hibernating socket (at most 2 KiB), so it survives the object being
 /// evicted: who the client is, its admission lease, and its connection state.
@@ -85,6 +93,34 @@ pub struct SessionDo {
     /// if it never existed (a call still unwinding finds nothing to write).
     gone: Cell<bool>,
     renewed_at: Cell<u64>,
+    /// Open AG-UI HTTP streams (`/agui`): each follows one run to its end.
+    streams: RefCell<Vec<HttpStream>>,
+}
+
+/// One AG-UI HTTP stream: the core's view of it, the channel its response body reads, and
+/// the bytes written to that channel and not yet taken by the reader.
+struct HttpStream {
+    run: RunStream,
+    tx: UnboundedSender<String>,
+    unread: Rc<Cell<u64>>,
+}
+
+impl HttpStream {
+    /// Offers one committed event; false when the stream is finished (or its reader gone).
+    fn offer(&mut self, seq: u64, json: &str) -> bool {
+        match self.run.offer(seq, json, self.unread.get()) {
+            Offer::Skip => !self.run.done(),
+            Offer::Send { chunk, last } => {
+                self.unread.set(self.unread.get() + chunk.len() as u64);
+                self.tx.unbounded_send(chunk).is_ok() && !last
+            }
+            Offer::Overflow { chunk } => {
+                log::warn("agui_stream_overflow", json!({"seq": seq}));
+                let _ = self.tx.unbounded_send(chunk);
+                false
+            }
+        }
+    }
 }
 
 impl DurableObject for SessionDo {
@@ -103,6 +139,7 @@ impl DurableObject for SessionDo {
             alarm_at: Cell::new(None),
             gone: Cell::new(false),
             renewed_at: Cell::new(0),
+            streams: RefCell::new(Vec::new()),
         }
     }
 
@@ -128,6 +165,7 @@ impl DurableObject for SessionDo {
             "/ws" => self.upgrade(&req).await,
             "/snapshot" => self.snapshot(),
             "/events" => self.events(&req),
+            "/agui" => self.agui(req).await,
             "/messages" => self.messages_page(&req),
             p if p.starts_with("/artifacts/") => self.artifacts(&req, &p["/artifacts/".len()..]),
             _ => error_response(404, "not_found", "Unknown route."),
@@ -444,7 +482,24 @@ impl SessionDo {
         }
         self.abort(&aborts);
         self.broadcast(&frames);
+        self.feed_streams(&frames);
         Ok(())
+    }
+
+    /// Hands committed events to the open AG-UI HTTP streams; finished ones are dropped
+    /// (which ends their response body).
+    fn feed_streams(&self, frames: &[(u64, String)]) {
+        if frames.is_empty() {
+            return;
+        }
+        self.streams.borrow_mut().retain_mut(|st| {
+            for (seq, f) in frames {
+                if !st.offer(*seq, f) {
+                    return false;
+                }
+            }
+            true
+        });
     }
 
     fn abort(&self, ids: &[u64]) {
@@ -498,6 +553,9 @@ impl SessionDo {
             let key = self.conn_key(&ws);
             leases.push(self.forget(&ws, &key));
             let _ = ws.close(Some(CLOSE_SESSION_GONE), Some(format!("session {why}")));
+        }
+        for st in self.streams.borrow_mut().drain(..) {
+            let _ = st.tx.unbounded_send(format!(": session {why}\n\n"));
         }
         self.with_inner(|i| i.store.wipe())?;
         self.state.storage().delete_alarm().await?;
@@ -836,6 +894,160 @@ impl SessionDo {
                 log::warn("admission_unreachable", json!({"message": e.to_string()}));
             }
         }
+    }
+
+    // ---- AG-UI over HTTP -----------------------------------------------------------------
+
+    /// `POST /agui` (a `RunAgentInput`: one command, then its run as SSE) or `GET /agui`
+    /// (`?after=<seq>` or `Last-Event-ID`: the rest of the run in progress).
+    async fn agui(&self, mut req: Request) -> Result<Response> {
+        let last_event_id = match req.headers().get("last-event-id")? {
+            None => None,
+            Some(v) => match v.trim().parse::<u64>() {
+                Ok(n) if n <= MAX_SEQ => Some(n),
+                _ => return bad_number("Last-Event-ID", 0, MAX_SEQ),
+            },
+        };
+        if req.method() == worker::Method::Get {
+            let q = query(&req)?;
+            let after = match (q.contains_key("after"), last_event_id) {
+                (true, _) => match whole(&q, "after", 0, MAX_SEQ) {
+                    Ok(n) => n,
+                    Err(r) => return r,
+                },
+                (false, Some(n)) => n,
+                (false, None) => {
+                    return error_response(
+                        400,
+                        "missing_field",
+                        "Say where to resume: ?after=<seq> or a Last-Event-ID header.",
+                    )
+                }
+            };
+            return self.open_stream(after);
+        }
+        let body = req.bytes().await?;
+        let now = now_ms();
+        let mut runs: Vec<(String, u64)> = self
+            .with_inner(|i| i.store.meta("agui_runs"))?
+            .and_then(|j| serde_json::from_str(&j).ok())
+            .unwrap_or_default();
+        // A repeated runId applies nothing: it streams its run again (or from Last-Event-ID).
+        let sid = self.with_inner(|i| i.session.state().session_id.clone());
+        if let Some(key) = run_key(&body, &sid) {
+            if let Some((_, from)) = runs.iter().find(|(k, _)| *k == key) {
+                return self.open_stream(last_event_id.unwrap_or(from - 1));
+            }
+        }
+        let decoded = self.with_inner(|i| {
+            let st = i.session.state();
+            let gate = st.gate.as_ref().map(|g| OpenGate {
+                id: &g.id,
+                stage: g.stage,
+            });
+            decode_run_input(&body, &st.session_id, gate)
+        });
+        let run = match decoded {
+            Ok(r) => r,
+            Err(e) => {
+                log::warn("agui_refused", json!({"code": e.code}));
+                return http_error(&e);
+            }
+        };
+        let key = run.envelope.id.clone().unwrap_or_default();
+        let before = self.with_inner(|i| i.session.last_seq());
+        let result = self.with_inner(|i| i.session.command(run.envelope, now));
+        self.touch(now)?;
+        self.commit()?;
+        let ack = match result {
+            Ok(a) => a,
+            Err(r) => {
+                log::warn("agui_refused", json!({"code": r.code}));
+                return http_error(&HttpError::from_rejection(&r));
+            }
+        };
+        let after = if !ack.duplicate {
+            remember_run(&mut runs, &key, before + 1);
+            let j = serde_json::to_string(&runs).unwrap_or_default();
+            self.with_inner(|i| i.store.set_meta("agui_runs", &j))?;
+            last_event_id.unwrap_or(before)
+        } else if let Some(n) = last_event_id {
+            n
+        } else if let Some((_, from)) = runs.iter().find(|(k, _)| *k == key) {
+            from - 1
+        } else {
+            return error_response(
+                409,
+                "run_not_remembered",
+                "This runId was applied long ago; start a new run, or resume its stream \
+                 with GET ?after=<seq>.",
+            );
+        };
+        self.open_stream(after)
+    }
+
+    /// The SSE response for the events after `after`, to the end of the run: the logged
+    /// ones now, in this same synchronous step the live ones are hooked up (no gap, no
+    /// duplicate).
+    fn open_stream(&self, after: u64) -> Result<Response> {
+        let (oldest, newest, open) = self.with_inner(|i| {
+            let status = i.session.state().run.status;
+            (
+                i.oldest,
+                i.session.last_seq(),
+                matches!(status, RunStatus::Running | RunStatus::Paused),
+            )
+        });
+        let from = match plan_stream(after, oldest, newest, open) {
+            StreamStart::From(f) => f,
+            StreamStart::Nothing => return sse_response(vec![": no run in progress\n\n".into()]),
+            StreamStart::Truncated { oldest } => {
+                return error_response(
+                    410,
+                    "log_truncated",
+                    &format!("Events before seq {oldest} are no longer kept."),
+                )
+            }
+            StreamStart::Ahead { newest } => {
+                return error_response(
+                    400,
+                    "invalid_field",
+                    &format!("The log ends at seq {newest}; \"after\" is beyond it."),
+                )
+            }
+        };
+        let (tx, rx) = unbounded::<String>();
+        let unread = Rc::new(Cell::new(0u64));
+        let mut st = HttpStream {
+            run: RunStream::new(from),
+            tx,
+            unread: unread.clone(),
+        };
+        let mut live = true;
+        let mut next = from;
+        while live && next <= newest {
+            let page = self.with_inner(|i| i.store.events(next, newest, 200))?;
+            if page.is_empty() {
+                break;
+            }
+            for f in &page {
+                if !st.offer(next, f) {
+                    live = false;
+                    break;
+                }
+                next += 1;
+            }
+        }
+        if live {
+            self.streams.borrow_mut().push(st);
+        }
+        let body = rx.map(move |chunk: String| {
+            unread.set(unread.get().saturating_sub(chunk.len() as u64));
+            Ok::<Vec<u8>, worker::Error>(chunk.into_bytes())
+        });
+        let mut resp = Response::from_stream(body)?;
+        sse_headers(&mut resp)?;
+        Ok(resp)
     }
 
     // ---- HTTP reads ---------------------------------------------------------------------
@@ -1200,6 +1412,24 @@ fn bad_number(name: &str, min: u64, max: u64) -> Result<Response> {
         "invalid_field",
         &format!("\"{name}\" must be a whole number from {min} to {max}."),
     )
+}
+
+fn http_error(e: &HttpError) -> Result<Response> {
+    error_response(e.status, e.code, &e.message)
+}
+
+fn sse_headers(resp: &mut Response) -> Result<()> {
+    let h = resp.headers_mut();
+    h.set("content-type", "text/event-stream; charset=utf-8")?;
+    h.set("x-accel-buffering", "no")?;
+    Ok(())
+}
+
+/// A short SSE body sent whole.
+fn sse_response(chunks: Vec<String>) -> Result<Response> {
+    let mut resp = Response::ok(chunks.concat())?;
+    sse_headers(&mut resp)?;
+    Ok(resp)
 }
 
 /// `botarmy.v1` when the client offers it; otherwise the first protocol offered that is not

@@ -22,6 +22,13 @@ pub struct Interrupt {
     pub id: String,
     pub reason: String,
     pub message: String,
+    /// JSON Schema of the answer (`ResumeEntry.payload`) the interrupt expects.
+    #[serde(
+        rename = "responseSchema",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub response_schema: Option<Value>,
 }
 
 /// Why a run finished (AG-UI `RUN_FINISHED.outcome`).
@@ -194,6 +201,7 @@ mod tests {
                             id: "gate-analyst-1".into(),
                             reason: "approval".into(),
                             message: "Approve?".into(),
+                            response_schema: None,
                         }],
                     },
                 },

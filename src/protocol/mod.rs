@@ -1,6 +1,7 @@
 //! The wire contract (see `docs/protocol.md`): what clients may send, what the server sends
 //! back, and the limits that guard both. Pure data and validation; no I/O.
 
+pub mod agui_http;
 pub mod command;
 pub mod event;
 pub mod limits;

@@ -828,6 +828,7 @@ impl Session {
                                  or ask for changes.",
                             stage.title()
                         ),
+                        response_schema: Some(crate::protocol::agui_http::gate_response_schema()),
                     }],
                 });
             }
