@@ -20,7 +20,7 @@
 use serde_json::{json, Map, Value};
 
 use super::command::{decode_frame, Envelope, Frame};
-use super::Rejection;
+use super::{Rejection, RejectionCode};
 use crate::agents::Stage;
 
 /// A `RunAgentInput` body may be this large (the WebSocket frame limit).
@@ -51,11 +51,13 @@ impl HttpError {
     /// can never be valid is 400, a command that does not fit the session now is 409.
     pub fn from_rejection(r: &Rejection) -> Self {
         let status = match r.code {
-            "invalid_state" | "budget_exhausted" | "id_reused" => 409,
-            "frame_too_large" => 413,
+            RejectionCode::InvalidState
+            | RejectionCode::BudgetExhausted
+            | RejectionCode::IdReused => 409,
+            RejectionCode::FrameTooLarge => 413,
             _ => 400,
         };
-        HttpError::new(status, r.code, r.message.clone())
+        HttpError::new(status, r.code.as_str(), r.message.clone())
     }
 }
 

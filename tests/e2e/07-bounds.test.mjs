@@ -101,8 +101,9 @@ test('a client that reads but never acknowledges is closed 4008 past the 8 MiB w
   let n = 0;
   while (lazy.closes.length === 0 && n < 1500) {
     const w = writers[n % writers.length];
-    await mustAck(w, { type: 'start', brief: `${n++} `.padEnd(8000, 'é'), approval: 'auto' });
-    await mustAck(w, { type: 'cancel' });
+    // A loaded machine may take seconds to answer while the window fills: wait up to 30 s.
+    await mustAck(w, { type: 'start', brief: `${n++} `.padEnd(8000, 'é'), approval: 'auto' }, 30000);
+    await mustAck(w, { type: 'cancel' }, 30000);
   }
   clearInterval(keepAlive);
   const closed = await Promise.race([lazy.ws.closed, sleep(5000).then(() => null)]);

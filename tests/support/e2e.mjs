@@ -92,8 +92,8 @@ export function prng(seed) {
 }
 
 /** Send a command and assert it was acknowledged (not a duplicate). Returns the ack. */
-export async function mustAck(client, cmd) {
-  const a = await client.send(cmd);
+export async function mustAck(client, cmd, timeoutMs = 10000) {
+  const a = await client.send(cmd, timeoutMs);
   assert.equal(a.kind, 'ack', `expected ack for ${JSON.stringify(cmd).slice(0, 200)}, got ${JSON.stringify(a)}`);
   assert.equal(a.duplicate, false);
   return a;
