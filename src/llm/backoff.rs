@@ -5,8 +5,6 @@
 //! many sessions hit by the same outage over the whole window instead of synchronising them.
 //! The random number is passed in, so the schedule is reproducible in tests.
 
-use super::error::LlmError;
-
 /// Backoff window of the first retry.
 pub const BASE_MS: u64 = 1000;
 /// Largest backoff window, however many attempts failed.
@@ -58,15 +56,9 @@ pub fn backoff_window_ms(attempt: u32, base_ms: u64, cap_ms: u64) -> u64 {
     grown.min(cap_ms)
 }
 
-/// Whether a stage that just failed its `attempts_made`-th attempt with `error` gets another.
-pub fn should_retry(error: &LlmError, attempts_made: u32) -> bool {
-    error.retryable() && attempts_made < MAX_ATTEMPTS
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::llm::error::ErrorKind;
     use proptest::prelude::*;
 
     #[test]
@@ -111,16 +103,6 @@ mod tests {
             MAX_RETRY_AFTER_MS
         );
         assert_eq!(retry_delay_ms(1, BASE_MS, CAP_MS, Some(0), 0.0), 0);
-    }
-
-    #[test]
-    fn retry_decision() {
-        let net = LlmError::new(ErrorKind::Network, "x");
-        let key = LlmError::new(ErrorKind::BadKey, "x");
-        assert!(should_retry(&net, 1));
-        assert!(should_retry(&net, 3));
-        assert!(!should_retry(&net, 4));
-        assert!(!should_retry(&key, 1));
     }
 
     proptest! {

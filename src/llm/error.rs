@@ -83,10 +83,6 @@ impl ErrorKind {
         }
     }
 
-    pub fn from_code(code: &str) -> Option<ErrorKind> {
-        ErrorKind::ALL.into_iter().find(|k| k.code() == code)
-    }
-
     /// Whether the same request may succeed later. Key, quota, filter and request-shape
     /// problems will fail the same way every time, so retrying them only burns attempts.
     pub fn retryable(self) -> bool {
@@ -542,10 +538,6 @@ mod tests {
                 "model_not_found"
             ]
         );
-        for k in ErrorKind::ALL {
-            assert_eq!(ErrorKind::from_code(k.code()), Some(k));
-        }
-        assert_eq!(ErrorKind::from_code("nope"), None);
     }
 
     #[test]

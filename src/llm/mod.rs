@@ -35,7 +35,7 @@ pub mod stream;
 pub mod tools;
 
 pub use anthropic::AnthropicDecoder;
-pub use backoff::{retry_delay_ms, should_retry};
+pub use backoff::retry_delay_ms;
 pub use cache::CacheScope;
 pub use error::{classify_http, redact, ErrorKind, LlmError};
 pub use openai::{
