@@ -40,6 +40,17 @@ pub enum Outcome {
     Cancelled,
 }
 
+/// Tokens a run spent on one model (AG-UI 1.0 `TokenUsage`, in `RUN_FINISHED.usage` and
+/// `RUN_ERROR.usage`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenUsage {
+    pub model: String,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub total_tokens: u64,
+}
+
 /// A whole message, for `MESSAGES_SNAPSHOT`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Message {
@@ -64,10 +75,15 @@ pub enum Event {
         thread_id: String,
         run_id: String,
         outcome: Outcome,
+        /// What the run's accepted answers cost in tokens (a cached answer counts 0).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        usage: Option<Vec<TokenUsage>>,
     },
     RunError {
         message: String,
         code: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        usage: Option<Vec<TokenUsage>>,
     },
     StepStarted {
         step_name: String,
@@ -204,6 +220,7 @@ mod tests {
                             response_schema: None,
                         }],
                     },
+                    usage: None,
                 },
             ),
             (
@@ -212,6 +229,12 @@ mod tests {
                     thread_id: "t".into(),
                     run_id: "run-2".into(),
                     outcome: Outcome::Success,
+                    usage: Some(vec![TokenUsage {
+                        model: "gpt-4o-mini".into(),
+                        input_tokens: 120,
+                        output_tokens: 30,
+                        total_tokens: 150,
+                    }]),
                 },
             ),
             (
@@ -220,6 +243,7 @@ mod tests {
                     thread_id: "t".into(),
                     run_id: "run-3".into(),
                     outcome: Outcome::Cancelled,
+                    usage: None,
                 },
             ),
             (
@@ -227,6 +251,7 @@ mod tests {
                 Event::RunError {
                     message: "The AI provider rejected the API key.".into(),
                     code: "bad_key".into(),
+                    usage: None,
                 },
             ),
             (

@@ -14,7 +14,7 @@ use serde_json::Value;
 use super::state::{AgentStatus, ErrorInfo, Gate, RunStatus, SessionState};
 use crate::agents::Stage;
 use crate::llm::backoff;
-use crate::protocol::event::{frame, Event, Interrupt, MessageRole, Outcome};
+use crate::protocol::event::{frame, Event, Interrupt, MessageRole, Outcome, TokenUsage};
 use crate::protocol::limits::{MAX_ANSWER_BYTES, REMEMBERED_IDS};
 use crate::protocol::wire::{
     gate_id, AgentErrorValue, AgentQueuedValue, ArtifactValue, FailureCode, InterruptReason,
@@ -91,7 +91,7 @@ pub struct CallSpec {
 }
 
 /// Token usage of one call, as reported by the provider (or estimated).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Usage {
     pub input_tokens: u64,
     pub output_tokens: u64,
@@ -200,6 +200,9 @@ struct Persisted {
     /// BotArmy to wait until. A manual `retry` before then waits for it instead of calling.
     #[serde(default)]
     provider_wait_until: Option<u64>,
+    /// Tokens of the answers accepted since the current AG-UI run began (its `usage`).
+    #[serde(default)]
+    run_usage: Usage,
 }
 
 pub struct Session {
@@ -243,6 +246,7 @@ impl Session {
                 user_messages: 0,
                 rng,
                 provider_wait_until: None,
+                run_usage: Usage::default(),
             },
         )
     }
@@ -793,6 +797,8 @@ impl Session {
         {
             let st = &mut self.p.state;
             st.run.tokens_used += usage.input_tokens + usage.output_tokens;
+            self.p.run_usage.input_tokens += usage.input_tokens;
+            self.p.run_usage.output_tokens += usage.output_tokens;
             let a = st.agent_mut(stage);
             a.input_tokens += usage.input_tokens;
             a.output_tokens += usage.output_tokens;
@@ -983,7 +989,12 @@ impl Session {
             message: message.clone(),
         });
         self.sync_state();
-        self.emit(Event::RunError { message, code });
+        let usage = Some(self.run_usage());
+        self.emit(Event::RunError {
+            message,
+            code,
+            usage,
+        });
         self.p.in_run = false;
     }
 
@@ -1002,6 +1013,7 @@ impl Session {
         let run_id = format!("run-{}", self.p.runs);
         self.p.state.run.run_id = Some(run_id.clone());
         self.p.in_run = true;
+        self.p.run_usage = Usage::default();
         self.emit(Event::RunStarted {
             thread_id: self.p.state.session_id.clone(),
             run_id,
@@ -1017,8 +1029,20 @@ impl Session {
             thread_id: self.p.state.session_id.clone(),
             run_id: self.p.state.run.run_id.clone().unwrap_or_default(),
             outcome,
+            usage: Some(self.run_usage()),
         });
         self.p.in_run = false;
+    }
+
+    /// The current run's usage in AG-UI's form: one model per session today.
+    fn run_usage(&self) -> Vec<TokenUsage> {
+        let u = self.p.run_usage;
+        vec![TokenUsage {
+            model: self.p.state.model.clone(),
+            input_tokens: u.input_tokens,
+            output_tokens: u.output_tokens,
+            total_tokens: u.input_tokens + u.output_tokens,
+        }]
     }
 
     fn user_message(&mut self, text: &str) {

@@ -245,6 +245,11 @@ fn each_stage_runs_through_five_gates_to_success() {
             fin["outcome"]["interrupts"][0]["id"],
             format!("gate-{}-1", stage.name())
         );
+        // Each run between gates ran one call: its usage, in AG-UI's form.
+        assert_eq!(
+            fin["usage"],
+            json!([{"model": "demo", "inputTokens": 100, "outputTokens": 50, "totalTokens": 150}])
+        );
         assert_eq!(h.s.state().gate.as_ref().unwrap().stage, stage);
         assert_eq!(h.artifacts[&(stage, 1)], ANSWER);
         h.cmd(&format!(
@@ -255,6 +260,8 @@ fn each_stage_runs_through_five_gates_to_success() {
     }
     assert_eq!(h.status(), RunStatus::Completed);
     assert_eq!(h.last("RUN_FINISHED")["outcome"]["type"], "success");
+    // The last run only closed the pipeline: it spent nothing.
+    assert_eq!(h.last("RUN_FINISHED")["usage"][0]["totalTokens"], 0);
     assert_eq!(h.types().iter().filter(|t| *t == "RUN_STARTED").count(), 6);
     assert_eq!(h.s.state().run.tokens_used, 5 * 150);
     check_invariants(&h.log, h.s.state());
@@ -275,6 +282,10 @@ fn auto_runs_straight_through_in_one_run() {
     assert_eq!(t.iter().filter(|t| *t == "RUN_STARTED").count(), 1);
     assert_eq!(t.first().unwrap(), "RUN_STARTED");
     assert_eq!(t.last().unwrap(), "RUN_FINISHED");
+    assert_eq!(
+        h.last("RUN_FINISHED")["usage"],
+        json!([{"model": "demo", "inputTokens": 500, "outputTokens": 250, "totalTokens": 750}])
+    );
     assert!(h
         .s
         .state()

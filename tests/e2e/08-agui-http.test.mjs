@@ -88,6 +88,12 @@ test('HttpAgent drives a whole each_stage pipeline: start, approve, reject with 
   assert.equal(r.events[0].type, 'RUN_STARTED');
   assert.equal(r.events[0].threadId, id);
   assert.equal(lastOf(r).type, 'RUN_FINISHED');
+  // The run's usage in AG-UI 1.0's form: the analyst's answer, counted like the card counts it.
+  const usage = lastOf(r).usage;
+  assert.equal(usage.length, 1);
+  assert.ok(usage[0].inputTokens > 0 && usage[0].outputTokens > 0, JSON.stringify(usage));
+  assert.equal(usage[0].totalTokens, usage[0].inputTokens + usage[0].outputTokens);
+  assert.equal(typeof usage[0].model, 'string');
   let gate = interruptOf(r);
   assert.equal(gate.id, 'gate-analyst-1');
   assert.equal(gate.reason, 'approval');

@@ -160,17 +160,27 @@ export type RunOutcome =
   | { type: "interrupt"; interrupts: Interrupt[] }
   | { type: "cancelled" };
 
+/** AG-UI 1.0 `TokenUsage`: what a run spent on one model. */
+export interface TokenUsage {
+  model?: string;
+  inputTokens?: number;
+  outputTokens?: number;
+  totalTokens?: number;
+}
+
 export interface RunFinishedEvent extends EventBase {
   type: "RUN_FINISHED";
   threadId: string;
   runId: string;
   outcome?: RunOutcome;
+  usage?: TokenUsage[];
 }
 
 export interface RunErrorEvent extends EventBase {
   type: "RUN_ERROR";
   message: string;
   code?: string;
+  usage?: TokenUsage[];
 }
 
 export interface StateSnapshotEvent extends EventBase {
