@@ -39,14 +39,19 @@ lint:
 test-frontend:
 	cd frontend && npm run typecheck && npm test
 
+# No test may hang CI: each test has 10 minutes, each suite a wall-clock cap (several times
+# what it takes here; see the README's build notes), after which it fails with what it printed.
+NODE_TEST = node --test --test-concurrency=1 --test-timeout=600000
+CAP = timeout --kill-after=30s
+
 test-e2e:
-	node --test --test-concurrency=1 tests/e2e/
+	$(CAP) 30m $(NODE_TEST) tests/e2e/
 
 test-chaos:
-	node --test --test-concurrency=1 tests/chaos/
+	$(CAP) 15m $(NODE_TEST) tests/chaos/
 
 test-security:
-	node --test --test-concurrency=1 tests/security/
+	$(CAP) 15m $(NODE_TEST) tests/security/
 
 # On demand: 100 sessions of chaos.
 chaos-long: build
@@ -54,10 +59,10 @@ chaos-long: build
 
 # SOAK_SECONDS=600 make test-soak for the long run.
 test-soak:
-	node --test --test-concurrency=1 tests/soak/
+	$(CAP) $$(( $${SOAK_SECONDS:-60} / 60 + 15 ))m node --test --test-concurrency=1 tests/soak/
 
 test-browser:
-	node --test --test-concurrency=1 tests/browser/
+	$(CAP) 20m $(NODE_TEST) tests/browser/
 
 test: setup-test lint test-rust build test-frontend test-e2e test-chaos test-security test-soak test-browser
 

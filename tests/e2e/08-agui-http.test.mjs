@@ -277,6 +277,36 @@ test('bad input gets a clear error and changes nothing', async () => {
   assert.equal((await fetch(aguiUrl(id), { method: 'PUT' })).status, 405);
 });
 
+test('access token: the AG-UI endpoint needs the Bearer header like every API call; HttpAgent sends it and runs', async () => {
+  const TOKEN = 'agui-acc3ss-t0ken';
+  const w = await startWorker({ name: '08-agui-token', env: { DEMO_TOKEN_INTERVAL_MS: '2', BOTARMY_ACCESS_TOKEN: TOKEN } });
+  try {
+    const auth = { authorization: `Bearer ${TOKEN}` };
+    const id = await createSession(w.url, { headers: auth });
+    const url = `${w.url}/api/sessions/${id}/agui`;
+    const body = JSON.stringify({ threadId: id, runId: 't1', messages: [{ id: 'u1', role: 'user', content: 'A recipe box' }] });
+    for (const headers of [{}, { authorization: 'Bearer wrong' }, { authorization: TOKEN }]) {
+      const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body });
+      assert.equal(res.status, 401, JSON.stringify(headers));
+      assert.equal((await res.json()).error.code, 'unauthorized');
+      assert.equal((await fetch(`${url}?after=0`, { headers })).status, 401, `GET ${JSON.stringify(headers)}`);
+    }
+    assert.equal((await fetchEvents(w.url, id, 0, { headers: auth })).length, 0, 'nothing ran without the token');
+    const agent = new HttpAgent({ url, threadId: id, headers: auth });
+    userMessage(agent, 'A recipe box for a family');
+    const events = [];
+    await agent.runAgent({}, { onEvent: ({ event }) => void events.push(event) });
+    assert.equal(events.at(-1).type, 'RUN_FINISHED');
+    assert.equal(events.at(-1).outcome.interrupts[0].id, 'gate-analyst-1');
+    checkSchemas(events, 'token mode');
+    const resumed = await fetch(`${url}?after=0`, { headers: auth });
+    assert.equal(resumed.status, 200);
+    assert.equal(parseSse(await resumed.text()).filter((f) => f.data).length, events.length);
+  } finally {
+    await w.stop();
+  }
+});
+
 test('CORS and origin: only ALLOWED_ORIGINS get CORS headers; other origins are refused, never *', async () => {
   const id = await createSession(worker.url);
   const pre = await fetch(aguiUrl(id), { method: 'OPTIONS', headers: { origin: ALLOWED, 'access-control-request-method': 'POST' } });
