@@ -43,8 +43,9 @@ for t in "${TOOLS[@]}"; do
       CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 CARGO_PROFILE_RELEASE_DEBUG=0 \
       CARGO_PROFILE_RELEASE_STRIP=true CARGO_TARGET_DIR="$ROOT/target/tools-$bin"
     # shellcheck disable=SC2086 # $flags is a list of words
-    cargo install "$crate" --version "=$version" $flags --force --locked >"$LOGS/$bin.log" 2>&1 ||
-      cargo install "$crate" --version "=$version" $flags --force >>"$LOGS/$bin.log" 2>&1
+    # A stalled download must fail setup, not hang it.
+    timeout 40m cargo install "$crate" --version "=$version" $flags --force --locked >"$LOGS/$bin.log" 2>&1 ||
+      timeout 40m cargo install "$crate" --version "=$version" $flags --force >>"$LOGS/$bin.log" 2>&1
     rm -rf "$ROOT/target/tools-$bin"
   ) &
   PIDS+=("$!:$bin")
@@ -58,11 +59,13 @@ apt_install() {
   [[ ${#missing[@]} == 0 ]] && return 0
   if [[ $APT_UPDATED == 0 ]]; then
     say "apt-get update"
-    as_root apt-get update -q >"$LOGS/apt.log" 2>&1
+    as_root apt-get -o DPkg::Lock::Timeout=600 update -q >"$LOGS/apt.log" 2>&1
     APT_UPDATED=1
   fi
   say "apt-get install ${missing[*]}"
-  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -q "${missing[@]}" >>"$LOGS/apt.log" 2>&1
+  # A new machine may still be running its own apt at boot: wait for the lock, not fail.
+  DEBIAN_FRONTEND=noninteractive as_root apt-get -o DPkg::Lock::Timeout=600 install -y -q \
+    "${missing[@]}" >>"$LOGS/apt.log" 2>&1 || { tail -20 "$LOGS/apt.log" >&2; exit 1; }
 }
 PACKAGES=()
 if rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown; then
