@@ -6,10 +6,19 @@
 //! malformed or truncated stream, or a transport failure the edge reports with
 //! [`LlmError::new`]. `kind` drives the retry decision and the wire `code`; `detail` is for the
 //! log and never contains an API key ([`redact`]).
+//!
+//! Here: the kinds and their classification. `Retry-After` parsing is in [`retry_after`],
+//! secret redaction in [`redact`](mod@redact).
 
 use std::fmt;
 
 use serde_json::Value;
+
+mod redact;
+mod retry_after;
+
+pub use redact::redact;
+pub use retry_after::parse_retry_after;
 
 /// How much of a provider's response body is kept in [`LlmError::detail`].
 pub const MAX_DETAIL_BODY_CHARS: usize = 500;
@@ -360,158 +369,6 @@ fn body_excerpt(body: &str) -> String {
     cut
 }
 
-/// Parses a `Retry-After` value (delta-seconds or HTTP-date) into milliseconds from `now_ms`.
-/// A date in the past means "now" (0). Unparseable values give `None`.
-pub fn parse_retry_after(value: &str, now_ms: u64) -> Option<u64> {
-    let v = value.trim();
-    if v.is_empty() {
-        return None;
-    }
-    if v.bytes().all(|b| b.is_ascii_digit()) {
-        // Absurdly long digit strings saturate instead of failing: the backoff caps them.
-        let secs = v.parse::<u64>().unwrap_or(u64::MAX);
-        return Some(secs.saturating_mul(1000));
-    }
-    // Fractional seconds are not in RFC 9110, but some proxies send them.
-    if v.bytes().all(|b| b.is_ascii_digit() || b == b'.')
-        && v.bytes().filter(|&b| b == b'.').count() == 1
-    {
-        let secs: f64 = v.parse().ok()?;
-        return Some((secs * 1000.0).ceil() as u64);
-    }
-    let at = parse_http_date(v)?;
-    Some(at.saturating_sub(now_ms))
-}
-
-/// Parses an HTTP-date into epoch milliseconds: IMF-fixdate (`Sun, 06 Nov 1994 08:49:37
-/// GMT`), and the obsolete RFC 850 (`Sunday, 06-Nov-94 08:49:37 GMT`) and asctime (`Sun Nov  6
-/// 08:49:37 1994`) forms RFC 9110 says recipients must accept.
-pub fn parse_http_date(s: &str) -> Option<u64> {
-    let parts: Vec<&str> = s.split_whitespace().collect();
-    let (day, month, year, time) = match parts.as_slice() {
-        [wd, d, m, y, t, "GMT"] if wd.ends_with(',') && is_weekday(&wd[..wd.len() - 1], false) => {
-            (d.parse().ok()?, month_number(m)?, y.parse().ok()?, *t)
-        }
-        [wd, dmy, t, "GMT"] if wd.ends_with(',') && is_weekday(&wd[..wd.len() - 1], true) => {
-            let mut it = dmy.split('-');
-            let (d, m, y) = (it.next()?, it.next()?, it.next()?);
-            if it.next().is_some() || y.len() != 2 {
-                return None;
-            }
-            let yy: i64 = y.parse().ok()?;
-            // Two-digit years: pick the century that is not far in the future.
-            let year = if yy < 70 { 2000 + yy } else { 1900 + yy };
-            (d.parse().ok()?, month_number(m)?, year, *t)
-        }
-        [wd, m, d, t, y] if is_weekday(wd, false) => {
-            (d.parse().ok()?, month_number(m)?, y.parse().ok()?, *t)
-        }
-        _ => return None,
-    };
-    let (hour, minute, second) = parse_time(time)?;
-    if !(1..=31).contains(&day) || !(1970..=9999).contains(&year) {
-        return None;
-    }
-    let days = days_from_civil(year, month, day);
-    let secs = days * 86_400 + hour * 3600 + minute * 60 + second;
-    u64::try_from(secs).ok()?.checked_mul(1000)
-}
-
-fn is_weekday(s: &str, long: bool) -> bool {
-    const SHORT: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
-    const LONG: [&str; 7] = [
-        "Monday",
-        "Tuesday",
-        "Wednesday",
-        "Thursday",
-        "Friday",
-        "Saturday",
-        "Sunday",
-    ];
-    if long {
-        LONG.contains(&s)
-    } else {
-        SHORT.contains(&s)
-    }
-}
-
-fn month_number(s: &str) -> Option<i64> {
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    MONTHS.iter().position(|m| *m == s).map(|i| i as i64 + 1)
-}
-
-fn parse_time(t: &str) -> Option<(i64, i64, i64)> {
-    let b = t.as_bytes();
-    if b.len() != 8 || b[2] != b':' || b[5] != b':' {
-        return None;
-    }
-    let num = |r: std::ops::Range<usize>| -> Option<i64> {
-        let s = &t[r];
-        if s.bytes().all(|c| c.is_ascii_digit()) {
-            s.parse().ok()
-        } else {
-            None
-        }
-    };
-    let (h, m, s) = (num(0..2)?, num(3..5)?, num(6..8)?);
-    // 60 is a leap second.
-    (h < 24 && m < 60 && s <= 60).then_some((h, m, s))
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-/// Replaces every non-empty `secret`, and anything shaped like an OpenAI key (`sk-` followed
-/// by 16 or more key characters), with `[redacted]`.
-pub fn redact(text: &str, secrets: &[&str]) -> String {
-    let mut secrets: Vec<&str> = secrets.iter().copied().filter(|s| !s.is_empty()).collect();
-    // Longest first, so a secret that contains another is removed whole.
-    secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
-    let mut out = text.to_string();
-    for s in secrets {
-        if out.contains(s) {
-            out = out.replace(s, "[redacted]");
-        }
-    }
-    redact_key_shapes(&out)
-}
-
-fn redact_key_shapes(text: &str) -> String {
-    const MIN_KEY_CHARS: usize = 16;
-    let is_key_char = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '*';
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(pos) = rest.find("sk-") {
-        // Only at a word start: "task-…" or "disk-…" are not keys.
-        let at_word_start = rest[..pos]
-            .chars()
-            .next_back()
-            .is_none_or(|c| !c.is_ascii_alphanumeric() && c != '_' && c != '-');
-        let after = &rest[pos + 3..];
-        let key_len = after.find(|c: char| !is_key_char(c)).unwrap_or(after.len());
-        if at_word_start && key_len >= MIN_KEY_CHARS {
-            out.push_str(&rest[..pos]);
-            out.push_str("[redacted]");
-            rest = &after[key_len..];
-        } else {
-            out.push_str(&rest[..pos + 3]);
-            rest = after;
-        }
-    }
-    out.push_str(rest);
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -729,67 +586,6 @@ mod tests {
     }
 
     #[test]
-    fn retry_after_seconds_and_dates() {
-        assert_eq!(parse_retry_after("0", NOW), Some(0));
-        assert_eq!(parse_retry_after(" 120 ", NOW), Some(120_000));
-        assert_eq!(parse_retry_after("1.5", NOW), Some(1500));
-        assert_eq!(
-            parse_retry_after("99999999999999999999999", NOW),
-            Some(u64::MAX)
-        );
-        assert_eq!(parse_retry_after("", NOW), None);
-        assert_eq!(parse_retry_after("-5", NOW), None);
-        assert_eq!(parse_retry_after("soon", NOW), None);
-        assert_eq!(parse_retry_after("1.2.3", NOW), None);
-        // 2023-11-14T22:13:20Z is 1_700_000_000 s.
-        let now = 1_700_000_000_000;
-        assert_eq!(
-            parse_retry_after("Tue, 14 Nov 2023 22:13:50 GMT", now),
-            Some(30_000)
-        );
-        assert_eq!(
-            parse_retry_after("Tue, 14 Nov 2023 22:00:00 GMT", now),
-            Some(0)
-        );
-        assert_eq!(
-            parse_retry_after("Tuesday, 14-Nov-23 22:14:20 GMT", now),
-            Some(60_000)
-        );
-        assert_eq!(
-            parse_retry_after("Tue Nov 14 22:13:21 2023", now),
-            Some(1000)
-        );
-    }
-
-    #[test]
-    fn http_dates() {
-        assert_eq!(parse_http_date("Thu, 01 Jan 1970 00:00:00 GMT"), Some(0));
-        assert_eq!(
-            parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT"),
-            Some(784_111_777_000)
-        );
-        assert_eq!(
-            parse_http_date("Sunday, 06-Nov-94 08:49:37 GMT"),
-            Some(784_111_777_000)
-        );
-        assert_eq!(
-            parse_http_date("Sun Nov  6 08:49:37 1994"),
-            Some(784_111_777_000)
-        );
-        assert_eq!(
-            parse_http_date("Thu, 29 Feb 2024 12:00:00 GMT"),
-            Some(1_709_208_000_000)
-        );
-        assert_eq!(parse_http_date("Sun, 06 Nov 1994 08:49:37 UTC"), None);
-        assert_eq!(parse_http_date("Xyz, 06 Nov 1994 08:49:37 GMT"), None);
-        assert_eq!(parse_http_date("Sun, 06 Foo 1994 08:49:37 GMT"), None);
-        assert_eq!(parse_http_date("Sun, 06 Nov 1994 24:00:00 GMT"), None);
-        assert_eq!(parse_http_date("Sun, 32 Nov 1994 08:49:37 GMT"), None);
-        assert_eq!(parse_http_date("Sun, 06 Nov 1994 8:49:37 GMT"), None);
-        assert_eq!(parse_http_date(""), None);
-    }
-
-    #[test]
     fn stream_error_objects() {
         let v = |s: &str| serde_json::from_str::<Value>(s).unwrap();
         let cases = [
@@ -843,59 +639,7 @@ mod tests {
         );
     }
 
-    #[test]
-    fn redact_secrets_and_key_shapes() {
-        assert_eq!(
-            redact("token abc123 here", &["abc123"]),
-            "token [redacted] here"
-        );
-        assert_eq!(
-            redact("abc and abcdef", &["abc", "abcdef"]),
-            "[redacted] and [redacted]"
-        );
-        assert_eq!(redact("nothing", &["", "zzz"]), "nothing");
-        assert_eq!(
-            redact("key=sk-abcdefghijklmnop1234 end", &[]),
-            "key=[redacted] end"
-        );
-        assert_eq!(
-            redact("Bearer sk-proj-AbC_dEf-123456789012345678", &[]),
-            "Bearer [redacted]"
-        );
-        // Too short, or not at a word start: left alone.
-        assert_eq!(
-            redact("sk-learn is a library", &[]),
-            "sk-learn is a library"
-        );
-        assert_eq!(
-            redact("task-abcdefghijklmnopqrstuvwxyz", &[]),
-            "task-abcdefghijklmnopqrstuvwxyz"
-        );
-        assert_eq!(redact("é sk-é", &[]), "é sk-é");
-    }
-
     proptest! {
-        #[test]
-        fn redact_removes_every_secret(
-            text in "[a-zA-Z0-9 .,]{0,200}",
-            secrets in proptest::collection::vec("[A-Z0-9]{6,12}", 0..4),
-            insert_at in 0usize..200,
-        ) {
-            let mut t = text.clone();
-            if let Some(s) = secrets.first() {
-                let at = insert_at.min(t.len());
-                t.insert_str(at, s);
-            }
-            let refs: Vec<&str> = secrets.iter().map(String::as_str).collect();
-            let out = redact(&t, &refs);
-            for s in &secrets {
-                prop_assert!(!out.contains(s.as_str()), "{} still in {}", s, out);
-            }
-            if !secrets.is_empty() && secrets.iter().any(|s| t.contains(s.as_str())) {
-                prop_assert!(out.contains("[redacted]"));
-            }
-        }
-
         #[test]
         fn classify_never_panics_and_keeps_status(status in 0u16..1000, body in ".{0,600}", ra in proptest::option::of(".{0,40}")) {
             let e = classify_http(status, ra.as_deref(), &body, NOW);
@@ -905,29 +649,5 @@ mod tests {
             prop_assert!(e.detail.chars().count() <= MAX_DETAIL_BODY_CHARS + 12);
         }
 
-        #[test]
-        fn imf_fixdate_round_trips(secs in 0u64..253_402_300_799) {
-            let days = (secs / 86_400) as i64;
-            let (y, m, d) = civil_from_days(days);
-            let rem = secs % 86_400;
-            let wd = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"][(days % 7) as usize];
-            let mon = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"][m as usize - 1];
-            let s = format!("{wd}, {d:02} {mon} {y:04} {:02}:{:02}:{:02} GMT", rem / 3600, rem / 60 % 60, rem % 60);
-            prop_assert_eq!(parse_http_date(&s), Some(secs * 1000), "{}", s);
-        }
-    }
-
-    /// Inverse of `days_from_civil`, for the round-trip test only.
-    fn civil_from_days(z: i64) -> (i64, i64, i64) {
-        let z = z + 719_468;
-        let era = z.div_euclid(146_097);
-        let doe = z - era * 146_097;
-        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-        let y = yoe + era * 400;
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-        let mp = (5 * doy + 2) / 153;
-        let d = doy - (153 * mp + 2) / 5 + 1;
-        let m = if mp < 10 { mp + 3 } else { mp - 9 };
-        (if m <= 2 { y + 1 } else { y }, m, d)
     }
 }
