@@ -5,7 +5,7 @@
 #
 # On a fresh machine the slow part is compiling two pinned tools (wasm-bindgen-cli and
 # worker-build). They start first, in the background, and build while apt and npm download;
-# they use a quicker release profile (no LTO, opt-level 1: they run for seconds per build, so
+# they use a quicker release profile (no LTO; opt-level 1 for wasm-bindgen, 0 for worker-build: they run for seconds per build, so
 # their own speed hardly matters). Timings are in the README's build notes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,17 +29,19 @@ WB_VERSION=$(awk '/^name = "wasm-bindgen"$/ {getline; gsub(/"/, "", $3); print $
 [[ -n $WB_VERSION ]] || { echo "setup: wasm-bindgen not found in Cargo.lock" >&2; exit 1; }
 # wasm-bindgen-cli without its default TLS (rustls and ring, only for downloading test
 # runners we never use): less to compile.
-TOOLS=("wasm-bindgen wasm-bindgen-cli $WB_VERSION --no-default-features" "worker-build worker-build 0.8.7")
+# Fields: binary, crate, version, opt-level, cargo flags. worker-build only starts other programs,
+# so it is built unoptimised; wasm-bindgen rewrites a multi-MB module on every build: opt-level 1.
+TOOLS=("wasm-bindgen wasm-bindgen-cli $WB_VERSION 1 --no-default-features" "worker-build worker-build 0.8.7 0")
 PIDS=()
 for t in "${TOOLS[@]}"; do
-  read -r bin crate version flags <<<"$t"
+  read -r bin crate version opt flags <<<"$t"
   if [[ $(tool_version "$bin") == "$version" ]]; then
     say "$bin $version present"
     continue
   fi
   say "cargo install $crate $version in the background (log: target/setup-logs/$bin.log)"
   (
-    export CARGO_PROFILE_RELEASE_OPT_LEVEL=1 CARGO_PROFILE_RELEASE_LTO=false \
+    export CARGO_PROFILE_RELEASE_OPT_LEVEL=$opt CARGO_PROFILE_RELEASE_LTO=false \
       CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 CARGO_PROFILE_RELEASE_DEBUG=0 \
       CARGO_PROFILE_RELEASE_STRIP=true CARGO_TARGET_DIR="$ROOT/target/tools-$bin"
     # shellcheck disable=SC2086 # $flags is a list of words
