@@ -5,8 +5,9 @@
 #
 # On a fresh machine the slow part is compiling two pinned tools (wasm-bindgen-cli and
 # worker-build). They start first, in the background, and build while apt and npm download;
-# they use a quicker release profile (no LTO; opt-level 1 for wasm-bindgen, 0 for worker-build: they run for seconds per build, so
-# their own speed hardly matters). Timings are in the README's build notes.
+# they use a quicker release profile (no LTO; opt-level 1 for wasm-bindgen, 0 for worker-build:
+# they run for seconds per build, so their own speed hardly matters). Timings are in the
+# README's build notes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
