@@ -39,13 +39,29 @@ pub enum Frame {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Command {
-    Start { brief: String, approval: Approval },
-    Approve { stage: Stage },
-    Reject { stage: Stage, feedback: String },
+    Start {
+        brief: String,
+        approval: Approval,
+    },
+    Approve {
+        stage: Stage,
+    },
+    Reject {
+        stage: Stage,
+        feedback: String,
+    },
     Pause,
     Resume,
     Cancel,
-    Retry { stage: Stage },
+    Retry {
+        stage: Stage,
+    },
+    /// After a run completed, failed or was cancelled: run again from `stage`, keeping the
+    /// approved artifacts of the stages before it (no provider call for those).
+    Rerun {
+        stage: Stage,
+        feedback: Option<String>,
+    },
 }
 
 impl Command {
@@ -59,6 +75,7 @@ impl Command {
             Command::Resume => "resume",
             Command::Cancel => "cancel",
             Command::Retry { .. } => "retry",
+            Command::Rerun { .. } => "rerun",
         }
     }
 }
@@ -236,30 +253,20 @@ fn decode_body(ty: &str, obj: &Map<String, Value>) -> Result<Body, Rejection> {
         "approve" => Command::Approve {
             stage: stage_field(obj, ty)?,
         },
-        "reject" => {
-            let stage = stage_field(obj, ty)?;
-            let feedback = string_field(obj, "feedback", ty)?;
-            let feedback = feedback.trim();
-            if feedback.is_empty() {
-                return Err(Rejection::new(
-                    RejectionCode::FeedbackEmpty,
-                    "Say what should change: the feedback is empty.",
-                ));
-            }
-            let n = feedback.chars().count();
-            if n > MAX_FEEDBACK_CHARS {
-                return Err(Rejection::new(
-                    RejectionCode::FeedbackTooLong,
-                    format!("The feedback has {n} characters; the limit is {MAX_FEEDBACK_CHARS}."),
-                ));
-            }
-            Command::Reject {
-                stage,
-                feedback: feedback.to_string(),
-            }
-        }
+        "reject" => Command::Reject {
+            stage: stage_field(obj, ty)?,
+            feedback: feedback_field(string_field(obj, "feedback", ty)?)?,
+        },
         "retry" => Command::Retry {
             stage: stage_field(obj, ty)?,
+        },
+        "rerun" => Command::Rerun {
+            stage: stage_field(obj, ty)?,
+            // Optional: a rerun without feedback runs the stage afresh.
+            feedback: match obj.get("feedback") {
+                None | Some(Value::Null) => None,
+                Some(_) => Some(feedback_field(string_field(obj, "feedback", ty)?)?),
+            },
         },
         "pause" => Command::Pause,
         "resume" => Command::Resume,
@@ -270,11 +277,30 @@ fn decode_body(ty: &str, obj: &Map<String, Value>) -> Result<Body, Rejection> {
                 RejectionCode::UnknownType,
                 format!(
                     "Unknown command type \"{shown}\". Known: hello, ack, ping, start, \
-                     approve, reject, pause, resume, cancel, retry."
+                     approve, reject, pause, resume, cancel, retry, rerun."
                 ),
             ));
         }
     }))
+}
+
+/// Feedback trimmed, not empty, within [`MAX_FEEDBACK_CHARS`].
+fn feedback_field(feedback: &str) -> Result<String, Rejection> {
+    let feedback = feedback.trim();
+    if feedback.is_empty() {
+        return Err(Rejection::new(
+            RejectionCode::FeedbackEmpty,
+            "Say what should change: the feedback is empty.",
+        ));
+    }
+    let n = feedback.chars().count();
+    if n > MAX_FEEDBACK_CHARS {
+        return Err(Rejection::new(
+            RejectionCode::FeedbackTooLong,
+            format!("The feedback has {n} characters; the limit is {MAX_FEEDBACK_CHARS}."),
+        ));
+    }
+    Ok(feedback.to_string())
 }
 
 fn missing(field: &str, ty: &str) -> Rejection {
@@ -382,6 +408,20 @@ mod tests {
                     stage: Stage::Deployer,
                 },
             ),
+            (
+                r#"{"type":"rerun","stage":"tester"}"#,
+                Command::Rerun {
+                    stage: Stage::Tester,
+                    feedback: None,
+                },
+            ),
+            (
+                r#"{"type":"rerun","stage":"tester","feedback":"  cover errors  "}"#,
+                Command::Rerun {
+                    stage: Stage::Tester,
+                    feedback: Some("cover errors".into()),
+                },
+            ),
         ];
         for (text, want) in cases {
             let env = command(text);
@@ -418,6 +458,15 @@ mod tests {
         assert_eq!(
             code(r#"{"type":"reject","stage":"analyst","feedback":""}"#),
             "feedback_empty"
+        );
+        assert_eq!(code(r#"{"type":"rerun"}"#), "missing_field");
+        assert_eq!(
+            code(r#"{"type":"rerun","stage":"tester","feedback":"  "}"#),
+            "feedback_empty"
+        );
+        assert_eq!(
+            code(r#"{"type":"rerun","stage":"tester","feedback":7}"#),
+            "invalid_field"
         );
         assert_eq!(code(r#"{"type":"pause","id":""}"#), "invalid_field");
         assert_eq!(code(r#"{"type":"pause","id":"a b"}"#), "invalid_field");

@@ -222,6 +222,11 @@ impl CallDriver {
                     return self.next_piece(s, now);
                 }
                 match self.cache_key.clone() {
+                    // A rerun wants a new answer: no lookup, but the answer is kept to store.
+                    Some(_) if self.spec.fresh => {
+                        self.answer = Some(String::new());
+                        self.acquire()
+                    }
                     Some(key) => {
                         self.phase = Phase::Cache;
                         Step::LookupCache { key }

@@ -97,6 +97,9 @@ pub struct CallSpec {
     /// For a rerun after rejection: the user's feedback and the rejected version.
     pub feedback: Option<String>,
     pub previous_version: Option<u32>,
+    /// Part of a `rerun`: a new answer is wanted, so the answer cache is not read (the new
+    /// answer is still stored).
+    pub fresh: bool,
 }
 
 /// Token usage of one call, as reported by the provider (or estimated).
@@ -205,6 +208,10 @@ struct Persisted {
     /// Tokens of the answers accepted since the current AG-UI run began (its `usage`).
     #[serde(default)]
     run_usage: Usage,
+    /// Since a `rerun {stage}` (until the next `start`): calls for this stage and later ones
+    /// do not read the answer cache.
+    #[serde(default)]
+    fresh_from: Option<Stage>,
 }
 
 pub struct Session {
@@ -249,6 +256,7 @@ impl Session {
                 rng,
                 provider_wait_until: None,
                 run_usage: Usage::default(),
+                fresh_from: None,
             },
         )
     }
@@ -342,6 +350,7 @@ impl Session {
                 .collect(),
             feedback: self.p.feedback.clone(),
             previous_version: rerun.then(|| self.p.state.agent(c.stage).version),
+            fresh: self.p.fresh_from.is_some_and(|f| c.stage >= f),
         })
     }
 

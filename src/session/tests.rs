@@ -296,6 +296,85 @@ fn auto_runs_straight_through_in_one_run() {
 }
 
 #[test]
+fn rerun_from_a_stage_keeps_the_earlier_artifacts_and_calls_only_from_there() {
+    let mut h = H::new();
+    assert_eq!(
+        h.code(r#"{"type":"rerun","stage":"tester"}"#),
+        "invalid_state",
+        "nothing has run yet"
+    );
+    h.cmd(r#"{"type":"start","brief":"b","approval":"auto"}"#)
+        .unwrap();
+    h.answer(ANSWER);
+    assert_eq!(
+        h.code(r#"{"type":"rerun","stage":"tester"}"#),
+        "invalid_state",
+        "not while running"
+    );
+    for _ in 1..Stage::ALL.len() {
+        h.answer(ANSWER);
+    }
+    assert_eq!(h.status(), RunStatus::Completed);
+    let runs_before = h.types().iter().filter(|t| *t == "RUN_STARTED").count();
+    h.cmd(r#"{"type":"rerun","stage":"tester","feedback":"cover the error paths"}"#)
+        .unwrap();
+    assert_eq!(h.status(), RunStatus::Running);
+    assert_eq!(
+        h.types().iter().filter(|t| *t == "RUN_STARTED").count(),
+        runs_before + 1,
+        "a new run"
+    );
+    // Exactly two calls: the tester (with its feedback and previous version), the deployer.
+    let tester = h.answer("tester again ");
+    assert_eq!(tester.stage, Stage::Tester);
+    assert!(tester.fresh, "a rerun does not read the answer cache");
+    assert_eq!(tester.feedback.as_deref(), Some("cover the error paths"));
+    assert_eq!(tester.previous_version, Some(1));
+    assert_eq!(
+        tester.prior,
+        [
+            (Stage::Analyst, 1),
+            (Stage::Architect, 1),
+            (Stage::Developer, 1)
+        ]
+    );
+    let deployer = h.answer("deployer again ");
+    assert_eq!(deployer.stage, Stage::Deployer);
+    assert!(deployer.fresh);
+    assert_eq!(deployer.prior.last(), Some(&(Stage::Tester, 2)));
+    assert!(h.s.pending_call().is_none());
+    assert_eq!(h.status(), RunStatus::Completed);
+    let versions: Vec<u32> = Stage::ALL
+        .iter()
+        .map(|s| h.s.state().agent(*s).version)
+        .collect();
+    assert_eq!(versions, [1, 1, 1, 2, 2]);
+    assert_eq!(h.artifacts[&(Stage::Tester, 2)], "tester again ");
+    check_invariants(&h.log, h.s.state());
+}
+
+#[test]
+fn rerun_needs_the_earlier_stages_accepted() {
+    let mut h = H::new();
+    h.cmd(r#"{"type":"start","brief":"b","approval":"auto"}"#)
+        .unwrap();
+    h.answer(ANSWER);
+    h.fail("bad_key", false, None);
+    assert_eq!(h.status(), RunStatus::Failed);
+    // The architect failed: a rerun from the tester has nothing to build on.
+    let r = h.cmd(r#"{"type":"rerun","stage":"tester"}"#).unwrap_err();
+    assert_eq!(r.code.as_str(), "invalid_state");
+    assert!(r.message.contains("Architect"), "{}", r.message);
+    // From the architect it runs, without feedback: a fresh attempt.
+    h.cmd(r#"{"type":"rerun","stage":"architect"}"#).unwrap();
+    let spec = h.answer(ANSWER);
+    assert_eq!(spec.stage, Stage::Architect);
+    assert_eq!(spec.feedback, None);
+    assert_eq!(spec.previous_version, None);
+    check_invariants(&h.log, h.s.state());
+}
+
+#[test]
 fn a_cached_answer_is_marked_and_spends_no_tokens() {
     let mut h = H::new();
     h.cmd(r#"{"type":"start","brief":"b","approval":"auto"}"#)
@@ -887,7 +966,7 @@ enum Step {
 
 fn arb_step() -> impl Strategy<Value = Step> {
     prop_oneof![
-        3 => (0u8..9, 0u8..5).prop_map(|(c, s)| Step::Cmd(c, s)),
+        3 => (0u8..11, 0u8..5).prop_map(|(c, s)| Step::Cmd(c, s)),
         6 => (1u8..40).prop_map(Step::Chunk),
         2 => Just(Step::Done),
         1 => (0u8..7).prop_map(Step::Fail),
@@ -950,6 +1029,11 @@ fn drive(steps: Vec<Step>) {
                     5 => r#"{"type":"resume"}"#.into(),
                     6 => r#"{"type":"cancel"}"#.into(),
                     7 => format!(r#"{{"type":"retry","stage":"{}"}}"#, stage_name(s)),
+                    8 => format!(r#"{{"type":"rerun","stage":"{}"}}"#, stage_name(s)),
+                    9 => format!(
+                        r#"{{"type":"rerun","stage":"{}","feedback":"f"}}"#,
+                        stage_name(s)
+                    ),
                     _ => {
                         // Approve whatever gate is open.
                         match h.s.state().gate.clone() {

@@ -469,7 +469,7 @@ describe('BotArmy UI in Chromium', () => {
     assert.deepEqual(page.problems, { pageErrors: [], dialogs: [], csp: [] });
   });
 
-  test('pause and resume in auto mode; the thread stops following when the reader scrolls up', async (t) => {
+  test('pause and resume in auto mode; the thread stops following when the reader scrolls up; rerun from a stage after a cancel', async (t) => {
     if (skipIfNeeded(t)) return;
     const page = await openPage(t);
     await page.setViewportSize({ width: 1280, height: 700 });
@@ -502,6 +502,25 @@ describe('BotArmy UI in Chromium', () => {
     assert.ok(gap < 60, `Jump to latest reaches the bottom (${gap}px left)`);
     await byTestId(page, 'jump-to-latest').waitFor({ state: 'detached', timeout: 5000 });
 
+    await byTestId(page, 'cancel-button').click();
+    await byTestId(page, 'confirm-cancel-button').click();
+    await waitRunStatus(page, 'cancelled', 15_000);
+    // Rerun from a stage: offered from the analyst (done) up to the first stage not done.
+    const offered = await byTestId(page, 'rerun-stage').locator('option').evaluateAll((os) => os.map((o) => o.value));
+    assert.deepEqual(offered, ['analyst', 'architect']);
+    const architectMessages = () => page.locator('[data-testid="message"][data-name="Architect"]').count();
+    const before = await architectMessages();
+    await byTestId(page, 'rerun-stage').selectOption('architect');
+    await byTestId(page, 'rerun-button').click();
+    await waitRunStatus(page, 'running', 10_000);
+    await page.waitForFunction(
+      (n) => document.querySelectorAll('[data-testid="message"][data-name="Architect"]').length > n,
+      before,
+      { timeout: STAGE_TIMEOUT },
+    );
+    assert.equal(await byTestId(page, 'agent-card-analyst').getAttribute('data-status'), 'done', 'the analyst is not run again');
+    assert.equal(await byTestId(page, 'rerun-stage').count(), 0, 'no rerun while running');
+    await shot(page, '14-rerun');
     await byTestId(page, 'cancel-button').click();
     await byTestId(page, 'confirm-cancel-button').click();
     await waitRunStatus(page, 'cancelled', 15_000);

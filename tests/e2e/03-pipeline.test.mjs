@@ -247,6 +247,41 @@ test('reject with feedback: the stage reruns with the feedback, version 2 is ser
   await c.close();
 });
 
+test('rerun from the tester after a completed run: exactly two provider calls (tester, deployer), new versions, the earlier artifacts kept', async () => {
+  const t = tag('rerun');
+  fake.setScenario(t, [{ ok: true }]);
+  const { id, client: c } = await newSessionClient(worker, { label: 'rerun' });
+  await mustReject(c, { type: 'rerun', stage: 'analyst' }, 'invalid_state');
+  await mustAck(c, { type: 'start', brief: briefFor(t), approval: 'auto' });
+  const end1 = await c.waitFor((e) => isEnd(e) && e.runId === 'run-1', 30000);
+  assert.deepEqual(end1.outcome, { type: 'success' });
+  assert.equal(fake.requestsFor(t).length, 5);
+  const before = {};
+  for (const stage of STAGES) before[stage] = (await getArtifact(worker.url, id, stage)).text;
+
+  await mustAck(c, { type: 'rerun', stage: 'tester' });
+  const end2 = await c.waitFor((e) => isEnd(e) && e.runId === 'run-2', 30000);
+  assert.deepEqual(end2.outcome, { type: 'success' }, JSON.stringify(end2));
+  // The answer cache holds the same inputs for the tester, but a rerun asks for a new answer.
+  const calls = fake.requestsFor(t).slice(5);
+  assert.deepEqual(calls.map((r) => roleOf(r.body)), ['tester', 'deployer'], 'exactly the tester and the deployer');
+  const { body } = await getSession(worker.url, id);
+  assert.deepEqual(STAGES.map((s) => body.state.agents[s].version), [1, 1, 1, 2, 2]);
+  for (const stage of ['analyst', 'architect', 'developer']) {
+    assert.equal((await getArtifact(worker.url, id, stage)).text, before[stage], `${stage} kept`);
+  }
+  // The tester's prompt carries the approved artifacts before it, as in the first run.
+  assert.ok(allText(calls[0]).includes(before.developer.slice(0, 40)), 'the developer artifact is in the tester prompt');
+  // With feedback, from the deployer: one call, which sees its previous version and the feedback.
+  await mustAck(c, { type: 'rerun', stage: 'deployer', feedback: 'Add a Dockerfile section.' });
+  await c.waitFor((e) => isEnd(e) && e.runId === 'run-3', 30000);
+  const last = fake.requestsFor(t).slice(7);
+  assert.deepEqual(last.map((r) => roleOf(r.body)), ['deployer']);
+  assert.ok(allText(last[0]).includes('Add a Dockerfile section.'));
+  assert.equal((await getSession(worker.url, id)).body.state.agents.deployer.version, 3);
+  await finalChecks(worker, id, c);
+});
+
 test('pause stops at the next safe point, nothing runs while paused, resume finishes the same run', async () => {
   const t = tag('pause');
   fake.setScenario(t, [{ tokens: 40, delayMs: 15 }]);

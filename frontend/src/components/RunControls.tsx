@@ -1,4 +1,5 @@
-// Pause, Resume, Cancel and Retry, each enabled only when the run's state allows it.
+// Pause, Resume, Cancel, Retry and Rerun from a stage, each enabled only when the run's state
+// allows it.
 
 import { useEffect, useState } from "react";
 import { sessionClient } from "../net/client";
@@ -13,6 +14,9 @@ export function RunControls() {
   const resuming = usePending("resume");
   const cancelling = usePending("cancel");
   const retrying = usePending("retry");
+  const rerunning = usePending("rerun");
+  const [rerunFrom, setRerunFrom] = useState<string>("");
+  const rerunStage = actions.rerun.find((s) => s === rerunFrom) ?? actions.rerun[actions.rerun.length - 1];
   const pauseRequested = useSessionStore((s) => s.view.state?.run.pauseRequested ?? false);
 
   // Cancel asks once more inline (no modal dialog), and forgets the question after a few seconds.
@@ -69,6 +73,35 @@ export function RunControls() {
       >
         {actions.retry ? `Retry ${STAGE_LABEL[actions.retry]}` : "Retry"}
       </Button>
+      {actions.rerun.length > 0 ? (
+        <span role="group" aria-label="Rerun from a stage" className="flex items-center gap-2 text-sm">
+          <label htmlFor="rerun-stage" className="text-slate-600">
+            Rerun from
+          </label>
+          <select
+            id="rerun-stage"
+            data-testid="rerun-stage"
+            className="rounded-md border border-slate-300 px-2 py-1"
+            value={rerunStage}
+            onChange={(e) => setRerunFrom(e.target.value)}
+          >
+            {actions.rerun.map((s) => (
+              <option key={s} value={s}>
+                {STAGE_LABEL[s]}
+              </option>
+            ))}
+          </select>
+          <Button
+            variant="outline"
+            size="sm"
+            data-testid="rerun-button"
+            disabled={rerunning || !rerunStage}
+            onClick={() => rerunStage && sessionClient.send({ type: "rerun", stage: rerunStage })}
+          >
+            Rerun
+          </Button>
+        </span>
+      ) : null}
       <RunNote />
     </section>
   );

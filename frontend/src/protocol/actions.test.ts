@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { activeStage, availableActions, progressPercent } from "./actions";
 import { idleState } from "../test/script";
-import type { RunStatus, SessionState } from "./types";
+import { STAGES, type RunStatus, type SessionState } from "./types";
 
 function withRun(status: RunStatus, extra: Partial<SessionState["run"]> = {}, gate: SessionState["gate"] = null): SessionState {
   const s = idleState();
@@ -35,6 +35,25 @@ describe("availableActions", () => {
     expect(availableActions(withRun("waiting_approval", { stage: "architect" }, gate), true).gate).toBe("architect");
     expect(availableActions(withRun("failed", { stage: "developer" }), true).retry).toBe("developer");
     expect(availableActions(withRun("running", { stage: "developer" }), true).retry).toBeNull();
+  });
+
+  it("offers a rerun after a run ended, from any stage whose predecessors are all done", () => {
+    const ended = (status: RunStatus, done: number): SessionState => {
+      const s = withRun(status);
+      const agents = { ...s.agents };
+      STAGES.forEach((st, i) => {
+        agents[st] = { ...agents[st], status: i < done ? "done" : i === done ? "failed" : "idle" };
+      });
+      return { ...s, agents };
+    };
+    expect(availableActions(ended("completed", 5), true).rerun).toEqual([...STAGES]);
+    expect(availableActions(ended("failed", 2), true).rerun).toEqual(["analyst", "architect", "developer"]);
+    expect(availableActions(ended("cancelled", 0), true).rerun).toEqual(["analyst"]);
+    expect(availableActions(ended("running", 2), true).rerun).toEqual([]);
+    expect(availableActions(ended("waiting_approval", 2), true).rerun).toEqual([]);
+    // The same answer is the same array: the UI's shallow comparison must not see a change.
+    expect(availableActions(ended("failed", 2), true).rerun).toBe(availableActions(ended("failed", 2), true).rerun);
+    expect(availableActions(ended("running", 2), true).rerun).toBe(availableActions(null, true).rerun);
   });
 
   it("allows nothing while not live or without state", () => {

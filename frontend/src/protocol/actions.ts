@@ -3,6 +3,10 @@
 
 import { STAGES, type SessionState, type Stage } from "./types";
 
+// One array per length, so the same answer is the same object (useShallow compares by identity).
+const NO_STAGES: readonly Stage[] = [];
+const FIRST_STAGES: readonly (readonly Stage[])[] = STAGES.map((_, i) => STAGES.slice(0, i + 1));
+
 export interface Availability {
   start: boolean;
   /** The stage whose gate is open, if any (approve / reject). */
@@ -12,6 +16,8 @@ export interface Availability {
   cancel: boolean;
   /** The stage a failed run stopped at (retry), if any. */
   retry: Stage | null;
+  /** Stages a run that ended can be rerun from: every stage before one has its result. */
+  rerun: readonly Stage[];
 }
 
 export const NOTHING: Availability = {
@@ -21,6 +27,7 @@ export const NOTHING: Availability = {
   resume: false,
   cancel: false,
   retry: null,
+  rerun: NO_STAGES,
 };
 
 export function failedStageOf(state: SessionState): Stage | null {
@@ -42,7 +49,16 @@ export function availableActions(state: SessionState | null, live: boolean): Ava
     resume: status === "paused" || (status === "running" && state.run.pauseRequested),
     cancel: status === "running" || status === "paused" || status === "waiting_approval",
     retry: failedStageOf(state),
+    rerun: rerunStages(state),
   };
+}
+
+/** After a run ended: the stages whose every predecessor is done (the server checks too). */
+export function rerunStages(state: SessionState): readonly Stage[] {
+  const status = state.run.status;
+  if (status !== "completed" && status !== "failed" && status !== "cancelled") return NO_STAGES;
+  const done = STAGES.findIndex((s) => state.agents[s]?.status !== "done");
+  return FIRST_STAGES[done === -1 ? STAGES.length - 1 : done] ?? NO_STAGES;
 }
 
 /** The stage being worked on or waited on, for highlighting its card. */

@@ -331,6 +331,7 @@ export type Command =
   | { type: "resume"; id?: string }
   | { type: "cancel"; id?: string }
   | { type: "retry"; id?: string; stage: Stage }
+  | { type: "rerun"; id?: string; stage: Stage; feedback?: string }
   | { type: "ping"; id?: string }
   | { type: "ack"; seq: number };
 

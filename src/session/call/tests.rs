@@ -166,6 +166,36 @@ fn a_miss_leases_fetches_streams_releases_and_stores_the_accepted_answer() {
 }
 
 #[test]
+fn a_rerun_call_does_not_read_the_cache_but_stores_its_new_answer() {
+    let cfg = provider();
+    let (mut s, _) = setup(&cfg);
+    let mut spec = s.pending_call().expect("pending");
+    assert!(!spec.fresh, "a first run reads the cache");
+    spec.fresh = true;
+    let msgs = vec![ChatMessage::system("role"), ChatMessage::user("A todo app")];
+    let mut d = CallDriver::new(spec, &msgs, &cfg, "s1", 1);
+    let Step::AcquireLease { .. } = d.advance(&mut s, Input::Start, NOW) else {
+        panic!("straight to the provider")
+    };
+    d.advance(&mut s, Input::Lease(Ok(())), NOW);
+    let ok = Input::Response {
+        status: 200,
+        retry_after: None,
+        error_body: String::new(),
+    };
+    d.advance(&mut s, ok, NOW);
+    d.advance(&mut s, Input::Bytes(sse("A new plan.")), NOW + 5);
+    assert!(matches!(
+        d.advance(&mut s, Input::End, NOW + 6),
+        Step::Release { .. }
+    ));
+    let Step::Store { text, .. } = d.advance(&mut s, Input::Done, NOW + 7) else {
+        panic!("the new answer replaces the cached one")
+    };
+    assert_eq!(text, "A new plan.");
+}
+
+#[test]
 fn no_room_at_the_limiter_defers_the_stage_without_counting_an_attempt() {
     let (mut s, mut d) = setup(&config(&[("OPENAI_API_KEY", "k"), ("LLM_CACHE", "off")]));
     assert!(matches!(

@@ -170,6 +170,60 @@ impl Session {
                 }
                 Ok(())
             }
+            Command::Rerun { stage, feedback } => {
+                if !matches!(
+                    status,
+                    RunStatus::Completed | RunStatus::Failed | RunStatus::Cancelled
+                ) {
+                    return Err(invalid(format!(
+                        "A rerun starts after a run has ended; the run is {}.",
+                        status_words(status)
+                    )));
+                }
+                let missing = Stage::ALL
+                    .into_iter()
+                    .filter(|s| *s < stage)
+                    .find(|s| !self.p.approved.iter().any(|(a, _)| a == s));
+                if let Some(m) = missing {
+                    return Err(invalid(format!(
+                        "The {} has no accepted result to build on; rerun from the {}.",
+                        m.title(),
+                        m.title()
+                    )));
+                }
+                if feedback.is_some() && self.p.state.agent(stage).version == 0 {
+                    return Err(invalid(format!(
+                        "The {} has no result yet to give feedback on; rerun it without feedback.",
+                        stage.title()
+                    )));
+                }
+                // The stages before it keep their approved artifacts: no call for them. From
+                // it on, new answers: the cache is not read.
+                self.p.approved.retain(|(s, _)| *s < stage);
+                self.p.fresh_from = Some(stage);
+                let st = &mut self.p.state;
+                st.run.status = RunStatus::Running;
+                st.run.error = None;
+                st.run.started_at = Some(now);
+                st.run.finished_at = None;
+                st.run.pause_requested = false;
+                st.gate = None;
+                for s in Stage::ALL.into_iter().filter(|s| *s >= stage) {
+                    let a = st.agent_mut(s);
+                    a.status = AgentStatus::Queued;
+                    a.attempts = 0;
+                    a.progress = 0;
+                    a.last_error = None;
+                    a.next_retry_at = None;
+                }
+                self.begin_run();
+                if let Some(f) = &feedback {
+                    self.user_message(f);
+                }
+                self.p.feedback = feedback;
+                self.begin_stage(stage, now);
+                Ok(())
+            }
         }
     }
 
@@ -211,6 +265,7 @@ impl Session {
         }
         self.p.approved.clear();
         self.p.feedback = None;
+        self.p.fresh_from = None;
         self.p.brief = brief.clone();
         self.begin_run();
         self.user_message(&brief);
