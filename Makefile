@@ -39,19 +39,17 @@ lint:
 test-frontend:
 	cd frontend && npm run typecheck && npm test
 
-# No test may hang CI: each test has 10 minutes, each suite a wall-clock cap (several times
-# what it takes here; see the README's build notes), after which it fails with what it printed.
-NODE_TEST = node --test --test-concurrency=1 --test-timeout=600000
-CAP = timeout --kill-after=30s
-
+# No test may hang CI (scripts/test-suite.sh): each test has 10 minutes, each suite a
+# wall-clock cap (several times what it takes here; see the README's build notes), after which
+# it fails with what it printed; no `wrangler dev` a suite started outlives it.
 test-e2e:
-	$(CAP) 30m $(NODE_TEST) tests/e2e/
+	scripts/test-suite.sh 30m tests/e2e/
 
 test-chaos:
-	$(CAP) 15m $(NODE_TEST) tests/chaos/
+	scripts/test-suite.sh 15m tests/chaos/
 
 test-security:
-	$(CAP) 15m $(NODE_TEST) tests/security/
+	scripts/test-suite.sh 15m tests/security/
 
 # On demand: 100 sessions of chaos.
 chaos-long: build
@@ -59,10 +57,10 @@ chaos-long: build
 
 # SOAK_SECONDS=600 make test-soak for the long run.
 test-soak:
-	$(CAP) $$(( $${SOAK_SECONDS:-60} / 60 + 15 ))m node --test --test-concurrency=1 tests/soak/
+	scripts/test-suite.sh $$(( $${SOAK_SECONDS:-60} / 60 + 15 ))m tests/soak/
 
 test-browser:
-	$(CAP) 20m $(NODE_TEST) tests/browser/
+	scripts/test-suite.sh 20m tests/browser/
 
 test: setup-test lint test-rust build test-frontend test-e2e test-chaos test-security test-soak test-browser
 
