@@ -80,7 +80,7 @@ describe("reducer: a full each_stage run with gates", () => {
     expect(atGate.interrupt).toEqual({ id: "gate-analyst-1", reason: "approval", message: "Review the Analyst's work (version 1)." });
     expect(atGate.lastOutcome).toBe("interrupt");
     const actions = availableActions(atGate.state, true);
-    expect(actions).toEqual({ start: false, gate: "analyst", pause: false, resume: false, cancel: true, retry: null });
+    expect(actions).toEqual({ start: false, gate: "analyst", pause: false, resume: false, cancel: true, retry: null, rerun: [] });
 
     s.approve("analyst");
     const after = reduceAll(atGate, s.after(atGate.lastSeq), NOW);
