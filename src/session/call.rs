@@ -223,10 +223,7 @@ impl CallDriver {
                 }
                 match self.cache_key.clone() {
                     // A rerun wants a new answer: no lookup, but the answer is kept to store.
-                    Some(_) if self.spec.fresh => {
-                        self.answer = Some(String::new());
-                        self.acquire()
-                    }
+                    Some(_) if self.spec.fresh => self.ask_provider(),
                     Some(key) => {
                         self.phase = Phase::Cache;
                         Step::LookupCache { key }
@@ -258,8 +255,7 @@ impl CallDriver {
                 if !self.live(s) {
                     return self.wind_up();
                 }
-                self.answer = Some(String::new());
-                self.acquire()
+                self.ask_provider()
             }
             (Phase::Lease, Input::Lease(Err(wait))) => {
                 self.note("info", "call_queued", json!({"waitMs": wait}));
@@ -485,6 +481,12 @@ impl CallDriver {
             }
             None => self.store(),
         }
+    }
+
+    /// No cached answer to serve: ask the provider, keeping its answer to store.
+    fn ask_provider(&mut self) -> Step {
+        self.answer = Some(String::new());
+        self.acquire()
     }
 
     fn store(&mut self) -> Step {

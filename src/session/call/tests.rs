@@ -46,6 +46,15 @@ fn setup(cfg: &Config) -> (Session, CallDriver) {
     (s, d)
 }
 
+/// Response headers of a 200.
+fn ok_response() -> Input {
+    Input::Response {
+        status: 200,
+        retry_after: None,
+        error_body: String::new(),
+    }
+}
+
 fn sse(text: &str) -> Vec<u8> {
     format!(
         "data: {}\n\ndata: {}\n\ndata: [DONE]\n\n",
@@ -133,11 +142,7 @@ fn a_miss_leases_fetches_streams_releases_and_stores_the_accepted_answer() {
     assert_eq!(url, "http://127.0.0.1:9/v1/chat/completions");
     assert!(body.contains("\"stream\":true"));
     assert_eq!(api_key.as_deref(), Some("sk-test-secret"));
-    let ok = Input::Response {
-        status: 200,
-        retry_after: None,
-        error_body: String::new(),
-    };
+    let ok = ok_response();
     assert!(matches!(d.advance(&mut s, ok, NOW), Step::Read { .. }));
     // The stream split at an awkward byte.
     let bytes = sse("Hello, plan.");
@@ -178,11 +183,7 @@ fn a_rerun_call_does_not_read_the_cache_but_stores_its_new_answer() {
         panic!("straight to the provider")
     };
     d.advance(&mut s, Input::Lease(Ok(())), NOW);
-    let ok = Input::Response {
-        status: 200,
-        retry_after: None,
-        error_body: String::new(),
-    };
+    let ok = ok_response();
     d.advance(&mut s, ok, NOW);
     d.advance(&mut s, Input::Bytes(sse("A new plan.")), NOW + 5);
     assert!(matches!(
@@ -271,11 +272,7 @@ fn a_malformed_or_cut_stream_fails_the_attempt_and_nothing_is_stored() {
         d.advance(&mut s, Input::Start, NOW);
         d.advance(&mut s, Input::Cache(None), NOW);
         d.advance(&mut s, Input::Lease(Ok(())), NOW);
-        let ok = Input::Response {
-            status: 200,
-            retry_after: None,
-            error_body: String::new(),
-        };
+        let ok = ok_response();
         d.advance(&mut s, ok, NOW);
         let mut step = d.advance(&mut s, Input::Bytes(bytes), NOW);
         if end {
@@ -297,11 +294,7 @@ fn cancel_mid_stream_stops_feeding_releases_with_what_was_used_and_stores_nothin
     d.advance(&mut s, Input::Start, NOW);
     d.advance(&mut s, Input::Cache(None), NOW);
     d.advance(&mut s, Input::Lease(Ok(())), NOW);
-    let ok = Input::Response {
-        status: 200,
-        retry_after: None,
-        error_body: String::new(),
-    };
+    let ok = ok_response();
     d.advance(&mut s, ok, NOW);
     let chunk = format!(
         "data: {}\n\n",
@@ -332,11 +325,7 @@ fn the_watchdog_fires_through_read_deadlines_while_the_provider_is_silent() {
     let (mut s, mut d) = setup(&cfg);
     d.advance(&mut s, Input::Start, NOW);
     d.advance(&mut s, Input::Lease(Ok(())), NOW);
-    let ok = Input::Response {
-        status: 200,
-        retry_after: None,
-        error_body: String::new(),
-    };
+    let ok = ok_response();
     let Step::Read { deadline: Some(t) } = d.advance(&mut s, ok, NOW) else {
         panic!("a read with the watchdog's deadline")
     };
