@@ -97,6 +97,8 @@ wire_enum! {
         ResyncRateLimited = "resync_rate_limited",
         /// An idempotency key reused for a different command.
         IdReused = "id_reused",
+        /// A command past the socket's frame rate (20/s, burst 40): not applied.
+        RateLimited = "rate_limited",
         BudgetExhausted = "budget_exhausted",
     }
 }

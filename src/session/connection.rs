@@ -8,7 +8,7 @@
 //! | rule | limit | on breach |
 //! |---|---|---|
 //! | frame size | 64 KiB | close 1009 |
-//! | frames per second | 20 sustained, burst 40 | `warning rate_limited`, then close 1008 |
+//! | frames per second | 20 sustained, burst 40 | a command: `rejected rate_limited` (not applied); other frames: `warning rate_limited`; then close 1008 |
 //! | `hello` first | within [`HELLO_TIMEOUT_MS`] of opening; other commands before it are refused `hello_required` | close 4001; an unjoined socket holds no slot after that |
 //! | re-syncs (`hello` again) | burst [`RESYNC_BURST`], then one per [`RESYNC_EVERY_MS`] | `rejected resync_rate_limited`, nothing sent |
 //! | catch-up in flight | [`CATCHUP_PAGE_BYTES`] beyond the client's last `ack` (plus the frame that crosses it, ≤ 512 KiB) | the catch-up pauses until the next `ack` |
@@ -105,6 +105,23 @@ pub struct Connection {
     helloed: bool,
 }
 
+/// The `rate_limited` answer to a command frame over the rate; `None` for other frames.
+fn refused_command(frame: Incoming<'_>) -> Option<Rejection> {
+    let Incoming::Text(text) = frame else {
+        return None;
+    };
+    let Ok(Frame::Command(env)) = decode_frame(text) else {
+        return None;
+    };
+    let mut r = Rejection::new(
+        RejectionCode::RateLimited,
+        "Too many frames: this command was not applied. Slow down, or the connection will be closed.",
+    );
+    r.command = Some(env.command.name().into());
+    r.id = env.id;
+    Some(r)
+}
+
 fn fresh_flood() -> FloodGuard {
     FloodGuard::new(0)
 }
@@ -144,12 +161,19 @@ impl Connection {
         }
         match self.flood.check(now) {
             FloodVerdict::Allow => {}
-            FloodVerdict::Warn => return Action::Warn,
-            FloodVerdict::Drop => return Action::None,
             FloodVerdict::Close => {
                 return Action::Close {
                     code: CLOSE_POLICY,
                     reason: "too many frames",
+                }
+            }
+            // A command is answered even when it is not applied, so no client waits forever
+            // for its ack; other frames get the one warning.
+            verdict => {
+                return match (refused_command(frame), verdict) {
+                    (Some(r), _) => Action::Reject(r),
+                    (None, FloodVerdict::Warn) => Action::Warn,
+                    (None, _) => Action::None,
                 }
             }
         }
@@ -354,6 +378,34 @@ mod tests {
                 code: CLOSE_POLICY,
                 ..
             })
+        ));
+    }
+
+    #[test]
+    fn a_command_over_the_rate_is_answered_rate_limited_with_its_id() {
+        let mut c = joined();
+        let mut answers = vec![];
+        for i in 0..60 {
+            let f = format!(r#"{{"type":"pause","id":"p{i}"}}"#);
+            answers.push(text(&mut c, &f, 5));
+        }
+        // The burst is 40 frames, `hello` was the first.
+        assert!(answers[..39]
+            .iter()
+            .all(|a| matches!(a, Action::Command(_))));
+        for (i, a) in answers.iter().enumerate().skip(39) {
+            let id = format!("p{i}");
+            assert!(
+                matches!(a, Action::Reject(r) if r.code == "rate_limited"
+                    && r.id.as_deref() == Some(id.as_str())
+                    && r.command.as_deref() == Some("pause")),
+                "{i}: {a:?}"
+            );
+        }
+        // A second later the budget has refilled: commands are applied again.
+        assert!(matches!(
+            text(&mut c, r#"{"type":"pause","id":"late"}"#, 1_005),
+            Action::Command(_)
         ));
     }
 

@@ -168,6 +168,25 @@ test('flooding: a warning (rate_limited), then a 1008 close', async () => {
   assert.ok(pongs >= 20 && pongs <= 60, `about the burst (40) answered before the warning, got ${pongs}`);
 });
 
+test('commands over the rate are each answered rejected rate_limited with their id, and not applied', async () => {
+  const { client: c } = await newSessionClient(worker, { label: 'command-flood' });
+  const answers = await Promise.all(Array.from({ length: 45 }, (_, i) => c.send({ type: 'pause', id: `flood-${i}` })));
+  const limited = answers.filter((a) => a.kind === 'rejected' && a.code === 'rate_limited');
+  assert.ok(limited.length >= 1, `some of 45 commands at once were over the burst of 40: ${JSON.stringify(answers.slice(-6))}`);
+  for (const a of limited) {
+    assert.match(a.id, /^flood-\d+$/);
+    assert.equal(a.command, 'pause');
+    assert.match(a.message, /not applied/);
+  }
+  // The others were answered as usual (pause with no run: invalid_state).
+  assert.equal(answers.length, 45);
+  assert.ok(c.isOpen, 'a short burst over the rate does not close the socket');
+  await sleep(2100);
+  const later = await c.send({ type: 'pause', id: 'after-the-burst' });
+  assert.notEqual(later.code, 'rate_limited', 'the budget refills: 20 commands a second');
+  await c.close();
+});
+
 test('a moderate command rate (10/s) is never warned', async () => {
   const { client: c } = await newSessionClient(worker, { label: 'moderate' });
   for (let i = 0; i < 30; i++) {

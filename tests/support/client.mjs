@@ -116,6 +116,13 @@ export class SessionClient {
       ws.once('close', (code, reason) => {
         const c = { conn, code, reason: reason.toString() };
         this.closes.push(c);
+        // An answer can only come on the socket that carried the command: fail fast, saying why.
+        for (const [id, p] of this.pending) {
+          if (p.conn !== conn) continue;
+          this.pending.delete(id);
+          clearTimeout(p.timer);
+          p.reject(new Error(`${this.label}: socket closed ${code} ${reason} before the answer to ${id}`));
+        }
         resolve(c);
         this._notify();
       });
@@ -400,9 +407,9 @@ export class SessionClient {
         const prevResolve = prev.resolve;
         prev.resolve = (v) => {
           prevResolve(v);
-          this.pending.set(out.id, { resolve, reject, timer });
+          this.pending.set(out.id, { resolve, reject, timer, conn: this.ws.conn });
         };
-      } else this.pending.set(out.id, { resolve, reject, timer });
+      } else this.pending.set(out.id, { resolve, reject, timer, conn: this.ws.conn });
       try {
         this.sendRaw(JSON.stringify(out));
       } catch (e) {

@@ -4,6 +4,7 @@
 
 import WebSocket from 'ws';
 import { SessionClient, newCommandId } from './client.mjs';
+import { ackedWithinRate } from './e2e.mjs';
 import { workerdMem } from '../../bench/lib.mjs';
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -23,8 +24,8 @@ export async function growSession(url, id, { cycles = 1500, briefChars = 8000, s
   for (let n = 0; n < cycles; n++) {
     const c = clients[n % clients.length];
     for (const cmd of [{ type: 'start', brief: brief(n), approval: 'auto' }, { type: 'cancel' }]) {
-      const r = await c.send({ ...cmd, id: newCommandId('g') }, 15000);
-      if (r.kind === 'ack') acks++;
+      await ackedWithinRate(c, { ...cmd, id: newCommandId('g') });
+      acks++;
     }
   }
   for (const c of clients) await c.close();

@@ -250,6 +250,12 @@ async function startOnce({ env: given = {}, limits, persistDir, port, name = 'wo
   live.add(record);
 
   const tail = (n = 60) => buffer.split('\n').slice(-n).join('\n');
+  // A panic or an uncaught exception in the Worker is a bug whatever the test checked: say so
+  // on stderr (CI keeps only the output, not test-output/logs).
+  const reportFaults = () => {
+    const faults = buffer.split('\n').filter((l) => /panicked at|Uncaught (?!Error: Network connection lost)|RuntimeError|unreachable|exceededMemory|Worker threw/i.test(l));
+    if (faults.length) console.error(`# ${name}: ${faults.length} fault line(s) in the worker log ${logFile}:\n${faults.slice(0, 20).map((l) => `#   ${l.slice(0, 400)}`).join('\n')}`);
+  };
 
   async function waitGroupGone(ms) {
     const t0 = Date.now();
@@ -279,6 +285,7 @@ async function startOnce({ env: given = {}, limits, persistDir, port, name = 'wo
       await waitGroupGone(5000);
       live.delete(record);
       logStream.end();
+      reportFaults();
     },
     /** Abrupt: SIGKILL the whole tree (wrangler and workerd), as a crash would. */
     async kill() {

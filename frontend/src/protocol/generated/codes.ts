@@ -47,5 +47,6 @@ export const REJECTION_CODES: readonly RejectionCode[] = [
   "hello_required",
   "resync_rate_limited",
   "id_reused",
+  "rate_limited",
   "budget_exhausted",
 ];
