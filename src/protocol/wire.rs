@@ -100,6 +100,8 @@ wire_enum! {
         /// A command past the socket's frame rate (20/s, burst 40): not applied.
         RateLimited = "rate_limited",
         BudgetExhausted = "budget_exhausted",
+        /// A command on a view-only link.
+        ReadOnly = "read_only",
     }
 }
 
@@ -324,6 +326,10 @@ pub struct WelcomeValue {
     /// Absent on a server without flow control (then the client never acks).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub flow: Option<FlowValue>,
+    /// True on a view-only link: every command is refused `read_only`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    #[cfg_attr(test, ts(as = "Option<bool>", optional))]
+    pub read_only: bool,
 }
 
 /// `caught_up`: replay (or snapshot) is done; live events follow.

@@ -100,6 +100,7 @@ fn samples() -> Vec<(&'static str, Option<u64>, Event)> {
                     window: 8 * 1024 * 1024,
                     page: 1024 * 1024,
                 }),
+                read_only: false,
             })),
         ),
         (
@@ -116,6 +117,7 @@ fn samples() -> Vec<(&'static str, Option<u64>, Event)> {
                     window: 8 * 1024 * 1024,
                     page: 1024 * 1024,
                 }),
+                read_only: true,
             })),
         ),
         (

@@ -3,4 +3,4 @@
 /**
  * Why a command or frame was refused (`rejected.code`). Nothing changed.
  */
-export type RejectionCode = "invalid_json" | "binary_frame" | "not_an_object" | "frame_too_large" | "unknown_type" | "missing_field" | "invalid_field" | "brief_empty" | "brief_too_long" | "feedback_empty" | "feedback_too_long" | "unknown_stage" | "invalid_state" | "hello_required" | "resync_rate_limited" | "id_reused" | "rate_limited" | "budget_exhausted";
+export type RejectionCode = "invalid_json" | "binary_frame" | "not_an_object" | "frame_too_large" | "unknown_type" | "missing_field" | "invalid_field" | "brief_empty" | "brief_too_long" | "feedback_empty" | "feedback_too_long" | "unknown_stage" | "invalid_state" | "hello_required" | "resync_rate_limited" | "id_reused" | "rate_limited" | "budget_exhausted" | "read_only";

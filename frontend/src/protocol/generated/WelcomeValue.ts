@@ -14,4 +14,8 @@ reason?: SnapshotReason | null,
 /**
  * Absent on a server without flow control (then the client never acks).
  */
-flow?: FlowValue | null, };
+flow?: FlowValue | null, 
+/**
+ * True on a view-only link: every command is refused `read_only`.
+ */
+readOnly?: boolean, };

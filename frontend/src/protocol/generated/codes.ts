@@ -49,4 +49,5 @@ export const REJECTION_CODES: readonly RejectionCode[] = [
   "id_reused",
   "rate_limited",
   "budget_exhausted",
+  "read_only",
 ];
