@@ -45,3 +45,12 @@ pub(crate) fn error_response(status: u16, code: &str, message: &str) -> Result<R
     let body = serde_json::json!({"error": {"code": code, "message": message}});
     Ok(Response::from_json(&body)?.with_status(status))
 }
+
+/// Anything but a read through a view-only link.
+pub(crate) fn read_only_response() -> Result<Response> {
+    error_response(
+        403,
+        "read_only",
+        "This is a view-only link: it shows the session but cannot change it.",
+    )
+}

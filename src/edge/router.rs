@@ -11,11 +11,11 @@ use worker::{Env, Headers, Method, Request, RequestInit, Response, Result};
 
 use super::admission_do::{self, Ask};
 use super::session_do::random_hex;
-use super::{config, error_response, log, now_ms};
+use super::{config, error_response, log, now_ms, read_only_response};
 use crate::admission::{client_key, Refusal};
 use crate::config::Config;
 use crate::protocol::agui_http::{self, MAX_BODY_BYTES};
-use crate::protocol::is_session_id;
+use crate::protocol::{is_session_id, view};
 use crate::VERSION;
 
 thread_local! {
@@ -110,6 +110,9 @@ async fn route(req: Request, env: &Env, cfg: &Config, path: &str) -> Result<Resp
             forward(env, &id, "/init", Method::Post, None).await
         }
         (_, ["sessions", id, "agui"]) => {
+            if view::parse_key(id).is_some() {
+                return read_only_response();
+            }
             if !is_session_id(id) {
                 return error_response(404, "not_found", "No session with this id.");
             }
@@ -117,8 +120,34 @@ async fn route(req: Request, env: &Env, cfg: &Config, path: &str) -> Result<Resp
             Ok(resp)
         }
         (_, ["sessions", id, rest @ ..]) => {
-            if !is_session_id(id) {
+            // A view key reads what a session id reads, and nothing else.
+            let viewer = view::parse_key(id).is_some();
+            if !is_session_id(id) && !viewer {
                 return error_response(404, "not_found", "No session with this id.");
+            }
+            if viewer
+                && !(method == Method::Get
+                    && matches!(
+                        rest,
+                        [] | ["ws"] | ["events"] | ["messages"] | ["artifacts", _]
+                    ))
+            {
+                if let Some(r) = check_token(&req, env, cfg).await? {
+                    return Ok(r);
+                }
+                return read_only_response();
+            }
+            if let ["views", ..] = rest {
+                if method != Method::Get {
+                    if let Some(r) = check_origin(&req, cfg)? {
+                        return Ok(r);
+                    }
+                }
+                if let Some(r) = check_token(&req, env, cfg).await? {
+                    return Ok(r);
+                }
+                let target = format!("/{}", rest.join("/"));
+                return forward(env, id, &target, method, None).await;
             }
             if method == Method::Delete && rest.is_empty() {
                 if let Some(r) = check_origin(&req, cfg)? {
@@ -336,6 +365,8 @@ async fn forward_with_body(
     stub.fetch_with_request(req).await
 }
 
+/// Forwards to the session named by `id`: a session id, or a view key (then the object is
+/// found by its id, and the session checks the secret and serves only reads).
 async fn forward(
     env: &Env,
     id: &str,
@@ -343,12 +374,23 @@ async fn forward(
     method: Method,
     headers: Option<Headers>,
 ) -> Result<Response> {
-    let stub = env
-        .durable_object("SESSIONS")?
-        .id_from_name(id)?
-        .get_stub()?;
+    let ns = env.durable_object("SESSIONS")?;
     let headers = headers.unwrap_or_default();
-    headers.set("x-session-id", id)?;
+    let stub = match view::parse_key(id) {
+        Some(v) => {
+            // An id this namespace never made is no session.
+            let Ok(object) = ns.id_from_string(v.object) else {
+                return error_response(404, "not_found", "No session with this id.");
+            };
+            headers.set("x-view-secret", v.secret)?;
+            headers.set("x-view-key", id)?;
+            object.get_stub()?
+        }
+        None => {
+            headers.set("x-session-id", id)?;
+            ns.id_from_name(id)?.get_stub()?
+        }
+    };
     let mut init = RequestInit::new();
     init.with_method(method).with_headers(headers);
     let req = Request::new_with_init(&format!("https://session{target}"), &init)?;

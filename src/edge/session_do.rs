@@ -16,13 +16,13 @@ use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use worker::{
-    durable_object, AbortController, DurableObject, Env, Request, Response, Result, State,
+    durable_object, AbortController, DurableObject, Env, Method, Request, Response, Result, State,
     WebSocket, WebSocketIncomingMessage, WebSocketPair, WebSocketRequestResponsePair,
 };
 
 use super::admission_do::{self, Ask};
 use super::store::Store;
-use super::{error_response, log, now_ms, provider};
+use super::{error_response, log, now_ms, provider, read_only_response};
 use crate::agents::{self, Stage};
 use crate::config::Config;
 use crate::protocol::agui_http::{
@@ -39,11 +39,11 @@ use crate::protocol::wire::{
     AckValue, CaughtUpValue, ConnectionCustom, FlowValue, PongValue, RejectedValue, WarningCode,
     WarningValue, WelcomeMode, WelcomeValue,
 };
-use crate::protocol::{is_session_id, Rejection, RejectionCode};
+use crate::protocol::{is_session_id, view, Rejection, RejectionCode};
 use crate::session::call::{CallDriver, Input, Step};
 use crate::session::connection::{
     Action, CatchUp, Connection, Incoming, CATCHUP_PAGE_BYTES, CLOSE_HELLO_TIMEOUT,
-    CLOSE_SESSION_GONE, SEND_WINDOW_BYTES,
+    CLOSE_SESSION_GONE, CLOSE_VIEW_REVOKED, SEND_WINDOW_BYTES,
 };
 use crate::session::replay::{plan, ReplayPlan};
 use crate::session::schedule::{self, Needs, Rows, Timer};
@@ -56,6 +56,18 @@ struct Attachment {
     client: String,
     lease: String,
     c: Connection,
+    /// Opened through a view-only link.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    view: Option<ViewConn>,
+}
+
+/// A socket (or request) through a view-only link: which view, and what to put in place of
+/// the session id in everything it is sent.
+#[derive(Serialize, Deserialize, Clone)]
+struct ViewConn {
+    id: String,
+    session: String,
+    key: String,
 }
 
 /// Sessions tell the admission object their sockets are alive this often.
@@ -157,12 +169,25 @@ impl DurableObject for SessionDo {
         if !self.load()? {
             return error_response(404, "not_found", "No session with this id.");
         }
+        let view = match req.headers().get("x-view-secret")? {
+            Some(secret) => match self.view_of(&secret, &req)? {
+                Some(v) => Some(v),
+                None => return error_response(404, "not_found", "No session with this id."),
+            },
+            None => None,
+        };
+        if let Some(v) = view {
+            return self.view_request(req, &path, v).await;
+        }
         if path == "/delete" {
             self.destroy("deleted").await?;
             return Ok(Response::empty()?.with_status(204));
         }
+        if path == "/views" || path.starts_with("/views/") {
+            return self.views(&req, &path);
+        }
         let resp = match path.as_str() {
-            "/ws" => self.upgrade(&req).await,
+            "/ws" => self.upgrade(&req, None).await,
             "/snapshot" => self.snapshot(),
             "/events" => self.events(&req),
             "/agui" => self.agui(req).await,
@@ -578,7 +603,7 @@ impl SessionDo {
 
     // ---- sockets ------------------------------------------------------------------------
 
-    async fn upgrade(&self, req: &Request) -> Result<Response> {
+    async fn upgrade(&self, req: &Request, view: Option<ViewConn>) -> Result<Response> {
         let now = now_ms();
         let client = req.headers().get("x-client")?.unwrap_or_default();
         let lease = req.headers().get("x-lease")?.unwrap_or_default();
@@ -605,10 +630,13 @@ impl SessionDo {
         let tag = format!("c{}", random_hex(8));
         self.state
             .accept_websocket_with_tags(&pair.server, &[tag.as_str()]);
+        let mut c = Connection::new(now);
+        c.read_only = view.is_some();
         let a = Attachment {
             client,
             lease,
-            c: Connection::new(now),
+            c,
+            view,
         };
         pair.server.serialize_attachment(&a)?;
         self.conns.borrow_mut().insert(tag, a);
@@ -644,6 +672,7 @@ impl SessionDo {
                     client: String::new(),
                     lease: String::new(),
                     c: Connection::new(now_ms()),
+                    view: None,
                 })
         });
         f(conn)
@@ -690,6 +719,7 @@ impl SessionDo {
     /// `hello {lastSeq}`: welcome, then the catch-up (replay pages under flow control, or a
     /// bounded snapshot), then `caught_up`; from then on the socket gets live events.
     fn hello(&self, ws: &WebSocket, key: &str, last_seq: u64) -> Result<()> {
+        let read_only = self.with_conn(ws, key, |a| a.view.is_some());
         let (welcome, p, newest) = self.with_inner(|i| {
             let newest = i.session.last_seq();
             let p = plan(last_seq, i.oldest, newest);
@@ -708,6 +738,7 @@ impl SessionDo {
                     window: SEND_WINDOW_BYTES,
                     page: CATCHUP_PAGE_BYTES,
                 }),
+                read_only,
             });
             (welcome, p, newest)
         });
@@ -812,6 +843,12 @@ impl SessionDo {
         seq: u64,
         f: &str,
     ) -> std::result::Result<(), ()> {
+        let view = self.with_conn(ws, key, |a| {
+            a.view
+                .as_ref()
+                .map(|v| view::redact(f, &v.session, &v.key).into_owned())
+        });
+        let f = view.as_deref().unwrap_or(f);
         let _ = ws.send_with_str(f);
         let over = self.with_conn(ws, key, |a| a.c.on_sent(seq, f.len()));
         if let Some(Action::Close { code, reason }) = over {
@@ -1048,6 +1085,115 @@ impl SessionDo {
         let mut resp = Response::from_stream(body)?;
         sse_headers(&mut resp)?;
         Ok(resp)
+    }
+
+    // ---- view-only links ----------------------------------------------------------------
+
+    /// The view a request's secret opens, if it is one of this session's.
+    fn view_of(&self, secret: &str, req: &Request) -> Result<Option<ViewConn>> {
+        let hash = view::secret_hash(secret);
+        let (known, session) = self.with_inner(|i| -> Result<_> {
+            Ok((
+                i.store.has_view(&hash)?,
+                i.session.state().session_id.clone(),
+            ))
+        })?;
+        let key = req.headers().get("x-view-key")?.unwrap_or_default();
+        Ok(known.then(|| ViewConn {
+            id: view::view_id(&hash).to_string(),
+            session,
+            key,
+        }))
+    }
+
+    /// A read through a view-only link: the same reads as the session id gets, with the
+    /// session id replaced by the view key in every body; anything else is refused.
+    async fn view_request(&self, req: Request, path: &str, v: ViewConn) -> Result<Response> {
+        if path == "/ws" {
+            let resp = self.upgrade(&req, Some(v)).await;
+            self.kick().await?;
+            return resp;
+        }
+        let mut resp = match path {
+            "/snapshot" => self.snapshot()?,
+            "/events" => self.events(&req)?,
+            "/messages" => self.messages_page(&req)?,
+            p if p.starts_with("/artifacts/") => self.artifacts(&req, &p["/artifacts/".len()..])?,
+            _ => return read_only_response(),
+        };
+        let status = resp.status_code();
+        let headers = resp.headers().clone();
+        let body = resp.text().await?;
+        let body = view::redact(&body, &v.session, &v.key).into_owned();
+        Ok(Response::ok(body)?
+            .with_status(status)
+            .with_headers(headers))
+    }
+
+    /// `POST /views` creates a view link, `GET /views` lists them, `DELETE /views/{id}`
+    /// revokes one (its sockets are closed with 4403).
+    fn views(&self, req: &Request, path: &str) -> Result<Response> {
+        let method = req.method();
+        match (method, path.strip_prefix("/views/")) {
+            (Method::Get, None) => {
+                let list: Vec<_> = self
+                    .with_inner(|i| i.store.views())?
+                    .into_iter()
+                    .map(|(h, at)| json!({"id": view::view_id(&h), "createdAt": at}))
+                    .collect();
+                Response::from_json(&json!({ "views": list }))
+            }
+            (Method::Post, None) => {
+                let object = self.state.id().to_string();
+                let secret = random_hex(16);
+                let hash = view::secret_hash(&secret);
+                let now = now_ms();
+                let made = self.with_inner(|i| -> Result<bool> {
+                    if i.store.views()?.len() as u64 >= view::MAX_VIEWS {
+                        return Ok(false);
+                    }
+                    i.store.add_view(&hash, now)?;
+                    Ok(true)
+                })?;
+                if !made {
+                    return error_response(
+                        409,
+                        "too_many_views",
+                        &format!(
+                            "This session already has {} view links; revoke one first.",
+                            view::MAX_VIEWS
+                        ),
+                    );
+                }
+                log::info("view_created", json!({"view": view::view_id(&hash)}));
+                Ok(
+                    Response::from_json(&json!({"key": view::format_key(&object, &secret),
+                    "id": view::view_id(&hash), "createdAt": now}))?
+                    .with_status(201),
+                )
+            }
+            (Method::Delete, Some(id)) if view::is_view_id(id) => {
+                if !self.with_inner(|i| i.store.remove_view(id))? {
+                    return error_response(404, "not_found", "No view link with this id.");
+                }
+                for ws in self.state.get_websockets() {
+                    let key = self.conn_key(&ws);
+                    if self.with_conn(&ws, &key, |a| a.view.as_ref().is_some_and(|v| v.id == id)) {
+                        self.close(&ws, &key, CLOSE_VIEW_REVOKED, "view link revoked");
+                    }
+                }
+                log::info("view_revoked", json!({"view": id}));
+                Ok(Response::empty()?.with_status(204))
+            }
+            (Method::Delete, Some(_)) => {
+                error_response(404, "not_found", "No view link with this id.")
+            }
+            _ => error_response(
+                405,
+                "method_not_allowed",
+                "That method is not allowed here.",
+            ),
+        }
     }
 
     // ---- HTTP reads ---------------------------------------------------------------------

@@ -22,6 +22,7 @@ CREATE TABLE IF NOT EXISTS artifacts (
   stage TEXT NOT NULL, version INTEGER NOT NULL, content TEXT NOT NULL, feedback TEXT,
   created_at INTEGER NOT NULL, PRIMARY KEY (stage, version));
 CREATE TABLE IF NOT EXISTS schedule (timer TEXT PRIMARY KEY, due_at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS views (hash TEXT PRIMARY KEY, created_at INTEGER NOT NULL);
 ";
 
 pub(crate) struct Store {
@@ -192,6 +193,60 @@ impl Store {
         Ok(())
     }
 
+    /// The view links (stored secret hash, created at), newest first.
+    pub fn views(&self) -> worker::Result<Vec<(String, u64)>> {
+        #[derive(Deserialize)]
+        struct V {
+            hash: String,
+            created_at: f64,
+        }
+        let rows: Vec<V> = self
+            .sql
+            .exec(
+                "SELECT hash, created_at FROM views ORDER BY created_at DESC, hash",
+                None,
+            )?
+            .to_array()?;
+        Ok(rows
+            .into_iter()
+            .map(|v| (v.hash, v.created_at as u64))
+            .collect())
+    }
+
+    pub fn add_view(&self, hash: &str, created_at: u64) -> worker::Result<()> {
+        self.write(
+            "INSERT INTO views (hash, created_at) VALUES (?, ?)",
+            vec![hash.into(), int(created_at)],
+        )
+    }
+
+    pub fn has_view(&self, hash: &str) -> worker::Result<bool> {
+        let rows: Vec<Num> = self
+            .sql
+            .exec(
+                "SELECT COUNT(*) AS n FROM views WHERE hash = ?",
+                vec![hash.into()],
+            )?
+            .to_array()?;
+        Ok(rows.first().and_then(|r| r.n).unwrap_or(0.0) > 0.0)
+    }
+
+    /// Removes the view whose public id (hash prefix) is `id`; false if there is none.
+    pub fn remove_view(&self, id: &str) -> worker::Result<bool> {
+        let hash = self
+            .views()?
+            .into_iter()
+            .map(|(h, _)| h)
+            .find(|h| crate::protocol::view::view_id(h) == id);
+        match hash {
+            Some(h) => {
+                self.write("DELETE FROM views WHERE hash = ?", vec![h.into()])?;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
     /// Removes every table and row (the session is deleted or expired).
     pub fn wipe(&self) -> worker::Result<()> {
         for table in [
@@ -200,6 +255,7 @@ impl Store {
             "message_chunks",
             "artifacts",
             "schedule",
+            "views",
             "meta",
         ] {
             // `table` is one of our own constants, never input.

@@ -6,6 +6,7 @@ pub mod command;
 pub mod event;
 pub mod limits;
 pub mod patch;
+pub mod view;
 pub mod wire;
 
 pub use command::{decode_frame, Approval, Command, Envelope, Frame, Rejection};

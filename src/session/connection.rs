@@ -9,6 +9,7 @@
 //! |---|---|---|
 //! | frame size | 64 KiB | close 1009 |
 //! | frames per second | 20 sustained, burst 40 | a command: `rejected rate_limited` (not applied); other frames: `warning rate_limited`; then close 1008 |
+//! | view-only link | every command | `rejected read_only`, nothing applied |
 //! | `hello` first | within [`HELLO_TIMEOUT_MS`] of opening; other commands before it are refused `hello_required` | close 4001; an unjoined socket holds no slot after that |
 //! | re-syncs (`hello` again) | burst [`RESYNC_BURST`], then one per [`RESYNC_EVERY_MS`] | `rejected resync_rate_limited`, nothing sent |
 //! | catch-up in flight | [`CATCHUP_PAGE_BYTES`] beyond the client's last `ack` (plus the frame that crosses it, ≤ 512 KiB) | the catch-up pauses until the next `ack` |
@@ -44,6 +45,8 @@ pub const CLOSE_HELLO_TIMEOUT: u16 = 4001;
 pub const CLOSE_TOO_SLOW: u16 = 4008;
 /// The session was deleted or expired.
 pub const CLOSE_SESSION_GONE: u16 = 4404;
+/// The view-only link this socket was opened with was revoked.
+pub const CLOSE_VIEW_REVOKED: u16 = 4403;
 
 /// An incoming WebSocket message.
 #[derive(Debug, Clone, Copy)]
@@ -103,6 +106,9 @@ pub struct Connection {
     resync_tokens: u32,
     resync_at: u64,
     helloed: bool,
+    /// Opened through a view-only link: every command is refused `read_only`.
+    #[serde(default)]
+    pub read_only: bool,
 }
 
 /// The `rate_limited` answer to a command frame over the rate; `None` for other frames.
@@ -140,6 +146,7 @@ impl Connection {
             resync_tokens: RESYNC_BURST,
             resync_at: now,
             helloed: false,
+            read_only: false,
         }
     }
 
@@ -203,6 +210,15 @@ impl Connection {
                     } else {
                         "Send hello {lastSeq} first."
                     },
+                );
+                r.command = Some(env.command.name().into());
+                r.id = env.id;
+                Action::Reject(r)
+            }
+            Frame::Command(env) if self.read_only => {
+                let mut r = Rejection::new(
+                    RejectionCode::ReadOnly,
+                    "This is a view-only link: it shows the session but cannot change it.",
                 );
                 r.command = Some(env.command.name().into());
                 r.id = env.id;
@@ -407,6 +423,33 @@ mod tests {
             text(&mut c, r#"{"type":"pause","id":"late"}"#, 1_005),
             Action::Command(_)
         ));
+    }
+
+    #[test]
+    fn a_view_only_connection_reads_acks_and_pings_but_every_command_is_refused() {
+        let mut c = Connection::new(0);
+        c.read_only = true;
+        assert_eq!(
+            text(&mut c, r#"{"type":"hello","lastSeq":0}"#, 1),
+            Action::Hello { last_seq: 0 }
+        );
+        c.joined();
+        assert_eq!(text(&mut c, r#"{"type":"ping"}"#, 2), Action::Pong);
+        assert_eq!(text(&mut c, r#"{"type":"ack","seq":0}"#, 2), Action::None);
+        for cmd in [
+            r#"{"type":"start","brief":"x","approval":"auto","id":"s"}"#,
+            r#"{"type":"pause","id":"s"}"#,
+            r#"{"type":"cancel","id":"s"}"#,
+            r#"{"type":"rerun","stage":"analyst","id":"s"}"#,
+        ] {
+            assert!(
+                matches!(text(&mut c, cmd, 3), Action::Reject(r) if r.code == "read_only" && r.id.as_deref() == Some("s")),
+                "{cmd}"
+            );
+        }
+        // It survives the hibernation attachment.
+        let back: Connection = serde_json::from_str(&serde_json::to_string(&c).unwrap()).unwrap();
+        assert!(back.read_only);
     }
 
     #[test]
