@@ -129,7 +129,11 @@ async fn route(req: Request, env: &Env, cfg: &Config, path: &str) -> Result<Resp
                 && !(method == Method::Get
                     && matches!(
                         rest,
-                        [] | ["ws"] | ["events"] | ["messages"] | ["artifacts", _]
+                        [] | ["ws"]
+                            | ["events"]
+                            | ["messages"]
+                            | ["export.jsonl"]
+                            | ["artifacts", _]
                     ))
             {
                 if let Some(r) = check_token(&req, env, cfg).await? {
@@ -186,6 +190,7 @@ async fn route(req: Request, env: &Env, cfg: &Config, path: &str) -> Result<Resp
                 ["ws"] => "/ws".to_string(),
                 ["events"] => format!("/events{query}"),
                 ["messages"] => format!("/messages{query}"),
+                ["export.jsonl"] => "/export".to_string(),
                 ["artifacts", stage] => format!("/artifacts/{stage}{query}"),
                 _ => return error_response(404, "not_found", "Unknown route."),
             };

@@ -192,6 +192,7 @@ impl DurableObject for SessionDo {
             "/events" => self.events(&req),
             "/agui" => self.agui(req).await,
             "/messages" => self.messages_page(&req),
+            "/export" => self.export(),
             p if p.starts_with("/artifacts/") => self.artifacts(&req, &p["/artifacts/".len()..]),
             _ => error_response(404, "not_found", "Unknown route."),
         };
@@ -1118,6 +1119,7 @@ impl SessionDo {
             "/snapshot" => self.snapshot()?,
             "/events" => self.events(&req)?,
             "/messages" => self.messages_page(&req)?,
+            "/export" => self.export()?,
             p if p.starts_with("/artifacts/") => self.artifacts(&req, &p["/artifacts/".len()..])?,
             _ => return read_only_response(),
         };
@@ -1281,6 +1283,46 @@ impl SessionDo {
         Response::from_json(
             &json!({"messages": page, "offset": offset, "total": total, "more": more}),
         )
+    }
+
+    /// `GET /export`: the whole session as JSON Lines: a `session` line (id, lastSeq, oldest
+    /// kept seq, state now), every kept event in order (`event`), then every kept artifact
+    /// version (`artifact`). At most the log's 4 MiB plus the artifacts' bound, built at once.
+    fn export(&self) -> Result<Response> {
+        let body = self.with_inner(|i| -> Result<String> {
+            let newest = i.session.last_seq();
+            let mut out = json!({"kind": "session", "id": i.session.state().session_id,
+                "exportedAt": now_ms(), "lastSeq": newest, "oldestSeq": i.oldest,
+                "demo": i.cfg.demo(), "state": i.session.state().to_json()})
+            .to_string();
+            out.push('\n');
+            if newest > 0 {
+                for e in i.store.events(i.oldest, newest, LOG_RETENTION as usize)? {
+                    // Stored events are JSON already: wrap them without re-parsing.
+                    out.push_str("{\"kind\":\"event\",\"event\":");
+                    out.push_str(&e);
+                    out.push_str("}\n");
+                }
+            }
+            for stage in Stage::ALL {
+                for r in i.store.artifact_versions(stage)? {
+                    let line = json!({"kind": "artifact", "stage": stage.name(),
+                        "version": r.version, "createdAt": r.created_at as u64,
+                        "feedback": r.feedback, "content": r.content});
+                    out.push_str(&line.to_string());
+                    out.push('\n');
+                }
+            }
+            Ok(out)
+        })?;
+        let mut resp = Response::ok(body)?;
+        let h = resp.headers_mut();
+        h.set("content-type", "application/x-ndjson; charset=utf-8")?;
+        h.set(
+            "content-disposition",
+            "attachment; filename=\"botarmy-session.jsonl\"",
+        )?;
+        Ok(resp)
     }
 
     fn artifacts(&self, req: &Request, stage: &str) -> Result<Response> {
