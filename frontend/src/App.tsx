@@ -5,7 +5,7 @@ import { ErrorBoundary } from "./components/ErrorBoundary";
 import { Header } from "./components/Header";
 import { HomePage } from "./components/HomePage";
 import { SessionPage } from "./components/SessionPage";
-import { isSessionId } from "./net/api";
+import { isSessionKey } from "./net/api";
 import { STAGE_LABEL } from "./protocol/types";
 import { useSessionStore } from "./store/session";
 
@@ -15,7 +15,7 @@ export function App() {
   // One socket for the session in the address bar. Deliberately no effect cleanup: connect() to
   // the same id is a no-op, so React's development double-invocation keeps the same socket.
   useEffect(() => {
-    if (sessionId && isSessionId(sessionId)) sessionClient.connect(sessionId);
+    if (sessionId && isSessionKey(sessionId)) sessionClient.connect(sessionId);
     else sessionClient.disconnect();
   }, [sessionId]);
 

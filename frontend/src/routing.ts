@@ -1,7 +1,10 @@
 // Sessions are shareable links. The canonical form is `/?s=<id>`, which works with any static
-// host; `/s/<id>` and `#/s/<id>` are understood too.
+// host; `/s/<id>` and `#/s/<id>` are understood too. Wherever an id goes, a view key (`v` + 96
+// hex, read-only) may go instead: the page reads either as "the session key" and the server
+// decides what it allows.
 
 import { useSyncExternalStore } from "react";
+import { isSessionKey } from "./lib/sessionKey";
 
 export function sessionIdFromLocation(loc: Pick<Location, "pathname" | "search" | "hash"> = window.location): string | null {
   const fromQuery = new URLSearchParams(loc.search).get("s");
@@ -13,8 +16,26 @@ export function sessionIdFromLocation(loc: Pick<Location, "pathname" | "search" 
   return null;
 }
 
+/** A session id or view key, bare or in any of the link forms above; null if it is neither. */
+export function parseSessionRef(input: string): string | null {
+  const text = input.trim();
+  if (isSessionKey(text.toLowerCase())) return text.toLowerCase();
+  try {
+    const key = sessionIdFromLocation(new URL(text));
+    return isSessionKey(key) ? key : null;
+  } catch {
+    return null;
+  }
+}
+
+/** The link to a session with full control (the session id). */
 export function sessionUrl(id: string, origin = window.location.origin): string {
   return `${origin}/?s=${encodeURIComponent(id)}`;
+}
+
+/** A view-only link. The path form, so it reads as a different kind of link from the control one. */
+export function viewUrl(key: string, origin = window.location.origin): string {
+  return `${origin}/s/${encodeURIComponent(key)}`;
 }
 
 const listeners = new Set<() => void>();
@@ -47,7 +68,7 @@ function subscribe(listener: () => void): () => void {
   };
 }
 
-/** The session id in the address bar, re-read on navigation. */
+/** The session key (id or view key) in the address bar, re-read on navigation. */
 export function useRouteSessionId(): string | null {
   return useSyncExternalStore(subscribe, () => sessionIdFromLocation(), () => null);
 }

@@ -2,26 +2,14 @@
 // an empty session, or open an existing one from its link or id.
 
 import { useId, useRef, useState } from "react";
-import { ApiError, createSession, isSessionId } from "../net/api";
+import { ApiError, createSession } from "../net/api";
 import { sessionClient } from "../net/client";
-import { openSession, sessionIdFromLocation } from "../routing";
+import { openSession, parseSessionRef } from "../routing";
 import type { ApprovalMode } from "../protocol/types";
 import { setAccessToken } from "../lib/token";
 import { BriefForm } from "./BriefForm";
 import { Button } from "./ui/button";
 import { Card, CardContent, CardHeader, CardTitle } from "./ui/card";
-
-function parseSessionRef(input: string): string | null {
-  const text = input.trim();
-  if (isSessionId(text.toLowerCase())) return text.toLowerCase();
-  try {
-    const url = new URL(text);
-    const id = sessionIdFromLocation(url);
-    return isSessionId(id) ? id : null;
-  } catch {
-    return null;
-  }
-}
 
 export function HomePage() {
   const [busy, setBusy] = useState(false);
@@ -112,7 +100,7 @@ export function HomePage() {
         <Card>
           <CardHeader>
             <CardTitle>Open a session</CardTitle>
-            <p className="text-sm text-slate-600">Paste a session link someone shared, or its id.</p>
+            <p className="text-sm text-slate-600">Paste a session link someone shared (a control or view-only link), or its id.</p>
           </CardHeader>
           <CardContent>
             <form
@@ -121,7 +109,7 @@ export function HomePage() {
                 e.preventDefault();
                 const id = parseSessionRef(ref);
                 if (id) openSession(id);
-                else setRefError("That is not a BotArmy session link or id (32 hex characters).");
+                else setRefError("That is not a BotArmy session link, session id (32 hex characters) or view key.");
               }}
             >
               <label htmlFor={refId} className="sr-only">

@@ -1,17 +1,29 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { setAccessToken } from "../lib/token";
-import { ApiError, createSession, downloadArtifact, getArtifactText, getArtifactVersions, getHealth, getSession } from "./api";
+import {
+  ApiError,
+  createSession,
+  createViewLink,
+  downloadArtifact,
+  getArtifactText,
+  getArtifactVersions,
+  getHealth,
+  getSession,
+  listViewLinks,
+  revokeViewLink,
+} from "./api";
 
 const ID = "0123456789abcdef0123456789abcdef";
+const VIEW_KEY = `v${"ab".repeat(48)}`;
 
 type Call = { url: string; headers: Headers; method: string };
 
-function fakeFetch(answer: (url: string) => Response) {
+function fakeFetch(answer: (url: string, method: string) => Response) {
   const calls: Call[] = [];
   const fn = vi.fn(async (input: RequestInfo | URL, init?: RequestInit) => {
     const url = String(input);
     calls.push({ url, headers: new Headers(init?.headers), method: init?.method ?? "GET" });
-    return answer(url);
+    return answer(url, init?.method ?? "GET");
   });
   vi.stubGlobal("fetch", fn);
   return calls;
@@ -21,8 +33,11 @@ function json(body: unknown, status = 200): Response {
   return new Response(JSON.stringify(body), { status, headers: { "content-type": "application/json" } });
 }
 
-function answers(url: string): Response {
+function answers(url: string, method = "GET"): Response {
   if (url === "/api/sessions") return json({ id: ID }, 201);
+  if (url.endsWith("/views") && method === "POST") return json({ key: VIEW_KEY, id: "0123456789ab", createdAt: 5 }, 201);
+  if (url.endsWith("/views")) return json({ views: [{ id: "0123456789ab", createdAt: 5 }] });
+  if (url.includes("/views/")) return new Response(null, { status: 204 });
   if (url === "/api/health") return json({ status: "ok", version: "0.1.0", provider: "demo" });
   if (url.endsWith("?format=json")) return json({ stage: "analyst", versions: [{ version: 1, chars: 5, createdAt: 1, feedback: null }] });
   if (url.includes("/artifacts/")) return new Response(`# text of ${url}`, { headers: { "content-type": "text/markdown" } });
@@ -37,6 +52,9 @@ async function everyRequest(version: number): Promise<void> {
   await getArtifactText(ID, "analyst", version);
   await downloadArtifact(ID, "architect", version);
   await getHealth();
+  await createViewLink(ID);
+  await listViewLinks(ID);
+  await revokeViewLink(ID, "0123456789ab");
 }
 
 beforeEach(() => {
@@ -61,6 +79,22 @@ afterEach(() => {
   window.localStorage.clear();
 });
 
+describe("view links", () => {
+  it("makes, lists and revokes view links with the session id", async () => {
+    fakeFetch(answers);
+    expect(await createViewLink(ID)).toEqual({ key: VIEW_KEY, id: "0123456789ab", createdAt: 5 });
+    expect(await listViewLinks(ID)).toEqual([{ id: "0123456789ab", createdAt: 5 }]);
+    await expect(revokeViewLink(ID, "0123456789ab")).resolves.toBeUndefined();
+  });
+
+  it("passes on the server's refusals: too many links, a view key trying to manage them", async () => {
+    fakeFetch(() => json({ error: { code: "too_many_views", message: "A session has at most 20 view links." } }, 409));
+    await expect(createViewLink(ID)).rejects.toMatchObject({ status: 409, code: "too_many_views" });
+    fakeFetch(() => json({ error: { code: "read_only", message: "This is a view-only link." } }, 403));
+    await expect(listViewLinks(VIEW_KEY)).rejects.toMatchObject({ status: 403, code: "read_only" });
+  });
+});
+
 describe("api with an access token", () => {
   it("sends Authorization: Bearer on every request, and never the token in a URL", async () => {
     setAccessToken("s3cret-token");
@@ -73,7 +107,11 @@ describe("api with an access token", () => {
       `/api/sessions/${ID}/artifacts/analyst?version=101`,
       `/api/sessions/${ID}/artifacts/architect?version=101`,
       "/api/health",
+      `/api/sessions/${ID}/views`,
+      `/api/sessions/${ID}/views`,
+      `/api/sessions/${ID}/views/0123456789ab`,
     ]);
+    expect(calls.slice(-3).map((c) => c.method)).toEqual(["POST", "GET", "DELETE"]);
     for (const call of calls) {
       expect(call.headers.get("Authorization"), call.url).toBe("Bearer s3cret-token");
       expect(call.url).not.toContain("s3cret");
@@ -85,7 +123,7 @@ describe("api with an access token", () => {
   it("sends no Authorization header without a token", async () => {
     const calls = fakeFetch(answers);
     await everyRequest(102);
-    expect(calls.length).toBe(6);
+    expect(calls.length).toBe(9);
     for (const call of calls) expect(call.headers.has("Authorization"), call.url).toBe(false);
   });
 

@@ -111,9 +111,47 @@ export async function downloadArtifact(id: string, stage: Stage, version: number
   return filename;
 }
 
-/** Session ids are exactly 32 lowercase hex characters. */
-export function isSessionId(value: string | null | undefined): value is string {
-  return typeof value === "string" && /^[0-9a-f]{32}$/.test(value);
+export { isSessionId, isSessionKey, isViewKey } from "../lib/sessionKey";
+
+// View-only links. Only the session id (the control key) may list, create or revoke them; the
+// server answers 403 read_only to a view key.
+
+export interface ViewLink {
+  /** 12 hex characters: names the link for revoking; not the key itself. */
+  id: string;
+  createdAt: number;
+}
+
+export interface NewViewLink extends ViewLink {
+  /** `v` + 96 hex: the key that goes in the link. Only this answer ever shows it. */
+  key: string;
+}
+
+export async function createViewLink(sessionId: string): Promise<NewViewLink> {
+  const response = await request(`/api/sessions/${encodeURIComponent(sessionId)}/views`, {
+    method: "POST",
+    headers: { Accept: "application/json" },
+  });
+  const body = (await response.json()) as Partial<NewViewLink>;
+  if (typeof body.key !== "string" || typeof body.id !== "string") {
+    throw new ApiError(response.status, "bad_response", "The server did not return a view link.");
+  }
+  return { key: body.key, id: body.id, createdAt: typeof body.createdAt === "number" ? body.createdAt : Date.now() };
+}
+
+/** The session's view links, newest first. */
+export async function listViewLinks(sessionId: string, signal?: AbortSignal): Promise<ViewLink[]> {
+  const response = await request(`/api/sessions/${encodeURIComponent(sessionId)}/views`, {
+    headers: { Accept: "application/json" },
+    signal,
+  });
+  const body = (await response.json()) as { views?: unknown };
+  return Array.isArray(body.views) ? (body.views as ViewLink[]) : [];
+}
+
+/** Revokes a view link: its open pages are disconnected and its key stops working. */
+export async function revokeViewLink(sessionId: string, viewId: string): Promise<void> {
+  await request(`/api/sessions/${encodeURIComponent(sessionId)}/views/${encodeURIComponent(viewId)}`, { method: "DELETE" });
 }
 
 export interface Health {

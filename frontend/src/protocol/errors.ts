@@ -93,6 +93,10 @@ const REJECTION: Readonly<Record<RejectionCode | WarningCode, CodeWords>> = {
   id_reused: { title: "A command id was reused for a different command", next: "Nothing was changed. Reload the page if this keeps happening." },
   budget_exhausted: PROVIDER.budget_exhausted,
   rate_limited: { title: "Too many actions too quickly", next: "Slow down; the connection will be closed if this goes on." },
+  read_only: {
+    title: "This is a view-only link",
+    next: "Nothing was changed. You can watch the run and read its artifacts; only the session's owner can start, approve or stop it.",
+  },
 };
 
 /** Words for a provider failure code (agent_error / RUN_ERROR). */

@@ -21,6 +21,8 @@ import {
 } from "../protocol/types";
 
 export const SESSION_ID = "0123456789abcdef0123456789abcdef";
+/** A view-only key for the same session: `v` + 96 hex. */
+export const VIEW_KEY = `v${"0123456789abcdef".repeat(6)}`;
 
 /** A CUSTOM event whose value is checked against the generated wire type for its name. */
 export function custom<K extends CustomName>(name: K, value: CustomValueMap[K], seq?: number): ServerEvent {
@@ -296,9 +298,10 @@ export class Script {
 
 // Connection frames (no seq) -------------------------------------------------------------------
 
-export function welcome(lastSeq: number, mode: "replay" | "snapshot" = "replay"): ServerEvent {
+export function welcome(lastSeq: number, mode: "replay" | "snapshot" = "replay", extra: { readOnly?: boolean; sessionId?: string } = {}): ServerEvent {
   return custom("welcome", {
-    sessionId: SESSION_ID,
+    sessionId: extra.sessionId ?? SESSION_ID,
+    ...(extra.readOnly !== undefined ? { readOnly: extra.readOnly } : {}),
     demo: true,
     model: "demo",
     lastSeq,
