@@ -1,5 +1,6 @@
 // Always-visible connection state: Connected (live / catching up), Reconnecting (attempt n, next
-// try in s seconds), Offline, Session gone, with "Reconnect now" whenever trying can help.
+// try in s seconds), Offline, Session gone, Link revoked, with "Reconnect now" whenever trying
+// can help.
 // "Connected" is honest: the socket's heartbeat (net/socket.ts) turns it into Reconnecting
 // within 3.5 s of the last frame when the network dies silently.
 
@@ -51,6 +52,11 @@ export const ConnectionIndicator = memo(function ConnectionIndicator() {
       dot = "bg-red-500";
       text = "Session gone";
       detail = "This session no longer exists (it was deleted or expired).";
+      break;
+    case "revoked":
+      dot = "bg-red-500";
+      text = "Link revoked";
+      detail = "This view link was revoked by the session's owner.";
       break;
     case "closed":
     default:

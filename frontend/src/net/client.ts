@@ -10,6 +10,7 @@
 
 import { newCommandId } from "../lib/id";
 import { tokenProtocols } from "../lib/token";
+import { rejectionWords } from "../protocol/errors";
 import type { ServerEvent, UserCommand } from "../protocol/types";
 import { useConnectionStore } from "../store/connection";
 import { useDraftStore } from "../store/draft";
@@ -88,6 +89,25 @@ export class SessionClient {
    * (nothing is sent, and the user is told why).
    */
   send(command: UserCommand): string | null {
+    if (useSessionStore.getState().view.readOnly) {
+      // The controls are hidden on a view-only link; should one slip through, say why nothing
+      // happens instead of sending what the server can only refuse.
+      const words = rejectionWords("read_only");
+      useSessionStore.getState().clientError({
+        id: `client-read-only-${Date.now()}`,
+        source: "client",
+        code: "read_only",
+        title: words.title,
+        message: `Your ${command.type} was not sent: this page is a view-only link.`,
+        next: words.next,
+        stage: "stage" in command ? command.stage : null,
+        retryAt: null,
+        attempt: null,
+        details: JSON.stringify(command, null, 2),
+        at: Date.now(),
+      });
+      return null;
+    }
     if (!this.socket || !this.isLive()) {
       useSessionStore.getState().clientError({
         id: `client-offline-${Date.now()}`,

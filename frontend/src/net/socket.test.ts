@@ -3,6 +3,7 @@ import { FakeWebSocket } from "../test/fakeWebSocket";
 import {
   ACK_BYTES,
   CLOSE_SESSION_GONE,
+  CLOSE_VIEW_REVOKED,
   CLOSE_TOO_SLOW,
   reconnectDelay,
   SessionSocket,
@@ -368,6 +369,20 @@ describe("SessionSocket heartbeat", () => {
     socket.reconnect(); // "Reconnect now" cannot bring it back either
     await vi.advanceTimersByTimeAsync(1000);
     expect(FakeWebSocket.instances).toHaveLength(1);
+  });
+
+  it("close 4403: the view link was revoked; no more tries, not even when the network comes back", async () => {
+    const { statuses, socket, environment } = setup(0);
+    const ws = await opened();
+    ws.serverClose(CLOSE_VIEW_REVOKED, "view link revoked");
+    expect(statuses.at(-1)).toMatchObject({ status: "revoked", attempt: 0, nextRetryAt: null, lastClose: { code: 4403, reason: "view link revoked" } });
+    await vi.advanceTimersByTimeAsync(120_000);
+    socket.reconnect();
+    environment.goOffline();
+    environment.goOnline();
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(FakeWebSocket.instances).toHaveLength(1);
+    expect(statuses.at(-1)?.status).toBe("revoked");
   });
 
   it("close 4008 (too slow) reconnects like any drop", async () => {

@@ -5,7 +5,8 @@
 // - incoming frames are parsed and handed over in batches (one store update per batch, not one
 //   per token), flushed before any status change so ordering is preserved;
 // - an honest status: connecting / connected / reconnecting (attempt n, next try at t) /
-//   offline / gone (the session was deleted or expired: close 4404, no more tries);
+//   offline / gone (the session was deleted or expired: close 4404, no more tries) / revoked
+//   (a view link its owner revoked: close 4403, no more tries);
 // - a heartbeat, so a socket that stays open while nothing flows (dead Wi-Fi, a laptop that
 //   slept) is noticed within seconds instead of minutes (timings below and in docs/protocol.md);
 // - the browser's `offline` / `online` events: Offline at once and no tries while offline, a
@@ -50,12 +51,23 @@ export const ACK_MIN_INTERVAL_MS = 100;
 /** Close codes the server uses (docs/protocol.md). */
 export const CLOSE_TOO_SLOW = 4008;
 export const CLOSE_SESSION_GONE = 4404;
+export const CLOSE_VIEW_REVOKED = 4403;
 /** Close codes this client uses when it drops a socket itself (49xx: clear of the server's). */
 export const CLOSE_RECONNECT = 4900;
 export const CLOSE_HEARTBEAT = 4901;
 export const CLOSE_OFFLINE = 4902;
 
-export type ConnectionStatus = "connecting" | "connected" | "reconnecting" | "offline" | "gone" | "closed";
+export type ConnectionStatus = "connecting" | "connected" | "reconnecting" | "offline" | "gone" | "revoked" | "closed";
+
+/** Close codes after which no try can help: the session is gone, or this view link was revoked. */
+function isFinalClose(code: number): boolean {
+  return code === CLOSE_SESSION_GONE || code === CLOSE_VIEW_REVOKED;
+}
+
+/** Statuses the socket never leaves by itself (nor by "reconnect now" or the network coming back). */
+function isFinal(status: ConnectionStatus): boolean {
+  return status === "gone" || status === "revoked";
+}
 
 export interface ConnectionSnapshot {
   status: ConnectionStatus;
@@ -247,8 +259,8 @@ export class SessionSocket {
       maxRetries: this.opts.maxRetries,
       maxEnqueuedMessages: 0,
       startClosed,
-      // The session was deleted or expired: trying again cannot help.
-      shouldReconnectOnClose: (event: { code: number }) => event.code !== CLOSE_SESSION_GONE,
+      // The session was deleted or expired, or the view link revoked: trying again cannot help.
+      shouldReconnectOnClose: (event: { code: number }) => !isFinalClose(event.code),
     });
     rws.addEventListener("open", this.handleOpen);
     rws.addEventListener("message", this.handleMessage);
@@ -294,7 +306,7 @@ export class SessionSocket {
    * cannot cut short a backoff wait already in progress, so the instance is replaced instead.
    */
   reconnect(): void {
-    if (this.closedByUs || this.snapshot.status === "gone") return;
+    if (this.closedByUs || isFinal(this.snapshot.status)) return;
     this.replace(CLOSE_RECONNECT, "reconnect requested", { status: "connecting", attempt: 0, nextRetryAt: null, offlineReason: null });
   }
 
@@ -394,8 +406,9 @@ export class SessionSocket {
     const scheduled = this.rws.shouldReconnect && retryCount !== this.lastRetryCount;
     this.lastRetryCount = retryCount;
     const lastClose = { code: event.code, reason: event.reason, at: this.opts.now() };
-    if (event.code === CLOSE_SESSION_GONE) {
-      this.update({ status: "gone", attempt: 0, nextRetryAt: null, lastClose, offlineReason: null });
+    if (isFinalClose(event.code)) {
+      const status = event.code === CLOSE_VIEW_REVOKED ? "revoked" : "gone";
+      this.update({ status, attempt: 0, nextRetryAt: null, lastClose, offlineReason: null });
       return;
     }
     if (!scheduled) {
@@ -415,7 +428,7 @@ export class SessionSocket {
   // Network and visibility -------------------------------------------------------------------
 
   private readonly handleOffline = (): void => {
-    if (this.closedByUs || this.snapshot.status === "gone") return;
+    if (this.closedByUs || isFinal(this.snapshot.status)) return;
     this.suspended = true;
     this.endConnection();
     this.detach(this.rws, CLOSE_OFFLINE, "browser offline");
@@ -423,7 +436,7 @@ export class SessionSocket {
   };
 
   private readonly handleOnline = (): void => {
-    if (this.closedByUs || this.snapshot.status === "gone") return;
+    if (this.closedByUs || isFinal(this.snapshot.status)) return;
     if (this.snapshot.status === "connected" && !this.suspended) {
       // Still open (a spurious event, or a network switch): make it prove itself now.
       this.ping();

@@ -1,10 +1,11 @@
 import { describe, expect, it } from "vitest";
-import { activeErrors, beginHello, initialView, recordSent, reduce, reduceAll, type SessionView } from "./reducer";
+import { activeErrors, beginHello, initialView, recordSent, reduce, reduceAll, resetForFullResync, type SessionView } from "./reducer";
 import { availableActions } from "./actions";
 import { STAGES, type ServerEvent } from "./types";
 import {
   SESSION_ID,
   Script,
+  VIEW_KEY,
   T0,
   ack,
   answerFor,
@@ -364,6 +365,46 @@ describe("reducer: command answers", () => {
   it("a warning frame becomes a banner", () => {
     const view = reduce(initialView(SESSION_ID), { type: "CUSTOM", name: "warning", value: { code: "rate_limited", message: "Too many commands." } }, NOW);
     expect(activeErrors(view)).toEqual([expect.objectContaining({ source: "warning", code: "rate_limited", message: "Too many commands." })]);
+  });
+});
+
+describe("reducer: view-only links", () => {
+  it("a view key is read-only from the start, and welcome.readOnly confirms it", () => {
+    expect(initialView(VIEW_KEY).readOnly).toBe(true);
+    expect(initialView(SESSION_ID).readOnly).toBe(false);
+    expect(initialView().readOnly).toBe(false);
+    const view = reduce(initialView(VIEW_KEY), welcome(0, "snapshot", { sessionId: VIEW_KEY, readOnly: true }), NOW);
+    expect(view.readOnly).toBe(true);
+    expect(view.welcome?.sessionId).toBe(VIEW_KEY);
+  });
+
+  it("follows the server's word when the welcome says, and keeps the key's when it does not", () => {
+    expect(reduce(initialView(SESSION_ID), welcome(0, "replay", { readOnly: true }), NOW).readOnly).toBe(true);
+    expect(reduce(initialView(SESSION_ID), welcome(0, "replay", { readOnly: false }), NOW).readOnly).toBe(false);
+    expect(reduce(initialView(SESSION_ID), welcome(0), NOW).readOnly).toBe(false);
+    expect(reduce(initialView(VIEW_KEY), welcome(0), NOW).readOnly).toBe(true);
+  });
+
+  it("tells a viewer whom a gate waits for, instead of asking them to review", () => {
+    const view = replay(fullEachStageRun().events, initialView(VIEW_KEY));
+    const notices = view.timeline.filter((i) => i.kind === "notice");
+    expect(notices[0]).toMatchObject({ tone: "info", stage: "analyst", text: "Analyst is waiting for the session owner's approval." });
+  });
+
+  it("stays read-only through a full re-sync", () => {
+    const view = reduce(initialView(SESSION_ID), welcome(0, "replay", { readOnly: true }), NOW);
+    expect(resetForFullResync(view).readOnly).toBe(true);
+  });
+
+  it("a command refused read_only is explained in plain words", () => {
+    let view = replay(fullEachStageRun().events, initialView(VIEW_KEY));
+    view = recordSent(view, { type: "pause", id: "pause-1" }, NOW);
+    view = reduce(view, rejected("pause-1", "pause", "read_only", "This is a view-only link."), NOW);
+    expect(view.pending).toEqual({});
+    const [error] = activeErrors(view);
+    expect(error).toMatchObject({ source: "rejected", code: "read_only", title: "This is a view-only link", message: "This is a view-only link." });
+    expect(error?.next).toMatch(/only the session's owner can start, approve or stop it/);
+    expect(error?.next).toMatch(/\(command: pause\)$/);
   });
 });
 

@@ -11,6 +11,7 @@ import { applyPatch, PatchError } from "./jsonPatch";
 import { providerWords, rejectionWords } from "./errors";
 import { parseGateId } from "./gates";
 import { formatClock } from "../lib/format";
+import { isViewKey } from "../lib/sessionKey";
 import {
   LIMITS,
   STAGE_LABEL,
@@ -90,7 +91,13 @@ export type SyncPhase = "idle" | "syncing" | "live";
 export type RunOutcomeKind = "success" | "interrupt" | "cancelled" | "error";
 
 export interface SessionView {
+  /** The key the page opened the session with: its id, or a view key. */
   sessionId: string | null;
+  /**
+   * A view-only link: no control that sends a command is shown. From the key's shape at first,
+   * then from `welcome.readOnly` (the server's word).
+   */
+  readOnly: boolean;
   /** Highest logged seq applied. */
   lastSeq: number;
   state: SessionState | null;
@@ -120,6 +127,7 @@ const MAX_ERRORS = 50;
 export function initialView(sessionId: string | null = null): SessionView {
   return {
     sessionId,
+    readOnly: isViewKey(sessionId),
     lastSeq: 0,
     state: null,
     messages: {},
@@ -406,7 +414,10 @@ function applyLogged(view: SessionView, event: ServerEvent, now: number): Sessio
       if (outcome?.type === "interrupt") {
         const interrupt = outcome.interrupts[0] ?? null;
         const gateStage = view.state?.gate?.stage ?? parseGateId(interrupt?.id)?.stage ?? null;
-        const text = interrupt?.message ?? `${label(gateStage)} is waiting for your approval.`;
+        // The server's words ask the owner to act; a viewer is told who it waits for instead.
+        const text = view.readOnly
+          ? `${label(gateStage)} is waiting for the session owner's approval.`
+          : (interrupt?.message ?? `${label(gateStage)} is waiting for your approval.`);
         return {
           ...view,
           interrupt,
@@ -557,11 +568,12 @@ function applyConnection(view: SessionView, event: ServerEvent, now: number): Se
       switch (event.name) {
         case "welcome": {
           const value = event.value as WelcomeValue;
+          const readOnly = value.readOnly ?? view.readOnly;
           if (value.mode === "snapshot") {
             // Replace lastSeq now; the state and messages snapshots follow before caught_up.
-            return { ...view, welcome: value, sync: "syncing", lastSeq: value.lastSeq, resyncNeeded: false };
+            return { ...view, welcome: value, readOnly, sync: "syncing", lastSeq: value.lastSeq, resyncNeeded: false };
           }
-          return { ...view, welcome: value, sync: "syncing", resyncNeeded: false };
+          return { ...view, welcome: value, readOnly, sync: "syncing", resyncNeeded: false };
         }
         case "caught_up": {
           // Only a snapshot replaces the messages, so only a snapshot's count replaces the
@@ -651,7 +663,7 @@ export function connectionLost(view: SessionView): SessionView {
 
 /** Forget everything but the session id: used before a full replay from seq 0. */
 export function resetForFullResync(view: SessionView): SessionView {
-  return { ...initialView(view.sessionId), errors: view.errors, pending: view.pending };
+  return { ...initialView(view.sessionId), readOnly: view.readOnly, errors: view.errors, pending: view.pending };
 }
 
 export function recordSent(view: SessionView, command: UserCommand & { id: string }, now: number): SessionView {

@@ -3,7 +3,7 @@ import { SessionClient } from "../net/client";
 import { SessionSocket } from "../net/socket";
 import { activeErrors, initialView, reduceAll } from "../protocol/reducer";
 import { FakeWebSocket } from "../test/fakeWebSocket";
-import { SESSION_ID, Script, ack, caughtUp, fullEachStageRun, rejected, welcome } from "../test/script";
+import { SESSION_ID, Script, VIEW_KEY, ack, caughtUp, fullEachStageRun, rejected, welcome } from "../test/script";
 import { useConnectionStore } from "./connection";
 import { useDraftStore } from "./draft";
 import { useSessionStore } from "./session";
@@ -122,6 +122,41 @@ describe("SessionClient with the stores", () => {
     client.connect(SESSION_ID);
     expect(client.send({ type: "pause" })).toBeNull();
     expect(activeErrors(view())[0]).toMatchObject({ code: "not_connected", title: "Not connected" });
+    client.disconnect();
+  });
+
+  it("on a view-only link sends no command at all, and says why", async () => {
+    const client = makeClient();
+    client.connect(VIEW_KEY);
+    await vi.advanceTimersByTimeAsync(0);
+    const ws = FakeWebSocket.last();
+    expect(ws.url).toBe(`ws://test/api/sessions/${VIEW_KEY}/ws`);
+    ws.serverOpen();
+    ws.serverSend(welcome(0, "snapshot", { sessionId: VIEW_KEY, readOnly: true }));
+    ws.serverSend({ type: "STATE_SNAPSHOT", snapshot: new Script().state });
+    ws.serverSend({ type: "MESSAGES_SNAPSHOT", messages: [] });
+    ws.serverSend(caughtUp(0));
+    expect(view()).toMatchObject({ sync: "live", readOnly: true });
+    expect(client.send({ type: "start", brief: "x", approval: "auto" })).toBeNull();
+    expect(ws.sentJson()).toEqual([{ type: "hello", lastSeq: 0 }]);
+    expect(view().pending).toEqual({});
+    expect(activeErrors(view())[0]).toMatchObject({ code: "read_only", title: "This is a view-only link" });
+    client.disconnect();
+  });
+
+  it("a revoked view link (close 4403) says so and stops trying", async () => {
+    const client = makeClient();
+    client.connect(VIEW_KEY);
+    await vi.advanceTimersByTimeAsync(0);
+    const ws = FakeWebSocket.last();
+    ws.serverOpen();
+    ws.serverClose(4403, "view link revoked");
+    expect(useConnectionStore.getState()).toMatchObject({ status: "revoked", lastClose: { code: 4403, reason: "view link revoked" } });
+    await vi.advanceTimersByTimeAsync(60_000);
+    expect(FakeWebSocket.instances).toHaveLength(1);
+    client.reconnectNow();
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(FakeWebSocket.instances).toHaveLength(1);
     client.disconnect();
   });
 
