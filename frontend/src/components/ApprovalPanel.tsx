@@ -1,5 +1,5 @@
 // The approval gate: a prominent panel with Approve and Request changes (feedback box), shown
-// while state.gate is open.
+// while state.gate is open. A view-only page sees that the gate is open, without the buttons.
 
 import { useEffect, useId, useRef, useState } from "react";
 import { sessionClient } from "../net/client";
@@ -13,6 +13,25 @@ import { Textarea } from "./ui/textarea";
 import { useActions, usePending } from "./useActions";
 
 export function ApprovalPanel() {
+  const readOnly = useSessionStore((s) => s.view.readOnly);
+  return readOnly ? <GateNotice /> : <Approval />;
+}
+
+function GateNotice() {
+  const gate = useSessionStore((s) => s.view.state?.gate ?? null);
+  const titleId = useId();
+  if (!gate) return null;
+  const name = STAGE_LABEL[gate.stage];
+  return (
+    <Panel data-testid="approval-panel" data-stage={gate.stage} data-version={gate.version} data-readonly="true" titleId={titleId} tone="info" title={`${name} is waiting for approval`}>
+      <p>
+        The {name}'s work (version {gate.version}) is ready and waits for the session's owner to approve it or ask for changes.
+      </p>
+    </Panel>
+  );
+}
+
+function Approval() {
   const gate = useSessionStore((s) => s.view.state?.gate ?? null);
   const interruptMessage = useSessionStore((s) => s.view.interrupt?.message ?? null);
   const actions = useActions();

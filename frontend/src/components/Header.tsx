@@ -1,12 +1,12 @@
 import { memo, useEffect, useState } from "react";
 import { getHealth } from "../net/api";
-import { goHome, sessionUrl } from "../routing";
+import { goHome } from "../routing";
 import { useSessionStore } from "../store/session";
-import { copyText } from "../lib/download";
+import { isViewKey } from "../lib/sessionKey";
 import { ConnectionIndicator } from "./ConnectionIndicator";
+import { ShareMenu } from "./ShareMenu";
 import { RunStatusBadge } from "./StatusBadge";
 import { Badge } from "./ui/badge";
-import { Button } from "./ui/button";
 
 /** Demo mode: the session's welcome says so, or (before any session) /api/health does. */
 function useDemo(): boolean {
@@ -28,13 +28,9 @@ export const Header = memo(function Header({ sessionId }: { sessionId: string | 
   const demo = useDemo();
   const run = useSessionStore((s) => s.view.state?.run ?? null);
   const model = useSessionStore((s) => s.view.welcome?.model ?? s.view.state?.model ?? null);
-  const [copied, setCopied] = useState(false);
-
-  useEffect(() => {
-    if (!copied) return;
-    const timer = setTimeout(() => setCopied(false), 1500);
-    return () => clearTimeout(timer);
-  }, [copied]);
+  // The key's shape answers at once; the welcome confirms (or, on a server that says so, decides).
+  const storeReadOnly = useSessionStore((s) => s.view.sessionId === sessionId && s.view.readOnly);
+  const readOnly = isViewKey(sessionId) || storeReadOnly;
 
   return (
     <header className="sticky top-0 z-20 border-b border-slate-200 bg-white/95 backdrop-blur">
@@ -55,21 +51,18 @@ export const Header = memo(function Header({ sessionId }: { sessionId: string | 
             Demo mode
           </Badge>
         ) : null}
+        {sessionId && readOnly ? (
+          <Badge tone="blue" data-testid="view-only-badge" title="You opened a view-only link: you can watch and read, not change anything.">
+            View only
+          </Badge>
+        ) : null}
         {sessionId && run ? <RunStatusBadge status={run.status} pauseRequested={run.pauseRequested} /> : null}
         {sessionId && model && !demo ? <span className="hidden text-xs text-slate-500 sm:inline">model {model}</span> : null}
         <div className="ml-auto flex flex-wrap items-center gap-2">
           {sessionId ? (
             <>
               <ConnectionIndicator />
-              <Button
-                size="sm"
-                variant="ghost"
-                data-testid="share-button"
-                title="Copy a link to this session"
-                onClick={async () => setCopied(await copyText(sessionUrl(sessionId)))}
-              >
-                {copied ? "Link copied" : "Share"}
-              </Button>
+              <ShareMenu key={sessionId} sessionKey={sessionId} readOnly={readOnly} />
             </>
           ) : null}
         </div>

@@ -1,5 +1,5 @@
 // Pause, Resume, Cancel, Retry and Rerun from a stage, each enabled only when the run's state
-// allows it.
+// allows it. A view-only page gets none of them, only the sentence on where the run stands.
 
 import { useEffect, useState } from "react";
 import { sessionClient } from "../net/client";
@@ -9,6 +9,18 @@ import { Button } from "./ui/button";
 import { useActions, usePending } from "./useActions";
 
 export function RunControls() {
+  const readOnly = useSessionStore((s) => s.view.readOnly);
+  if (readOnly) {
+    return (
+      <section aria-label="Run status" className="flex flex-wrap items-center gap-2 empty:hidden">
+        <RunNote readOnly />
+      </section>
+    );
+  }
+  return <Controls />;
+}
+
+function Controls() {
   const actions = useActions();
   const pausing = usePending("pause");
   const resuming = usePending("resume");
@@ -107,18 +119,18 @@ export function RunControls() {
   );
 }
 
-/** One sentence on where the run stands and what the user can do, for the quiet states. */
-function RunNote() {
+/** One sentence on where the run stands and what the user can do (an owner), for the quiet states. */
+function RunNote({ readOnly = false }: { readOnly?: boolean }) {
   const status = useSessionStore((s) => s.view.state?.run.status ?? null);
   const stage = useSessionStore((s) => s.view.state?.run.stage ?? null);
   const pauseRequested = useSessionStore((s) => s.view.state?.run.pauseRequested ?? false);
   const name = stage ? `the ${STAGE_LABEL[stage]}` : "the current agent";
   let text: string | null = null;
-  if (status === "paused") text = `Paused before ${name}. Press Resume to go on.`;
+  if (status === "paused") text = readOnly ? `Paused before ${name}.` : `Paused before ${name}. Press Resume to go on.`;
   else if (status === "running" && pauseRequested) text = `Pausing once ${name} finishes.`;
   else if (status === "completed") text = "The plan is complete: read or download it under Artifacts.";
-  else if (status === "cancelled") text = "Cancelled. Finished artifacts are kept; you can start a new run below.";
-  else if (status === "failed") text = `Stopped at ${name}. Press Retry, or start a new run below.`;
+  else if (status === "cancelled") text = readOnly ? "Cancelled. Finished artifacts are kept." : "Cancelled. Finished artifacts are kept; you can start a new run below.";
+  else if (status === "failed") text = readOnly ? `Stopped at ${name}.` : `Stopped at ${name}. Press Retry, or start a new run below.`;
   if (!text) return null;
   return (
     <p className="text-sm text-slate-600" data-testid="run-note">

@@ -1,8 +1,9 @@
 // One session: agent cards, errors, the approval gate, run controls, the live conversation, a
-// brief box when a new run can start, and the artifacts.
+// brief box when a new run can start, and the artifacts. Opened with a view key, the same page
+// without anything that sends a command.
 
-import { useEffect, useId, useState } from "react";
-import { ApiError, getSession, isSessionId } from "../net/api";
+import { useCallback, useEffect, useId, useState } from "react";
+import { ApiError, getSession, isSessionKey, isViewKey } from "../net/api";
 import { sessionClient } from "../net/client";
 import { goHome } from "../routing";
 import { useConnectionStore } from "../store/connection";
@@ -25,15 +26,23 @@ import { Card, CardContent } from "./ui/card";
 import { useActions, usePending } from "./useActions";
 
 function NotFound({ id }: { id: string }) {
+  const view = isViewKey(id);
   return (
     <main className="mx-auto max-w-xl px-3 py-10">
-      <Card data-testid="session-not-found">
+      <Card data-testid="session-not-found" data-kind={view ? "view" : "session"}>
         <CardContent className="space-y-3 p-6">
-          <h1 className="text-lg font-semibold">Session not found</h1>
-          <p className="text-sm text-slate-700">
-            There is no BotArmy session <code className="break-all rounded bg-slate-100 px-1">{id}</code>. The link may be mistyped, or the session
-            was removed.
-          </p>
+          <h1 className="text-lg font-semibold">{view ? "This view link does not work" : "Session not found"}</h1>
+          {view ? (
+            <p className="text-sm text-slate-700">
+              This view link is not valid, or it was revoked by the session's owner, or the session was removed. Ask the person who shared
+              it for a new link.
+            </p>
+          ) : (
+            <p className="text-sm text-slate-700">
+              There is no BotArmy session <code className="break-all rounded bg-slate-100 px-1">{id}</code>. The link may be mistyped, or the
+              session was removed.
+            </p>
+          )}
           <Button variant="primary" onClick={goHome}>
             Start a new session
           </Button>
@@ -47,8 +56,9 @@ function StartSection() {
   const actions = useActions();
   const pendingStart = usePending("start");
   const status = useSessionStore((s) => s.view.state?.run.status ?? null);
+  const readOnly = useSessionStore((s) => s.view.readOnly);
   const hasRun = status !== null && status !== "idle";
-  if (!actions.start && !pendingStart) return null;
+  if (readOnly || (!actions.start && !pendingStart)) return null;
   const start = (brief: string, approval: ApprovalMode) => sessionClient.send({ type: "start", brief, approval });
   return (
     <Card>
@@ -122,6 +132,53 @@ function SessionGone() {
   );
 }
 
+/** The server closed with 4403: the owner revoked this view link; no retry can help. */
+function ViewRevoked() {
+  const revoked = useConnectionStore((s) => s.status === "revoked");
+  const titleId = useId();
+  if (!revoked) return null;
+  return (
+    <Panel titleId={titleId} title="This view link was revoked" tone="danger" data-testid="view-revoked">
+      <p>This view link was revoked by the session's owner. What is shown below is what this page had received; ask the owner for a new link to keep watching.</p>
+    </Panel>
+  );
+}
+
+/** A viewer's one line on what this page is. */
+function ViewOnlyNote() {
+  const readOnly = useSessionStore((s) => s.view.readOnly);
+  if (!readOnly) return null;
+  return (
+    <p className="rounded-md border border-sky-200 bg-sky-50 px-3 py-2 text-sm text-sky-950" data-testid="view-only-note">
+      You are watching through a view-only link: you can follow the run and read or download its artifacts. Only the session's owner can
+      start, approve or stop it.
+    </p>
+  );
+}
+
+/**
+ * When reconnecting keeps failing, asks over HTTP whether the key still works: a refused
+ * WebSocket upgrade (a revoked view link, a removed session) looks like any network failure to
+ * the page. The second failed try and every one after it asks once.
+ */
+function useKeyCheck(key: string, onMissing: () => void, enabled: boolean): void {
+  const failing = useConnectionStore((s) =>
+    (s.status === "reconnecting" && s.attempt >= 2) || (s.status === "offline" && s.offlineReason === "retries_exhausted")
+      ? `${s.status}:${s.attempt}`
+      : null,
+  );
+  useEffect(() => {
+    if (!enabled || !failing) return;
+    let alive = true;
+    getSession(key).catch((err: unknown) => {
+      if (alive && err instanceof ApiError && err.status === 404) onMissing();
+    });
+    return () => {
+      alive = false;
+    };
+  }, [failing, key, enabled, onMissing]);
+}
+
 function TokenBudget() {
   const used = useSessionStore((s) => s.view.state?.run.tokensUsed ?? 0);
   const budget = useSessionStore((s) => s.view.state?.run.tokenBudget ?? 0);
@@ -135,22 +192,24 @@ function TokenBudget() {
 
 export function SessionPage({ id }: { id: string }) {
   const [missing, setMissing] = useState(false);
-  const valid = isSessionId(id);
+  const valid = isSessionKey(id);
+  const markMissing = useCallback(() => {
+    setMissing(true);
+    sessionClient.disconnect();
+  }, []);
+  useKeyCheck(id, markMissing, valid && !missing);
 
   useEffect(() => {
     if (!valid) return;
     let alive = true;
     setMissing(false);
     getSession(id).catch((err: unknown) => {
-      if (alive && err instanceof ApiError && err.status === 404) {
-        setMissing(true);
-        sessionClient.disconnect();
-      }
+      if (alive && err instanceof ApiError && err.status === 404) markMissing();
     });
     return () => {
       alive = false;
     };
-  }, [id, valid]);
+  }, [id, valid, markMissing]);
 
   if (!valid || missing) return <NotFound id={id} />;
 
@@ -170,6 +229,7 @@ export function SessionPage({ id }: { id: string }) {
         <div className="order-1 flex flex-col gap-3 empty:hidden">
           <ErrorBoundary label="the connection help">
             <SessionGone />
+            <ViewRevoked />
             <ConnectHelp />
           </ErrorBoundary>
           <ErrorBoundary label="the error messages">
@@ -179,8 +239,9 @@ export function SessionPage({ id }: { id: string }) {
             <ApprovalPanel />
           </ErrorBoundary>
         </div>
-        <div className="order-2">
+        <div className="order-2 flex flex-col gap-2">
           <ErrorBoundary label="the run controls">
+            <ViewOnlyNote />
             <RunControls />
           </ErrorBoundary>
         </div>

@@ -32,3 +32,8 @@ export function charCount(text: string): number {
   for (const _ of text) n += 1;
   return n;
 }
+
+/** "12 Mar 2026, 14:05": when something was made, for lists that span days. */
+export function formatDateTime(ms: number): string {
+  return new Date(ms).toLocaleString([], { dateStyle: "medium", timeStyle: "short" });
+}
