@@ -13,6 +13,10 @@
 //   - a brief containing "#fail" (not "#fail-once") makes the Analyst fail with bad_key: RUN_ERROR;
 //   - POST /__mock/drop closes every WebSocket (code 1012) so clients reconnect and catch up;
 //   - POST /__mock/drop?down=5000 also refuses upgrades for 5 s.
+//
+// View-only links as the Worker has them: POST/GET /api/sessions/{id}/views, DELETE
+// .../views/{viewId}; a view key (`v` + 96 hex) reads the session (snapshot, events, artifacts,
+// WebSocket with welcome.readOnly, every command rejected read_only) and never sees the id.
 
 import fs from "node:fs";
 import http from "node:http";
@@ -31,7 +35,10 @@ const TITLE = Object.fromEntries(STAGE_LIST.map((s) => [s.stage, s.title]));
 const TOKEN_MS = Number(process.env.MOCK_TOKEN_MS ?? 12);
 
 const sessions = new Map();
+/** view key → { id, createdAt, session } */
+const views = new Map();
 let downUntil = 0;
+const MAX_VIEWS = 20;
 
 // ---------------------------------------------------------------------------------------------
 // Session machine
@@ -67,7 +74,25 @@ function newSession(id) {
 }
 
 function send(ws, frame) {
-  if (ws.readyState === 1) ws.send(JSON.stringify(frame));
+  if (ws.readyState !== 1) return;
+  const text = JSON.stringify(frame);
+  // A viewer's frames name the session by the view key, never by its id.
+  ws.send(ws.view ? text.replaceAll(ws.view.session.id, ws.view.key) : text);
+}
+
+/** A body as a viewer sees it: the session id replaced by the view key. */
+function masked(view, body) {
+  return view ? JSON.parse(JSON.stringify(body).replaceAll(view.session.id, view.key)) : body;
+}
+
+/** The session a key opens, and whether it is a view key. */
+function lookup(key) {
+  if (/^[0-9a-f]{32}$/.test(key)) {
+    const s = sessions.get(key);
+    return s ? { s, view: null } : null;
+  }
+  const view = /^v[0-9a-f]{96}$/.test(key) ? views.get(key) : undefined;
+  return view ? { s: view.session, view } : null;
 }
 
 function emit(s, event) {
@@ -276,7 +301,7 @@ function handle(s, ws, raw) {
   if (cmd.type === "hello") {
     const lastSeq = Number(cmd.lastSeq) || 0;
     const snapshot = s.log.length === 0 || lastSeq > s.log.length;
-    send(ws, { type: "CUSTOM", name: "welcome", value: { sessionId: s.id, demo: true, model: "demo", lastSeq: snapshot ? s.log.length : lastSeq, mode: snapshot ? "snapshot" : "replay" } });
+    send(ws, { type: "CUSTOM", name: "welcome", value: { sessionId: s.id, demo: true, model: "demo", lastSeq: snapshot ? s.log.length : lastSeq, mode: snapshot ? "snapshot" : "replay", readOnly: !!ws.view } });
     if (snapshot) {
       send(ws, { type: "STATE_SNAPSHOT", snapshot: s.state });
       send(ws, { type: "MESSAGES_SNAPSHOT", messages: [] });
@@ -289,6 +314,7 @@ function handle(s, ws, raw) {
   }
   if (cmd.type === "ping") return send(ws, { type: "CUSTOM", name: "pong", value: { t: Date.now() } });
   if (!ws.live) return reject(ws, cmd, "hello_required", "Send hello first.");
+  if (ws.view) return reject(ws, cmd, "read_only", "This is a view-only link: it cannot change the session.");
   if (cmd.id && s.seenIds.has(cmd.id)) return send(ws, { type: "CUSTOM", name: "ack", value: { id: cmd.id, command: cmd.type, duplicate: true } });
   const st = s.state;
   const ok = () => {
@@ -415,16 +441,43 @@ const server = http.createServer((req, res) => {
     sessions.set(id, newSession(id));
     return json(res, 201, { id });
   }
-  const m = /^\/api\/sessions\/([0-9a-f]{32})(\/.*)?$/.exec(p);
-  const s = m && sessions.get(m[1]);
-  if (!s) return json(res, 404, { error: { code: "not_found", message: "No such session." } });
+  const m = /^\/api\/sessions\/([0-9a-z]+)(\/.*)?$/.exec(p);
+  const found = m && lookup(m[1]);
+  if (!found) return json(res, 404, { error: { code: "not_found", message: "No such session." } });
+  const { s, view } = found;
   const rest = m[2] ?? "";
-  if (rest === "") return json(res, 200, { id: s.id, lastSeq: s.log.length, state: s.state });
+  const readable = rest === "" || rest === "/events" || rest === "/ws" || rest.startsWith("/artifacts/");
+  if (view && (!readable || req.method !== "GET")) {
+    return json(res, 403, { error: { code: "read_only", message: "This is a view-only link: it cannot change the session." } });
+  }
+  if (rest === "/views" && req.method === "POST") {
+    if ([...views.values()].filter((v) => v.session === s).length >= MAX_VIEWS) {
+      return json(res, 409, { error: { code: "too_many_views", message: `A session has at most ${MAX_VIEWS} view links.` } });
+    }
+    const key = `v${crypto.randomBytes(48).toString("hex")}`;
+    const link = { key, id: crypto.randomBytes(6).toString("hex"), createdAt: Date.now(), session: s };
+    views.set(key, link);
+    return json(res, 201, { key, id: link.id, createdAt: link.createdAt });
+  }
+  if (rest === "/views" && req.method === "GET") {
+    const list = [...views.values()].filter((v) => v.session === s).sort((a, b) => b.createdAt - a.createdAt);
+    return json(res, 200, { views: list.map((v) => ({ id: v.id, createdAt: v.createdAt })) });
+  }
+  const vm = /^\/views\/([0-9a-f]{12})$/.exec(rest);
+  if (vm && req.method === "DELETE") {
+    const link = [...views.values()].find((v) => v.session === s && v.id === vm[1]);
+    if (!link) return json(res, 404, { error: { code: "not_found", message: "No such view link." } });
+    views.delete(link.key);
+    for (const ws of s.sockets) if (ws.view === link) ws.close(4403, "view link revoked");
+    res.writeHead(204);
+    return res.end();
+  }
+  if (rest === "") return json(res, 200, masked(view, { id: s.id, lastSeq: s.log.length, state: s.state }));
   if (rest === "/events") {
     const after = Number(url.searchParams.get("after") ?? 0);
     const limit = Math.min(1000, Number(url.searchParams.get("limit") ?? 500));
     const events = s.log.slice(after, after + limit);
-    return json(res, 200, { events, lastSeq: s.log.length, more: after + events.length < s.log.length });
+    return json(res, 200, masked(view, { events, lastSeq: s.log.length, more: after + events.length < s.log.length }));
   }
   if (rest === "/ws") return json(res, 426, { error: { code: "upgrade_required", message: "Connect with a WebSocket." } });
   const am = /^\/artifacts\/([a-z]+)$/.exec(rest);
@@ -445,14 +498,20 @@ const server = http.createServer((req, res) => {
 
 const wss = new WebSocketServer({ noServer: true });
 server.on("upgrade", (req, socket, head) => {
-  const m = /^\/api\/sessions\/([0-9a-f]{32})\/ws$/.exec(new URL(req.url, "http://x").pathname);
-  const s = m && sessions.get(m[1]);
-  if (!s || Date.now() < downUntil) {
+  const m = /^\/api\/sessions\/([0-9a-z]+)\/ws$/.exec(new URL(req.url, "http://x").pathname);
+  const found = m && lookup(m[1]);
+  if (!found) {
+    socket.end("HTTP/1.1 404 Not Found\r\n\r\n");
+    return;
+  }
+  const { s, view } = found;
+  if (Date.now() < downUntil) {
     socket.end("HTTP/1.1 503 Service Unavailable\r\n\r\n");
     return;
   }
   wss.handleUpgrade(req, socket, head, (ws) => {
     ws.live = false;
+    ws.view = view;
     s.sockets.add(ws);
     ws.on("message", (data) => handle(s, ws, data.toString()));
     ws.on("close", () => s.sockets.delete(ws));
