@@ -11,8 +11,8 @@
 // mid-stream and while idle, and the browser going offline (CDP): the indicator leaves
 // Connected within 5 s and the page catches up exactly; an access-token deployment where every
 // request (snapshot, artifacts, versions, diff, download) carries the token; a provider error
-// shown in plain words. Full-page screenshots of each main state go
-// to test-output/screenshots/ (gitignored).
+// shown in plain words; a view-only link made from Share, watched and then revoked. Full-page
+// screenshots of each main state go to test-output/screenshots/ (gitignored).
 //
 // Server-side faults need a server we control: with the harness, the test kills and restarts
 // its own `wrangler dev` and points a second Worker at the fake OpenAI provider; against the UI
@@ -782,5 +782,82 @@ describe('BotArmy UI in Chromium', () => {
     await byTestId(page, 'confirm-cancel-button').click();
     await waitRunStatus(page, 'cancelled', 15_000);
     assert.deepEqual(page.problems, { pageErrors: [], dialogs: [], csp: [] });
+  });
+
+  test('a view-only link: made from Share, it streams the run with no controls, opens artifacts, and stops when revoked', async (t) => {
+    if (skipIfNeeded(t)) return;
+    const owner = await openPage(t);
+    await owner.context().grantPermissions(['clipboard-read', 'clipboard-write'], { origin: target.url });
+    const id = await startFromHome(owner, 'A lending library for board games at a community centre.');
+
+    // Share → Copy view link: a new link, copied and shown.
+    await byTestId(owner, 'share-button').click();
+    await byTestId(owner, 'share-menu').waitFor();
+    assert.match(await byTestId(owner, 'control-link-warning').textContent(), /full control/);
+    await byTestId(owner, 'copy-view-link').click();
+    await owner.locator('[data-testid="view-link-status"]', { hasText: 'View link copied' }).waitFor({ timeout: 10_000 });
+    const viewLink = await byTestId(owner, 'view-link-url').inputValue();
+    const key = new URL(viewLink).pathname.split('/').pop();
+    assert.match(viewLink, new RegExp(`^${target.url}/s/v[0-9a-f]{96}$`), 'the view link is /s/ and a view key');
+    assert.equal(await owner.evaluate(() => navigator.clipboard.readText()), viewLink, 'the clipboard has the view link');
+    await byTestId(owner, 'view-link-row').first().waitFor({ timeout: 10_000 });
+    const rows = byTestId(owner, 'view-link-row');
+    assert.equal(await rows.count(), 1, 'the new link is listed');
+    const viewId = await rows.first().getAttribute('data-view-id');
+    await shot(owner, '15-share-menu');
+    await assertAccessible(t, owner, 'share menu');
+    await owner.keyboard.press('Escape');
+
+    // The viewer: the same run, read-only.
+    const viewer = await openPage(t, viewLink);
+    let sockets = 0;
+    viewer.on('websocket', () => sockets++);
+    await waitLive(viewer);
+    await byTestId(viewer, 'view-only-badge').waitFor();
+    await viewer.locator('[data-testid="approval-panel"][data-stage="analyst"][data-readonly="true"]').waitFor({ timeout: STAGE_TIMEOUT });
+    const controls = ['brief-input', 'start-button', 'approve-button', 'request-changes-button', 'feedback-input', 'pause-button', 'resume-button', 'cancel-button', 'retry-button', 'rerun-button'];
+    for (const control of controls) assert.equal(await byTestId(viewer, control).count(), 0, `no ${control} on a view-only page`);
+    assert.deepEqual(await messageNames(viewer), ['You', 'Analyst']);
+
+    // The owner approves; the Architect's answer streams to the viewer live.
+    await waitGate(owner, 'analyst');
+    await byTestId(owner, 'approve-button').click();
+    await viewer.locator('[data-testid="message"][data-name="Architect"]').first().waitFor({ timeout: STAGE_TIMEOUT });
+    await viewer.locator('[data-testid="approval-panel"][data-stage="architect"]').waitFor({ timeout: STAGE_TIMEOUT });
+    for (const control of controls) assert.equal(await byTestId(viewer, control).count(), 0, `still no ${control}`);
+    await assertViewMatchesServer(viewer, key, 'view-only page');
+    const seen = await viewer.evaluate(() => JSON.stringify(window.__botarmy.view()));
+    assert.equal(seen.includes(id), false, 'the session id never reached the viewer');
+
+    // Artifacts open, as for the owner.
+    await byTestId(viewer, 'artifact-toggle-analyst').click();
+    await viewer.locator('[data-testid="artifact-body-analyst"] .md h1, [data-testid="artifact-body-analyst"] .md h2').first().waitFor({ timeout: 10_000 });
+    await shot(viewer, '16-view-only');
+    await assertAccessible(t, viewer, 'view-only page');
+
+    // Revoke (asks first): the viewer is told, and does not keep trying.
+    await byTestId(owner, 'share-button').click();
+    const row = owner.locator(`[data-testid="view-link-row"][data-view-id="${viewId}"]`);
+    await row.locator('[data-testid="revoke-view-link"]').click();
+    await row.locator('[data-testid="confirm-revoke-view-link"]').click();
+    await row.waitFor({ state: 'detached', timeout: 10_000 });
+    const revoked = byTestId(viewer, 'view-revoked');
+    await revoked.waitFor({ timeout: 10_000 });
+    assert.match(await revoked.textContent(), /This view link was revoked by the session's owner\./);
+    assert.equal(await byTestId(viewer, 'connection-status').getAttribute('data-status'), 'revoked');
+    const socketsAtRevoke = sockets;
+    await sleep(3000);
+    assert.equal(sockets, socketsAtRevoke, 'no reconnect attempts after the revoke');
+    await shot(viewer, '17-view-revoked');
+
+    // Opened again, the revoked link says it does not work.
+    await viewer.reload();
+    await viewer.locator('[data-testid="session-not-found"][data-kind="view"]').waitFor({ timeout: 10_000 });
+
+    await byTestId(owner, 'cancel-button').click();
+    await byTestId(owner, 'confirm-cancel-button').click();
+    await waitRunStatus(owner, 'cancelled', 15_000);
+    assert.deepEqual(owner.problems, { pageErrors: [], dialogs: [], csp: [] });
+    assert.deepEqual(viewer.problems, { pageErrors: [], dialogs: [], csp: [] });
   });
 });
