@@ -6,11 +6,14 @@
 set -uo pipefail
 cap=$1 dir=$2
 cd "$(dirname "$0")/.."
+# This run's workers keep their state in a folder of its own (the harness reads the variable),
+# so two suites run at once never stop each other's workers.
+export BOTARMY_TEST_STATE_DIR="$PWD/test-output/state/suite-$$"
 timeout --kill-after=30s "$cap" node --test --test-concurrency=1 --test-timeout=600000 "$dir"
 rc=$?
-# The harness's wrangler processes lead their own process groups and keep their state under
-# test-output/state: stop those groups (workerd included), nothing else.
-for pid in $(pgrep -f "node_modules/wrangler/.* --persist-to $PWD/test-output/state/" || true); do
+# The harness's wrangler processes lead their own process groups: stop this run's groups
+# (workerd included), nothing else.
+for pid in $(pgrep -f "node_modules/wrangler/.* --persist-to $BOTARMY_TEST_STATE_DIR/" || true); do
   echo "test-suite: stopping a leftover wrangler dev (pid $pid)" >&2
   kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
 done

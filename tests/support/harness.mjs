@@ -192,8 +192,11 @@ async function startOnce({ env: given = {}, limits, persistDir, port, name = 'wo
   const inspectorPort = await freePort();
   fs.mkdirSync(path.join(OUTPUT_DIR, 'logs'), { recursive: true });
   if (!persistDir) {
-    fs.mkdirSync(path.join(OUTPUT_DIR, 'state'), { recursive: true });
-    persistDir = fs.mkdtempSync(path.join(OUTPUT_DIR, 'state', `${name}-`));
+    // scripts/test-suite.sh gives each suite run its own folder, so that it stops only the
+    // workers of its own run.
+    const stateDir = process.env.BOTARMY_TEST_STATE_DIR || path.join(OUTPUT_DIR, 'state');
+    fs.mkdirSync(stateDir, { recursive: true });
+    persistDir = fs.mkdtempSync(path.join(stateDir, `${name}-`));
   }
   const emptyEnvFile = path.join(OUTPUT_DIR, 'logs', 'empty.env');
   if (!fs.existsSync(emptyEnvFile)) fs.writeFileSync(emptyEnvFile, '');
