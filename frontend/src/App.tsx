@@ -1,9 +1,10 @@
 import { useEffect } from "react";
 import { sessionClient } from "./net/client";
-import { useRouteSessionId } from "./routing";
+import { useRouteReplay, useRouteSessionId } from "./routing";
 import { ErrorBoundary } from "./components/ErrorBoundary";
 import { Header } from "./components/Header";
 import { HomePage } from "./components/HomePage";
+import { ReplayPage } from "./components/ReplayPage";
 import { SessionPage } from "./components/SessionPage";
 import { isSessionKey } from "./net/api";
 import { STAGE_LABEL } from "./protocol/types";
@@ -11,6 +12,7 @@ import { useSessionStore } from "./store/session";
 
 export function App() {
   const sessionId = useRouteSessionId();
+  const replay = useRouteReplay();
 
   // One socket for the session in the address bar. Deliberately no effect cleanup: connect() to
   // the same id is a no-op, so React's development double-invocation keeps the same socket.
@@ -42,7 +44,13 @@ export function App() {
         <Header sessionId={sessionId} />
       </ErrorBoundary>
       <div id="main-content">
-        <ErrorBoundary label="the page">{sessionId ? <SessionPage key={sessionId} id={sessionId} /> : <HomePage />}</ErrorBoundary>
+        <ErrorBoundary label="the page">{sessionId && replay && isSessionKey(sessionId) ? (
+            <ReplayPage key={`replay-${sessionId}`} id={sessionId} />
+          ) : sessionId ? (
+            <SessionPage key={sessionId} id={sessionId} />
+          ) : (
+            <HomePage />
+          )}</ErrorBoundary>
       </div>
     </div>
   );

@@ -72,3 +72,22 @@ function subscribe(listener: () => void): () => void {
 export function useRouteSessionId(): string | null {
   return useSyncExternalStore(subscribe, () => sessionIdFromLocation(), () => null);
 }
+
+// The replay of a session is the same address plus `replay=1`, so a reload stays in the replay.
+
+export function isReplayLocation(loc: Pick<Location, "search"> = window.location): boolean {
+  return new URLSearchParams(loc.search).get("replay") === "1";
+}
+
+export function openReplay(key: string): void {
+  navigate(`/?s=${encodeURIComponent(key)}&replay=1`);
+}
+
+export function exitReplay(key: string): void {
+  navigate(`/?s=${encodeURIComponent(key)}`);
+}
+
+/** Whether the address bar asks for the replay view, re-read on navigation. */
+export function useRouteReplay(): boolean {
+  return useSyncExternalStore(subscribe, () => isReplayLocation(), () => false);
+}

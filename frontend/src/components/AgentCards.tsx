@@ -5,7 +5,7 @@
 import { memo } from "react";
 import { activeStage, progressPercent } from "../protocol/actions";
 import { LIMITS, STAGES, STAGE_LABEL, type AgentState, type Stage } from "../protocol/types";
-import { useSessionStore } from "../store/session";
+import { useSessionView } from "../store/session";
 import { formatDuration, formatTokens, secondsUntil } from "../lib/format";
 import { useNow } from "../lib/useNow";
 import { cn } from "../lib/cn";
@@ -22,8 +22,8 @@ const ROLE: Record<Stage, string> = {
 const LIVE_STATUSES = new Set(["thinking", "streaming", "retrying"]);
 
 export const AgentCard = memo(function AgentCard({ stage }: { stage: Stage }) {
-  const agent = useSessionStore((s) => s.view.state?.agents[stage]);
-  const active = useSessionStore((s) => activeStage(s.view.state) === stage);
+  const agent = useSessionView((s) => s.view.state?.agents[stage]);
+  const active = useSessionView((s) => activeStage(s.view.state) === stage);
   return <AgentCardView stage={stage} agent={agent} active={active} />;
 });
 

@@ -6,7 +6,7 @@ import { diffLines } from "diff";
 import { memo, useEffect, useId, useMemo, useState } from "react";
 import { downloadArtifact, getArtifactText, getArtifactVersions } from "../net/api";
 import { STAGES, STAGE_LABEL, type ArtifactVersionInfo, type Stage } from "../protocol/types";
-import { useSessionStore } from "../store/session";
+import { useSessionStoreApi, useSessionView } from "../store/session";
 import { copyText, downloadText } from "../lib/download";
 import { formatClock } from "../lib/format";
 import { cn } from "../lib/cn";
@@ -17,7 +17,7 @@ import { Button } from "./ui/button";
 type Mode = "rendered" | "source" | "diff";
 
 function useLatestVersion(stage: Stage): number {
-  return useSessionStore((s) => Math.max(s.view.state?.agents[stage]?.version ?? 0, s.view.artifactVersions[stage] ?? 0));
+  return useSessionView((s) => Math.max(s.view.state?.agents[stage]?.version ?? 0, s.view.artifactVersions[stage] ?? 0));
 }
 
 interface Loaded<T> {
@@ -91,7 +91,7 @@ function DiffView({ before, after }: { before: string; after: string }) {
 }
 
 const ArtifactCard = memo(function ArtifactCard({ stage }: { stage: Stage }) {
-  const sessionId = useSessionStore((s) => s.view.sessionId);
+  const sessionId = useSessionView((s) => s.view.sessionId);
   const latest = useLatestVersion(stage);
   const [expanded, setExpanded] = useState(false);
   const [selected, setSelected] = useState<number | null>(null);
@@ -120,9 +120,11 @@ const ArtifactCard = memo(function ArtifactCard({ stage }: { stage: Stage }) {
     return () => clearTimeout(timer);
   }, [copied]);
 
-  const info = versions.data?.find((v) => v.version === version);
-  const versionList: number[] = versions.data?.length
-    ? versions.data.map((v) => v.version)
+  // Only versions up to the latest this view knows of (a replay shows the versions that existed then).
+  const known = versions.data?.filter((v) => v.version <= latest);
+  const info = known?.find((v) => v.version === version);
+  const versionList: number[] = known?.length
+    ? known.map((v) => v.version)
     : Array.from({ length: latest }, (_, i) => i + 1);
 
   const copy = async () => {
@@ -263,15 +265,16 @@ const ArtifactCard = memo(function ArtifactCard({ stage }: { stage: Stage }) {
 });
 
 export function ArtifactsPanel() {
-  const sessionId = useSessionStore((s) => s.view.sessionId);
-  const anyArtifact = useSessionStore((s) => STAGES.some((st) => (s.view.state?.agents[st]?.version ?? 0) > 0 || (s.view.artifactVersions[st] ?? 0) > 0));
+  const sessionId = useSessionView((s) => s.view.sessionId);
+  const store = useSessionStoreApi();
+  const anyArtifact = useSessionView((s) => STAGES.some((st) => (s.view.state?.agents[st]?.version ?? 0) > 0 || (s.view.artifactVersions[st] ?? 0) > 0));
   const [status, setStatus] = useState<string | null>(null);
 
   const downloadAll = async () => {
     if (!sessionId) return;
     setStatus("Preparing…");
     try {
-      const view = useSessionStore.getState().view;
+      const view = store.getState().view;
       const sections: string[] = [`# BotArmy plan\n\nSession ${sessionId}\n`];
       for (const stage of STAGES) {
         const version = Math.max(view.state?.agents[stage]?.version ?? 0, view.artifactVersions[stage] ?? 0);

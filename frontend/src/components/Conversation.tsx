@@ -4,7 +4,7 @@
 
 import { memo, useCallback, useDeferredValue, useEffect, useLayoutEffect, useRef, useState } from "react";
 import { INTERRUPT_WORDS, type Notice } from "../protocol/reducer";
-import { useSessionStore } from "../store/session";
+import { useSessionStoreApi, useSessionView } from "../store/session";
 import { cn } from "../lib/cn";
 import { formatClock } from "../lib/format";
 import { Markdown } from "./Markdown";
@@ -14,7 +14,7 @@ const STICK_THRESHOLD_PX = 48;
 
 
 const MessageItem = memo(function MessageItem({ id }: { id: string }) {
-  const message = useSessionStore((s) => s.view.messages[id]);
+  const message = useSessionView((s) => s.view.messages[id]);
   // While tokens stream in, React may skip intermediate renders of the Markdown under load.
   const content = useDeferredValue(message?.content ?? "");
   if (!message) return null;
@@ -72,7 +72,7 @@ const NoticeItem = memo(function NoticeItem({ notice }: { notice: Notice }) {
 
 /** Bounded history: the server's snapshot left out the oldest messages; say so, quietly. */
 function OmittedNotice() {
-  const omitted = useSessionStore((s) => s.view.omittedMessages);
+  const omitted = useSessionView((s) => s.view.omittedMessages);
   if (omitted <= 0) return null;
   return (
     <p data-testid="history-bounded" className="mb-2 text-center text-xs text-slate-500">
@@ -82,7 +82,8 @@ function OmittedNotice() {
 }
 
 export function Conversation() {
-  const timeline = useSessionStore((s) => s.view.timeline);
+  const timeline = useSessionView((s) => s.view.timeline);
+  const store = useSessionStoreApi();
   const scroller = useRef<HTMLDivElement>(null);
   const stick = useRef(true);
   const [showJump, setShowJump] = useState(false);
@@ -116,7 +117,7 @@ export function Conversation() {
   // Follow new text: any change to the thread's messages schedules one scroll per frame.
   useEffect(() => {
     let frame = 0;
-    const unsubscribe = useSessionStore.subscribe((s, prev) => {
+    const unsubscribe = store.subscribe((s, prev) => {
       if (s.view.messages === prev.view.messages && s.view.timeline === prev.view.timeline) return;
       if (!stick.current) {
         setShowJump(true);
@@ -132,7 +133,7 @@ export function Conversation() {
       unsubscribe();
       if (frame) cancelAnimationFrame(frame);
     };
-  }, [scrollToBottom]);
+  }, [scrollToBottom, store]);
 
   useLayoutEffect(() => {
     if (stick.current) scrollToBottom();

@@ -3,9 +3,9 @@
 // without anything that sends a command.
 
 import { useCallback, useEffect, useId, useState } from "react";
-import { ApiError, getSession, isSessionKey, isViewKey } from "../net/api";
+import { ApiError, downloadExport, getSession, isSessionKey, isViewKey } from "../net/api";
 import { sessionClient } from "../net/client";
-import { goHome } from "../routing";
+import { goHome, openReplay } from "../routing";
 import { useConnectionStore } from "../store/connection";
 import { useSessionStore } from "../store/session";
 import { setAccessToken } from "../lib/token";
@@ -179,6 +179,49 @@ function useKeyCheck(key: string, onMissing: () => void, enabled: boolean): void
   }, [failing, key, enabled, onMissing]);
 }
 
+/**
+ * Export (the whole session as JSON Lines, fetched with the token and saved from a Blob) and,
+ * once a run has finished, Replay. Both only read, so a view-only page has them too.
+ */
+function SessionTools({ id }: { id: string }) {
+  const finishedRun = useSessionStore((s) => s.view.lastOutcome !== null || (s.view.state?.run.finishedAt ?? null) !== null);
+  const [status, setStatus] = useState<{ tone: "info" | "error"; text: string } | null>(null);
+  const [busy, setBusy] = useState(false);
+  const exportLog = async () => {
+    setBusy(true);
+    setStatus(null);
+    try {
+      const filename = await downloadExport(id);
+      setStatus({ tone: "info", text: `Saved ${filename}.` });
+    } catch (err) {
+      setStatus({ tone: "error", text: `The log could not be exported: ${err instanceof Error ? err.message : String(err)}` });
+    } finally {
+      setBusy(false);
+    }
+  };
+  return (
+    <div className="flex flex-wrap items-center gap-2" data-testid="session-tools">
+      <Button variant="outline" size="sm" onClick={() => void exportLog()} disabled={busy} data-testid="export-button">
+        {busy ? "Exporting…" : "Export log (.jsonl)"}
+      </Button>
+      {finishedRun ? (
+        <Button variant="outline" size="sm" onClick={() => openReplay(id)} data-testid="replay-button">
+          Replay
+        </Button>
+      ) : null}
+      {status ? (
+        <span
+          role={status.tone === "error" ? "alert" : "status"}
+          className={status.tone === "error" ? "text-sm text-red-700" : "text-sm text-slate-600"}
+          data-testid="export-status"
+        >
+          {status.text}
+        </span>
+      ) : null}
+    </div>
+  );
+}
+
 function TokenBudget() {
   const used = useSessionStore((s) => s.view.state?.run.tokensUsed ?? 0);
   const budget = useSessionStore((s) => s.view.state?.run.tokenBudget ?? 0);
@@ -243,6 +286,9 @@ export function SessionPage({ id }: { id: string }) {
           <ErrorBoundary label="the run controls">
             <ViewOnlyNote />
             <RunControls />
+          </ErrorBoundary>
+          <ErrorBoundary label="the export and replay buttons">
+            <SessionTools id={id} />
           </ErrorBoundary>
         </div>
         <div className="order-4 min-w-0">

@@ -6,7 +6,7 @@
 // header only, never in a URL (URLs get logged); that is also why an artifact download is a
 // fetch turned into a Blob, not a plain `<a href>` (a link cannot carry a header).
 
-import type { ArtifactList, SessionState, Stage } from "../protocol/types";
+import type { ArtifactList, ServerEvent, SessionState, Stage } from "../protocol/types";
 import { downloadText } from "../lib/download";
 import { getAccessToken } from "../lib/token";
 
@@ -108,6 +108,42 @@ export async function getArtifactText(id: string, stage: Stage, version: number,
 export async function downloadArtifact(id: string, stage: Stage, version: number): Promise<string> {
   const filename = `botarmy-${stage}-v${version}.md`;
   downloadText(filename, await getArtifactText(id, stage, version));
+  return filename;
+}
+
+/**
+ * Every logged event of the session, paged with `after`/`limit` until the server says there are
+ * no more. A 410 `log_truncated` (the log no longer starts at seq 1) is thrown as an ApiError.
+ */
+export async function getAllEvents(key: string, signal?: AbortSignal): Promise<ServerEvent[]> {
+  const events: ServerEvent[] = [];
+  let after = 0;
+  for (;;) {
+    const response = await request(`/api/sessions/${encodeURIComponent(key)}/events?after=${after}&limit=1000`, {
+      headers: { Accept: "application/json" },
+      signal,
+    });
+    const body = (await response.json()) as { events?: ServerEvent[]; lastSeq?: number; more?: boolean };
+    const page = Array.isArray(body.events) ? body.events : [];
+    events.push(...page);
+    const last = page.at(-1)?.seq;
+    // Stop when the server says so, or if a page moved nothing (never loop forever).
+    if (!body.more || typeof last !== "number" || last <= after) break;
+    after = last;
+  }
+  return events;
+}
+
+/**
+ * Downloads the whole session as JSON Lines (`export.jsonl`): fetched with the token like every
+ * request, then saved from a Blob. Returns the file name.
+ */
+export async function downloadExport(key: string): Promise<string> {
+  const response = await request(`/api/sessions/${encodeURIComponent(key)}/export.jsonl`, {
+    headers: { Accept: "application/x-ndjson" },
+  });
+  const filename = `botarmy-${key.slice(0, 8)}.jsonl`;
+  downloadText(filename, await response.text(), "application/x-ndjson");
   return filename;
 }
 

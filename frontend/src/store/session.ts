@@ -1,7 +1,8 @@
 // The session store: the reducer's view model in Zustand. Components select small slices
 // (one message, one agent) so a streamed token re-renders only the message it belongs to.
 
-import { create } from "zustand";
+import { createContext, useContext } from "react";
+import { create, useStore, type StoreApi } from "zustand";
 import {
   addClientError,
   beginHello,
@@ -67,3 +68,38 @@ export const useSessionStore = create<SessionStore>()((set, get) => ({
     set({ view: addClientError(get().view, error) });
   },
 }));
+
+/**
+ * Which session store the components below read. The live page uses the default (the live
+ * store); the replay view provides its own store, so the same cards, conversation and artifacts
+ * render a past point of the session without touching the live one.
+ */
+export const SessionStoreContext = createContext<StoreApi<SessionStore>>(useSessionStore);
+
+/** The store in context (for `getState`/`subscribe` in effects). */
+export function useSessionStoreApi(): StoreApi<SessionStore> {
+  return useContext(SessionStoreContext);
+}
+
+/** Like `useSessionStore(selector)`, but reads the store in context (live or replay). */
+export function useSessionView<T>(selector: (s: SessionStore) => T): T {
+  return useStore(useContext(SessionStoreContext), selector);
+}
+
+/** A store that only ever holds a view set from outside: the replay's. */
+export function createViewStore(view: SessionView): StoreApi<SessionStore> & { setView(view: SessionView): void } {
+  const store = create<SessionStore>()(() => ({
+    view,
+    // The replay never takes frames or sends commands: these do nothing on purpose.
+    ingest() {},
+    reset() {},
+    helloSent() {},
+    disconnected() {},
+    fullResync() {},
+    commandSent() {},
+    commandDropped() {},
+    dismissError() {},
+    clientError() {},
+  }));
+  return Object.assign(store, { setView: (next: SessionView) => store.setState({ view: next }) });
+}
