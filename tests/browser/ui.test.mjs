@@ -11,7 +11,8 @@
 // mid-stream and while idle, and the browser going offline (CDP): the indicator leaves
 // Connected within 5 s and the page catches up exactly; an access-token deployment where every
 // request (snapshot, artifacts, versions, diff, download) carries the token; a provider error
-// shown in plain words; a view-only link made from Share, watched and then revoked. Full-page
+// shown in plain words; a view-only link made from Share, watched and then revoked; a finished
+// run exported as JSON Lines and replayed (instant, scrubbed back, 10x, marks). Full-page
 // screenshots of each main state go to test-output/screenshots/ (gitignored).
 //
 // Server-side faults need a server we control: with the harness, the test kills and restarts
@@ -859,5 +860,70 @@ describe('BotArmy UI in Chromium', () => {
     await waitRunStatus(owner, 'cancelled', 15_000);
     assert.deepEqual(owner.problems, { pageErrors: [], dialogs: [], csp: [] });
     assert.deepEqual(viewer.problems, { pageErrors: [], dialogs: [], csp: [] });
+  });
+
+  test('replay and export: a finished run replays to the same page, scrubs back, plays at 10x, and exports every event', async (t) => {
+    if (skipIfNeeded(t)) return;
+    const page = await openPage(t);
+    const id = await startFromHome(page, 'A seed swap register for a neighbourhood garden club.', 'auto');
+    await waitRunStatus(page, 'completed');
+    await byTestId(page, 'replay-button').waitFor({ timeout: 10_000 });
+    const cardsOf = (p) => Promise.all(STAGES.map((stage) => byTestId(p, `agent-card-${stage}`).getAttribute('data-status')));
+    const threadOf = (p) =>
+      byTestId(p, 'message').evaluateAll((els) => els.map((e) => [e.dataset.name, e.querySelector('[data-testid="message-text"]')?.textContent ?? e.textContent]));
+    const liveCards = await cardsOf(page);
+    const liveThread = await threadOf(page);
+    assert.deepEqual(liveCards, STAGES.map(() => 'done'));
+
+    // Export: a file of JSON lines with as many events as /events has.
+    const events = await fetchEvents(target.url, id, 0);
+    const download = page.waitForEvent('download', { timeout: 10_000 });
+    await byTestId(page, 'export-button').click();
+    const file = await download;
+    assert.match(file.suggestedFilename(), /\.jsonl$/);
+    const lines = fs.readFileSync(await file.path(), 'utf8').split('\n').filter((l) => l.trim() !== '');
+    const records = lines.map((l) => JSON.parse(l));
+    assert.equal(records[0].kind, 'session');
+    assert.equal(records.filter((r) => r.kind === 'event').length, events.length, 'the export has every logged event');
+
+    // Replay: its own address (a reload stays there), instant play ends where the live page is.
+    await byTestId(page, 'replay-button').click();
+    await page.waitForURL(/[?&]replay=1/);
+    await page.reload();
+    const scrubber = byTestId(page, 'replay-scrubber');
+    await scrubber.waitFor({ timeout: 15_000 });
+    assert.equal(await scrubber.getAttribute('max'), String(events.length));
+    assert.equal(await byTestId(page, 'agent-card-analyst').getAttribute('data-status'), 'idle', 'the replay starts before anything happened');
+    await byTestId(page, 'replay-speed').selectOption('instant');
+    await byTestId(page, 'replay-play').click();
+    await page.locator(`[data-testid="replay-position"][data-position="${events.length}"]`).waitFor({ timeout: 10_000 });
+    assert.deepEqual(await cardsOf(page), liveCards, 'the replay ends with the live page\'s cards');
+    assert.deepEqual(await threadOf(page), liveThread, 'the replay ends with the live page\'s conversation');
+    await shot(page, '18-replay-end');
+
+    // Scrub to the middle: an earlier state, the last stage not done yet.
+    await scrubber.fill(String(Math.floor(events.length / 2)));
+    await page.locator(`[data-testid="replay-position"][data-position="${Math.floor(events.length / 2)}"]`).waitFor({ timeout: 5000 });
+    assert.notEqual(await byTestId(page, 'agent-card-deployer').getAttribute('data-status'), 'done', 'mid-replay the last stage is not done');
+    assert.ok((await threadOf(page)).length < liveThread.length, 'mid-replay the thread is shorter');
+
+    // A mark jumps to a stage's start; then 10x plays on from there.
+    await page.locator('[data-testid="replay-mark"][data-kind="stage"]', { hasText: NAMES.analyst }).click();
+    const at = Number(await byTestId(page, 'replay-position').getAttribute('data-position'));
+    assert.ok(at > 0 && at < events.length / 2, `the Analyst mark is early (${at})`);
+    await byTestId(page, 'replay-speed').selectOption('10');
+    await byTestId(page, 'replay-play').click();
+    await page.waitForFunction(
+      (from) => Number(document.querySelector('[data-testid="replay-position"]')?.dataset.position) > from + 3,
+      at,
+      { timeout: 10_000 },
+    );
+    await byTestId(page, 'replay-play').click();
+
+    // Back to live: the live page, nothing was sent from the replay.
+    await byTestId(page, 'replay-exit').click();
+    await waitLive(page);
+    await assertViewMatchesServer(page, id, 'after the replay');
+    assert.deepEqual(page.problems, { pageErrors: [], dialogs: [], csp: [] });
   });
 });
