@@ -9,6 +9,7 @@ import { exitReplay } from "../routing";
 import { SessionStoreContext, createViewStore } from "../store/session";
 import type { ServerEvent } from "../protocol/types";
 import { formatDateTime } from "../lib/format";
+import { FrozenClockContext } from "../lib/useNow";
 import { ReplayEngine, advance, replayBaseView, replayMarks, type ReplaySpeed } from "../replay/engine";
 import { AgentCards } from "./AgentCards";
 import { ArtifactsPanel } from "./Artifacts";
@@ -80,75 +81,77 @@ function ReplayPlayer({ sessionKey, events }: { sessionKey: string; events: Serv
 
   return (
     <SessionStoreContext.Provider value={store}>
-      <section aria-label="Replay controls" className="flex flex-col gap-2 rounded-md border border-slate-200 bg-white p-3" data-testid="replay-controls">
-        <div className="flex flex-wrap items-center gap-2">
-          <Button variant="primary" size="sm" onClick={togglePlay} data-testid="replay-play" aria-pressed={playing}>
-            {playing ? "Pause" : "Play"}
-          </Button>
-          <label className="flex items-center gap-1 text-sm">
-            Speed
-            <select
-              className="rounded-md border border-slate-300 bg-white px-2 py-1 text-sm"
-              value={String(speed)}
-              onChange={(e) => setSpeed(parseSpeed(e.target.value))}
-              data-testid="replay-speed"
-            >
-              {SPEEDS.map((s) => (
-                <option key={s.value} value={s.value}>
-                  {s.label}
-                </option>
-              ))}
-            </select>
-          </label>
-          <span className="text-sm tabular-nums text-slate-600" data-testid="replay-position" data-position={position} data-total={engine.length}>
-            Event {position} of {engine.length}
-            {current?.timestamp ? ` · ${formatDateTime(current.timestamp)}` : ""}
-          </span>
-        </div>
-        <input
-          type="range"
-          min={0}
-          max={engine.length}
-          step={1}
-          value={position}
-          onChange={(e) => setPosition(Number(e.target.value))}
-          aria-label="Replay position (event number)"
-          className="w-full"
-          data-testid="replay-scrubber"
-        />
-        <nav aria-label="Runs and stages" data-testid="replay-marks" className="flex flex-wrap gap-1">
-          {marks.map((mark) => (
-            <Button
-              key={`${mark.kind}-${mark.index}`}
-              size="sm"
-              variant={mark.kind === "run" ? "outline" : "ghost"}
-              // Just after the marked event, so the run or stage is shown as started.
-              onClick={() => setPosition(mark.index + 1)}
-              data-testid="replay-mark"
-              data-kind={mark.kind}
-              data-index={mark.index}
-            >
-              {mark.label}
+      <FrozenClockContext.Provider value={current?.timestamp ?? 0}>
+        <section aria-label="Replay controls" className="flex flex-col gap-2 rounded-md border border-slate-200 bg-white p-3" data-testid="replay-controls">
+          <div className="flex flex-wrap items-center gap-2">
+            <Button variant="primary" size="sm" onClick={togglePlay} data-testid="replay-play" aria-pressed={playing}>
+              {playing ? "Pause" : "Play"}
             </Button>
-          ))}
-        </nav>
-      </section>
-      <div className="flex flex-col gap-4 lg:grid lg:grid-cols-[17rem_minmax(0,1fr)] lg:items-start">
-        <aside>
-          <h2 className="mb-2 text-sm font-semibold uppercase tracking-wide text-slate-500">Agents</h2>
-          <ErrorBoundary label="the agent cards">
-            <AgentCards />
-          </ErrorBoundary>
-        </aside>
-        <div className="flex min-w-0 flex-col gap-4">
-          <ErrorBoundary label="the conversation">
-            <Conversation />
-          </ErrorBoundary>
-          <ErrorBoundary label="the artifacts">
-            <ArtifactsPanel />
-          </ErrorBoundary>
+            <label className="flex items-center gap-1 text-sm">
+              Speed
+              <select
+                className="rounded-md border border-slate-300 bg-white px-2 py-1 text-sm"
+                value={String(speed)}
+                onChange={(e) => setSpeed(parseSpeed(e.target.value))}
+                data-testid="replay-speed"
+              >
+                {SPEEDS.map((s) => (
+                  <option key={s.value} value={s.value}>
+                    {s.label}
+                  </option>
+                ))}
+              </select>
+            </label>
+            <span className="text-sm tabular-nums text-slate-600" data-testid="replay-position" data-position={position} data-total={engine.length}>
+              Event {position} of {engine.length}
+              {current?.timestamp ? ` · ${formatDateTime(current.timestamp)}` : ""}
+            </span>
+          </div>
+          <input
+            type="range"
+            min={0}
+            max={engine.length}
+            step={1}
+            value={position}
+            onChange={(e) => setPosition(Number(e.target.value))}
+            aria-label="Replay position (event number)"
+            className="w-full"
+            data-testid="replay-scrubber"
+          />
+          <nav aria-label="Runs and stages" data-testid="replay-marks" className="flex flex-wrap gap-1">
+            {marks.map((mark) => (
+              <Button
+                key={`${mark.kind}-${mark.index}`}
+                size="sm"
+                variant={mark.kind === "run" ? "outline" : "ghost"}
+                // Just after the marked event, so the run or stage is shown as started.
+                onClick={() => setPosition(mark.index + 1)}
+                data-testid="replay-mark"
+                data-kind={mark.kind}
+                data-index={mark.index}
+              >
+                {mark.label}
+              </Button>
+            ))}
+          </nav>
+        </section>
+        <div className="flex flex-col gap-4 lg:grid lg:grid-cols-[17rem_minmax(0,1fr)] lg:items-start">
+          <aside>
+            <h2 className="mb-2 text-sm font-semibold uppercase tracking-wide text-slate-500">Agents</h2>
+            <ErrorBoundary label="the agent cards">
+              <AgentCards />
+            </ErrorBoundary>
+          </aside>
+          <div className="flex min-w-0 flex-col gap-4">
+            <ErrorBoundary label="the conversation">
+              <Conversation />
+            </ErrorBoundary>
+            <ErrorBoundary label="the artifacts">
+              <ArtifactsPanel />
+            </ErrorBoundary>
+          </div>
         </div>
-      </div>
+      </FrozenClockContext.Provider>
     </SessionStoreContext.Provider>
   );
 }

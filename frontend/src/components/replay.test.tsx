@@ -76,6 +76,8 @@ describe("the replay page", () => {
     expect(scrubber.value).toBe(String(Number(deployer.dataset.index) + 1));
     expect(screen.getByTestId("agent-card-deployer").dataset.status).not.toBe("done");
     expect(screen.getByTestId("agent-card-analyst").dataset.status).toBe("done");
+    // Its clock is the replayed event's time, not today's: the stage has just begun.
+    expect(screen.getByTestId("agent-elapsed-deployer").textContent).toBe("0:00");
 
     fireEvent.change(scrubber, { target: { value: "0" } });
     expect(screen.getByTestId("agent-card-analyst").dataset.status).toBe("idle");

@@ -1,7 +1,7 @@
 // One shared clock for every live timer and countdown on the page, so the agent card and the
 // error banner never disagree about "next try in N s". It ticks only while someone listens.
 
-import { useSyncExternalStore } from "react";
+import { createContext, useContext, useSyncExternalStore } from "react";
 
 const TICK_MS = 250;
 const listeners = new Set<() => void>();
@@ -34,5 +34,13 @@ const snapshot = () => now;
  * value). While inactive the value is not kept fresh: use it only for live timers.
  */
 export function useNow(active: boolean): number {
-  return useSyncExternalStore(active ? subscribe : noop, snapshot, snapshot);
+  const frozen = useContext(FrozenClockContext);
+  const live = useSyncExternalStore(active && frozen === null ? subscribe : noop, snapshot, snapshot);
+  return frozen ?? live;
 }
+
+/**
+ * A fixed "now" for everything below: the replay sets it to the time of the event it shows, so
+ * a running agent's elapsed time and a countdown read as they did then, not against today.
+ */
+export const FrozenClockContext = createContext<number | null>(null);
