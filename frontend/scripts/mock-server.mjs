@@ -446,7 +446,7 @@ const server = http.createServer((req, res) => {
   if (!found) return json(res, 404, { error: { code: "not_found", message: "No such session." } });
   const { s, view } = found;
   const rest = m[2] ?? "";
-  const readable = rest === "" || rest === "/events" || rest === "/ws" || rest.startsWith("/artifacts/");
+  const readable = rest === "" || rest === "/events" || rest === "/export.jsonl" || rest === "/ws" || rest.startsWith("/artifacts/");
   if (view && (!readable || req.method !== "GET")) {
     return json(res, 403, { error: { code: "read_only", message: "This is a view-only link: it cannot change the session." } });
   }
@@ -478,6 +478,14 @@ const server = http.createServer((req, res) => {
     const limit = Math.min(1000, Number(url.searchParams.get("limit") ?? 500));
     const events = s.log.slice(after, after + limit);
     return json(res, 200, masked(view, { events, lastSeq: s.log.length, more: after + events.length < s.log.length }));
+  }
+  if (rest === "/export.jsonl") {
+    // The Worker's export: a session line, every event, every artifact version (docs/protocol.md).
+    const lines = [{ kind: "session", id: s.id, exportedAt: Date.now(), lastSeq: s.log.length, oldestSeq: 1, demo: true, state: s.state }];
+    for (const event of s.log) lines.push({ kind: "event", event });
+    for (const stage of STAGES) for (const a of s.artifacts[stage]) lines.push({ kind: "artifact", stage, version: a.version, createdAt: a.createdAt, feedback: a.feedback, content: a.text });
+    res.writeHead(200, { "content-type": "application/x-ndjson", "content-disposition": `attachment; filename="botarmy-${s.id.slice(0, 8)}.jsonl"` });
+    return res.end(lines.map((l) => JSON.stringify(masked(view, l))).join("\n") + "\n");
   }
   if (rest === "/ws") return json(res, 426, { error: { code: "upgrade_required", message: "Connect with a WebSocket." } });
   const am = /^\/artifacts\/([a-z]+)$/.exec(rest);
