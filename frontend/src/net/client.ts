@@ -93,35 +93,17 @@ export class SessionClient {
       // The controls are hidden on a view-only link; should one slip through, say why nothing
       // happens instead of sending what the server can only refuse.
       const words = rejectionWords("read_only");
-      useSessionStore.getState().clientError({
-        id: `client-read-only-${Date.now()}`,
-        source: "client",
-        code: "read_only",
-        title: words.title,
-        message: `Your ${command.type} was not sent: this page is a view-only link.`,
-        next: words.next,
-        stage: "stage" in command ? command.stage : null,
-        retryAt: null,
-        attempt: null,
-        details: JSON.stringify(command, null, 2),
-        at: Date.now(),
-      });
+      notSent(command, "read_only", words.title, `Your ${command.type} was not sent: this page is a view-only link.`, words.next);
       return null;
     }
     if (!this.socket || !this.isLive()) {
-      useSessionStore.getState().clientError({
-        id: `client-offline-${Date.now()}`,
-        source: "client",
-        code: "not_connected",
-        title: "Not connected",
-        message: `Your ${command.type} was not sent because the page is not connected to the session right now.`,
-        next: "The page reconnects by itself; try again once it says Connected.",
-        stage: "stage" in command ? command.stage : null,
-        retryAt: null,
-        attempt: null,
-        details: JSON.stringify(command, null, 2),
-        at: Date.now(),
-      });
+      notSent(
+        command,
+        "not_connected",
+        "Not connected",
+        `Your ${command.type} was not sent because the page is not connected to the session right now.`,
+        "The page reconnects by itself; try again once it says Connected.",
+      );
       return null;
     }
     const id = newCommandId(command.type);
@@ -181,3 +163,20 @@ export class SessionClient {
 }
 
 export const sessionClient = new SessionClient();
+
+/** Tells the user a command was not sent, and why. */
+function notSent(command: UserCommand, code: string, title: string, message: string, next: string): void {
+  useSessionStore.getState().clientError({
+    id: `client-${code}-${Date.now()}`,
+    source: "client",
+    code,
+    title,
+    message,
+    next,
+    stage: "stage" in command ? command.stage : null,
+    retryAt: null,
+    attempt: null,
+    details: JSON.stringify(command, null, 2),
+    at: Date.now(),
+  });
+}
