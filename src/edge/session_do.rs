@@ -188,13 +188,10 @@ impl DurableObject for SessionDo {
         }
         let resp = match path.as_str() {
             "/ws" => self.upgrade(&req, None).await,
-            "/snapshot" => self.snapshot(),
-            "/events" => self.events(&req),
             "/agui" => self.agui(req).await,
-            "/messages" => self.messages_page(&req),
-            "/export" => self.export(),
-            p if p.starts_with("/artifacts/") => self.artifacts(&req, &p["/artifacts/".len()..]),
-            _ => error_response(404, "not_found", "Unknown route."),
+            p => self
+                .read(&req, p)
+                .unwrap_or_else(|| error_response(404, "not_found", "Unknown route.")),
         };
         self.kick().await?;
         resp
@@ -1115,14 +1112,10 @@ impl SessionDo {
             self.kick().await?;
             return resp;
         }
-        let mut resp = match path {
-            "/snapshot" => self.snapshot()?,
-            "/events" => self.events(&req)?,
-            "/messages" => self.messages_page(&req)?,
-            "/export" => self.export()?,
-            p if p.starts_with("/artifacts/") => self.artifacts(&req, &p["/artifacts/".len()..])?,
-            _ => return read_only_response(),
+        let Some(resp) = self.read(&req, path) else {
+            return read_only_response();
         };
+        let mut resp = resp?;
         let status = resp.status_code();
         let headers = resp.headers().clone();
         let body = resp.text().await?;
@@ -1151,7 +1144,7 @@ impl SessionDo {
                 let hash = view::secret_hash(&secret);
                 let now = now_ms();
                 let made = self.with_inner(|i| -> Result<bool> {
-                    if i.store.views()?.len() as u64 >= view::MAX_VIEWS {
+                    if i.store.count("views")? >= view::MAX_VIEWS {
                         return Ok(false);
                     }
                     i.store.add_view(&hash, now)?;
@@ -1199,6 +1192,17 @@ impl SessionDo {
     }
 
     // ---- HTTP reads ---------------------------------------------------------------------
+
+    /// The plain reads, the same for a session id and a view key; `None` for any other path.
+    fn read(&self, req: &Request, path: &str) -> Option<Result<Response>> {
+        Some(match path {
+            "/snapshot" => self.snapshot(),
+            "/events" => self.events(req),
+            "/messages" => self.messages_page(req),
+            "/export" => self.export(),
+            p => self.artifacts(req, p.strip_prefix("/artifacts/")?),
+        })
+    }
 
     fn snapshot(&self) -> Result<Response> {
         let sockets = self.state.get_websockets().len();
