@@ -2,14 +2,18 @@
 //! answers streamed in token-sized pieces at a realistic pace, so `wrangler dev` works out of
 //! the box and tests get the same text every time.
 
+use super::demo_project::{demo_rounds, files_section};
 use super::prompts::document_title;
 use super::Stage;
 use crate::llm::openai::estimate_tokens;
+use crate::llm::StreamItem;
 
 /// Pause between two demo tokens (about 65 tokens a second, like a fast hosted model).
 pub const DEMO_TOKEN_INTERVAL_MS: u64 = 15;
 /// Longest piece [`demo_tokens`] cuts a word into.
 pub const MAX_TOKEN_CHARS: usize = 12;
+/// Characters of a demo tool call's JSON arguments per streamed piece.
+pub const ARGS_PIECE_CHARS: usize = 96;
 
 const BRIEF_EXCERPT_CHARS: usize = 80;
 const FEEDBACK_EXCERPT_CHARS: usize = 120;
@@ -31,6 +35,7 @@ pub fn demo_answer(stage: Stage, brief: &str, feedback: Option<&str>, version: u
         quote
     );
     out.push_str(body(stage));
+    out.push_str(&files_section(stage, brief));
     let feedback = feedback
         .map(|f| excerpt(f, FEEDBACK_EXCERPT_CHARS))
         .filter(|f| !f.is_empty());
@@ -276,6 +281,43 @@ pub fn excerpt(text: &str, max_chars: usize) -> String {
         _ => cut,
     };
     format!("{}…", cut.trim_end())
+}
+
+/// The demo's whole streamed answer for `stage`, as a provider's stream would bring it: each
+/// round of tool calls (start, arguments in pieces, end) closed by `finish_reason:
+/// "tool_calls"`, then the Markdown answer in token-sized pieces. Call ids are stable
+/// (`demo_<stage>_<round>_<n>`), so a call replayed after a restart is recognised.
+pub fn demo_script(
+    stage: Stage,
+    brief: &str,
+    feedback: Option<&str>,
+    version: u32,
+) -> Vec<StreamItem> {
+    let mut items = Vec::new();
+    for (r, round) in demo_rounds(stage, brief).into_iter().enumerate() {
+        for (n, (tool, args)) in round.into_iter().enumerate() {
+            let id = format!("demo_{}_{r}_{n}", stage.name());
+            items.push(StreamItem::ToolCallStart {
+                index: n as u32,
+                id: id.clone(),
+                name: tool.to_string(),
+            });
+            let chars: Vec<char> = args.chars().collect();
+            for piece in chars.chunks(ARGS_PIECE_CHARS) {
+                items.push(StreamItem::ToolCallArgs {
+                    id: id.clone(),
+                    delta: piece.iter().collect(),
+                });
+            }
+            items.push(StreamItem::ToolCallEnd { id });
+        }
+        items.push(StreamItem::Finished {
+            reason: "tool_calls".into(),
+        });
+    }
+    let text = demo_answer(stage, brief, feedback, version);
+    items.extend(demo_tokens(&text).into_iter().map(StreamItem::Delta));
+    items
 }
 
 /// Splits `text` into token-sized pieces for streaming: each word with the whitespace after

@@ -186,16 +186,18 @@ pub fn chat_url(base_url: &str) -> String {
 ///
 /// `max_tokens` (not `max_completion_tokens`) because every compatible server understands it.
 pub fn chat_request_body(model: &str, messages: &[ChatMessage], max_tokens: Option<u32>) -> String {
-    chat_request_body_with_tools(model, messages, &[], max_tokens)
+    chat_request_body_with_tools(model, messages, &[], None, max_tokens)
 }
 
 /// [`chat_request_body`] offering `tools` (OpenAI's `tools` field; omitted when empty, so a
 /// request without tools is byte-for-byte the text-only one). `tool_choice` is left to its
-/// default, `auto`: the model may answer in text, call tools, or both.
+/// default, `auto` (the model may answer in text, call tools, or both), unless given, e.g.
+/// `"none"` for text only.
 pub fn chat_request_body_with_tools(
     model: &str,
     messages: &[ChatMessage],
     tools: &[ToolDef],
+    tool_choice: Option<&str>,
     max_tokens: Option<u32>,
 ) -> String {
     let mut body = json!({
@@ -206,6 +208,9 @@ pub fn chat_request_body_with_tools(
     });
     if !tools.is_empty() {
         body["tools"] = json!(tools);
+        if let Some(c) = tool_choice {
+            body["tool_choice"] = json!(c);
+        }
     }
     if let Some(n) = max_tokens {
         body["max_tokens"] = json!(n);
@@ -1075,8 +1080,10 @@ mod tests {
                 vec![call("call_2", "list_files", "{}")],
             ),
         ];
-        let body: Value =
-            serde_json::from_str(&chat_request_body_with_tools("m", &msgs, &tools, None)).unwrap();
+        let body: Value = serde_json::from_str(&chat_request_body_with_tools(
+            "m", &msgs, &tools, None, None,
+        ))
+        .unwrap();
         assert_eq!(
             body["messages"],
             json!([
@@ -1097,7 +1104,7 @@ mod tests {
         // No tools: the text-only body, byte for byte.
         let text = [ChatMessage::system("s"), ChatMessage::user("u")];
         assert_eq!(
-            chat_request_body_with_tools("m", &text, &[], Some(5)),
+            chat_request_body_with_tools("m", &text, &[], None, Some(5)),
             chat_request_body("m", &text, Some(5))
         );
         assert_eq!(

@@ -60,6 +60,13 @@ pub struct Message {
     pub content: String,
 }
 
+/// The role of a `TOOL_CALL_RESULT` message: AG-UI's `"tool"`, the only value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ToolRole {
+    Tool,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(
     tag = "type",
@@ -102,6 +109,27 @@ pub enum Event {
     },
     TextMessageEnd {
         message_id: String,
+    },
+    /// An agent calls a tool; `parent_message_id` is its answer message.
+    ToolCallStart {
+        tool_call_id: String,
+        tool_call_name: String,
+        parent_message_id: String,
+    },
+    /// More of the call's JSON arguments (coalesced like text).
+    ToolCallArgs {
+        tool_call_id: String,
+        delta: String,
+    },
+    ToolCallEnd {
+        tool_call_id: String,
+    },
+    /// What the tool answered the model (`role` is always `tool`).
+    ToolCallResult {
+        message_id: String,
+        tool_call_id: String,
+        content: String,
+        role: ToolRole,
     },
     StateSnapshot {
         snapshot: Value,
@@ -260,6 +288,36 @@ mod tests {
                     "artifact",
                     json!({"stage": "analyst", "version": 1, "chars": 5}),
                 ),
+            ),
+            (
+                Some(14),
+                Event::ToolCallStart {
+                    tool_call_id: "tc5-0-call_1".into(),
+                    tool_call_name: "write_file".into(),
+                    parent_message_id: "msg-5".into(),
+                },
+            ),
+            (
+                Some(15),
+                Event::ToolCallArgs {
+                    tool_call_id: "tc5-0-call_1".into(),
+                    delta: r#"{"path":"src/app.js","content":"let x = 1;\n"}"#.into(),
+                },
+            ),
+            (
+                Some(16),
+                Event::ToolCallEnd {
+                    tool_call_id: "tc5-0-call_1".into(),
+                },
+            ),
+            (
+                Some(17),
+                Event::ToolCallResult {
+                    message_id: "tool-tc5-0-call_1".into(),
+                    tool_call_id: "tc5-0-call_1".into(),
+                    content: "Wrote src/app.js (11 bytes, new file).".into(),
+                    role: ToolRole::Tool,
+                },
             ),
             (
                 None,

@@ -125,6 +125,8 @@ wire_enum! {
         RetriesExhausted = "retries_exhausted",
         /// The answer passed the per-stage size limit.
         AnswerTooLong = "answer_too_long",
+        /// The model kept calling tools after the last round (`MAX_TOOL_ROUNDS`).
+        TooManyToolRounds = "too_many_tool_rounds",
     }
 }
 

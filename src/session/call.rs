@@ -12,6 +12,15 @@
 //!                                          Release (if leased) ─▶ Store (if accepted) ─▶ Done
 //! ```
 //!
+//! Tools: every stage but the Analyst is offered the workspace's tools. An answer that ends
+//! with tool calls (`finish_reason: "tool_calls"`) has them run by the session
+//! ([`Session::run_tools`]), and the next request carries the assistant's calls and one `tool`
+//! message per result: `Fetch … End ─▶ (tools) Fetch … End ─▶ …` under the same lease, until
+//! an answer without calls. After [`MAX_TOOL_ROUNDS`] answers with calls, the next request asks
+//! for text only (`tool_choice: "none"`); calls in that answer fail the attempt in plain
+//! words. The demo plays the same kind of stream ([`crate::agents::demo_script`]), so its tool
+//! calls take the same path; an answer with tool calls is never cached.
+//!
 //! Rules: the call stops being fed the moment the session no longer calls it live (cancel,
 //! watchdog, a failure); a failure is classified and reported once; a call that ended
 //! normally without the provider's usage reports an estimate; only an answer the session
@@ -23,13 +32,16 @@ use std::collections::VecDeque;
 use serde_json::{json, Value};
 
 use super::machine::{CallSpec, Session, StageFailure, Usage};
-use crate::agents::{demo_answer, demo_tokens, demo_usage, MAX_ANSWER_TOKENS};
+use crate::agents::{demo_answer, demo_script, demo_usage, Stage, MAX_ANSWER_TOKENS};
 use crate::config::Config;
-use crate::llm::openai::messages_chars;
+use crate::llm::openai::{chat_request_body_with_tools, messages_chars};
+use crate::llm::tools::{ToolCall, ToolDef};
 use crate::llm::{
-    cache, chat_request_body, chat_url, classify_http, estimate_tokens, redact, ChatMessage,
-    ErrorKind, LlmError, StreamDecoder, StreamItem,
+    cache, chat_url, classify_http, estimate_tokens, redact, ChatMessage, ErrorKind, LlmError,
+    StreamDecoder, StreamItem,
 };
+use crate::protocol::wire::FailureCode;
+use crate::workspace::limits::MAX_TOOL_ROUNDS;
 
 /// A cached answer is fed in pieces of this many characters, so its text events look like a
 /// fast stream (each flush carries at most the coalescing limit anyway).
@@ -119,12 +131,13 @@ pub struct CallDriver {
     secrets: Vec<String>,
     stall_timeout_ms: u64,
     prompt_chars: usize,
-    demo_text: Option<String>,
+    /// The demo's whole stream, and the length of its text (for the progress estimate).
+    demo: Option<(Vec<StreamItem>, usize)>,
     demo_interval_ms: u64,
     cache_key: Option<String>,
     lease: Option<String>,
     lease_id: String,
-    pieces: VecDeque<String>,
+    pieces: VecDeque<StreamItem>,
     interval_ms: u64,
     next_at: u64,
     decoder: StreamDecoder,
@@ -135,6 +148,14 @@ pub struct CallDriver {
     /// The usage of an answer the session accepted as an artifact.
     accepted: Option<Usage>,
     notes: Vec<Note>,
+    /// The conversation so far (grows by each round's calls and results), and what to send.
+    messages: Vec<ChatMessage>,
+    model: String,
+    tools: Vec<ToolDef>,
+    /// Answers with tool calls so far in this attempt; the current answer's text and calls.
+    round: u32,
+    round_text: String,
+    round_calls: Vec<ToolCall>,
 }
 
 impl CallDriver {
@@ -147,10 +168,24 @@ impl CallDriver {
         session_id: &str,
         version: u32,
     ) -> Self {
-        let body = chat_request_body(&cfg.model, messages, Some(MAX_ANSWER_TOKENS));
-        let demo_text = cfg
-            .demo()
-            .then(|| demo_answer(spec.stage, &spec.brief, spec.feedback.as_deref(), version));
+        let tools = if spec.stage == Stage::Analyst {
+            Vec::new()
+        } else {
+            crate::workspace::tools::definitions()
+        };
+        let body = chat_request_body_with_tools(
+            &cfg.model,
+            messages,
+            &tools,
+            None,
+            Some(MAX_ANSWER_TOKENS),
+        );
+        let demo = cfg.demo().then(|| {
+            let feedback = spec.feedback.as_deref();
+            let text = demo_answer(spec.stage, &spec.brief, feedback, version);
+            let items = demo_script(spec.stage, &spec.brief, feedback, version);
+            (items, text.chars().count())
+        });
         let cache_key = cfg
             .cache_on()
             .then(|| cache::key(cfg.cache, session_id, &cfg.base_url, &body))
@@ -165,7 +200,7 @@ impl CallDriver {
                 .collect(),
             stall_timeout_ms: cfg.stall_timeout_ms,
             prompt_chars: messages_chars(messages),
-            demo_text,
+            demo,
             demo_interval_ms: cfg.demo_token_interval_ms,
             cache_key,
             lease: None,
@@ -181,6 +216,12 @@ impl CallDriver {
             answer_chars: 0,
             accepted: None,
             notes: Vec::new(),
+            messages: messages.to_vec(),
+            model: cfg.model.clone(),
+            tools,
+            round: 0,
+            round_text: String::new(),
+            round_calls: Vec::new(),
             body,
             spec,
         }
@@ -210,15 +251,15 @@ impl CallDriver {
         let id = self.spec.call_id;
         match (self.phase.clone(), input) {
             (Phase::New, Input::Start) => {
-                let expected = self.demo_text.as_ref().map(|t| t.chars().count());
+                let expected = self.demo.as_ref().map(|d| d.1);
                 s.call_started(id, expected, now);
                 self.note(
                     "info",
                     "call_started",
-                    json!({"attempt": self.spec.attempt, "demo": self.demo_text.is_some()}),
+                    json!({"attempt": self.spec.attempt, "demo": self.demo.is_some()}),
                 );
-                if let Some(text) = self.demo_text.take() {
-                    self.play(demo_tokens(&text), self.demo_interval_ms, now);
+                if let Some((items, _)) = self.demo.take() {
+                    self.play(items, self.demo_interval_ms, now);
                     return self.next_piece(s, now);
                 }
                 match self.cache_key.clone() {
@@ -246,7 +287,7 @@ impl CallDriver {
                 let chars: Vec<char> = text.chars().collect();
                 let pieces = chars
                     .chunks(CACHED_PIECE_CHARS)
-                    .map(|c| c.iter().collect())
+                    .map(|c| StreamItem::Delta(c.iter().collect()))
                     .collect();
                 self.play(pieces, 0, now);
                 self.next_piece(s, now)
@@ -267,13 +308,7 @@ impl CallDriver {
                 if !self.live(s) {
                     return self.wind_up();
                 }
-                self.phase = Phase::Fetching;
-                Step::Fetch {
-                    url: self.url.clone(),
-                    body: self.body.clone(),
-                    api_key: self.api_key.clone(),
-                    timeout_ms: self.stall_timeout_ms,
-                }
+                self.fetch()
             }
             (Phase::Fetching, Input::Response { status, .. }) if (200..300).contains(&status) => {
                 self.phase = Phase::Streaming;
@@ -321,7 +356,22 @@ impl CallDriver {
             (Phase::Streaming, Input::End) => match self.decoder.finish() {
                 Ok(items) => {
                     self.feed(s, items, now);
-                    self.done(s, now)
+                    if self.round_calls.is_empty() {
+                        return self.done(s, now);
+                    }
+                    if self.round as usize >= MAX_TOOL_ROUNDS {
+                        // Asked for text only and still calling tools: stop in plain words.
+                        if self.live(s) {
+                            s.on_failure(self.spec.call_id, too_many_rounds(), now);
+                        }
+                        return self.wind_up();
+                    }
+                    let (text, calls) = self.end_round(s, now);
+                    if !self.live(s) {
+                        return self.wind_up();
+                    }
+                    self.next_request(text, calls);
+                    self.fetch()
                 }
                 Err(e) => self.fail(s, e, now),
             },
@@ -348,7 +398,56 @@ impl CallDriver {
         }
     }
 
-    fn play(&mut self, pieces: Vec<String>, interval_ms: u64, now: u64) {
+    fn fetch(&mut self) -> Step {
+        self.phase = Phase::Fetching;
+        Step::Fetch {
+            url: self.url.clone(),
+            body: self.body.clone(),
+            api_key: self.api_key.clone(),
+            timeout_ms: self.stall_timeout_ms,
+        }
+    }
+
+    /// The answer that just ended called tools: the session runs them. Returns the answer's
+    /// text and calls, and the results (in call order) for the next request.
+    fn end_round(&mut self, s: &mut Session, now: u64) -> (String, Vec<(ToolCall, String)>) {
+        let calls = std::mem::take(&mut self.round_calls);
+        let text = std::mem::take(&mut self.round_text);
+        let results = s.run_tools(self.spec.call_id, self.round, &calls, now);
+        self.note(
+            "info",
+            "tool_round",
+            json!({"round": self.round, "calls": calls.len()}),
+        );
+        self.round += 1;
+        (text, calls.into_iter().zip(results).collect())
+    }
+
+    /// The request after a round of tool calls: the conversation with the assistant's calls
+    /// and their results; text only once the rounds are used up.
+    fn next_request(&mut self, text: String, done: Vec<(ToolCall, String)>) {
+        let (calls, results): (Vec<_>, Vec<_>) = done.into_iter().unzip();
+        let answers: Vec<ChatMessage> = calls
+            .iter()
+            .zip(results)
+            .map(|(c, r)| ChatMessage::tool_result(c.id.clone(), r))
+            .collect();
+        self.messages
+            .push(ChatMessage::assistant_tool_calls(text, calls));
+        self.messages.extend(answers);
+        let choice = (self.round as usize >= MAX_TOOL_ROUNDS).then_some("none");
+        self.body = chat_request_body_with_tools(
+            &self.model,
+            &self.messages,
+            &self.tools,
+            choice,
+            Some(MAX_ANSWER_TOKENS),
+        );
+        self.prompt_chars += messages_chars(&self.messages);
+        self.decoder = StreamDecoder::new();
+    }
+
+    fn play(&mut self, pieces: Vec<StreamItem>, interval_ms: u64, now: u64) {
         self.phase = Phase::Playing;
         self.pieces = pieces.into();
         self.interval_ms = interval_ms;
@@ -368,9 +467,16 @@ impl CallDriver {
         }
         if now >= self.next_at {
             match self.pieces.pop_front() {
-                Some(p) => {
+                Some(StreamItem::Finished { reason }) if reason == "tool_calls" => {
+                    // A scripted round of tool calls ends: run them, as for a provider.
+                    self.end_round(s, now);
+                    if !self.live(s) {
+                        return self.wind_up();
+                    }
+                }
+                Some(item) => {
                     self.next_at = now.max(self.next_at) + self.interval_ms;
-                    self.feed(s, vec![StreamItem::Delta(p)], now);
+                    self.feed(s, vec![item], now);
                     if !self.live(s) {
                         return self.wind_up();
                     }
@@ -402,23 +508,40 @@ impl CallDriver {
                     if let Some(a) = self.answer.as_mut() {
                         a.push_str(&t);
                     }
+                    self.round_text.push_str(&t);
                     s.on_chunk(self.spec.call_id, &t, now);
                 }
                 StreamItem::Usage {
                     prompt_tokens,
                     completion_tokens,
                 } => {
-                    self.usage = Some(Usage {
-                        input_tokens: prompt_tokens as u64,
-                        output_tokens: completion_tokens as u64,
-                    })
+                    // One usage per request: a call with tool rounds adds them up.
+                    let u = self.usage.get_or_insert_with(Usage::default);
+                    u.input_tokens += prompt_tokens as u64;
+                    u.output_tokens += completion_tokens as u64;
+                }
+                StreamItem::ToolCallStart { id, name, .. } => {
+                    // An answer that acts on the workspace is not replayed from the cache.
+                    self.answer = None;
+                    s.on_tool_start(self.spec.call_id, self.round, &id, &name, now);
+                    self.round_calls.push(ToolCall {
+                        id,
+                        name,
+                        arguments: String::new(),
+                    });
+                }
+                StreamItem::ToolCallArgs { id, delta } => {
+                    s.on_tool_args(self.spec.call_id, self.round, &id, &delta, now);
+                    if let Some(c) = self.round_calls.iter_mut().find(|c| c.id == id) {
+                        c.arguments.push_str(&delta);
+                    }
+                }
+                StreamItem::ToolCallEnd { id } => {
+                    s.on_tool_end(self.spec.call_id, self.round, &id, now);
                 }
                 StreamItem::Finished { .. } | StreamItem::Done => {}
-                // Not offered yet: no tools in the request, and reasoning is not shown yet.
-                StreamItem::Reasoning(_)
-                | StreamItem::ToolCallStart { .. }
-                | StreamItem::ToolCallArgs { .. }
-                | StreamItem::ToolCallEnd { .. } => {}
+                // Not shown yet (issue: reasoning events).
+                StreamItem::Reasoning(_) => {}
             }
         }
     }
@@ -514,3 +637,17 @@ impl CallDriver {
 
 #[cfg(test)]
 mod tests;
+
+fn too_many_rounds() -> StageFailure {
+    StageFailure {
+        code: FailureCode::TooManyToolRounds,
+        message: format!(
+            "The AI kept calling tools after {MAX_TOOL_ROUNDS} rounds of them, when it was asked \
+             to finish with its summary, so this attempt was stopped. The files it wrote in this \
+             attempt are dropped when the stage runs again."
+        ),
+        detail: format!("tool calls after {MAX_TOOL_ROUNDS} rounds and tool_choice none"),
+        retryable: false,
+        retry_after_ms: None,
+    }
+}

@@ -11,7 +11,7 @@
 //! `inputs` what an LLM call brings back (text, done, deferred, failure), and `attempt` the
 //! building blocks (runs, stages and attempts begun and interrupted, flush, state diff, emit).
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -26,10 +26,12 @@ use crate::protocol::wire::{
     LoggedCustom, MessageInterruptedValue, QueueReason, RejectionCode,
 };
 use crate::protocol::{patch, Approval, Command, Envelope, Rejection};
+use crate::workspace::{CallRecord, FileVersion, Workspace};
 
 mod attempt;
 mod commands;
 mod inputs;
+mod tools;
 
 /// Text deltas are flushed at most this often per message (leading edge: an isolated token
 /// goes out at once, a burst is merged)…
@@ -83,6 +85,12 @@ pub enum Effect {
         feedback: Option<String>,
         created_at: u64,
     },
+    /// Keep this file row (before the events that announce it are sent).
+    SaveFile(FileVersion),
+    /// Keep this applied tool call (its first answer, for exactly-once).
+    SaveToolCall(CallRecord),
+    /// Delete the file rows and tool calls of `from` and every later stage.
+    DiscardFiles { from: Stage },
 }
 
 /// An LLM call the edge should run now (see [`Session::pending_call`]).
@@ -91,6 +99,8 @@ pub struct CallSpec {
     pub call_id: u64,
     pub stage: Stage,
     pub attempt: u32,
+    /// The attempt's number in the workspace (unique per session; kept across a restart).
+    pub work_attempt: u32,
     pub brief: String,
     /// Approved artifacts before this stage, in pipeline order: (stage, version).
     pub prior: Vec<(Stage, u32)>,
@@ -162,6 +172,12 @@ struct Call {
     /// Answer length the progress estimate aims at (the demo knows it exactly).
     #[serde(default)]
     expected_chars: usize,
+    /// The attempt's number in the workspace (see [`CallSpec::work_attempt`]).
+    #[serde(default)]
+    work: u32,
+    /// Wire ids of tool calls started and not yet ended.
+    #[serde(default)]
+    open_tools: Vec<String>,
 }
 
 /// An idempotency key and a digest of the command it was used for, so a key reused for a
@@ -212,6 +228,9 @@ struct Persisted {
     /// do not read the answer cache.
     #[serde(default)]
     fresh_from: Option<Stage>,
+    /// Attempts begun over the session's life: each one's workspace number.
+    #[serde(default)]
+    work_attempts: u32,
 }
 
 pub struct Session {
@@ -221,6 +240,10 @@ pub struct Session {
     sent_state: Value,
     /// Text received but not yet flushed, and the whole answer so far.
     buf: String,
+    /// Tool call arguments received but not yet sent: (wire id, text).
+    args_buf: Option<(String, String)>,
+    /// The project's files (stored by the edge, loaded with [`Session::set_workspace`]).
+    ws: Workspace,
     answer: String,
     /// `answer.chars().count()`, kept as text arrives (progress is computed per flush).
     answer_chars: usize,
@@ -257,6 +280,7 @@ impl Session {
                 provider_wait_until: None,
                 run_usage: Usage::default(),
                 fresh_from: None,
+                work_attempts: 0,
             },
         )
     }
@@ -267,6 +291,8 @@ impl Session {
             cfg,
             p,
             buf: String::new(),
+            args_buf: None,
+            ws: Workspace::new(),
             answer: String::new(),
             answer_chars: 0,
             last_flush: 0,
@@ -340,6 +366,7 @@ impl Session {
             call_id: c.id,
             stage: c.stage,
             attempt: self.p.state.agent(c.stage).attempts,
+            work_attempt: c.work,
             brief: self.p.brief.clone(),
             prior: self
                 .p
@@ -394,7 +421,7 @@ impl Session {
     pub fn poll_timeout(&self) -> Option<u64> {
         let mut t: Option<u64> = None;
         let mut at = |x: u64| t = Some(t.map_or(x, |t| t.min(x)));
-        if !self.buf.is_empty() {
+        if !self.buf.is_empty() || self.args_buf.is_some() {
             at(self.last_flush + COALESCE_MS);
         }
         if let Some(c) = &self.p.call {
@@ -421,8 +448,14 @@ impl Session {
 
     pub fn on_timeout(&mut self, now: u64) {
         self.now = self.now.max(now);
-        if !self.buf.is_empty() && now >= self.last_flush + COALESCE_MS {
-            self.flush(now);
+        if now >= self.last_flush + COALESCE_MS {
+            if !self.buf.is_empty() {
+                self.flush(now);
+            }
+            if self.args_buf.is_some() {
+                self.last_flush = now;
+                self.flush_args();
+            }
         }
         let (retry_due, stalled) = match &self.p.call {
             Some(c) => (

@@ -119,6 +119,17 @@ pub struct SessionState {
     pub gate: Option<Gate>,
     /// Keyed by stage name; `BTreeMap` keeps pipeline order in the JSON.
     pub agents: BTreeMap<Stage, AgentState>,
+    /// The current project's files by path (see `docs/protocol.md`, "Project files").
+    #[serde(default)]
+    pub files: BTreeMap<String, FileMeta>,
+}
+
+/// One file of the current project, as the state shows it (the content is read over HTTP).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileMeta {
+    pub bytes: u64,
+    pub version: u64,
+    pub stage: Stage,
 }
 
 impl SessionState {
@@ -141,6 +152,7 @@ impl SessionState {
             },
             gate: None,
             agents: Stage::ALL.iter().map(|s| (*s, AgentState::new())).collect(),
+            files: BTreeMap::new(),
         }
     }
 

@@ -20,6 +20,9 @@ struct H {
     aborted: Vec<u64>,
     /// The session row as the edge last wrote it (it writes only when `take_dirty()`).
     saved: String,
+    /// The `files` and `tool_calls` tables as the edge keeps them.
+    files: std::collections::BTreeMap<u64, crate::workspace::FileVersion>,
+    tool_calls: std::collections::BTreeMap<String, crate::workspace::CallRecord>,
 }
 
 impl H {
@@ -36,6 +39,8 @@ impl H {
             artifacts: HashMap::new(),
             aborted: vec![],
             saved: String::new(),
+            files: Default::default(),
+            tool_calls: Default::default(),
         }
     }
 
@@ -55,6 +60,22 @@ impl H {
                     ..
                 } => {
                     assert!(self.artifacts.insert((stage, version), content).is_none());
+                }
+                Effect::SaveFile(v) => {
+                    assert!(
+                        self.files.insert(v.version, v).is_none(),
+                        "a version stored twice"
+                    );
+                }
+                Effect::SaveToolCall(c) => {
+                    assert!(
+                        self.tool_calls.insert(c.call_id.clone(), c).is_none(),
+                        "applied twice"
+                    );
+                }
+                Effect::DiscardFiles { from } => {
+                    self.files.retain(|_, v| v.stage < from);
+                    self.tool_calls.retain(|_, c| c.stage < from);
                 }
             }
         }
@@ -160,7 +181,40 @@ impl H {
         // As the edge does: the seq goes on from the newest event in the log.
         let newest = self.log.last().map_or(0, |e| e["seq"].as_u64().unwrap());
         self.s = Session::restore(&json, newest, self.cfg.clone(), self.now).unwrap();
+        let ws = crate::workspace::Workspace::from_rows(
+            self.files.values().cloned(),
+            self.tool_calls.values().cloned(),
+        )
+        .unwrap();
+        self.s.set_workspace(ws);
         self.drain();
+    }
+
+    /// Streams one answer round of tool calls `(provider id, tool, arguments)` into the live
+    /// call and runs them; the results.
+    fn tools(&mut self, spec: &CallSpec, round: u32, calls: &[(&str, &str, &str)]) -> Vec<String> {
+        let mut done = Vec::new();
+        for (id, name, args) in calls {
+            self.now += 5;
+            self.s
+                .on_tool_start(spec.call_id, round, id, name, self.now);
+            let cut = args.len() / 2;
+            let cut = (0..=cut).rev().find(|c| args.is_char_boundary(*c)).unwrap();
+            self.s
+                .on_tool_args(spec.call_id, round, id, &args[..cut], self.now);
+            self.now += 1;
+            self.s
+                .on_tool_args(spec.call_id, round, id, &args[cut..], self.now);
+            self.s.on_tool_end(spec.call_id, round, id, self.now);
+            done.push(crate::llm::ToolCall {
+                id: id.to_string(),
+                name: name.to_string(),
+                arguments: args.to_string(),
+            });
+        }
+        let r = self.s.run_tools(spec.call_id, round, &done, self.now);
+        self.drain();
+        r
     }
 }
 
@@ -202,6 +256,35 @@ fn check_invariants(log: &[Value], state: &SessionState) {
                 assert!(
                     open.remove(e["messageId"].as_str().unwrap()),
                     "end of closed message"
+                );
+            }
+            "TOOL_CALL_START" => {
+                let id = e["toolCallId"].as_str().unwrap().to_string();
+                assert!(seen.insert(id.clone()), "tool call id reused: {id}");
+                assert!(
+                    open.contains(e["parentMessageId"].as_str().unwrap()),
+                    "a tool call's parent message is open"
+                );
+                open.insert(id);
+            }
+            "TOOL_CALL_ARGS" => {
+                assert!(
+                    open.contains(e["toolCallId"].as_str().unwrap()),
+                    "args of a closed call"
+                );
+                assert!(!e["delta"].as_str().unwrap().is_empty());
+            }
+            "TOOL_CALL_END" => {
+                assert!(
+                    open.remove(e["toolCallId"].as_str().unwrap()),
+                    "end of a closed call"
+                );
+            }
+            "TOOL_CALL_RESULT" => {
+                let id = e["toolCallId"].as_str().unwrap();
+                assert!(
+                    seen.contains(id) && !open.contains(id),
+                    "a result after its call ended"
                 );
             }
             "STEP_STARTED" => steps += 1,
@@ -1211,4 +1294,192 @@ fn an_endless_answer_is_stopped_at_the_answer_cap() {
         .map(str::len)
         .sum();
     assert!(text <= crate::protocol::limits::MAX_ANSWER_BYTES, "{text}");
+}
+
+fn write(path: &str, content: &str) -> String {
+    json!({"path": path, "content": content}).to_string()
+}
+
+fn file_list(h: &H) -> Vec<String> {
+    h.s.state().files.keys().cloned().collect()
+}
+
+/// Auto mode, the Analyst done: the Architect's call pending.
+fn at_architect() -> H {
+    let mut h = H::new();
+    h.cmd(r#"{"type":"start","brief":"b","approval":"auto"}"#)
+        .unwrap();
+    h.answer(ANSWER);
+    h
+}
+
+#[test]
+fn tool_calls_are_logged_inside_the_answer_and_the_files_show_in_the_state() {
+    let mut h = at_architect();
+    let spec = h.begin();
+    h.s.on_chunk(spec.call_id, "Laying out the project. ", h.now);
+    let r = h.tools(
+        &spec,
+        0,
+        &[
+            ("c1", "write_file", &write("README.md", "# Todo\n")),
+            ("c2", "write_file", &write("src/main.rs", "fn main() {}\n")),
+            (
+                "c3",
+                "read_file",
+                &json!({"path": "missing.txt"}).to_string(),
+            ),
+        ],
+    );
+    assert!(r[0].starts_with("Wrote README.md"), "{}", r[0]);
+    assert!(
+        r[2].starts_with("Error: There is no file missing.txt"),
+        "{}",
+        r[2]
+    );
+    h.s.on_chunk(spec.call_id, "## Architecture\n\nDone.", h.now);
+    h.s.on_done(spec.call_id, Usage::default(), h.now);
+    h.drain();
+    assert_eq!(file_list(&h), ["README.md", "src/main.rs"]);
+    let f = &h.s.state().files["src/main.rs"];
+    assert_eq!((f.bytes, f.stage), (13, Stage::Architect));
+    assert_eq!(h.files.len(), 2, "two rows stored");
+    assert_eq!(
+        h.tool_calls.len(),
+        3,
+        "every call recorded, the failed one too"
+    );
+    let kinds = h.types();
+    let at = |k: &str| kinds.iter().position(|t| t == k).unwrap();
+    assert!(at("TOOL_CALL_START") < at("TOOL_CALL_ARGS"));
+    assert!(at("TOOL_CALL_END") < at("TOOL_CALL_RESULT"));
+    // The text after the calls is the same message: one answer, one artifact.
+    assert_eq!(
+        h.artifacts[&(Stage::Architect, 1)],
+        "Laying out the project. ## Architecture\n\nDone."
+    );
+    check_invariants(&h.log, h.s.state());
+}
+
+#[test]
+fn a_retried_attempt_starts_from_the_earlier_stages_files_never_mixed() {
+    let mut h = at_architect();
+    let spec = h.begin();
+    h.tools(&spec, 0, &[("c1", "write_file", &write("draft.md", "v1"))]);
+    h.s.on_failure(
+        spec.call_id,
+        StageFailure {
+            code: crate::protocol::wire::FailureCode::ServerError,
+            message: "The AI service had an error.".into(),
+            detail: "500".into(),
+            retryable: true,
+            retry_after_ms: None,
+        },
+        h.now,
+    );
+    h.drain();
+    assert_eq!(file_list(&h), ["draft.md"], "kept until the retry begins");
+    h.advance_to_retry();
+    assert!(
+        h.s.state().files.is_empty(),
+        "the failed attempt's file is gone"
+    );
+    assert!(h.files.is_empty() && h.tool_calls.is_empty());
+    let spec = h.begin();
+    // The retry may reuse the provider's id: it is a new call of a new attempt.
+    let r = h.tools(&spec, 0, &[("c1", "write_file", &write("plan.md", "v2"))]);
+    assert!(r[0].starts_with("Wrote plan.md"));
+    h.s.on_chunk(spec.call_id, ANSWER, h.now);
+    h.s.on_done(spec.call_id, Usage::default(), h.now);
+    h.drain();
+    assert_eq!(file_list(&h), ["plan.md"]);
+    check_invariants(&h.log, h.s.state());
+}
+
+#[test]
+fn a_restart_mid_round_ends_the_open_calls_and_a_replayed_call_is_applied_once() {
+    let mut h = at_architect();
+    let spec = h.begin();
+    let first = h.tools(&spec, 0, &[("c1", "write_file", &write("a.txt", "one"))]);
+    h.s.on_tool_start(spec.call_id, 1, "c2", "write_file", h.now);
+    h.s.on_tool_args(spec.call_id, 1, "c2", "{\"path\":", h.now);
+    h.drain();
+    h.restart();
+    check_invariants(&h.log, h.s.state());
+    assert_eq!(
+        file_list(&h),
+        ["a.txt"],
+        "the applied write survives the restart"
+    );
+    // The same attempt runs again and replays the same calls (the demo's ids are stable).
+    let spec = h.begin();
+    assert_eq!(spec.stage, Stage::Architect);
+    let again = h.tools(&spec, 0, &[("c1", "write_file", &write("a.txt", "one"))]);
+    assert_eq!(again, first, "the first answer, not a second write");
+    let r = h.tools(&spec, 1, &[("c2", "write_file", &write("b.txt", "two"))]);
+    assert!(r[0].starts_with("Wrote b.txt"));
+    h.s.on_chunk(spec.call_id, ANSWER, h.now);
+    h.s.on_done(spec.call_id, Usage::default(), h.now);
+    h.drain();
+    assert_eq!(h.files.len(), 2, "each write stored once");
+    assert_eq!(file_list(&h), ["a.txt", "b.txt"]);
+    check_invariants(&h.log, h.s.state());
+}
+
+#[test]
+fn a_rerun_from_a_stage_drops_its_files_and_the_later_stages_and_keeps_the_earlier() {
+    let mut h = at_architect();
+    for (stage, path) in [
+        (Stage::Architect, "README.md"),
+        (Stage::Developer, "src/app.js"),
+        (Stage::Tester, "test/app.test.js"),
+        (Stage::Deployer, "Dockerfile"),
+    ] {
+        let spec = h.begin();
+        assert_eq!(spec.stage, stage);
+        h.tools(&spec, 0, &[("c1", "write_file", &write(path, "x"))]);
+        h.s.on_chunk(spec.call_id, ANSWER, h.now);
+        h.s.on_done(spec.call_id, Usage::default(), h.now);
+        h.drain();
+    }
+    assert_eq!(h.status(), RunStatus::Completed);
+    assert_eq!(file_list(&h).len(), 4);
+    h.cmd(r#"{"type":"rerun","stage":"developer"}"#).unwrap();
+    assert_eq!(file_list(&h), ["README.md"]);
+    assert_eq!(h.files.len(), 1);
+    check_invariants(&h.log, h.s.state());
+}
+
+#[test]
+fn tool_arguments_are_coalesced_like_text_and_stream_whole() {
+    let mut h = at_architect();
+    let spec = h.begin();
+    let args = write("big.txt", &"abcdefghij".repeat(300));
+    h.s.on_tool_start(spec.call_id, 0, "c1", "write_file", h.now);
+    for piece in args.as_bytes().chunks(7) {
+        h.now += 1;
+        h.s.on_tool_args(
+            spec.call_id,
+            0,
+            "c1",
+            std::str::from_utf8(piece).unwrap(),
+            h.now,
+        );
+        h.drain();
+    }
+    h.s.on_tool_end(spec.call_id, 0, "c1", h.now);
+    h.drain();
+    let deltas: Vec<&str> = h
+        .log
+        .iter()
+        .filter(|e| e["type"] == "TOOL_CALL_ARGS")
+        .map(|e| e["delta"].as_str().unwrap())
+        .collect();
+    assert_eq!(deltas.concat(), args);
+    let pieces = args.len() / 7;
+    assert!(
+        deltas.len() * 4 < pieces,
+        "{} frames for {pieces} pieces",
+        deltas.len()
+    );
 }

@@ -38,3 +38,8 @@ pub const MAX_PATH_BYTES: usize = 255;
 /// Bytes of one path segment (a file or folder name). 100 keeps deep paths under
 /// `MAX_PATH_BYTES` readable and is the classic tar name field size.
 pub const MAX_SEGMENT_BYTES: usize = 100;
+
+/// Bytes of every kept version of every file together (the history a session stores, which
+/// diffs read): 16 MiB lets each file of a full project be rewritten a few times, and bounds a
+/// model that rewrites one large file in a loop. Reaching it refuses writes, like the other caps.
+pub const MAX_HISTORY_BYTES: usize = 16 * 1024 * 1024;

@@ -34,7 +34,9 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::limits::{MAX_FILES, MAX_FILE_BYTES, MAX_TOOL_CALLS_PER_ATTEMPT, MAX_WORKSPACE_BYTES};
+use super::limits::{
+    MAX_FILES, MAX_FILE_BYTES, MAX_HISTORY_BYTES, MAX_TOOL_CALLS_PER_ATTEMPT, MAX_WORKSPACE_BYTES,
+};
 use super::paths::normalize;
 use super::tools::{parse_args, NoArgs, PathArgs, Tool, WriteArgs};
 use crate::agents::Stage;
@@ -197,6 +199,23 @@ impl Workspace {
         before - self.versions.len()
     }
 
+    /// Drops every row and call record of `stage` and the stages after it (a new attempt of
+    /// `stage` starts from the earlier stages' files); true when something went.
+    pub fn discard_from(&mut self, stage: Stage) -> bool {
+        let (files, calls) = (self.versions.len(), self.calls.len());
+        self.versions.retain(|_, v| v.stage < stage);
+        self.calls.retain(|_, c| c.stage < stage);
+        files != self.versions.len() || calls != self.calls.len()
+    }
+
+    /// Bytes of every kept version's content (bounded by [`MAX_HISTORY_BYTES`]).
+    pub fn history_bytes(&self) -> usize {
+        self.versions
+            .values()
+            .map(|v| v.content.as_ref().map_or(0, String::len))
+            .sum()
+    }
+
     /// Applies the tool call `call_id` (`tool` with its JSON `args_json`) for attempt `attempt`
     /// of `stage`, exactly once (rules in the module docs).
     pub fn apply(
@@ -340,6 +359,13 @@ impl Workspace {
                     return Err(format!(
                         "Writing {path} would bring the project to {after} bytes; the most is \
                          {MAX_WORKSPACE_BYTES}. Make files smaller or delete some."
+                    ));
+                }
+                let history = self.history_bytes() + bytes;
+                if history > MAX_HISTORY_BYTES {
+                    return Err(format!(
+                        "The project's saved history is full ({MAX_HISTORY_BYTES} bytes of file \
+                         versions), so {path} was not written. Finish with what is written."
                     ));
                 }
                 let text = match old {
@@ -931,6 +957,62 @@ mod tests {
         );
         // Not discarded by mistake: still no mixture of the two attempts.
         assert_eq!(seen(&ws, DEV, 1), pairs(&[("NOTES", "second")]));
+    }
+
+    #[test]
+    fn discarding_from_a_stage_drops_it_and_every_later_stage_and_frees_their_call_ids() {
+        let mut ws = Workspace::new();
+        ok(
+            &mut ws,
+            "a",
+            "write_file",
+            &write("spec.md", "s"),
+            Stage::Architect,
+            1,
+        );
+        ok(&mut ws, "d", "write_file", &write("app.js", "x"), DEV, 2);
+        ok(
+            &mut ws,
+            "t",
+            "write_file",
+            &write("app.test.js", "t"),
+            Stage::Tester,
+            3,
+        );
+        assert!(ws.discard_from(DEV));
+        let left: Vec<&str> = ws.latest().keys().copied().collect();
+        assert_eq!(left, ["spec.md"]);
+        assert!(ws.call("d").is_none() && ws.call("t").is_none() && ws.call("a").is_some());
+        assert!(!ws.discard_from(DEV), "nothing left to drop");
+        // The rerun's call may reuse an id: it is applied, not answered from the old record.
+        ok(&mut ws, "d", "write_file", &write("app.js", "y"), DEV, 4);
+        assert_eq!(
+            seen(&ws, DEV, 4),
+            pairs(&[("app.js", "y"), ("spec.md", "s")])
+        );
+    }
+
+    #[test]
+    fn the_history_cap_refuses_a_write_once_all_versions_together_would_pass_it() {
+        let mut ws = Workspace::new();
+        let big = "x".repeat(MAX_FILE_BYTES);
+        let rounds = MAX_HISTORY_BYTES / MAX_FILE_BYTES;
+        for i in 0..rounds {
+            // The same file rewritten: the project stays small, the history grows.
+            let content = format!("{i}{}", &big[1 + i.to_string().len()..]);
+            ok(
+                &mut ws,
+                &format!("w{i}"),
+                "write_file",
+                &write("big.txt", &content),
+                DEV,
+                1,
+            );
+        }
+        assert_eq!(ws.history_bytes(), rounds * (MAX_FILE_BYTES - 1));
+        let e = err(&mut ws, "over", "write_file", &write("big.txt", &big));
+        assert!(e.contains("history is full"), "{e}");
+        assert_eq!(ws.file_rows().count(), rounds, "nothing written");
     }
 
     #[test]

@@ -352,3 +352,260 @@ fn an_input_out_of_order_winds_the_call_up_instead_of_guessing() {
     assert_eq!(d.advance(&mut s, Input::End, NOW), Step::Finished);
     assert!(d.take_notes().iter().any(|n| n.1 == "call_driver_misuse"));
 }
+
+/// A session in auto mode whose earlier stages are done, with a call pending for `stage`, and
+/// its driver.
+fn at_stage(cfg: &Config, stage: Stage) -> (Session, CallDriver) {
+    let sc = SessionConfig {
+        demo: cfg.demo(),
+        ..cfg.session()
+    };
+    let mut s = Session::new("s1", sc);
+    command(
+        &mut s,
+        r#"{"type":"start","brief":"A todo app","approval":"auto"}"#,
+        NOW,
+    );
+    loop {
+        let spec = s.pending_call().expect("pending");
+        if spec.stage == stage {
+            let msgs = vec![ChatMessage::system("role"), ChatMessage::user("A todo app")];
+            let d = CallDriver::new(spec, &msgs, cfg, "s1", 1);
+            while s.poll_effect().is_some() {}
+            return (s, d);
+        }
+        s.call_started(spec.call_id, None, NOW);
+        s.on_chunk(spec.call_id, "## Done\n\nEarlier stage.", NOW);
+        s.on_done(spec.call_id, Usage::default(), NOW);
+    }
+}
+
+/// An answer that calls tools: `(id, name, arguments)` each, the arguments cut in two.
+fn sse_calls(calls: &[(&str, &str, &str)]) -> Vec<u8> {
+    let mut out = String::new();
+    for (i, (id, name, args)) in calls.iter().enumerate() {
+        let cut = args.len() / 2;
+        let cut = (0..=cut).rev().find(|c| args.is_char_boundary(*c)).unwrap();
+        out.push_str(&format!("data: {}\n\n", json!({"choices":[{"delta":{"tool_calls":[
+            {"index": i, "id": id, "type": "function", "function": {"name": name, "arguments": &args[..cut]}}]}}]})));
+        out.push_str(&format!(
+            "data: {}\n\n",
+            json!({"choices":[{"delta":{"tool_calls":[
+            {"index": i, "function": {"arguments": &args[cut..]}}]}}]})
+        ));
+    }
+    out.push_str(&format!(
+        "data: {}\n\n",
+        json!({"choices":[{"delta":{},"finish_reason":"tool_calls"}],
+        "usage":{"prompt_tokens":30,"completion_tokens":20}})
+    ));
+    out.push_str("data: [DONE]\n\n");
+    out.into_bytes()
+}
+
+fn emitted(s: &mut Session) -> Vec<Value> {
+    let mut out = Vec::new();
+    while let Some(e) = s.poll_effect() {
+        if let crate::session::Effect::Emit { json, .. } = e {
+            out.push(serde_json::from_str(&json).unwrap());
+        }
+    }
+    out
+}
+
+fn write_args(path: &str, content: &str) -> String {
+    json!({"path": path, "content": content}).to_string()
+}
+
+#[test]
+fn tool_calls_run_and_their_results_go_back_to_the_model_until_it_answers_in_text() {
+    let (mut s, mut d) = at_stage(&provider(), Stage::Developer);
+    let Step::LookupCache { .. } = d.advance(&mut s, Input::Start, NOW) else {
+        panic!("cache first")
+    };
+    let Step::AcquireLease { .. } = d.advance(&mut s, Input::Cache(None), NOW) else {
+        panic!("lease")
+    };
+    let Step::Fetch { body, .. } = d.advance(&mut s, Input::Lease(Ok(())), NOW) else {
+        panic!("fetch")
+    };
+    let first: Value = serde_json::from_str(&body).unwrap();
+    let names: Vec<&str> = first["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["function"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["write_file", "read_file", "list_files", "delete_file"]
+    );
+    assert!(first.get("tool_choice").is_none(), "auto by default");
+    assert!(matches!(
+        d.advance(&mut s, ok_response(), NOW),
+        Step::Read { .. }
+    ));
+    let args = write_args("src/app.js", "console.log(\"héllo\");\n");
+    let bytes = sse_calls(&[
+        ("call_a", "write_file", &args),
+        ("call_b", "read_file", r#"{"path":"../etc/passwd"}"#),
+    ]);
+    assert!(matches!(
+        d.advance(&mut s, Input::Bytes(bytes), NOW),
+        Step::Read { .. }
+    ));
+    // The round ends: the calls ran, and the next request carries them and their results.
+    let Step::Fetch { body, .. } = d.advance(&mut s, Input::End, NOW + 1) else {
+        panic!("a second request")
+    };
+    let second: Value = serde_json::from_str(&body).unwrap();
+    let msgs = second["messages"].as_array().unwrap();
+    let n = msgs.len();
+    assert_eq!(msgs[n - 3]["role"], "assistant");
+    assert_eq!(msgs[n - 3]["tool_calls"][0]["id"], "call_a");
+    assert_eq!(msgs[n - 3]["tool_calls"][0]["function"]["arguments"], args);
+    assert_eq!(msgs[n - 2]["tool_call_id"], "call_a");
+    assert!(msgs[n - 2]["content"]
+        .as_str()
+        .unwrap()
+        .starts_with("Wrote src/app.js"));
+    assert_eq!(msgs[n - 1]["tool_call_id"], "call_b");
+    let refused = msgs[n - 1]["content"].as_str().unwrap();
+    assert!(refused.starts_with("Error: The path"), "{refused}");
+    assert_eq!(s.state().files["src/app.js"].stage, Stage::Developer);
+    let events = emitted(&mut s);
+    let kinds: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    let first_tool = kinds.iter().position(|k| *k == "TOOL_CALL_START").unwrap();
+    assert!(
+        kinds[..first_tool].contains(&"TEXT_MESSAGE_START"),
+        "{kinds:?}"
+    );
+    let start = &events[first_tool];
+    assert_eq!(start["toolCallName"], "write_file");
+    let msg_id = events
+        .iter()
+        .find(|e| e["type"] == "TEXT_MESSAGE_START" && e["role"] == "assistant")
+        .unwrap()["messageId"]
+        .clone();
+    assert_eq!(start["parentMessageId"], msg_id);
+    let streamed: String = events
+        .iter()
+        .filter(|e| e["type"] == "TOOL_CALL_ARGS" && e["toolCallId"] == start["toolCallId"])
+        .map(|e| e["delta"].as_str().unwrap())
+        .collect();
+    assert_eq!(streamed, args, "the arguments stream whole");
+    let results: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["type"] == "TOOL_CALL_RESULT")
+        .collect();
+    assert_eq!(results.len(), 2);
+    assert_eq!(results[0]["role"], "tool");
+    assert!(results[1]["content"]
+        .as_str()
+        .unwrap()
+        .starts_with("Error: "));
+    // The model answers in text: the stage is done with the usage of both requests.
+    assert!(matches!(
+        d.advance(&mut s, ok_response(), NOW + 2),
+        Step::Read { .. }
+    ));
+    d.advance(
+        &mut s,
+        Input::Bytes(sse("## Summary\n\nWrote the app.")),
+        NOW + 3,
+    );
+    let mut step = d.advance(&mut s, Input::End, NOW + 4);
+    let mut released = None;
+    while step != Step::Finished {
+        if let Step::Release { tokens, .. } = step {
+            released = Some(tokens);
+        }
+        step = d.advance(&mut s, Input::Done, NOW + 5);
+    }
+    assert_eq!(
+        released,
+        Some(30 + 20 + 40 + 12),
+        "one lease, both requests' tokens"
+    );
+    let a = s.state().agent(Stage::Developer);
+    assert_eq!((a.input_tokens, a.output_tokens), (70, 32));
+    assert_eq!(a.status, AgentStatus::Done);
+}
+
+#[test]
+fn after_the_last_round_the_model_is_asked_for_text_and_more_calls_fail_the_attempt() {
+    let (mut s, mut d) = at_stage(
+        &config(&[
+            ("OPENAI_API_KEY", "sk-test-secret"),
+            ("OPENAI_BASE_URL", "http://127.0.0.1:9/v1"),
+            ("LLM_CACHE", "off"),
+        ]),
+        Stage::Developer,
+    );
+    let mut step = d.advance(&mut s, Input::Start, NOW);
+    if let Step::AcquireLease { .. } = step {
+        step = d.advance(&mut s, Input::Lease(Ok(())), NOW);
+    }
+    for round in 0..=MAX_TOOL_ROUNDS {
+        let Step::Fetch { body, .. } = step else {
+            panic!("round {round}: {step:?}")
+        };
+        let v: Value = serde_json::from_str(&body).unwrap();
+        let last = round == MAX_TOOL_ROUNDS;
+        assert_eq!(v.get("tool_choice").is_some(), last, "round {round}");
+        d.advance(&mut s, ok_response(), NOW);
+        let args = write_args(&format!("f{round}.txt"), "x");
+        d.advance(
+            &mut s,
+            Input::Bytes(sse_calls(&[("call_same_id", "write_file", &args)])),
+            NOW,
+        );
+        step = d.advance(&mut s, Input::End, NOW);
+    }
+    while !matches!(step, Step::Finished) {
+        step = d.advance(&mut s, Input::Done, NOW);
+    }
+    let events = emitted(&mut s);
+    let error = events
+        .iter()
+        .find(|e| e["name"] == "agent_error")
+        .expect("an agent_error");
+    assert_eq!(error["value"]["code"], "too_many_tool_rounds");
+    assert!(error["value"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("12 rounds"));
+    // A server that reuses one call id every round still gets every round applied.
+    assert_eq!(s.workspace().file_rows().count(), MAX_TOOL_ROUNDS);
+}
+
+#[test]
+fn the_demo_writes_its_files_through_the_same_tool_path() {
+    let cfg = config(&[("DEMO_TOKEN_INTERVAL_MS", "0")]);
+    let (mut s, mut d) = at_stage(&cfg, Stage::Developer);
+    let mut now = NOW;
+    let mut step = d.advance(&mut s, Input::Start, now);
+    while let Step::Sleep { until } = step {
+        now = until.max(now + 1);
+        step = d.advance(&mut s, Input::Woke, now);
+    }
+    assert_eq!(step, Step::Finished);
+    let files: Vec<&String> = s.state().files.keys().collect();
+    assert_eq!(files, ["public/index.html", "src/app.js", "src/server.js"]);
+    let events = emitted(&mut s);
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| e["type"] == "TOOL_CALL_START")
+            .count(),
+        3
+    );
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| e["type"] == "TOOL_CALL_RESULT")
+            .count(),
+        3
+    );
+    assert_eq!(s.state().agent(Stage::Developer).status, AgentStatus::Done);
+}

@@ -98,6 +98,8 @@ impl Session {
 
     pub(super) fn begin_attempt(&mut self, stage: Stage, now: u64) {
         self.p.calls += 1;
+        self.p.work_attempts += 1;
+        self.discard_files_from(stage);
         self.p.call = Some(Call {
             id: self.p.calls,
             stage,
@@ -107,6 +109,8 @@ impl Session {
             last_activity: now,
             retry_at: None,
             expected_chars: crate::agents::expected_chars(stage),
+            work: self.p.work_attempts,
+            open_tools: Vec::new(),
         });
         self.buf.clear();
         self.answer.clear();
@@ -125,6 +129,7 @@ impl Session {
     /// Closes whatever the current attempt has open (message, step) and forgets its text.
     pub(super) fn interrupt_attempt(&mut self, reason: InterruptReason, now: u64) {
         self.flush(now);
+        self.end_open_tools();
         let Some(c) = self.p.call.as_mut() else {
             return;
         };
@@ -214,6 +219,9 @@ impl Session {
         );
         if !matches!(event, Event::TextMessageContent { .. }) {
             self.dirty = true;
+        }
+        if !matches!(event, Event::ToolCallArgs { .. }) {
+            self.flush_args();
         }
         if !matches!(event, Event::TextMessageContent { .. }) && !self.buf.is_empty() {
             // Keep order: buffered text goes out before anything else of this session.

@@ -9,24 +9,10 @@ impl Session {
         if !self.is_live(call_id) || delta.is_empty() {
             return;
         }
-        let (stage, has_message) = {
-            let c = self.p.call.as_mut().expect("live call");
-            c.last_activity = now;
-            (c.stage, c.message_id.is_some())
-        };
-        if !has_message {
-            let id = format!("msg-{call_id}");
-            self.emit(Event::TextMessageStart {
-                message_id: id.clone(),
-                role: MessageRole::Assistant,
-                name: stage.title().to_string(),
-            });
-            self.p.call.as_mut().expect("live call").message_id = Some(id);
-            self.p.state.agent_mut(stage).status = AgentStatus::Streaming;
-            self.sync_state();
-            // The first token is shown at once.
-            self.last_flush = 0;
-        }
+        self.p.call.as_mut().expect("live call").last_activity = now;
+        self.ensure_message(call_id);
+        // Tool arguments streamed before this text go out first.
+        self.flush_args();
         if self.answer.len() + delta.len() > MAX_ANSWER_BYTES {
             // A provider that streams without end must not fill the session's storage.
             self.effects.push_back(Effect::AbortCall { call_id });
@@ -55,6 +41,27 @@ impl Session {
         }
     }
 
+    /// The agent's answer message of call `call_id`, started if it was not yet: its id.
+    pub(super) fn ensure_message(&mut self, call_id: u64) -> String {
+        let c = self.p.call.as_ref().expect("live call");
+        if let Some(id) = &c.message_id {
+            return id.clone();
+        }
+        let stage = c.stage;
+        let id = format!("msg-{call_id}");
+        self.emit(Event::TextMessageStart {
+            message_id: id.clone(),
+            role: MessageRole::Assistant,
+            name: stage.title().to_string(),
+        });
+        self.p.call.as_mut().expect("live call").message_id = Some(id.clone());
+        self.p.state.agent_mut(stage).status = AgentStatus::Streaming;
+        self.sync_state();
+        // The first token is shown at once.
+        self.last_flush = 0;
+        id
+    }
+
     pub fn on_done(&mut self, call_id: u64, usage: Usage, now: u64) {
         self.now = self.now.max(now);
         self.dirty = true;
@@ -75,6 +82,7 @@ impl Session {
             );
         }
         self.flush(now);
+        self.end_open_tools();
         let call = self.p.call.take().expect("live call");
         let stage = call.stage;
         if let Some(id) = call.message_id {

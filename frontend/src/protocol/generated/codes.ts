@@ -18,6 +18,7 @@ export const FAILURE_CODES: readonly FailureCode[] = [
   "budget_exhausted",
   "retries_exhausted",
   "answer_too_long",
+  "too_many_tool_rounds",
 ];
 
 /** The failure codes BotArmy retries by itself. */
