@@ -10,6 +10,7 @@
 import { applyPatch, PatchError } from "./jsonPatch";
 import { providerWords, rejectionWords } from "./errors";
 import { parseGateId } from "./gates";
+import { toolError } from "./toolCalls";
 import { formatClock } from "../lib/format";
 import { isViewKey } from "../lib/sessionKey";
 import {
@@ -31,6 +32,12 @@ import {
   type WireMessage,
 } from "./types";
 
+/** Where a tool call sits in its message: after the first `offset` characters of its text. */
+export interface ToolCallRef {
+  id: string;
+  offset: number;
+}
+
 export interface ChatMessage {
   id: string;
   role: MessageRole | string;
@@ -41,6 +48,33 @@ export interface ChatMessage {
   streaming: boolean;
   /** Why the message was closed early (an `InterruptReason`: `retry`, `deferred`, …), if it was. */
   interrupted: InterruptReason | "interrupted" | null;
+  at: number | null;
+  /** The message's tool calls in the order they started, each placed in the text where it began. */
+  toolCalls: ToolCallRef[];
+}
+
+/**
+ * `streaming`: the arguments are still arriving; `running`: complete, the tool has not answered;
+ * `done` / `failed`: answered (a failed call's answer starts with `Error: ` and changed nothing);
+ * `interrupted`: its message was cut short before the tool answered.
+ */
+export type ToolCallStatus = "streaming" | "running" | "done" | "failed" | "interrupted";
+
+export interface ToolCall {
+  id: string;
+  /** `write_file`, `read_file`, `list_files`, `delete_file` (or a tool this page does not know). */
+  name: string;
+  messageId: string | null;
+  /** The agent that called it (the parent message's name) and its stage. */
+  agent: string;
+  stage: Stage | null;
+  /** The arguments' JSON text so far. */
+  args: string;
+  status: ToolCallStatus;
+  /** The tool's answer, once it came. */
+  result: string | null;
+  /** The plain error of a failed call (the answer after `Error: `). */
+  error: string | null;
   at: number | null;
 }
 
@@ -115,6 +149,10 @@ export interface SessionView {
   omittedMessages: number;
   /** Latest artifact version per stage announced by `artifact` events. */
   artifactVersions: Partial<Record<Stage, number>>;
+  /** Every tool call of the thread, by id (each message lists its own in `toolCalls`). */
+  toolCalls: Record<string, ToolCall>;
+  /** Calls not answered yet (streaming or running), oldest first: what the agents are doing now. */
+  openToolCalls: string[];
   /** The socket layer sends a fresh hello when this is set. */
   resyncNeeded: boolean;
   /** The view no longer matches the server (a patch failed): rebuild from seq 0. */
@@ -141,6 +179,8 @@ export function initialView(sessionId: string | null = null): SessionView {
     pending: {},
     omittedMessages: 0,
     artifactVersions: {},
+    toolCalls: {},
+    openToolCalls: [],
     resyncNeeded: false,
     fullResyncNeeded: false,
     stats: { applied: 0, duplicates: 0, gaps: 0 },
@@ -195,6 +235,7 @@ function fromWireMessage(m: WireMessage): ChatMessage {
     streaming: false,
     interrupted: null,
     at: null,
+    toolCalls: [],
   };
 }
 
@@ -365,6 +406,7 @@ function applyLogged(view: SessionView, event: ServerEvent, now: number): Sessio
         streaming: true,
         interrupted: null,
         at,
+        toolCalls: [],
       };
       return withNewMessage(view, message);
     }
@@ -383,6 +425,7 @@ function applyLogged(view: SessionView, event: ServerEvent, now: number): Sessio
           streaming: true,
           interrupted: null,
           at,
+          toolCalls: [],
         };
         return withNewMessage(view, message);
       }
@@ -408,6 +451,29 @@ function applyLogged(view: SessionView, event: ServerEvent, now: number): Sessio
     case "STEP_FINISHED":
       // Agent status lives in the state; steps need no extra bookkeeping here.
       return view;
+
+    case "TOOL_CALL_START":
+      return toolCallStarted(view, event.toolCallId, event.toolCallName, event.parentMessageId, at);
+
+    case "TOOL_CALL_ARGS": {
+      const call = view.toolCalls[event.toolCallId];
+      if (!call || call.status !== "streaming" || typeof event.delta !== "string") return view;
+      return withToolCall(view, { ...call, args: call.args + event.delta });
+    }
+
+    case "TOOL_CALL_END": {
+      const call = view.toolCalls[event.toolCallId];
+      if (!call || call.status !== "streaming") return view;
+      return withToolCall(view, { ...call, status: "running" });
+    }
+
+    case "TOOL_CALL_RESULT": {
+      const call = view.toolCalls[event.toolCallId];
+      if (!call || typeof event.content !== "string") return view;
+      const error = toolError(event.content);
+      const next = withToolCall(view, { ...call, status: error === null ? "done" : "failed", result: event.content, error });
+      return { ...next, openToolCalls: without(next.openToolCalls, call.id) };
+    }
 
     case "RUN_FINISHED": {
       const outcome = event.outcome;
@@ -514,7 +580,7 @@ function applyLogged(view: SessionView, event: ServerEvent, now: number): Sessio
         const existing = view.messages[value.messageId];
         if (!existing) return view;
         return {
-          ...view,
+          ...interruptToolCalls(view, existing),
           messages: {
             ...view.messages,
             [value.messageId]: {
@@ -533,13 +599,111 @@ function applyLogged(view: SessionView, event: ServerEvent, now: number): Sessio
 function replaceMessages(view: SessionView, wire: WireMessage[]): SessionView {
   const messages: Record<string, ChatMessage> = {};
   const timeline: TimelineItem[] = [];
+  const toolCalls: Record<string, ToolCall> = {};
+  const results = new Map<string, string>();
+  for (const m of wire) {
+    if (m?.role === "tool" && typeof m.toolCallId === "string") results.set(m.toolCallId, messageText(m.content));
+  }
   for (const m of wire) {
     if (typeof m?.id !== "string") continue;
     if (m.role !== "user" && m.role !== "assistant") continue;
-    messages[m.id] = fromWireMessage(m);
+    const message = fromWireMessage(m);
+    // AG-UI keeps an assistant message's text and its tool calls apart; the calls follow the text.
+    if (m.role === "assistant" && Array.isArray(m.toolCalls)) {
+      for (const wireCall of m.toolCalls) {
+        if (typeof wireCall?.id !== "string" || toolCalls[wireCall.id]) continue;
+        const result = results.get(wireCall.id) ?? null;
+        const error = toolError(result);
+        toolCalls[wireCall.id] = {
+          id: wireCall.id,
+          name: typeof wireCall.function?.name === "string" ? wireCall.function.name : "tool",
+          messageId: message.id,
+          agent: message.name,
+          stage: message.stage,
+          args: typeof wireCall.function?.arguments === "string" ? wireCall.function.arguments : "",
+          status: result === null ? "running" : error === null ? "done" : "failed",
+          result,
+          error,
+          at: null,
+        };
+        message.toolCalls.push({ id: wireCall.id, offset: message.content.length });
+      }
+    }
+    messages[m.id] = message;
     timeline.push({ kind: "message", id: m.id });
   }
-  return { ...view, messages, timeline };
+  const openToolCalls = Object.values(toolCalls)
+    .filter((c) => c.status === "running")
+    .map((c) => c.id);
+  return { ...view, messages, timeline, toolCalls, openToolCalls };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tool calls
+
+function without(ids: string[], id: string): string[] {
+  return ids.includes(id) ? ids.filter((x) => x !== id) : ids;
+}
+
+function withToolCall(view: SessionView, call: ToolCall): SessionView {
+  return { ...view, toolCalls: { ...view.toolCalls, [call.id]: call } };
+}
+
+function toolCallStarted(view: SessionView, id: string, name: string, parentId: string | undefined, at: number): SessionView {
+  if (typeof id !== "string" || view.toolCalls[id]) return view;
+  let next = view;
+  let parent = typeof parentId === "string" ? view.messages[parentId] : undefined;
+  if (!parent) {
+    // A call whose message this page never saw start (the server sends the start first; a
+    // snapshot may have left it out): give it a message of its own so it is still shown.
+    const stage = view.state?.run.stage ?? null;
+    parent = {
+      id: typeof parentId === "string" ? parentId : `tool-parent-${id}`,
+      role: "assistant",
+      name: label(stage),
+      stage,
+      content: "",
+      streaming: true,
+      interrupted: null,
+      at,
+      toolCalls: [],
+    };
+    next = withNewMessage(next, parent);
+  }
+  const call: ToolCall = {
+    id,
+    name: typeof name === "string" && name ? name : "tool",
+    messageId: parent.id,
+    agent: parent.name,
+    stage: parent.stage,
+    args: "",
+    status: "streaming",
+    result: null,
+    error: null,
+    at,
+  };
+  return {
+    ...next,
+    messages: {
+      ...next.messages,
+      [parent.id]: { ...parent, toolCalls: [...parent.toolCalls, { id, offset: parent.content.length }] },
+    },
+    toolCalls: { ...next.toolCalls, [id]: call },
+    openToolCalls: [...next.openToolCalls, id],
+  };
+}
+
+/** A message cut short: its calls that the tools never answered will not be answered. */
+function interruptToolCalls(view: SessionView, message: ChatMessage): SessionView {
+  const open = message.toolCalls.filter((ref) => {
+    const status = view.toolCalls[ref.id]?.status;
+    return status === "streaming" || status === "running";
+  });
+  if (open.length === 0) return view;
+  const toolCalls = { ...view.toolCalls };
+  for (const ref of open) toolCalls[ref.id] = { ...toolCalls[ref.id]!, status: "interrupted" };
+  const closed = new Set(open.map((ref) => ref.id));
+  return { ...view, toolCalls, openToolCalls: view.openToolCalls.filter((id) => !closed.has(id)) };
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -114,6 +114,13 @@ export interface Gate {
   version: number;
 }
 
+/** One file of the current project, as `state.files` has it (docs/protocol.md, "Project files"). */
+export interface FileInfo {
+  bytes: number;
+  version: number;
+  stage: Stage;
+}
+
 export interface SessionState {
   sessionId: string;
   demo: boolean;
@@ -121,6 +128,19 @@ export interface SessionState {
   run: RunState;
   gate: Gate | null;
   agents: Record<Stage, AgentState>;
+  /**
+   * The current project: file path → its latest version. Absent in states from before project
+   * files existed (old sessions, old fixtures): read it through `projectFiles()`.
+   */
+  files?: Record<string, FileInfo>;
+}
+
+const NO_FILES: Readonly<Record<string, FileInfo>> = Object.freeze({});
+
+/** `state.files`, or an empty project when the state has none (an old session). */
+export function projectFiles(state: SessionState | null | undefined): Readonly<Record<string, FileInfo>> {
+  const files = state?.files;
+  return files && typeof files === "object" ? files : NO_FILES;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -223,11 +243,56 @@ export interface StepFinishedEvent extends EventBase {
   stepName: string;
 }
 
+/** AG-UI `ToolCall` inside an assistant message of a MESSAGES_SNAPSHOT. */
+export interface WireToolCall {
+  id: string;
+  type?: "function";
+  function: { name: string; arguments: string };
+}
+
 export interface WireMessage {
   id: string;
   role: string;
   name?: string;
   content?: unknown;
+  /** An assistant message's tool calls (AG-UI). */
+  toolCalls?: WireToolCall[];
+  /** A `role: "tool"` message: the call it answers (AG-UI). */
+  toolCallId?: string;
+}
+
+// Tool calls (AG-UI): an agent writes, reads, lists or deletes the project's files ----------------
+
+/** The tools the agents have (docs/protocol.md); a name outside these is shown generically. */
+export type ToolName = "write_file" | "read_file" | "list_files" | "delete_file";
+
+export interface ToolCallStartEvent extends EventBase {
+  type: "TOOL_CALL_START";
+  toolCallId: string;
+  toolCallName: string;
+  /** The agent's answer message the call belongs to (its TEXT_MESSAGE_START came first). */
+  parentMessageId?: string;
+}
+
+export interface ToolCallArgsEvent extends EventBase {
+  type: "TOOL_CALL_ARGS";
+  toolCallId: string;
+  /** More of the arguments' JSON text; the concatenation is the whole JSON (cut anywhere). */
+  delta: string;
+}
+
+export interface ToolCallEndEvent extends EventBase {
+  type: "TOOL_CALL_END";
+  toolCallId: string;
+}
+
+export interface ToolCallResultEvent extends EventBase {
+  type: "TOOL_CALL_RESULT";
+  messageId: string;
+  toolCallId: string;
+  /** What the tool answered; starting with `Error: ` means the call failed and changed nothing. */
+  content: string;
+  role?: "tool";
 }
 
 export interface MessagesSnapshotEvent extends EventBase {
@@ -269,6 +334,10 @@ export type ServerEvent =
   | TextMessageEndEvent
   | StepStartedEvent
   | StepFinishedEvent
+  | ToolCallStartEvent
+  | ToolCallArgsEvent
+  | ToolCallEndEvent
+  | ToolCallResultEvent
   | MessagesSnapshotEvent
   | CustomEvent;
 
@@ -285,6 +354,10 @@ const EVENT_TYPES: ReadonlySet<string> = new Set<ServerEventType>([
   "TEXT_MESSAGE_END",
   "STEP_STARTED",
   "STEP_FINISHED",
+  "TOOL_CALL_START",
+  "TOOL_CALL_ARGS",
+  "TOOL_CALL_END",
+  "TOOL_CALL_RESULT",
   "MESSAGES_SNAPSHOT",
   "CUSTOM",
 ]);
@@ -357,4 +430,29 @@ export interface ArtifactList {
 
 export interface ApiErrorBody {
   error: { code: string; message: string };
+}
+
+/** One kept version of a project file (`GET /api/sessions/{key}/files`). */
+export interface ProjectFileVersion {
+  version: number;
+  stage: Stage;
+  bytes: number;
+  /** A delete: this version has no content. */
+  deleted: boolean;
+}
+
+export interface ProjectFile {
+  path: string;
+  bytes: number;
+  version: number;
+  stage: Stage;
+  attempt: number;
+  /** The file's kept history, oldest first. */
+  versions: ProjectFileVersion[];
+}
+
+export interface ProjectFileList {
+  files: ProjectFile[];
+  bytes: number;
+  limits?: { files?: number; fileBytes?: number; workspaceBytes?: number; toolRounds?: number };
 }

@@ -4,6 +4,7 @@
 // Tests feed these streams to the reducer and the stores.
 
 import { applyPatch } from "../protocol/jsonPatch";
+import { utf8Bytes } from "../protocol/toolCalls";
 import { gateId } from "../protocol/gates";
 import {
   STAGES,
@@ -13,6 +14,7 @@ import {
   type CustomName,
   type CustomValueMap,
   type FailureCode,
+  type FileInfo,
   type RejectionCode,
   type PatchOp,
   type ServerEvent,
@@ -86,6 +88,8 @@ export class Script {
   private seq = 0;
   private runs = 0;
   private msgs = 0;
+  private calls = 0;
+  private fileVersions = 0;
   now = T0;
 
   private push(event: ServerEvent): ServerEvent {
@@ -166,6 +170,61 @@ export class Script {
         this.delta([{ op: "replace", path: `/agents/${stage}/progress`, value: pct }]);
       }
     });
+    return id;
+  }
+
+  /** More text for an open answer message (between tool calls). */
+  say(messageId: string, text: string, chunkSize = 7): void {
+    for (const part of chunks(text, chunkSize)) this.push({ type: "TEXT_MESSAGE_CONTENT", messageId, delta: part });
+  }
+
+  toolStart(messageId: string, name: string): string {
+    this.calls += 1;
+    const id = `call-${this.calls}`;
+    this.push({ type: "TOOL_CALL_START", toolCallId: id, toolCallName: name, parentMessageId: messageId });
+    return id;
+  }
+
+  toolArgs(id: string, delta: string): void {
+    this.push({ type: "TOOL_CALL_ARGS", toolCallId: id, delta });
+  }
+
+  toolEnd(id: string): void {
+    this.push({ type: "TOOL_CALL_END", toolCallId: id });
+  }
+
+  toolResult(id: string, content: string): void {
+    this.push({ type: "TOOL_CALL_RESULT", messageId: `tool-${id}`, toolCallId: id, content, role: "tool" });
+  }
+
+  /** A whole call: start, the arguments' JSON in pieces of `chunkSize` characters, end, result. */
+  toolCall(messageId: string, name: string, args: Record<string, unknown>, result: string, chunkSize = 9): string {
+    const id = this.toolStart(messageId, name);
+    for (const part of chunks(JSON.stringify(args), chunkSize)) this.toolArgs(id, part);
+    this.toolEnd(id);
+    this.toolResult(id, result);
+    return id;
+  }
+
+  /** A change to `state.files` as the server patches it (`/` in a path escaped as `~1`). */
+  setFile(path: string, info: FileInfo | null): void {
+    const ops: PatchOp[] = [];
+    if (!this.state.files) ops.push({ op: "add", path: "/files", value: {} });
+    const pointer = `/files/${path.replace(/~/g, "~0").replace(/\//g, "~1")}`;
+    if (info === null) ops.push({ op: "remove", path: pointer });
+    else ops.push({ op: this.state.files?.[path] ? "replace" : "add", path: pointer, value: info });
+    this.delta(ops);
+  }
+
+  /** `write_file`: the call streams, the file joins the state, then the tool answers. */
+  writeFile(stage: Stage, messageId: string, path: string, content: string, chunkSize = 9): string {
+    const id = this.toolStart(messageId, "write_file");
+    for (const part of chunks(JSON.stringify({ path, content }), chunkSize)) this.toolArgs(id, part);
+    this.toolEnd(id);
+    this.fileVersions += 1;
+    const bytes = utf8Bytes(content);
+    this.setFile(path, { bytes, version: this.fileVersions, stage });
+    this.toolResult(id, `Wrote ${path} (${bytes} bytes).`);
     return id;
   }
 
