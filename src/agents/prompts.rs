@@ -21,6 +21,28 @@ pub fn system_prompt(stage: Stage) -> &'static str {
     }
 }
 
+/// What the role prompt adds about the project's files and the tools to write them; `None`
+/// for the Analyst, who works from the brief alone and is offered no tools.
+pub fn files_prompt(stage: Stage) -> Option<String> {
+    let task = match stage {
+        Stage::Analyst => return None,
+        Stage::Architect => "Lay out the project's skeleton: a README.md that says what the project is and how it is organised, and the manifest of the stack you chose (package.json, pyproject.toml, Cargo.toml or similar).",
+        Stage::Developer => "Write the source code: complete, runnable files that implement the first milestones, following the skeleton already in the project.",
+        Stage::Tester => "Read the code, then write automated tests for it that run with the project's test command, and fix the manifest if the test command needs it.",
+        Stage::Deployer => "Write what it takes to run and ship the project: run, test and deploy steps in README.md, a Dockerfile (or wrangler.toml, or what fits the stack) and a CI workflow that runs the tests.",
+    };
+    Some(format!(
+        "The project's files\n\
+         You work on the project's real files with tools: list_files, read_file, \
+         write_file (a file's whole new content) and delete_file. {task} Paths are relative, \
+         like src/app.js. Keep each file complete and small (at most {} KiB). Call the tools \
+         first; when the files are written, answer with the document above as your final \
+         message, and name the files you wrote in it. A tool answer that starts with \"Error:\" \
+         changed nothing: fix the call or go on without it.\n",
+        crate::workspace::limits::MAX_FILE_BYTES / 1024
+    ))
+}
+
 /// What the stage's artifact is called.
 pub fn document_title(stage: Stage) -> &'static str {
     match stage {
@@ -109,8 +131,12 @@ pub fn build_messages(
     feedback: Option<&str>,
     previous_draft: Option<&str>,
 ) -> Vec<ChatMessage> {
+    let system = match files_prompt(stage) {
+        Some(files) => format!("{}\n{files}", system_prompt(stage)),
+        None => system_prompt(stage).to_string(),
+    };
     let mut messages = vec![
-        ChatMessage::system(system_prompt(stage)),
+        ChatMessage::system(system),
         ChatMessage::user(context_message(stage, brief, prior)),
     ];
     let feedback = feedback.map(str::trim).filter(|f| !f.is_empty());

@@ -134,6 +134,8 @@ async fn route(req: Request, env: &Env, cfg: &Config, path: &str) -> Result<Resp
                             | ["messages"]
                             | ["export.jsonl"]
                             | ["artifacts", _]
+                            | ["files", ..]
+                            | ["project.zip"]
                     ))
             {
                 if let Some(r) = check_token(&req, env, cfg).await? {
@@ -192,6 +194,12 @@ async fn route(req: Request, env: &Env, cfg: &Config, path: &str) -> Result<Resp
                 ["messages"] => format!("/messages{query}"),
                 ["export.jsonl"] => "/export".to_string(),
                 ["artifacts", stage] => format!("/artifacts/{stage}{query}"),
+                ["files"] => "/files".to_string(),
+                // The path stays percent-encoded per segment; the session decodes it.
+                ["files", path @ ..] if !path.is_empty() => {
+                    format!("/files/{}{query}", path.join("/"))
+                }
+                ["project.zip"] => "/project.zip".to_string(),
                 _ => return error_response(404, "not_found", "Unknown route."),
             };
             if !is_ws {

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use futures_channel::mpsc::{unbounded, UnboundedSender};
 use futures_util::StreamExt;
+use percent_encoding::{percent_decode_str, utf8_percent_encode, NON_ALPHANUMERIC};
 
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -48,6 +49,7 @@ use crate::session::connection::{
 use crate::session::replay::{plan, ReplayPlan};
 use crate::session::schedule::{self, Needs, Rows, Timer};
 use crate::session::{CallSpec, Effect, RunStatus, Session};
+use crate::workspace::{limits, FileVersion};
 
 /// Kept with each hibernating socket (at most 2 KiB), so it survives the object being
 /// evicted: who the client is, its admission lease, and its connection state.
@@ -376,10 +378,16 @@ impl SessionDo {
         let now = now_ms();
         let (oldest, newest) = store.bounds()?;
         let timers = store.timers()?;
-        let session = Session::restore(&json, newest, cfg.session(), now).map_err(|e| {
+        let mut session = Session::restore(&json, newest, cfg.session(), now).map_err(|e| {
             log::error("session_restore_failed", json!({"message": e}));
             worker::Error::RustError(e)
         })?;
+        session.set_workspace(store.workspace().inspect_err(|e| {
+            log::error(
+                "workspace_restore_failed",
+                json!({"message": e.to_string()}),
+            );
+        })?);
         if session.resumed_after_restart() {
             log::warn(
                 "session_resumed_after_restart",
@@ -425,7 +433,12 @@ impl SessionDo {
             while let Some(effect) = i.session.poll_effect() {
                 match effect {
                     // A deleted session writes nothing; its call only unwinds.
-                    Effect::Emit { .. } | Effect::SaveArtifact { .. } if gone => {}
+                    Effect::Emit { .. }
+                    | Effect::SaveArtifact { .. }
+                    | Effect::SaveFile(_)
+                    | Effect::SaveToolCall(_)
+                    | Effect::DiscardFiles { .. }
+                        if gone => {}
                     Effect::Emit { seq, json, event } => {
                         i.store.append_event(seq, &json)?;
                         i.log_bytes += json.len() as u64;
@@ -467,6 +480,9 @@ impl SessionDo {
                         i.store
                             .trim_artifacts(stage, version, ARTIFACT_VERSIONS_KEPT)?;
                     }
+                    Effect::SaveFile(v) => i.store.save_file(&v)?,
+                    Effect::SaveToolCall(c) => i.store.save_tool_call(&c)?,
+                    Effect::DiscardFiles { from } => i.store.discard_files_from(from)?,
                     Effect::AbortCall { call_id } => aborts.push(call_id),
                 }
             }
@@ -1116,6 +1132,10 @@ impl SessionDo {
             return read_only_response();
         };
         let mut resp = resp?;
+        if path == "/project.zip" || path.starts_with("/files/") {
+            // The project's own bytes (a zip is binary): agents never see the session id.
+            return Ok(resp);
+        }
         let status = resp.status_code();
         let headers = resp.headers().clone();
         let body = resp.text().await?;
@@ -1200,7 +1220,12 @@ impl SessionDo {
             "/events" => self.events(req),
             "/messages" => self.messages_page(req),
             "/export" => self.export(),
-            p => self.artifacts(req, p.strip_prefix("/artifacts/")?),
+            "/files" => self.files(),
+            "/project.zip" => self.project_zip(),
+            p => match p.strip_prefix("/files/") {
+                Some(path) => self.file(req, path),
+                None => self.artifacts(req, p.strip_prefix("/artifacts/")?),
+            },
         })
     }
 
@@ -1325,6 +1350,121 @@ impl SessionDo {
         h.set(
             "content-disposition",
             "attachment; filename=\"botarmy-session.jsonl\"",
+        )?;
+        Ok(resp)
+    }
+
+    /// `GET /files`: the current project's files with their kept history.
+    fn files(&self) -> Result<Response> {
+        let body = self.with_inner(|i| {
+            let ws = i.session.workspace();
+            let latest = ws.latest();
+            let mut total = 0;
+            let files: Vec<serde_json::Value> = latest
+                .values()
+                .map(|f| {
+                    total += f.content.len();
+                    let history: Vec<&FileVersion> =
+                        ws.file_rows().filter(|v| v.path == f.path).collect();
+                    let current = history.iter().find(|v| v.version == f.version);
+                    json!({"path": f.path, "bytes": f.content.len(), "version": f.version,
+                        "stage": current.map(|v| v.stage), "attempt": current.map(|v| v.attempt),
+                        "versions": history.iter().map(|v| json!({"version": v.version,
+                            "stage": v.stage, "bytes": v.content.as_ref().map_or(0, String::len),
+                            "deleted": v.content.is_none()})).collect::<Vec<_>>()})
+                })
+                .collect();
+            json!({"files": files, "bytes": total, "limits": {"files": limits::MAX_FILES,
+                "fileBytes": limits::MAX_FILE_BYTES, "workspaceBytes": limits::MAX_WORKSPACE_BYTES,
+                "toolRounds": limits::MAX_TOOL_ROUNDS}})
+        });
+        Response::from_json(&body)
+    }
+
+    /// `GET /files/{path}[?version=K]`: one file's text, as a download that is never rendered.
+    fn file(&self, req: &Request, raw: &str) -> Result<Response> {
+        let segments: Option<Vec<String>> = raw
+            .split('/')
+            .map(|s| {
+                percent_decode_str(s)
+                    .decode_utf8()
+                    .ok()
+                    .map(|c| c.into_owned())
+                    .filter(|c| !c.contains('/'))
+            })
+            .collect();
+        let not_found = || error_response(404, "not_found", "No such file in the project.");
+        let Some(path) = segments.map(|s| s.join("/")) else {
+            return not_found();
+        };
+        let q = query(req)?;
+        let version = match q.get("version") {
+            None => None,
+            Some(_) => match whole(&q, "version", 0, MAX_SEQ) {
+                Ok(v) => Some(v),
+                Err(r) => return r,
+            },
+        };
+        let content = self.with_inner(|i| {
+            let ws = i.session.workspace();
+            match version {
+                // A kept version of this path (a deleted one has no content).
+                Some(v) => ws
+                    .file_rows()
+                    .find(|r| r.version == v && r.path == path)
+                    .and_then(|r| r.content.clone()),
+                None => ws
+                    .latest()
+                    .get(path.as_str())
+                    .map(|f| f.content.to_string()),
+            }
+        });
+        let Some(content) = content else {
+            return not_found();
+        };
+        let name = path.rsplit('/').next().unwrap_or("file");
+        let mut resp = Response::ok(content)?;
+        let h = resp.headers_mut();
+        h.set("content-type", "text/plain; charset=utf-8")?;
+        h.set("x-content-type-options", "nosniff")?;
+        h.set(
+            "content-disposition",
+            &format!(
+                "attachment; filename=\"{}\"; filename*=UTF-8''{}",
+                ascii_name(name),
+                utf8_percent_encode(name, NON_ALPHANUMERIC)
+            ),
+        )?;
+        h.set("content-security-policy", "default-src 'none'; sandbox")?;
+        Ok(resp)
+    }
+
+    /// `GET /project.zip`: the current project.
+    fn project_zip(&self) -> Result<Response> {
+        let (zip, id) = self.with_inner(|i| {
+            let latest = i.session.workspace().latest();
+            let zip = (!latest.is_empty()).then(|| crate::workspace::zip_project(&latest));
+            (zip, i.session.state().session_id.clone())
+        });
+        let bytes = match zip {
+            None => {
+                return error_response(404, "not_found", "The project has no files yet.");
+            }
+            Some(Err(e)) => {
+                log::error("zip_failed", json!({"message": e}));
+                return error_response(500, "internal", "The project could not be zipped.");
+            }
+            Some(Ok(b)) => b,
+        };
+        let mut resp = Response::from_bytes(bytes)?;
+        let h = resp.headers_mut();
+        h.set("content-type", "application/zip")?;
+        h.set(
+            "content-disposition",
+            &format!(
+                "attachment; filename=\"botarmy-{}.zip\"",
+                id.chars().take(8).collect::<String>()
+            ),
         )?;
         Ok(resp)
     }
@@ -1658,4 +1798,18 @@ pub(crate) fn random_hex(bytes: usize) -> String {
     let mut buf = vec![0u8; bytes];
     getrandom::getrandom(&mut buf).expect("crypto.getRandomValues");
     buf.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A file name for the plain `filename=` parameter: ASCII letters, digits and `._-` only (the
+/// exact name goes in `filename*`).
+fn ascii_name(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }

@@ -10,6 +10,7 @@ use worker::{SqlStorage, SqlStorageValue};
 use crate::agents::Stage;
 use crate::protocol::event::{Message, MessageRole};
 use crate::session::schedule::{Rows, Timer};
+use crate::workspace::{CallRecord, FileVersion, Workspace};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -23,6 +24,12 @@ CREATE TABLE IF NOT EXISTS artifacts (
   created_at INTEGER NOT NULL, PRIMARY KEY (stage, version));
 CREATE TABLE IF NOT EXISTS schedule (timer TEXT PRIMARY KEY, due_at INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS views (hash TEXT PRIMARY KEY, created_at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS files (
+  version INTEGER PRIMARY KEY, path TEXT NOT NULL, stage TEXT NOT NULL, attempt INTEGER NOT NULL,
+  call_id TEXT NOT NULL, content TEXT);
+CREATE TABLE IF NOT EXISTS tool_calls (
+  call_id TEXT PRIMARY KEY, stage TEXT NOT NULL, attempt INTEGER NOT NULL, tool TEXT NOT NULL,
+  result TEXT NOT NULL, is_error INTEGER NOT NULL, version INTEGER);
 ";
 
 pub(crate) struct Store {
@@ -256,6 +263,8 @@ impl Store {
             "artifacts",
             "schedule",
             "views",
+            "files",
+            "tool_calls",
             "meta",
         ] {
             // `table` is one of our own constants, never input.
@@ -517,5 +526,108 @@ impl Store {
                 vec![stage.name().into()],
             )?
             .to_array()
+    }
+
+    /// Keeps one file row (a write, or a delete when `content` is `None`).
+    pub fn save_file(&self, v: &FileVersion) -> worker::Result<()> {
+        self.write(
+            "INSERT OR REPLACE INTO files (version, path, stage, attempt, call_id, content) \
+             VALUES (?, ?, ?, ?, ?, ?)",
+            vec![
+                int(v.version),
+                v.path.as_str().into(),
+                v.stage.name().into(),
+                int(v.attempt as u64),
+                v.call_id.as_str().into(),
+                v.content.clone().into(),
+            ],
+        )
+    }
+
+    /// Keeps one applied tool call and its first answer.
+    pub fn save_tool_call(&self, c: &CallRecord) -> worker::Result<()> {
+        self.write(
+            "INSERT OR REPLACE INTO tool_calls (call_id, stage, attempt, tool, result, is_error, \
+             version) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            vec![
+                c.call_id.as_str().into(),
+                c.stage.name().into(),
+                int(c.attempt as u64),
+                c.tool.as_str().into(),
+                c.result_text.as_str().into(),
+                int(c.is_error as u64),
+                c.version.map(int).unwrap_or(SqlStorageValue::Null),
+            ],
+        )
+    }
+
+    /// Deletes the file rows and tool calls of `from` and every later stage.
+    pub fn discard_files_from(&self, from: Stage) -> worker::Result<()> {
+        for stage in Stage::ALL.into_iter().filter(|s| *s >= from) {
+            for table in ["files", "tool_calls"] {
+                // `table` is one of our own constants, never input.
+                self.write(
+                    &format!("DELETE FROM {table} WHERE stage = ?"),
+                    vec![stage.name().into()],
+                )?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The project's rows, as the session's [`Workspace`].
+    pub fn workspace(&self) -> worker::Result<Workspace> {
+        #[derive(Deserialize)]
+        struct FileRow {
+            version: f64,
+            path: String,
+            stage: String,
+            attempt: f64,
+            call_id: String,
+            content: Option<String>,
+        }
+        #[derive(Deserialize)]
+        struct CallRow {
+            call_id: String,
+            stage: String,
+            attempt: f64,
+            tool: String,
+            result: String,
+            is_error: f64,
+            version: Option<f64>,
+        }
+        let stage = |name: &str| {
+            Stage::parse(name)
+                .ok_or_else(|| worker::Error::RustError(format!("unknown stage {name:?} in a row")))
+        };
+        let files: Vec<FileRow> = self.sql.exec("SELECT * FROM files", None)?.to_array()?;
+        let calls: Vec<CallRow> = self
+            .sql
+            .exec("SELECT * FROM tool_calls", None)?
+            .to_array()?;
+        let mut versions = Vec::with_capacity(files.len());
+        for f in files {
+            versions.push(FileVersion {
+                version: f.version as u64,
+                path: f.path,
+                stage: stage(&f.stage)?,
+                attempt: f.attempt as u32,
+                call_id: f.call_id,
+                content: f.content,
+            });
+        }
+        let mut records = Vec::with_capacity(calls.len());
+        for c in calls {
+            records.push(CallRecord {
+                call_id: c.call_id,
+                stage: stage(&c.stage)?,
+                attempt: c.attempt as u32,
+                tool: c.tool,
+                result_text: c.result,
+                is_error: c.is_error != 0.0,
+                version: c.version.map(|v| v as u64),
+            });
+        }
+        Workspace::from_rows(versions, records).map_err(worker::Error::RustError)
     }
 }

@@ -176,6 +176,7 @@ export function assertPlainWords(message, label = 'message') {
  */
 export function checkInvariants(events, label = 'stream') {
   const started = new Map();
+  const tools = new Map();
   let lastTs = 0;
   const now = Date.now();
   events.forEach((e, i) => {
@@ -189,6 +190,23 @@ export function checkInvariants(events, label = 'stream') {
     if (e.type === 'TEXT_MESSAGE_START') {
       assert.ok(!started.has(e.messageId), `${label}: messageId ${e.messageId} started again at seq ${e.seq} (first at ${started.get(e.messageId)})`);
       started.set(e.messageId, e.seq);
+    }
+    if (e.type === 'TOOL_CALL_START') {
+      assert.ok(!tools.has(e.toolCallId), `${label}: toolCallId ${e.toolCallId} started again at seq ${e.seq}`);
+      assert.ok(started.has(e.parentMessageId), `${label}: tool call ${e.toolCallId} names parent ${e.parentMessageId}, not a started message`);
+      tools.set(e.toolCallId, 'open');
+    }
+    if (e.type === 'TOOL_CALL_ARGS' || e.type === 'TOOL_CALL_END') {
+      assert.equal(tools.get(e.toolCallId), 'open', `${label}: ${e.type} seq ${e.seq} of a tool call that is not open`);
+      if (e.type === 'TOOL_CALL_END') tools.set(e.toolCallId, 'ended');
+    }
+    if (e.type === 'TOOL_CALL_RESULT') {
+      assert.equal(tools.get(e.toolCallId), 'ended', `${label}: result seq ${e.seq} before its call ${e.toolCallId} ended`);
+      assert.equal(e.role, 'tool');
+    }
+    if (e.type === 'RUN_FINISHED' || e.type === 'RUN_ERROR') {
+      const open = [...tools].filter(([, s]) => s === 'open').map(([id]) => id);
+      assert.deepEqual(open, [], `${label}: tool calls open at the run's end (seq ${e.seq})`);
     }
     if (e.type === 'CUSTOM' && e.name === 'message_interrupted') {
       const prev = events[i - 1];

@@ -31,6 +31,13 @@
 //   {finish: 'content_filter', tokens?: K}      K (default 3) tokens, then that finish_reason
 //   {headerDelayMs: D}                          (combinable) wait D ms before the response head
 //   {text: '…'}                                 (combinable) stream this exact text instead
+//   {toolCalls: [{name, arguments, id?}], argChunk?: N}
+//                                               function calling: `text` (if given) first, then
+//                                               each call as OpenAI streams it (`delta.tool_calls`
+//                                               by index; `arguments` a string or an object, sent
+//                                               in pieces of N chars, default 7), then
+//                                               finish_reason "tool_calls", usage, [DONE]. The
+//                                               next request (with the results) takes the next step.
 
 import http from 'node:http';
 import { pathToFileURL } from 'node:url';
@@ -365,6 +372,46 @@ export async function startFakeOpenAI(options = {}) {
     res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive' });
     res.flushHeaders();
     res.write(chunk({ role: 'assistant', content: '' }));
+
+    if (Array.isArray(step.toolCalls)) {
+      const text = typeof step.text === 'string' ? tokenize(step.text) : [];
+      for (const t of text) {
+        if (delay > 0) await sleep(delay);
+        if (gone()) return;
+        res.write(chunk({ content: t }));
+        entry.tokensSent++;
+        entry.text += t;
+      }
+      const size = Math.max(1, step.argChunk ?? 7);
+      entry.toolCalls = [];
+      for (const [index, call] of step.toolCalls.entries()) {
+        const id = call.id ?? `call_fake${entry.id}_${index}`;
+        const args = typeof call.arguments === 'string' ? call.arguments : JSON.stringify(call.arguments ?? {});
+        entry.toolCalls.push({ id, name: call.name, arguments: args });
+        res.write(chunk({ tool_calls: [{ index, id, type: 'function', function: { name: call.name, arguments: '' } }] }));
+        // Pieces cut by code unit may split a surrogate pair: cut by code point, as a server's
+        // tokens would never produce half a character.
+        const chars = [...args];
+        for (let at = 0; at < chars.length; at += size) {
+          if (delay > 0) await sleep(delay);
+          if (gone()) return;
+          res.write(chunk({ tool_calls: [{ index, function: { arguments: chars.slice(at, at + size).join('') } }] }));
+          entry.tokensSent++;
+        }
+      }
+      res.write(chunk({}, 'tool_calls'));
+      if (body.stream_options && body.stream_options.include_usage) {
+        entry.usage = usageFor(body, entry.tokensSent);
+        res.write(`data: ${JSON.stringify({ id: cid, object: 'chat.completion.chunk', created, model, system_fingerprint: 'fp_fake', choices: [], usage: entry.usage })}\n\n`);
+      }
+      res.write('data: [DONE]\n\n');
+      finished = true;
+      entry.outcome = 'completed';
+      entry.finishReason = 'tool_calls';
+      res.end();
+      entry.endedAt = Date.now();
+      return;
+    }
 
     let limit = tokens.length;
     let mode = 'complete';
