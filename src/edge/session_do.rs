@@ -1316,7 +1316,8 @@ impl SessionDo {
 
     /// `GET /export`: the whole session as JSON Lines: a `session` line (id, lastSeq, oldest
     /// kept seq, state now), every kept event in order (`event`), then every kept artifact
-    /// version (`artifact`). At most the log's 4 MiB plus the artifacts' bound, built at once.
+    /// version (`artifact`), then every kept file version (`file`). At most the log's 4 MiB plus
+    /// the artifacts' and the files' bounds, built at once.
     fn export(&self) -> Result<Response> {
         let body = self.with_inner(|i| -> Result<String> {
             let newest = i.session.last_seq();
@@ -1341,6 +1342,13 @@ impl SessionDo {
                     out.push_str(&line.to_string());
                     out.push('\n');
                 }
+            }
+            for v in i.session.workspace().file_rows() {
+                let line = json!({"kind": "file", "path": v.path, "version": v.version,
+                    "stage": v.stage, "attempt": v.attempt, "deleted": v.content.is_none(),
+                    "content": v.content});
+                out.push_str(&line.to_string());
+                out.push('\n');
             }
             Ok(out)
         })?;

@@ -62,7 +62,18 @@ test('a finished session exports as JSON Lines that replay to its final state', 
   assert.deepEqual(canon(replayed), canon(session.state), 'replaying the export gives the live state');
 
   const artifacts = rest.filter((l) => l.kind === 'artifact');
-  assert.equal(rest.length, events.length + artifacts.length, 'no other kind of line');
+  const files = rest.filter((l) => l.kind === 'file');
+  assert.equal(rest.length, events.length + artifacts.length + files.length, 'no other kind of line');
+  const tree = await (await fetch(`${worker.url}/api/sessions/${id}/files`)).json();
+  assert.deepEqual(
+    files.map((f) => f.version),
+    tree.files.flatMap((f) => f.versions.map((v) => v.version)).sort((a, b) => a - b),
+    'every kept file version, in version order',
+  );
+  for (const f of tree.files) {
+    const last = files.filter((l) => l.path === f.path).at(-1);
+    assert.equal(last.content, await (await fetch(`${worker.url}/api/sessions/${id}/files/${f.path}`)).text(), f.path);
+  }
   for (const stage of STAGES) {
     const mine = artifacts.filter((a) => a.stage === stage);
     const want = ['tester', 'deployer'].includes(stage) ? [1, 2] : [1];

@@ -82,6 +82,10 @@ const PROVIDER: Readonly<Record<FailureCode, CodeWords>> = {
     title: "The AI's answer was longer than BotArmy keeps for one stage",
     next: "Ask for a shorter answer in your feedback, or press Retry.",
   },
+  too_many_tool_rounds: {
+    title: "The AI kept calling tools instead of finishing",
+    next: "Press Retry, or rerun the stage with feedback asking for fewer, larger file writes.",
+  },
 };
 
 const REJECTION: Readonly<Record<RejectionCode | WarningCode, CodeWords>> = {
