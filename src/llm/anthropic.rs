@@ -33,6 +33,7 @@ use super::openai::ChatMessage;
 use super::price::TokenUsage;
 use super::sse::SseEvent;
 use super::stream::{event_json, excerpt, malformed, BodyReader, Dialect, StreamItem};
+use super::tools::ToolDef;
 
 pub const DEFAULT_BASE_URL: &str = "https://api.anthropic.com";
 /// The `anthropic-version` header value this decoder is written against.
@@ -74,13 +75,24 @@ pub fn request_headers(api_key: &str) -> Vec<(&'static str, String)> {
 /// - `system` messages are joined (blank line between) into the top-level `system`; the rest
 ///   keep their order as `user`/`assistant` turns (any other role is sent as `user`).
 ///   Messages with blank content are left out: the API refuses empty text blocks.
+/// - Tools: `tools` become `[{name, description, input_schema}]`; `tool_choice: "none"`
+///   becomes `{"type": "none"}`. An assistant message with tool calls becomes a turn of its
+///   text (if any) and one `tool_use` block per call (`input` is the call's arguments parsed;
+///   arguments that are not a JSON object are sent as `{}`, since the API insists on an object
+///   and the call's result already told the model they were invalid). The `tool` messages
+///   that follow become one `user` turn of `tool_result` blocks (a result starting with
+///   `Error: ` is marked `is_error`), as the API wants every result of one turn together.
 /// - `max_tokens` (required by the API) caps the answer. With `thinking_budget`, extended
 ///   thinking is on with that budget (at least [`MIN_THINKING_BUDGET`]), and the request's
 ///   `max_tokens` becomes answer cap + budget, because the API counts thinking in it and
-///   wants the budget below it.
+///   wants the budget below it. Thinking is left off when the conversation already holds tool
+///   calls: the API would want the earlier turns' signed thinking blocks sent back, which
+///   BotArmy does not keep.
 pub fn messages_request_body(
     model: &str,
     messages: &[ChatMessage],
+    tools: &[ToolDef],
+    tool_choice: Option<&str>,
     max_tokens: u32,
     thinking_budget: Option<u32>,
 ) -> String {
@@ -89,18 +101,55 @@ pub fn messages_request_body(
         .filter(|m| m.role == "system" && !m.content.trim().is_empty())
         .map(|m| m.content.as_str())
         .collect();
-    let turns: Vec<Value> = messages
-        .iter()
-        .filter(|m| m.role != "system" && !m.content.trim().is_empty())
-        .map(|m| {
-            let role = if m.role == "assistant" {
-                "assistant"
+    let mut turns: Vec<Value> = Vec::new();
+    for m in messages.iter().filter(|m| m.role != "system") {
+        if m.role == "tool" {
+            let block = json!({
+                "type": "tool_result",
+                "tool_use_id": m.tool_call_id.clone().unwrap_or_default(),
+                "content": m.content,
+                "is_error": m.content.starts_with("Error: "),
+            });
+            // Results of one assistant turn go together in one user turn.
+            let last_is_results = turns.last().is_some_and(|t: &Value| {
+                t["role"] == "user" && t["content"][0]["type"] == "tool_result"
+            });
+            if last_is_results {
+                turns.last_mut().expect("a turn")["content"]
+                    .as_array_mut()
+                    .expect("blocks")
+                    .push(block);
             } else {
-                "user"
-            };
-            json!({"role": role, "content": m.content})
-        })
-        .collect();
+                turns.push(json!({"role": "user", "content": [block]}));
+            }
+            continue;
+        }
+        if m.role == "assistant" && !m.tool_calls.is_empty() {
+            let mut blocks = Vec::new();
+            if !m.content.trim().is_empty() {
+                blocks.push(json!({"type": "text", "text": m.content}));
+            }
+            for c in &m.tool_calls {
+                let input = serde_json::from_str::<Value>(&c.arguments)
+                    .ok()
+                    .filter(Value::is_object)
+                    .unwrap_or_else(|| json!({}));
+                blocks
+                    .push(json!({"type": "tool_use", "id": c.id, "name": c.name, "input": input}));
+            }
+            turns.push(json!({"role": "assistant", "content": blocks}));
+            continue;
+        }
+        if m.content.trim().is_empty() {
+            continue;
+        }
+        let role = if m.role == "assistant" {
+            "assistant"
+        } else {
+            "user"
+        };
+        turns.push(json!({"role": role, "content": m.content}));
+    }
     let mut body = json!({
         "model": model,
         "messages": turns,
@@ -110,7 +159,19 @@ pub fn messages_request_body(
     if !system.is_empty() {
         body["system"] = json!(system.join("\n\n"));
     }
-    if let Some(budget) = thinking_budget {
+    if !tools.is_empty() {
+        body["tools"] = Value::Array(
+            tools
+                .iter()
+                .map(|t| json!({"name": t.name, "description": t.description, "input_schema": t.parameters}))
+                .collect(),
+        );
+        if tool_choice == Some("none") {
+            body["tool_choice"] = json!({"type": "none"});
+        }
+    }
+    let has_tool_turns = messages.iter().any(|m| !m.tool_calls.is_empty());
+    if let Some(budget) = thinking_budget.filter(|_| !has_tool_turns) {
         let budget = budget.max(MIN_THINKING_BUDGET);
         body["thinking"] = json!({"type": "enabled", "budget_tokens": budget});
         body["max_tokens"] = json!(max_tokens.max(1).saturating_add(budget));
@@ -755,8 +816,15 @@ mod tests {
             ChatMessage::user("  "),
             ChatMessage::tool_result("call-1", "result"),
         ];
-        let body: Value =
-            serde_json::from_str(&messages_request_body("claude-x", &msgs, 900, None)).unwrap();
+        let body: Value = serde_json::from_str(&messages_request_body(
+            "claude-x",
+            &msgs,
+            &[],
+            None,
+            900,
+            None,
+        ))
+        .unwrap();
         assert_eq!(
             body,
             json!({
@@ -765,7 +833,8 @@ mod tests {
                 "messages": [
                     {"role": "user", "content": "Brief: a todo app"},
                     {"role": "assistant", "content": "Draft"},
-                    {"role": "user", "content": "result"}
+                    {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "call-1",
+                        "content": "result", "is_error": false}]}
                 ],
                 "max_tokens": 900,
                 "stream": true
@@ -775,6 +844,8 @@ mod tests {
         let body: Value = serde_json::from_str(&messages_request_body(
             "m",
             &[ChatMessage::user("hi")],
+            &[],
+            None,
             0,
             None,
         ))
@@ -784,21 +855,102 @@ mod tests {
     }
 
     #[test]
+    fn tools_and_tool_turns_are_sent_as_the_messages_api_wants_them() {
+        use crate::llm::tools::ToolCall;
+        let call = |id: &str, args: &str| ToolCall {
+            id: id.into(),
+            name: "write_file".into(),
+            arguments: args.into(),
+        };
+        let msgs = [
+            ChatMessage::system("You are the Developer."),
+            ChatMessage::user("Brief"),
+            ChatMessage::assistant_tool_calls(
+                "Writing.",
+                vec![
+                    call("toolu_1", r#"{"path":"a.js","content":"x"}"#),
+                    call("toolu_2", "{broken"),
+                ],
+            ),
+            ChatMessage::tool_result("toolu_1", "Wrote a.js (1 bytes, new file)."),
+            ChatMessage::tool_result("toolu_2", "Error: the arguments are not valid JSON"),
+        ];
+        let tools = crate::workspace::tools::definitions();
+        let body: Value = serde_json::from_str(&messages_request_body(
+            "claude-x",
+            &msgs,
+            &tools,
+            Some("none"),
+            900,
+            Some(2048),
+        ))
+        .unwrap();
+        assert_eq!(body["tools"][0]["name"], "write_file");
+        assert_eq!(body["tools"][0]["input_schema"]["type"], "object");
+        assert_eq!(body["tool_choice"], json!({"type": "none"}));
+        assert_eq!(
+            body["messages"][1],
+            json!({"role": "assistant", "content": [
+                {"type": "text", "text": "Writing."},
+                {"type": "tool_use", "id": "toolu_1", "name": "write_file", "input": {"path": "a.js", "content": "x"}},
+                {"type": "tool_use", "id": "toolu_2", "name": "write_file", "input": {}}
+            ]})
+        );
+        assert_eq!(
+            body["messages"][2],
+            json!({"role": "user", "content": [
+                {"type": "tool_result", "tool_use_id": "toolu_1", "content": "Wrote a.js (1 bytes, new file).", "is_error": false},
+                {"type": "tool_result", "tool_use_id": "toolu_2", "content": "Error: the arguments are not valid JSON", "is_error": true}
+            ]})
+        );
+        assert!(
+            body.get("thinking").is_none(),
+            "no thinking once tools were used"
+        );
+        // Without tools: neither member.
+        let plain: Value = serde_json::from_str(&messages_request_body(
+            "m",
+            &[ChatMessage::user("hi")],
+            &[],
+            Some("none"),
+            9,
+            None,
+        ))
+        .unwrap();
+        assert!(plain.get("tools").is_none() && plain.get("tool_choice").is_none());
+    }
+
+    #[test]
     fn thinking_adds_its_budget_to_max_tokens_and_respects_the_minimum() {
         let msgs = [ChatMessage::user("hi")];
-        let body: Value =
-            serde_json::from_str(&messages_request_body("m", &msgs, 4000, Some(2000))).unwrap();
+        let body: Value = serde_json::from_str(&messages_request_body(
+            "m",
+            &msgs,
+            &[],
+            None,
+            4000,
+            Some(2000),
+        ))
+        .unwrap();
         assert_eq!(
             body["thinking"],
             json!({"type": "enabled", "budget_tokens": 2000})
         );
         assert_eq!(body["max_tokens"], 6000);
         let body: Value =
-            serde_json::from_str(&messages_request_body("m", &msgs, 500, Some(10))).unwrap();
+            serde_json::from_str(&messages_request_body("m", &msgs, &[], None, 500, Some(10)))
+                .unwrap();
         assert_eq!(body["thinking"]["budget_tokens"], 1024);
         assert_eq!(body["max_tokens"], 1524);
-        let body: Value =
-            serde_json::from_str(&messages_request_body("m", &msgs, u32::MAX, Some(5000))).unwrap();
+        let body: Value = serde_json::from_str(&messages_request_body(
+            "m",
+            &msgs,
+            &[],
+            None,
+            u32::MAX,
+            Some(5000),
+        ))
+        .unwrap();
         assert_eq!(body["max_tokens"], u32::MAX);
     }
 

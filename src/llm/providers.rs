@@ -34,6 +34,7 @@ use super::error::{classify_http, redact, LlmError};
 use super::openai::{self, ChatMessage, StreamDecoder};
 use super::price::{Price, PriceTable};
 use super::stream::StreamItem;
+use super::tools::ToolDef;
 use crate::agents::Stage;
 
 /// The model used when only Anthropic is configured and nothing names one.
@@ -225,6 +226,8 @@ impl Provider {
         &self,
         model: &str,
         messages: &[ChatMessage],
+        tools: &[ToolDef],
+        tool_choice: Option<&str>,
         max_tokens: Option<u32>,
         thinking_budget: Option<u32>,
     ) -> HttpRequest {
@@ -236,7 +239,13 @@ impl Provider {
                     ("content-type", "application/json".to_string()),
                     ("accept", "text/event-stream".to_string()),
                 ],
-                body: openai::chat_request_body(model, messages, max_tokens),
+                body: openai::chat_request_body_with_tools(
+                    model,
+                    messages,
+                    tools,
+                    tool_choice,
+                    max_tokens,
+                ),
             },
             ProviderKind::Anthropic => HttpRequest {
                 url: anthropic::messages_url(&self.base_url),
@@ -244,6 +253,8 @@ impl Provider {
                 body: anthropic::messages_request_body(
                     model,
                     messages,
+                    tools,
+                    tool_choice,
                     max_tokens.unwrap_or(ANTHROPIC_DEFAULT_MAX_TOKENS),
                     thinking_budget,
                 ),
@@ -820,7 +831,7 @@ mod tests {
         assert!(!e.contains("plainkey"), "{e}");
         // The request's Debug hides the auth headers.
         let (prov, m) = p.resolve(Stage::Developer, None).unwrap();
-        let req = prov.request(&m.model, &[ChatMessage::user("hi")], None, None);
+        let req = prov.request(&m.model, &[ChatMessage::user("hi")], &[], None, None, None);
         let dbg = format!("{req:?}");
         assert!(!dbg.contains(ANTHROPIC_KEY), "{dbg}");
     }
@@ -830,7 +841,7 @@ mod tests {
         let p = both("developer=anthropic:claude-sonnet-4-5").unwrap();
         let msgs = [ChatMessage::system("sys"), ChatMessage::user("hi")];
         let (prov, m) = p.resolve(Stage::Developer, None).unwrap();
-        let req = prov.request(&m.model, &msgs, None, Some(2048));
+        let req = prov.request(&m.model, &msgs, &[], None, None, Some(2048));
         assert_eq!(req.url, "https://api.anthropic.com/v1/messages");
         assert!(req
             .headers
@@ -842,7 +853,7 @@ mod tests {
             ANTHROPIC_DEFAULT_MAX_TOKENS as u64 + 2048
         );
         let (prov, m) = p.resolve(Stage::Analyst, None).unwrap();
-        let req = prov.request(&m.model, &msgs, Some(100), Some(2048));
+        let req = prov.request(&m.model, &msgs, &[], None, Some(100), Some(2048));
         assert_eq!(req.url, "https://api.openai.com/v1/chat/completions");
         assert!(req
             .headers
