@@ -2,14 +2,14 @@
 // source, compare two versions (line diff), copy or download it, or download all latest
 // artifacts as one Markdown file.
 
-import { diffLines } from "diff";
-import { memo, useEffect, useId, useMemo, useState } from "react";
+import { memo, useEffect, useId, useState } from "react";
 import { downloadArtifact, getArtifactText, getArtifactVersions } from "../net/api";
 import { STAGES, STAGE_LABEL, type ArtifactVersionInfo, type Stage } from "../protocol/types";
 import { useSessionStoreApi, useSessionView } from "../store/session";
 import { copyText, downloadText } from "../lib/download";
 import { formatClock } from "../lib/format";
 import { cn } from "../lib/cn";
+import { DiffView } from "./DiffView";
 import { Markdown } from "./Markdown";
 import { Badge } from "./ui/badge";
 import { Button } from "./ui/button";
@@ -61,33 +61,6 @@ function useArtifactText(sessionId: string | null, stage: Stage, version: number
     return () => controller.abort();
   }, [sessionId, stage, version]);
   return result;
-}
-
-function DiffView({ before, after }: { before: string; after: string }) {
-  const parts = useMemo(() => diffLines(before, after), [before, after]);
-  const added = parts.filter((p) => p.added).reduce((n, p) => n + (p.count ?? 0), 0);
-  const removed = parts.filter((p) => p.removed).reduce((n, p) => n + (p.count ?? 0), 0);
-  return (
-    <div data-testid="artifact-diff">
-      <p className="mb-1 text-xs text-slate-600">
-        <span className="text-emerald-700">+{added} lines</span> · <span className="text-red-700">−{removed} lines</span>
-      </p>
-      <pre tabIndex={0} className="overflow-x-auto rounded border border-slate-200 bg-white text-xs leading-5">
-        {parts.map((part, i) => {
-          const lines = part.value.replace(/\n$/, "").split("\n");
-          const sign = part.added ? "+" : part.removed ? "−" : " ";
-          return (
-            <span
-              key={i}
-              className={cn("block px-2", part.added && "bg-emerald-50 text-emerald-900", part.removed && "bg-red-50 text-red-900 line-through decoration-red-300")}
-            >
-              {lines.map((line) => `${sign} ${line}`).join("\n")}
-            </span>
-          );
-        })}
-      </pre>
-    </div>
-  );
 }
 
 const ArtifactCard = memo(function ArtifactCard({ stage }: { stage: Stage }) {

@@ -1,17 +1,38 @@
-// The thread: the brief and feedback ("You") and each agent's answer streaming as Markdown, plus
-// short notices (gates, errors, completion). It follows the newest text while the reader is at
+// The thread: the brief and feedback ("You") and each agent's answer streaming as Markdown, with
+// its tool calls (files written, read, listed, deleted) as compact rows in the text, plus short
+// notices (gates, errors, completion). It follows the newest text while the reader is at
 // the bottom, stops when they scroll up, and offers "Jump to latest".
 
-import { memo, useCallback, useDeferredValue, useEffect, useLayoutEffect, useRef, useState } from "react";
-import { INTERRUPT_WORDS, type Notice } from "../protocol/reducer";
+import { memo, type ReactNode, useCallback, useDeferredValue, useEffect, useLayoutEffect, useRef, useState } from "react";
+import { INTERRUPT_WORDS, type ChatMessage, type Notice } from "../protocol/reducer";
 import { useSessionStoreApi, useSessionView } from "../store/session";
 import { cn } from "../lib/cn";
 import { formatClock } from "../lib/format";
 import { Markdown } from "./Markdown";
+import { ToolCallRow } from "./ToolCallRow";
 import { Button } from "./ui/button";
 
 const STICK_THRESHOLD_PX = 48;
 
+/**
+ * An agent's answer: its text as Markdown, with each tool call as a row at the place in the text
+ * where the call began (text and calls interleave in one answer).
+ */
+function AnswerBody({ content, toolCalls }: { content: string; toolCalls: ChatMessage["toolCalls"] }) {
+  if (toolCalls.length === 0) return <Markdown text={content} />;
+  const parts: ReactNode[] = [];
+  let from = 0;
+  for (const ref of toolCalls) {
+    const to = Math.max(from, Math.min(ref.offset, content.length));
+    const text = content.slice(from, to);
+    if (text.trim()) parts.push(<Markdown key={`t-${from}`} text={text} />);
+    parts.push(<ToolCallRow key={ref.id} id={ref.id} />);
+    from = to;
+  }
+  const rest = content.slice(from);
+  if (rest.trim()) parts.push(<Markdown key={`t-${from}`} text={rest} />);
+  return <>{parts}</>;
+}
 
 const MessageItem = memo(function MessageItem({ id }: { id: string }) {
   const message = useSessionView((s) => s.view.messages[id]);
@@ -48,7 +69,7 @@ const MessageItem = memo(function MessageItem({ id }: { id: string }) {
         </p>
       ) : (
         <div className={cn("text-sm", message.interrupted && "opacity-70")} data-testid="message-text">
-          <Markdown text={content} />
+          <AnswerBody content={content} toolCalls={message.toolCalls} />
         </div>
       )}
     </li>
@@ -118,7 +139,7 @@ export function Conversation() {
   useEffect(() => {
     let frame = 0;
     const unsubscribe = store.subscribe((s, prev) => {
-      if (s.view.messages === prev.view.messages && s.view.timeline === prev.view.timeline) return;
+      if (s.view.messages === prev.view.messages && s.view.timeline === prev.view.timeline && s.view.toolCalls === prev.view.toolCalls) return;
       if (!stick.current) {
         setShowJump(true);
         return;

@@ -15,6 +15,7 @@ import { AgentCards } from "./AgentCards";
 import { ArtifactsPanel } from "./Artifacts";
 import { Conversation } from "./Conversation";
 import { ErrorBoundary } from "./ErrorBoundary";
+import { FilesPanel } from "./Files";
 import { Button } from "./ui/button";
 
 type Load = { status: "loading" } | { status: "error"; message: string } | { status: "ready"; events: ServerEvent[] };
@@ -143,9 +144,18 @@ function ReplayPlayer({ sessionKey, events }: { sessionKey: string; events: Serv
             </ErrorBoundary>
           </aside>
           <div className="flex min-w-0 flex-col gap-4">
-            <ErrorBoundary label="the conversation">
-              <Conversation />
-            </ErrorBoundary>
+            <div className="grid min-w-0 gap-4 xl:grid-cols-[minmax(0,1.15fr)_minmax(0,1fr)] xl:items-start">
+              <div className="min-w-0">
+                <ErrorBoundary label="the conversation">
+                  <Conversation />
+                </ErrorBoundary>
+              </div>
+              <div className="min-w-0">
+                <ErrorBoundary label="the project files">
+                  <FilesPanel />
+                </ErrorBoundary>
+              </div>
+            </div>
             <ErrorBoundary label="the artifacts">
               <ArtifactsPanel />
             </ErrorBoundary>

@@ -1,5 +1,5 @@
-// One session: agent cards, errors, the approval gate, run controls, the live conversation, a
-// brief box when a new run can start, and the artifacts. Opened with a view key, the same page
+// One session: agent cards, errors, the approval gate, run controls, the live conversation beside
+// the project's files, a brief box when a new run can start, and the artifacts. Opened with a view key, the same page
 // without anything that sends a command.
 
 import { useCallback, useEffect, useId, useState } from "react";
@@ -19,6 +19,7 @@ import { BriefForm } from "./BriefForm";
 import { Conversation } from "./Conversation";
 import { ErrorBanner } from "./ErrorBanner";
 import { ErrorBoundary } from "./ErrorBoundary";
+import { FilesPanel } from "./Files";
 import { LiveAnnouncer } from "./LiveAnnouncer";
 import { RunControls } from "./RunControls";
 import { Button } from "./ui/button";
@@ -291,10 +292,17 @@ export function SessionPage({ id }: { id: string }) {
             <SessionTools id={id} />
           </ErrorBoundary>
         </div>
-        <div className="order-4 min-w-0">
-          <ErrorBoundary label="the conversation">
-            <Conversation />
-          </ErrorBoundary>
+        <div className="order-4 grid min-w-0 gap-4 xl:grid-cols-[minmax(0,1.15fr)_minmax(0,1fr)] xl:items-start">
+          <div className="min-w-0">
+            <ErrorBoundary label="the conversation">
+              <Conversation />
+            </ErrorBoundary>
+          </div>
+          <div className="min-w-0">
+            <ErrorBoundary label="the project files">
+              <FilesPanel />
+            </ErrorBoundary>
+          </div>
         </div>
         <div className="order-5">
           <ErrorBoundary label="the brief box">

@@ -1,4 +1,4 @@
-// Copy and download helpers for artifacts.
+// Copy and download helpers for artifacts, the session log and the project zip.
 
 export async function copyText(text: string): Promise<boolean> {
   try {
@@ -26,7 +26,12 @@ export async function copyText(text: string): Promise<boolean> {
 }
 
 export function downloadText(filename: string, text: string, type = "text/markdown;charset=utf-8"): void {
-  const url = URL.createObjectURL(new Blob([text], { type }));
+  downloadBlob(filename, new Blob([text], { type }));
+}
+
+/** Saves a Blob (a zip, fetched with the access token) as a download named `filename`. */
+export function downloadBlob(filename: string, blob: Blob): void {
+  const url = URL.createObjectURL(blob);
   const a = document.createElement("a");
   a.href = url;
   a.download = filename;

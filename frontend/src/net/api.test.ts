@@ -5,9 +5,13 @@ import {
   createSession,
   createViewLink,
   downloadArtifact,
+  downloadProjectZip,
+  encodeFilePath,
   getArtifactText,
   getArtifactVersions,
+  getFileText,
   getHealth,
+  getProjectFiles,
   getSession,
   listViewLinks,
   revokeViewLink,
@@ -157,5 +161,42 @@ describe("api with an access token", () => {
     const blob = vi.mocked(URL.createObjectURL).mock.calls[0]?.[0] as Blob;
     expect(await blobText(blob)).toBe(`# text of /api/sessions/${ID}/artifacts/tester?version=7`);
     expect(clicked).toEqual([{ href: "blob:test", download: "botarmy-tester-v7.md" }]);
+  });
+});
+
+describe("project files", () => {
+  it("lists, reads (path encoded per segment, the version asked) and zips with the token, for a view key too", async () => {
+    setAccessToken("files-token");
+    const calls = fakeFetch((url) => {
+      if (url.endsWith("/files")) return json({ files: [{ path: "src/app.js", bytes: 3, version: 2, stage: "developer", attempt: 1, versions: [] }], bytes: 3, limits: { files: 200 } });
+      if (url.endsWith("/project.zip")) return new Response(new Uint8Array([0x50, 0x4b]), { headers: { "content-type": "application/zip" } });
+      return new Response("abc", { headers: { "content-type": "text/plain" } });
+    });
+    for (const key of [ID, VIEW_KEY]) {
+      const list = await getProjectFiles(key);
+      expect(list.files.map((f) => f.path)).toEqual(["src/app.js"]);
+      expect(await getFileText(key, "src/my app/#1?.js", 4)).toBe("abc");
+      expect(await downloadProjectZip(key)).toBe(`botarmy-${key.slice(0, 8)}.zip`);
+    }
+    expect(calls.map((c) => c.url)).toEqual([
+      `/api/sessions/${ID}/files`,
+      `/api/sessions/${ID}/files/src/my%20app/%231%3F.js?version=4`,
+      `/api/sessions/${ID}/project.zip`,
+      `/api/sessions/${VIEW_KEY}/files`,
+      `/api/sessions/${VIEW_KEY}/files/src/my%20app/%231%3F.js?version=4`,
+      `/api/sessions/${VIEW_KEY}/project.zip`,
+    ]);
+    for (const call of calls) expect(call.headers.get("Authorization"), call.url).toBe("Bearer files-token");
+    expect(encodeFilePath("a/b c/d.md")).toBe("a/b%20c/d.md");
+  });
+
+  it("caches a file version (versions never change) and passes on a 404", async () => {
+    const calls = fakeFetch((url) =>
+      url.includes("version=9") ? json({ error: { code: "not_found", message: "No such version of that file." } }, 404) : new Response("v5", { headers: { "content-type": "text/plain" } }),
+    );
+    expect(await getFileText(ID, "cached.txt", 5)).toBe("v5");
+    expect(await getFileText(ID, "cached.txt", 5)).toBe("v5");
+    expect(calls.length).toBe(1);
+    await expect(getFileText(ID, "cached.txt", 9)).rejects.toMatchObject({ status: 404, code: "not_found" });
   });
 });

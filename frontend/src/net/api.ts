@@ -6,8 +6,8 @@
 // header only, never in a URL (URLs get logged); that is also why an artifact download is a
 // fetch turned into a Blob, not a plain `<a href>` (a link cannot carry a header).
 
-import type { ArtifactList, ServerEvent, SessionState, Stage } from "../protocol/types";
-import { downloadText } from "../lib/download";
+import type { ArtifactList, ProjectFileList, ServerEvent, SessionState, Stage } from "../protocol/types";
+import { downloadBlob, downloadText } from "../lib/download";
 import { getAccessToken } from "../lib/token";
 
 export class ApiError extends Error {
@@ -144,6 +144,62 @@ export async function downloadExport(key: string): Promise<string> {
   });
   const filename = `botarmy-${key.slice(0, 8)}.jsonl`;
   downloadText(filename, await response.text(), "application/x-ndjson");
+  return filename;
+}
+
+// Project files (docs/protocol.md, "Project files"). A file path goes in the URL percent-encoded
+// segment by segment, so its slashes stay slashes.
+
+/** `src/my app.js` → `src/my%20app.js`. */
+export function encodeFilePath(path: string): string {
+  return path.split("/").map(encodeURIComponent).join("/");
+}
+
+/** The current project: every file with its kept versions, oldest first. */
+export async function getProjectFiles(key: string, signal?: AbortSignal): Promise<ProjectFileList> {
+  const response = await request(`/api/sessions/${encodeURIComponent(key)}/files`, {
+    headers: { Accept: "application/json" },
+    signal,
+  });
+  const body = (await response.json()) as Partial<ProjectFileList>;
+  return { files: Array.isArray(body.files) ? body.files : [], bytes: typeof body.bytes === "number" ? body.bytes : 0, limits: body.limits ?? {} };
+}
+
+const fileCache = new Map<string, string>();
+
+/**
+ * One version of a project file, as text. A version never changes, so it is cached for the page's
+ * life. The text is only ever shown as text (never as HTML).
+ */
+export async function getFileText(key: string, path: string, version: number, signal?: AbortSignal): Promise<string> {
+  const cacheKey = `${key}\n${path}\n${version}`;
+  const cached = fileCache.get(cacheKey);
+  if (cached !== undefined) return cached;
+  const response = await request(`/api/sessions/${encodeURIComponent(key)}/files/${encodeFilePath(path)}?version=${version}`, {
+    headers: { Accept: "text/plain" },
+    signal,
+  });
+  const text = await response.text();
+  fileCache.set(cacheKey, text);
+  return text;
+}
+
+/** The name in a `Content-Disposition: attachment; filename="…"` header, if it has a plain one. */
+function attachmentName(header: string | null): string | null {
+  const match = header ? /filename="?([^";/\\]+)"?/i.exec(header) : null;
+  return match?.[1]?.trim() || null;
+}
+
+/**
+ * Downloads the current project as a zip: fetched with the token like every request, then saved
+ * from a Blob. Returns the file name.
+ */
+export async function downloadProjectZip(key: string): Promise<string> {
+  const response = await request(`/api/sessions/${encodeURIComponent(key)}/project.zip`, {
+    headers: { Accept: "application/zip" },
+  });
+  const filename = attachmentName(response.headers.get("Content-Disposition")) ?? `botarmy-${key.slice(0, 8)}.zip`;
+  downloadBlob(filename, await response.blob());
   return filename;
 }
 

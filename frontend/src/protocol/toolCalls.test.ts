@@ -1,3 +1,6 @@
+// @vitest-environment node
+import { readFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { initialView, reduce, reduceAll, type SessionView } from "./reducer";
 import { formatBytes, parseToolArgs, toolArgsOf, toolError, utf8Bytes } from "./toolCalls";
@@ -79,6 +82,23 @@ describe("reducer: tool calls", () => {
     ]) {
       expect(parseServerFrame(JSON.stringify(frame))?.type).toBe(frame.type);
     }
+  });
+
+  it("reads the tool-call events the Rust side pins in tests/fixtures/events.golden.jsonl", () => {
+    const golden = readFileSync(fileURLToPath(new URL("../../../tests/fixtures/events.golden.jsonl", import.meta.url)), "utf8")
+      .trim()
+      .split("\n")
+      .map((line) => parseServerFrame(line))
+      .filter((e): e is ServerEvent => e !== null && e.type.startsWith("TOOL_CALL_"));
+    expect(golden.map((e) => e.type)).toEqual(["TOOL_CALL_START", "TOOL_CALL_ARGS", "TOOL_CALL_END", "TOOL_CALL_RESULT"]);
+    const start = golden[0] as Extract<ServerEvent, { type: "TOOL_CALL_START" }>;
+    let view = replay([]);
+    view = reduce(view, { type: "TEXT_MESSAGE_START", seq: 1, messageId: start.parentMessageId!, role: "assistant", name: "Developer" }, NOW);
+    view = reduceAll(view, golden.map((e, i) => ({ ...e, seq: i + 2 }) as ServerEvent), NOW);
+    const call = view.toolCalls[start.toolCallId]!;
+    expect(call).toMatchObject({ name: "write_file", agent: "Developer", status: "done", error: null });
+    expect(parseToolArgs(call.args).complete).toBe(true);
+    expect(view.messages[start.parentMessageId!]?.toolCalls).toEqual([{ id: start.toolCallId, offset: 0 }]);
   });
 
   it("interleaves text and calls in one answer, in order, and keeps the text apart", () => {

@@ -75,21 +75,22 @@ export function parseToolArgs(text: string): ToolArgs {
   }
 }
 
-const cache = new Map<string, { text: string; args: ToolArgs }>();
-const CACHE_MAX = 64;
+const cache = new Map<string, { text: string; args: ToolArgs }[]>();
+const CACHE_CALLS = 64;
 
 /**
- * `parseToolArgs`, remembered per tool call: the conversation row and the files panel read the
- * same growing arguments, and a large file's arguments are parsed once per new piece, not once
- * per reader.
+ * `parseToolArgs`, remembered per tool call: the conversation row, the files panel and the viewer
+ * read the same growing arguments (some a render behind, through a deferred value), so the last
+ * two parses of each call are kept and a large file is parsed once per new piece, not per reader.
  */
 export function toolArgsOf(id: string, text: string): ToolArgs {
-  const hit = cache.get(id);
-  if (hit && hit.text === text) return hit.args;
+  const kept = cache.get(id);
+  const hit = kept?.find((entry) => entry.text === text);
+  if (hit) return hit.args;
   const args = parseToolArgs(text);
   cache.delete(id);
-  cache.set(id, { text, args });
-  if (cache.size > CACHE_MAX) {
+  cache.set(id, [{ text, args }, ...(kept ?? []).slice(0, 1)]);
+  if (cache.size > CACHE_CALLS) {
     const oldest = cache.keys().next().value;
     if (oldest !== undefined) cache.delete(oldest);
   }
