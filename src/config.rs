@@ -3,9 +3,10 @@
 //!
 //! | variable | default | meaning |
 //! |---|---|---|
-//! | `OPENAI_API_KEY` (secret) | unset: demo provider | key for the provider |
-//! | `OPENAI_BASE_URL` | `https://api.openai.com/v1` | any OpenAI-compatible server |
-//! | `OPENAI_MODEL` | `gpt-4o-mini` | model name |
+//! | `OPENAI_API_KEY`, `OPENAI_BASE_URL`, `OPENAI_MODEL`, `ANTHROPIC_API_KEY`, `ANTHROPIC_BASE_URL`, `AGENT_MODELS`, `AGENT_MODELS_OFFERED` | unset: demo provider | the providers and a model per stage (see [`crate::llm::providers`]) |
+//! | `MODEL_PRICES` | shipped table | `model=input/output[/cached]` USD per million tokens (see [`crate::llm::price`]) |
+//! | `SESSION_BUDGET_USD` | unset: none | dollars one session may spend; the next stage is not started past it |
+//! | `ANTHROPIC_THINKING_TOKENS` | unset: off | extended thinking budget for Anthropic models (≥ 1024) |
 //! | `ALLOWED_ORIGINS` | same origin only | extra origins, comma-separated |
 //! | `BOTARMY_ACCESS_TOKEN` (secret) | unset: open | required to create and join sessions |
 //! | `SESSION_TOKEN_BUDGET` | 200000 | tokens one session may use |
@@ -28,12 +29,19 @@ use crate::admission::AdmissionLimits;
 use crate::agents::DEMO_TOKEN_INTERVAL_MS;
 use crate::llm::backoff::{BASE_MS, CAP_MS, MAX_ATTEMPTS};
 use crate::llm::cache::{CacheScope, DEFAULT_TTL_S};
+use crate::llm::price::{parse_budget_usd, MicroUsd, PriceTable};
+use crate::llm::providers::Providers;
 use crate::llm::{DEFAULT_BASE_URL, DEFAULT_MODEL};
 use crate::protocol::limits::{IDLE_SOCKET_MS, SWEEP_INTERVAL_MS};
 use crate::session::SessionConfig;
 
 #[derive(Clone, PartialEq)]
 pub struct Config {
+    /// Every configured provider and the model of each stage (keys inside, redacted in Debug).
+    pub providers: Providers,
+    pub prices: PriceTable,
+    pub budget_micros: Option<MicroUsd>,
+    pub thinking_tokens: Option<u32>,
     pub api_key: Option<String>,
     pub base_url: String,
     pub model: String,
@@ -98,7 +106,20 @@ impl Config {
                 "OPENAI_BASE_URL must be an http(s) URL, not {base_url:?}"
             ));
         }
+        let providers = Providers::from_lookup(&get)?;
+        let prices = PriceTable::with_overrides(text("MODEL_PRICES").as_deref().unwrap_or(""))
+            .map_err(|e| format!("MODEL_PRICES: {e}"))?;
+        let budget_micros = parse_budget_usd(text("SESSION_BUDGET_USD").as_deref())
+            .map_err(|e| format!("SESSION_BUDGET_USD: {e}"))?;
+        let thinking_tokens = match text("ANTHROPIC_THINKING_TOKENS") {
+            None => None,
+            Some(_) => Some(num("ANTHROPIC_THINKING_TOKENS", 0, 1024, 64_000)? as u32),
+        };
         Ok(Config {
+            providers,
+            prices,
+            budget_micros,
+            thinking_tokens,
             api_key: text("OPENAI_API_KEY"),
             base_url,
             model: text("OPENAI_MODEL").unwrap_or_else(|| DEFAULT_MODEL.to_string()),
@@ -150,7 +171,16 @@ impl Config {
     }
 
     pub fn demo(&self) -> bool {
-        self.api_key.is_none()
+        self.providers.demo()
+    }
+
+    /// Every secret, for redaction.
+    pub fn secrets(&self) -> Vec<String> {
+        let keys = crate::llm::providers::ProviderKind::ALL
+            .into_iter()
+            .filter_map(|k| self.providers.provider(k))
+            .map(|p| p.key().expose().to_string());
+        keys.chain(self.access_token.clone()).collect()
     }
 
     /// The answer cache applies: a real provider (the demo costs nothing) and not switched off.
@@ -158,20 +188,31 @@ impl Config {
         !self.demo() && self.cache != CacheScope::Off
     }
 
-    /// The model name clients see.
-    pub fn model_label(&self) -> &str {
-        if self.demo() {
-            "demo"
-        } else {
-            &self.model
+    /// The model name clients see for the session (each agent's own is in its state).
+    pub fn model_label(&self) -> String {
+        match self.providers.model_for(crate::agents::Stage::Analyst) {
+            None => "demo".into(),
+            Some(m) => m.model.clone(),
         }
     }
 
     pub fn session(&self) -> SessionConfig {
         SessionConfig {
             demo: self.demo(),
-            model: self.model_label().to_string(),
+            model: self.model_label(),
             token_budget: self.token_budget,
+            offered: crate::agents::Stage::ALL
+                .iter()
+                .map(|s| {
+                    self.providers
+                        .offered(*s)
+                        .into_iter()
+                        .map(|m| m.id())
+                        .collect()
+                })
+                .collect(),
+            prices: self.prices.clone(),
+            budget_micros: self.budget_micros,
             max_attempts: MAX_ATTEMPTS,
             stall_timeout_ms: self.stall_timeout_ms,
             backoff_base_ms: self.backoff_base_ms,

@@ -21,16 +21,14 @@ use crate::session::Usage;
 /// POSTs a streamed chat request; the response body stream when headers came back 2xx.
 pub(crate) async fn fetch(
     url: &str,
+    header_list: &[(&'static str, String)],
     body: String,
-    api_key: Option<&str>,
     timeout_ms: u64,
     signal: &AbortSignal,
 ) -> Result<(Input, Option<ByteStream>)> {
     let headers = Headers::new();
-    headers.set("content-type", "application/json")?;
-    headers.set("accept", "text/event-stream")?;
-    if let Some(key) = api_key {
-        headers.set("authorization", &format!("Bearer {key}"))?;
+    for (name, value) in header_list {
+        headers.set(name, value)?;
     }
     let mut init = RequestInit::new();
     init.with_method(Method::Post)
@@ -152,10 +150,11 @@ async fn cache_call(
 pub(crate) async fn acquire(
     env: &Env,
     cfg: &Config,
+    bucket: &str,
     lease: &str,
     tokens: u32,
 ) -> std::result::Result<(), u64> {
-    match limiter_call(env, cfg, "/acquire", lease, tokens).await {
+    match limiter_call(env, cfg, bucket, "/acquire", lease, tokens).await {
         Ok(v) if v["ok"] == json!(true) => Ok(()),
         Ok(v) => Err(v["waitMs"].as_u64().unwrap_or(1000)),
         Err(e) => {
@@ -166,8 +165,8 @@ pub(crate) async fn acquire(
     }
 }
 
-pub(crate) async fn release(env: &Env, cfg: &Config, lease: &str, tokens: u32) {
-    if let Err(e) = limiter_call(env, cfg, "/release", lease, tokens).await {
+pub(crate) async fn release(env: &Env, cfg: &Config, bucket: &str, lease: &str, tokens: u32) {
+    if let Err(e) = limiter_call(env, cfg, bucket, "/release", lease, tokens).await {
         log::error("limiter_unavailable", json!({"message": e.to_string()}));
     }
 }
@@ -176,6 +175,7 @@ pub(crate) async fn release(env: &Env, cfg: &Config, lease: &str, tokens: u32) {
 async fn limiter_call(
     env: &Env,
     cfg: &Config,
+    bucket: &str,
     path: &str,
     lease: &str,
     tokens: u32,
@@ -183,9 +183,8 @@ async fn limiter_call(
     let body = json!({"lease": lease, "tokens": tokens, "rpm": cfg.requests_per_min,
                       "tpm": cfg.tokens_per_min, "max": cfg.max_concurrent});
     let ns = env.durable_object("LIMITER")?;
-    // One limiter per provider: keyed by base URL and model, never by the key itself.
-    let name = format!("{}|{}", cfg.base_url, cfg.model);
-    let stub = ns.id_from_name(&name)?.get_stub()?;
+    // One limiter per provider and model (`provider:model`), never keyed by the key itself.
+    let stub = ns.id_from_name(bucket)?.get_stub()?;
     let mut init = RequestInit::new();
     init.with_method(Method::Post)
         .with_body(Some(body.to_string().into()));

@@ -744,7 +744,7 @@ impl SessionDo {
             let welcome = ConnectionCustom::Welcome(WelcomeValue {
                 session_id: i.session.state().session_id.clone(),
                 demo: i.cfg.demo(),
-                model: i.cfg.model_label().into(),
+                model: i.cfg.model_label(),
                 last_seq: newest,
                 mode,
                 reason,
@@ -1621,18 +1621,21 @@ impl SessionDo {
                 Step::LookupCache { key } => {
                     Input::Cache(provider::cache_get(&self.env, &cfg, &key).await)
                 }
-                Step::AcquireLease { lease, tokens } => {
-                    Input::Lease(provider::acquire(&self.env, &cfg, &lease, tokens).await)
+                Step::AcquireLease {
+                    lease,
+                    bucket,
+                    tokens,
+                } => {
+                    Input::Lease(provider::acquire(&self.env, &cfg, &bucket, &lease, tokens).await)
                 }
                 Step::Fetch {
                     url,
+                    headers,
                     body: request,
-                    api_key,
                     timeout_ms,
                 } => {
                     let (answer, stream) =
-                        provider::fetch(&url, request, api_key.as_deref(), timeout_ms, &signal)
-                            .await?;
+                        provider::fetch(&url, &headers, request, timeout_ms, &signal).await?;
                     body = stream;
                     answer
                 }
@@ -1644,9 +1647,13 @@ impl SessionDo {
                     provider::sleep_until(until).await;
                     Input::Woke
                 }
-                Step::Release { lease, tokens } => {
+                Step::Release {
+                    lease,
+                    bucket,
+                    tokens,
+                } => {
                     self.set_live(None);
-                    provider::release(&self.env, &cfg, &lease, tokens).await;
+                    provider::release(&self.env, &cfg, &bucket, &lease, tokens).await;
                     Input::Done
                 }
                 Step::Store { key, text, usage } => {

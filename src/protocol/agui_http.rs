@@ -549,7 +549,8 @@ mod tests {
             r.envelope.command,
             Command::Start {
                 brief: "New brief".into(),
-                approval: crate::protocol::Approval::Auto
+                approval: crate::protocol::Approval::Auto,
+                models: vec![],
             }
         );
         assert_eq!(r.envelope.id.as_deref(), Some("agui-r-1"));

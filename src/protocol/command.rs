@@ -42,6 +42,9 @@ pub enum Command {
     Start {
         brief: String,
         approval: Approval,
+        /// The models the user chose, per stage (`provider:model`); stages not named use their
+        /// default. Whether a model is offered is the session's to check.
+        models: Vec<(Stage, String)>,
     },
     Approve {
         stage: Stage,
@@ -248,6 +251,7 @@ fn decode_body(ty: &str, obj: &Map<String, Value>) -> Result<Body, Rejection> {
             Command::Start {
                 brief: brief.to_string(),
                 approval,
+                models: models_field(obj)?,
             }
         }
         "approve" => Command::Approve {
@@ -325,6 +329,40 @@ fn string_field<'a>(
     }
 }
 
+/// `models`: `{"<stage>": "provider:model", …}`, optional.
+fn models_field(obj: &Map<String, Value>) -> Result<Vec<(Stage, String)>, Rejection> {
+    let invalid = |m: String| Rejection::new(RejectionCode::InvalidField, m);
+    let map = match obj.get("models") {
+        None | Some(Value::Null) => return Ok(Vec::new()),
+        Some(Value::Object(m)) => m,
+        Some(_) => {
+            return Err(invalid(
+                "\"models\" must be an object like {\"developer\": \"openai:gpt-4o\"}.".into(),
+            ))
+        }
+    };
+    let mut out = Vec::new();
+    for (k, v) in map {
+        let Some(stage) = Stage::parse(k) else {
+            let shown: String = k.chars().take(32).collect();
+            return Err(Rejection::new(
+                RejectionCode::UnknownStage,
+                format!("Unknown stage \"{shown}\" in models. Stages: analyst, architect, developer, tester, deployer."),
+            ));
+        };
+        let Value::String(id) = v else {
+            return Err(invalid(format!(
+                "models.{k} must be a string like \"openai:gpt-4o-mini\"."
+            )));
+        };
+        let choice = crate::llm::providers::ModelChoice::parse(id)
+            .map_err(|e| invalid(format!("models.{k}: {e}.")))?;
+        out.push((stage, choice.id()));
+    }
+    out.sort();
+    Ok(out)
+}
+
 fn stage_field(obj: &Map<String, Value>, ty: &str) -> Result<Stage, Rejection> {
     let s = string_field(obj, "stage", ty)?;
     Stage::parse(s).ok_or_else(|| {
@@ -377,6 +415,7 @@ mod tests {
                 Command::Start {
                     brief: "a todo app".into(),
                     approval: Approval::Auto,
+                    models: vec![],
                 },
             ),
             (
@@ -384,6 +423,7 @@ mod tests {
                 Command::Start {
                     brief: "x".into(),
                     approval: Approval::EachStage,
+                    models: vec![],
                 },
             ),
             (

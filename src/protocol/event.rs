@@ -60,6 +60,13 @@ pub struct Message {
     pub content: String,
 }
 
+/// The role of a reasoning message: AG-UI's `"reasoning"`, the only value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReasoningRole {
+    Reasoning,
+}
+
 /// The role of a `TOOL_CALL_RESULT` message: AG-UI's `"tool"`, the only value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -130,6 +137,25 @@ pub enum Event {
         tool_call_id: String,
         content: String,
         role: ToolRole,
+    },
+    /// A span of the model's reasoning ("thinking") begins; never part of the answer.
+    ReasoningStart {
+        message_id: String,
+    },
+    ReasoningMessageStart {
+        message_id: String,
+        role: ReasoningRole,
+    },
+    /// More reasoning text (coalesced like text).
+    ReasoningMessageContent {
+        message_id: String,
+        delta: String,
+    },
+    ReasoningMessageEnd {
+        message_id: String,
+    },
+    ReasoningEnd {
+        message_id: String,
     },
     StateSnapshot {
         snapshot: Value,

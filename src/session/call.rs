@@ -34,11 +34,11 @@ use serde_json::{json, Value};
 use super::machine::{CallSpec, Session, StageFailure, Usage};
 use crate::agents::{demo_answer, demo_script, demo_usage, Stage, MAX_ANSWER_TOKENS};
 use crate::config::Config;
-use crate::llm::openai::{chat_request_body_with_tools, messages_chars};
+use crate::llm::openai::messages_chars;
+use crate::llm::providers::{Decoder, Provider, ProviderKind};
 use crate::llm::tools::{ToolCall, ToolDef};
 use crate::llm::{
-    cache, chat_url, classify_http, estimate_tokens, redact, ChatMessage, ErrorKind, LlmError,
-    StreamDecoder, StreamItem,
+    cache, estimate_tokens, redact, ChatMessage, ErrorKind, LlmError, StreamDecoder, StreamItem,
 };
 use crate::protocol::wire::FailureCode;
 use crate::workspace::limits::MAX_TOOL_ROUNDS;
@@ -52,14 +52,20 @@ const CACHED_PIECE_CHARS: usize = 256;
 pub enum Step {
     /// Ask the answer cache for `key`; answer [`Input::Cache`].
     LookupCache { key: String },
-    /// Ask the global limiter for a lease; answer [`Input::Lease`].
-    AcquireLease { lease: String, tokens: u32 },
-    /// POST `body` to `url` (streamed answer), giving up after `timeout_ms` without response
-    /// headers; answer [`Input::Response`], [`Input::FetchFailed`] or [`Input::FetchTimedOut`].
+    /// Ask the global limiter of `bucket` (one per provider and model) for a lease; answer
+    /// [`Input::Lease`].
+    AcquireLease {
+        lease: String,
+        bucket: String,
+        tokens: u32,
+    },
+    /// POST `body` to `url` with `headers` (one carries the key: never log them; streamed
+    /// answer), giving up after `timeout_ms` without response headers; answer
+    /// [`Input::Response`], [`Input::FetchFailed`] or [`Input::FetchTimedOut`].
     Fetch {
         url: String,
+        headers: Vec<(&'static str, String)>,
         body: String,
-        api_key: Option<String>,
         timeout_ms: u64,
     },
     /// Read the next piece of the response body, giving up at `deadline` (epoch ms) with
@@ -68,7 +74,11 @@ pub enum Step {
     /// Wait until `until` (epoch ms), then answer [`Input::Woke`].
     Sleep { until: u64 },
     /// Give the lease back, with the tokens the call used; answer [`Input::Done`].
-    Release { lease: String, tokens: u32 },
+    Release {
+        lease: String,
+        bucket: String,
+        tokens: u32,
+    },
     /// Keep this answer in the cache; answer [`Input::Done`].
     Store {
         key: String,
@@ -126,8 +136,10 @@ pub struct CallDriver {
     spec: CallSpec,
     phase: Phase,
     body: String,
-    url: String,
-    api_key: Option<String>,
+    /// The provider answering (`None` in demo mode), or why there is none.
+    provider: Result<Option<Provider>, String>,
+    bucket: String,
+    thinking_tokens: Option<u32>,
     secrets: Vec<String>,
     stall_timeout_ms: u64,
     prompt_chars: usize,
@@ -140,7 +152,7 @@ pub struct CallDriver {
     pieces: VecDeque<StreamItem>,
     interval_ms: u64,
     next_at: u64,
-    decoder: StreamDecoder,
+    decoder: Decoder,
     usage: Option<Usage>,
     /// The answer as streamed, kept only when it may go into the cache.
     answer: Option<String>,
@@ -173,13 +185,42 @@ impl CallDriver {
         } else {
             crate::workspace::tools::definitions()
         };
-        let body = chat_request_body_with_tools(
-            &cfg.model,
-            messages,
-            &tools,
-            None,
-            Some(MAX_ANSWER_TOKENS),
-        );
+        let provider = match cfg.demo() {
+            true => Ok(None),
+            false => cfg
+                .providers
+                .resolve(spec.stage, spec.model.as_deref())
+                .map(|(p, m)| Some((p.clone(), m.clone()))),
+        };
+        let (provider, model, bucket) = match provider {
+            Ok(Some((p, m))) => (Ok(Some(p)), m.model.clone(), m.id()),
+            Ok(None) => (Ok(None), "demo".to_string(), "demo".to_string()),
+            Err(e) => (Err(e), String::new(), String::new()),
+        };
+        let thinking_tokens = cfg.thinking_tokens;
+        let body = match &provider {
+            Ok(Some(p)) => {
+                let thinking = thinking_tokens.filter(|_| p.kind == ProviderKind::Anthropic);
+                p.request(
+                    &model,
+                    messages,
+                    &tools,
+                    None,
+                    Some(MAX_ANSWER_TOKENS),
+                    thinking,
+                )
+                .body
+            }
+            _ => String::new(),
+        };
+        let decoder = match &provider {
+            Ok(Some(p)) => p.decoder(),
+            _ => Decoder::OpenAi(StreamDecoder::new()),
+        };
+        let base_url = match &provider {
+            Ok(Some(p)) => p.base_url.clone(),
+            _ => String::new(),
+        };
         let demo = cfg.demo().then(|| {
             let feedback = spec.feedback.as_deref();
             let text = demo_answer(spec.stage, &spec.brief, feedback, version);
@@ -188,16 +229,14 @@ impl CallDriver {
         });
         let cache_key = cfg
             .cache_on()
-            .then(|| cache::key(cfg.cache, session_id, &cfg.base_url, &body))
+            .then(|| cache::key(cfg.cache, session_id, &base_url, &body))
             .flatten();
         CallDriver {
             phase: Phase::New,
-            url: chat_url(&cfg.base_url),
-            api_key: cfg.api_key.clone(),
-            secrets: [cfg.api_key.clone(), cfg.access_token.clone()]
-                .into_iter()
-                .flatten()
-                .collect(),
+            provider,
+            bucket,
+            thinking_tokens,
+            secrets: cfg.secrets(),
             stall_timeout_ms: cfg.stall_timeout_ms,
             prompt_chars: messages_chars(messages),
             demo,
@@ -210,14 +249,14 @@ impl CallDriver {
             pieces: VecDeque::new(),
             interval_ms: 0,
             next_at: 0,
-            decoder: StreamDecoder::new(),
+            decoder,
             usage: None,
             answer: None,
             answer_chars: 0,
             accepted: None,
             notes: Vec::new(),
             messages: messages.to_vec(),
-            model: cfg.model.clone(),
+            model,
             tools,
             round: 0,
             round_text: String::new(),
@@ -261,6 +300,11 @@ impl CallDriver {
                 if let Some((items, _)) = self.demo.take() {
                     self.play(items, self.demo_interval_ms, now);
                     return self.next_piece(s, now);
+                }
+                if let Err(why) = &self.provider {
+                    // The configuration changed under a run: the stage's model is gone.
+                    let e = LlmError::new(ErrorKind::BadRequest, why.clone());
+                    return self.fail(s, e, now);
                 }
                 match self.cache_key.clone() {
                     // A rerun wants a new answer: no lookup, but the answer is kept to store.
@@ -322,7 +366,14 @@ impl CallDriver {
                     error_body,
                 },
             ) => {
-                let e = classify_http(status, retry_after.as_deref(), &error_body, now);
+                let e = match &self.provider {
+                    Ok(Some(p)) => {
+                        p.classify_http(status, retry_after.as_deref(), &error_body, now)
+                    }
+                    _ => {
+                        crate::llm::classify_http(status, retry_after.as_deref(), &error_body, now)
+                    }
+                };
                 self.fail(s, e, now)
             }
             (Phase::Fetching, Input::FetchFailed(msg)) => {
@@ -394,16 +445,21 @@ impl CallDriver {
         self.phase = Phase::Lease;
         Step::AcquireLease {
             lease: self.lease_id.clone(),
+            bucket: self.bucket.clone(),
             tokens: estimate_tokens(self.prompt_chars) + MAX_ANSWER_TOKENS,
         }
     }
 
     fn fetch(&mut self) -> Step {
         self.phase = Phase::Fetching;
+        let Ok(Some(p)) = &self.provider else {
+            unreachable!("only a provider's call fetches")
+        };
+        let req = p.request(&self.model, &[], &[], None, None, None);
         Step::Fetch {
-            url: self.url.clone(),
+            url: req.url,
+            headers: req.headers,
             body: self.body.clone(),
-            api_key: self.api_key.clone(),
             timeout_ms: self.stall_timeout_ms,
         }
     }
@@ -436,15 +492,24 @@ impl CallDriver {
             .push(ChatMessage::assistant_tool_calls(text, calls));
         self.messages.extend(answers);
         let choice = (self.round as usize >= MAX_TOOL_ROUNDS).then_some("none");
-        self.body = chat_request_body_with_tools(
-            &self.model,
-            &self.messages,
-            &self.tools,
-            choice,
-            Some(MAX_ANSWER_TOKENS),
-        );
+        let Ok(Some(p)) = &self.provider else {
+            unreachable!("only a provider's answer has rounds")
+        };
+        let thinking = self
+            .thinking_tokens
+            .filter(|_| p.kind == ProviderKind::Anthropic);
+        self.body = p
+            .request(
+                &self.model,
+                &self.messages,
+                &self.tools,
+                choice,
+                Some(MAX_ANSWER_TOKENS),
+                thinking,
+            )
+            .body;
         self.prompt_chars += messages_chars(&self.messages);
-        self.decoder = StreamDecoder::new();
+        self.decoder = p.decoder();
     }
 
     fn play(&mut self, pieces: Vec<StreamItem>, interval_ms: u64, now: u64) {
@@ -540,8 +605,7 @@ impl CallDriver {
                     s.on_tool_end(self.spec.call_id, self.round, &id, now);
                 }
                 StreamItem::Finished { .. } | StreamItem::Done => {}
-                // Not shown yet (issue: reasoning events).
-                StreamItem::Reasoning(_) => {}
+                StreamItem::Reasoning(t) => s.on_reasoning(self.spec.call_id, &t, now),
             }
         }
     }
@@ -599,6 +663,7 @@ impl CallDriver {
                     });
                 Step::Release {
                     lease,
+                    bucket: self.bucket.clone(),
                     tokens: used.min(u32::MAX as u64) as u32,
                 }
             }

@@ -45,6 +45,12 @@ pub struct SessionConfig {
     pub demo: bool,
     pub model: String,
     pub token_budget: u64,
+    /// Per stage (pipeline order), the `provider:model` ids it may use, its default first;
+    /// empty lists in demo mode.
+    pub offered: Vec<Vec<String>>,
+    pub prices: crate::llm::price::PriceTable,
+    /// `SESSION_BUDGET_USD` in micro-dollars.
+    pub budget_micros: Option<u64>,
     pub max_attempts: u32,
     /// Watchdog: a call that sends nothing for this long is aborted as a timeout.
     pub stall_timeout_ms: u64,
@@ -58,12 +64,22 @@ impl Default for SessionConfig {
             demo: true,
             model: "demo".into(),
             token_budget: 200_000,
+            offered: vec![Vec::new(); Stage::ALL.len()],
+            prices: crate::llm::price::PriceTable::defaults(),
+            budget_micros: None,
             max_attempts: backoff::MAX_ATTEMPTS,
             stall_timeout_ms: 30_000,
             backoff_base_ms: backoff::BASE_MS,
             backoff_cap_ms: backoff::CAP_MS,
         }
     }
+}
+
+/// What a buffered non-answer stream is: its events are coalesced like text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Side {
+    ToolArgs,
+    Reasoning,
 }
 
 /// What the edge must do, in order.
@@ -107,6 +123,8 @@ pub struct CallSpec {
     /// For a rerun after rejection: the user's feedback and the rejected version.
     pub feedback: Option<String>,
     pub previous_version: Option<u32>,
+    /// The stage's model for this run (`provider:model`); `None` in demo mode.
+    pub model: Option<String>,
     /// Part of a `rerun`: a new answer is wanted, so the answer cache is not read (the new
     /// answer is still stored).
     pub fresh: bool,
@@ -178,6 +196,9 @@ struct Call {
     /// Wire ids of tool calls started and not yet ended.
     #[serde(default)]
     open_tools: Vec<String>,
+    /// The reasoning message open, if any.
+    #[serde(default)]
+    reasoning: Option<String>,
 }
 
 /// An idempotency key and a digest of the command it was used for, so a key reused for a
@@ -240,8 +261,8 @@ pub struct Session {
     sent_state: Value,
     /// Text received but not yet flushed, and the whole answer so far.
     buf: String,
-    /// Tool call arguments received but not yet sent: (wire id, text).
-    args_buf: Option<(String, String)>,
+    /// Tool call arguments or reasoning received but not yet sent: (event, wire id, text).
+    side_buf: Option<(Side, String, String)>,
     /// The project's files (stored by the edge, loaded with [`Session::set_workspace`]).
     ws: Workspace,
     answer: String,
@@ -291,7 +312,7 @@ impl Session {
             cfg,
             p,
             buf: String::new(),
-            args_buf: None,
+            side_buf: None,
             ws: Workspace::new(),
             answer: String::new(),
             answer_chars: 0,
@@ -377,6 +398,7 @@ impl Session {
                 .collect(),
             feedback: self.p.feedback.clone(),
             previous_version: rerun.then(|| self.p.state.agent(c.stage).version),
+            model: self.p.state.agent(c.stage).model.clone(),
             fresh: self.p.fresh_from.is_some_and(|f| c.stage >= f),
         })
     }
@@ -421,7 +443,7 @@ impl Session {
     pub fn poll_timeout(&self) -> Option<u64> {
         let mut t: Option<u64> = None;
         let mut at = |x: u64| t = Some(t.map_or(x, |t| t.min(x)));
-        if !self.buf.is_empty() || self.args_buf.is_some() {
+        if !self.buf.is_empty() || self.side_buf.is_some() {
             at(self.last_flush + COALESCE_MS);
         }
         if let Some(c) = &self.p.call {
@@ -447,14 +469,15 @@ impl Session {
     }
 
     pub fn on_timeout(&mut self, now: u64) {
+        // (The side buffer is flushed below with the text, on the same clock.)
         self.now = self.now.max(now);
         if now >= self.last_flush + COALESCE_MS {
             if !self.buf.is_empty() {
                 self.flush(now);
             }
-            if self.args_buf.is_some() {
+            if self.side_buf.is_some() {
                 self.last_flush = now;
-                self.flush_args();
+                self.flush_side();
             }
         }
         let (retry_due, stalled) = match &self.p.call {

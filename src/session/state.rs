@@ -70,6 +70,19 @@ pub struct RunState {
     pub started_at: Option<u64>,
     pub finished_at: Option<u64>,
     pub error: Option<ErrorInfo>,
+    /// What the session has spent, in micro-dollars (every run; a cached answer costs 0).
+    #[serde(default)]
+    pub cost_micro_usd: u64,
+    /// False once a model without a known price answered: the cost counts it as 0.
+    #[serde(default = "yes")]
+    pub price_known: bool,
+    /// `SESSION_BUDGET_USD` in micro-dollars, if set.
+    #[serde(default)]
+    pub budget_micro_usd: Option<u64>,
+}
+
+fn yes() -> bool {
+    true
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -89,6 +102,14 @@ pub struct AgentState {
     /// The current or last attempt was answered from the answer cache (no tokens spent).
     #[serde(default)]
     pub cached: bool,
+    /// The model of this run (`provider:model`); `None` in demo mode.
+    #[serde(default)]
+    pub model: Option<String>,
+    /// What this agent's calls of this run cost, in micro-dollars.
+    #[serde(default)]
+    pub cost_micro_usd: u64,
+    #[serde(default = "yes")]
+    pub price_known: bool,
 }
 
 impl AgentState {
@@ -105,6 +126,9 @@ impl AgentState {
             last_error: None,
             version: 0,
             cached: false,
+            model: None,
+            cost_micro_usd: 0,
+            price_known: true,
         }
     }
 }
@@ -149,6 +173,9 @@ impl SessionState {
                 started_at: None,
                 finished_at: None,
                 error: None,
+                cost_micro_usd: 0,
+                price_known: true,
+                budget_micro_usd: None,
             },
             gate: None,
             agents: Stage::ALL.iter().map(|s| (*s, AgentState::new())).collect(),

@@ -128,20 +128,26 @@ fn a_cache_hit_streams_the_saved_answer_and_spends_no_tokens() {
 fn a_miss_leases_fetches_streams_releases_and_stores_the_accepted_answer() {
     let (mut s, mut d) = setup(&provider());
     d.advance(&mut s, Input::Start, NOW);
-    let Step::AcquireLease { lease, tokens } = d.advance(&mut s, Input::Cache(None), NOW) else {
+    let Step::AcquireLease {
+        lease,
+        bucket,
+        tokens,
+    } = d.advance(&mut s, Input::Cache(None), NOW)
+    else {
         panic!("lease after a miss")
     };
     assert_eq!(lease, "s1");
+    assert_eq!(bucket, "openai:gpt-4o-mini", "one limiter per provider and model");
     assert!(tokens > MAX_ANSWER_TOKENS);
     let Step::Fetch {
-        url, body, api_key, ..
+        url, body, headers, ..
     } = d.advance(&mut s, Input::Lease(Ok(())), NOW)
     else {
         panic!("fetch")
     };
     assert_eq!(url, "http://127.0.0.1:9/v1/chat/completions");
     assert!(body.contains("\"stream\":true"));
-    assert_eq!(api_key.as_deref(), Some("sk-test-secret"));
+    assert!(headers.contains(&("authorization", "Bearer sk-test-secret".to_string())));
     let ok = ok_response();
     assert!(matches!(d.advance(&mut s, ok, NOW), Step::Read { .. }));
     // The stream split at an awkward byte.
@@ -159,6 +165,7 @@ fn a_miss_leases_fetches_streams_releases_and_stores_the_accepted_answer() {
         d.advance(&mut s, Input::End, NOW + 7),
         Step::Release {
             lease: "s1".into(),
+            bucket: "openai:gpt-4o-mini".into(),
             tokens: 52
         }
     );
@@ -229,6 +236,7 @@ fn an_http_error_is_classified_once_with_its_retry_after_and_the_lease_released(
         d.advance(&mut s, r, NOW),
         Step::Release {
             lease: "s1".into(),
+            bucket: "openai:gpt-4o-mini".into(),
             tokens: 0
         }
     );
@@ -308,6 +316,7 @@ fn cancel_mid_stream_stops_feeding_releases_with_what_was_used_and_stores_nothin
         step,
         Step::Release {
             lease: "s1".into(),
+            bucket: "openai:gpt-4o-mini".into(),
             tokens: 100
         },
         "an estimate of the 400 characters seen"

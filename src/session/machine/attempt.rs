@@ -88,6 +88,32 @@ impl Session {
             );
             return;
         }
+        if let Some(budget) = self.cfg.budget_micros {
+            let spent = self.p.state.run.cost_micro_usd;
+            if spent >= budget {
+                use crate::llm::price::format_usd;
+                let (spent, budget) = (format_usd(spent), format_usd(budget));
+                let f = StageFailure {
+                    code: FailureCode::BudgetExhausted,
+                    message: "The session's dollar budget is used up.".into(),
+                    detail: format!("{spent} of {budget} spent"),
+                    retryable: false,
+                    retry_after_ms: None,
+                };
+                self.emit(f.agent_error(stage, None, 0));
+                self.fail_run(
+                    stage,
+                    FailureCode::BudgetExhausted,
+                    format!(
+                        "This session has spent {spent} of its {budget} budget, so the {} was \
+                         not started. Open a new session to continue.",
+                        stage.title()
+                    ),
+                    now,
+                );
+                return;
+            }
+        }
         self.p.state.run.stage = Some(stage);
         let a = self.p.state.agent_mut(stage);
         a.progress = 0;
@@ -111,6 +137,7 @@ impl Session {
             expected_chars: crate::agents::expected_chars(stage),
             work: self.p.work_attempts,
             open_tools: Vec::new(),
+            reasoning: None,
         });
         self.buf.clear();
         self.answer.clear();
@@ -129,6 +156,7 @@ impl Session {
     /// Closes whatever the current attempt has open (message, step) and forgets its text.
     pub(super) fn interrupt_attempt(&mut self, reason: InterruptReason, now: u64) {
         self.flush(now);
+        self.end_reasoning();
         self.end_open_tools();
         let Some(c) = self.p.call.as_mut() else {
             return;
@@ -220,8 +248,11 @@ impl Session {
         if !matches!(event, Event::TextMessageContent { .. }) {
             self.dirty = true;
         }
-        if !matches!(event, Event::ToolCallArgs { .. }) {
-            self.flush_args();
+        if !matches!(
+            event,
+            Event::ToolCallArgs { .. } | Event::ReasoningMessageContent { .. }
+        ) {
+            self.flush_side();
         }
         if !matches!(event, Event::TextMessageContent { .. }) && !self.buf.is_empty() {
             // Keep order: buffered text goes out before anything else of this session.

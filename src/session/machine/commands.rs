@@ -50,7 +50,11 @@ impl Session {
     pub(super) fn apply_command(&mut self, cmd: Command, now: u64) -> Result<(), Rejection> {
         let status = self.p.state.run.status;
         match cmd {
-            Command::Start { brief, approval } => {
+            Command::Start {
+                brief,
+                approval,
+                models,
+            } => {
                 if !status.is_finished() {
                     return Err(invalid(format!(
                         "A run is already {}; cancel it before starting another.",
@@ -62,6 +66,18 @@ impl Session {
                         RejectionCode::BudgetExhausted,
                         "This session has used its whole token budget; open a new session.",
                     ));
+                }
+                let models = self.check_models(&models)?;
+                if let Some(b) = self.cfg.budget_micros {
+                    if self.p.state.run.cost_micro_usd >= b {
+                        return Err(Rejection::new(
+                            RejectionCode::BudgetExhausted,
+                            "This session has spent its whole dollar budget; open a new session.",
+                        ));
+                    }
+                }
+                for (stage, model) in Stage::ALL.into_iter().zip(models) {
+                    self.p.state.agent_mut(stage).model = model;
                 }
                 self.start(brief, approval, now);
                 Ok(())
@@ -227,6 +243,34 @@ impl Session {
         }
     }
 
+    /// The model of each stage for a new run: the user's choice where one was sent and it is
+    /// offered for that stage, else the stage's default; `None` for all in demo mode.
+    fn check_models(&self, chosen: &[(Stage, String)]) -> Result<Vec<Option<String>>, Rejection> {
+        let bad = |m: String| Rejection::new(RejectionCode::InvalidField, m);
+        if self.cfg.demo && !chosen.is_empty() {
+            return Err(bad(
+                "BotArmy runs the demo provider here, which has no models to choose; leave \
+                 models out, or configure a provider key."
+                    .into(),
+            ));
+        }
+        Stage::ALL
+            .into_iter()
+            .map(|stage| {
+                let offered = &self.cfg.offered[stage.index()];
+                match chosen.iter().find(|(s, _)| *s == stage) {
+                    None => Ok(offered.first().cloned()),
+                    Some((_, id)) if offered.contains(id) => Ok(Some(id.clone())),
+                    Some((_, id)) => Err(bad(format!(
+                        "{id} is not offered for the {}; choose one of: {}.",
+                        stage.title(),
+                        offered.join(", ")
+                    ))),
+                }
+            })
+            .collect()
+    }
+
     pub(super) fn open_gate(&self, stage: Stage) -> Result<(), Rejection> {
         match &self.p.state.gate {
             Some(g) if g.stage == stage => Ok(()),
@@ -252,12 +296,15 @@ impl Session {
         st.run.finished_at = None;
         st.run.error = None;
         st.gate = None;
+        st.run.budget_micro_usd = self.cfg.budget_micros;
         for a in st.agents.values_mut() {
             a.status = AgentStatus::Queued;
             a.progress = 0;
             a.attempts = 0;
             a.input_tokens = 0;
             a.output_tokens = 0;
+            a.cost_micro_usd = 0;
+            a.price_known = true;
             a.started_at = None;
             a.finished_at = None;
             a.next_retry_at = None;

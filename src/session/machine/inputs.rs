@@ -10,9 +10,11 @@ impl Session {
             return;
         }
         self.p.call.as_mut().expect("live call").last_activity = now;
+        // Thinking is over once the answer speaks.
+        self.end_reasoning();
         self.ensure_message(call_id);
         // Tool arguments streamed before this text go out first.
-        self.flush_args();
+        self.flush_side();
         if self.answer.len() + delta.len() > MAX_ANSWER_BYTES {
             // A provider that streams without end must not fill the session's storage.
             self.effects.push_back(Effect::AbortCall { call_id });
@@ -82,6 +84,7 @@ impl Session {
             );
         }
         self.flush(now);
+        self.end_reasoning();
         self.end_open_tools();
         let call = self.p.call.take().expect("live call");
         let stage = call.stage;
@@ -114,7 +117,21 @@ impl Session {
             st.run.tokens_used += usage.input_tokens + usage.output_tokens;
             self.p.run_usage.input_tokens += usage.input_tokens;
             self.p.run_usage.output_tokens += usage.output_tokens;
+            let cost = match (&st.agent(stage).model, st.agent(stage).cached) {
+                (Some(id), cached) => {
+                    let model = id.split_once(':').map_or(id.as_str(), |(_, m)| m);
+                    let tokens =
+                        crate::llm::price::TokenUsage::new(usage.input_tokens, usage.output_tokens);
+                    self.cfg.prices.cost(model, tokens, cached)
+                }
+                // The demo costs nothing.
+                (None, _) => crate::llm::price::Cost::ZERO,
+            };
+            st.run.cost_micro_usd = st.run.cost_micro_usd.saturating_add(cost.micro_usd);
+            st.run.price_known &= cost.price_known;
             let a = st.agent_mut(stage);
+            a.cost_micro_usd = a.cost_micro_usd.saturating_add(cost.micro_usd);
+            a.price_known &= cost.price_known;
             a.input_tokens += usage.input_tokens;
             a.output_tokens += usage.output_tokens;
             a.version = version;

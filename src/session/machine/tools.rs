@@ -42,6 +42,7 @@ impl Session {
             return;
         }
         self.touch(now);
+        self.end_reasoning();
         let parent = self.ensure_message(call_id);
         let wire = self.wire_id(call_id, round, id);
         self.p
@@ -68,18 +69,71 @@ impl Session {
         let wire = self.wire_id(call_id, round, id);
         // Text streamed before these arguments goes out first.
         self.flush(now);
-        if self.args_buf.as_ref().is_some_and(|(i, _)| *i != wire) {
-            self.flush_args();
+        self.buffer_side(Side::ToolArgs, wire, delta, now);
+    }
+
+    /// Appends to the side buffer (flushing another stream's first), and sends it when it is
+    /// due like text.
+    fn buffer_side(&mut self, side: Side, id: String, delta: &str, now: u64) {
+        if self
+            .side_buf
+            .as_ref()
+            .is_some_and(|(k, i, _)| *k != side || *i != id)
+        {
+            self.flush_side();
         }
-        self.args_buf
-            .get_or_insert_with(|| (wire, String::new()))
-            .1
+        self.side_buf
+            .get_or_insert_with(|| (side, id, String::new()))
+            .2
             .push_str(delta);
-        let waiting = self.args_buf.as_ref().map_or(0, |(_, b)| b.len());
+        let waiting = self.side_buf.as_ref().map_or(0, |(_, _, b)| b.len());
         if waiting >= COALESCE_BYTES || now >= self.last_flush + COALESCE_MS {
             self.last_flush = now;
-            self.flush_args();
+            self.flush_side();
         }
+    }
+
+    /// Reasoning ("thinking") text of the live call: its own AG-UI reasoning message, never
+    /// part of the answer or the artifact.
+    pub fn on_reasoning(&mut self, call_id: u64, delta: &str, now: u64) {
+        self.now = self.now.max(now);
+        if !self.is_live(call_id) || delta.is_empty() {
+            return;
+        }
+        self.touch(now);
+        let open = self.p.call.as_ref().and_then(|c| c.reasoning.clone());
+        let id = match open {
+            Some(id) => id,
+            None => {
+                // Unique in the log: the seq of the event that opens it.
+                let id = format!("reason-{call_id}-{}", self.p.seq + 1);
+                self.emit(Event::ReasoningStart {
+                    message_id: id.clone(),
+                });
+                self.emit(Event::ReasoningMessageStart {
+                    message_id: id.clone(),
+                    role: crate::protocol::event::ReasoningRole::Reasoning,
+                });
+                self.p.call.as_mut().expect("live call").reasoning = Some(id.clone());
+                self.dirty = true;
+                // The first thought is shown at once.
+                self.last_flush = 0;
+                id
+            }
+        };
+        self.buffer_side(Side::Reasoning, id, delta, now);
+    }
+
+    /// Closes the reasoning message and span, if one is open.
+    pub(super) fn end_reasoning(&mut self) {
+        let Some(id) = self.p.call.as_mut().and_then(|c| c.reasoning.take()) else {
+            return;
+        };
+        self.dirty = true;
+        self.emit(Event::ReasoningMessageEnd {
+            message_id: id.clone(),
+        });
+        self.emit(Event::ReasoningEnd { message_id: id });
     }
 
     pub fn on_tool_end(&mut self, call_id: u64, round: u32, id: &str, now: u64) {
@@ -214,13 +268,18 @@ impl Session {
         }
     }
 
-    /// The buffered arguments, as one `TOOL_CALL_ARGS`.
-    pub(super) fn flush_args(&mut self) {
-        if let Some((id, delta)) = self.args_buf.take() {
-            self.push(Event::ToolCallArgs {
+    /// The buffered arguments or reasoning, as one event.
+    pub(super) fn flush_side(&mut self) {
+        match self.side_buf.take() {
+            Some((Side::ToolArgs, id, delta)) => self.push(Event::ToolCallArgs {
                 tool_call_id: id,
                 delta,
-            });
+            }),
+            Some((Side::Reasoning, id, delta)) => self.push(Event::ReasoningMessageContent {
+                message_id: id,
+                delta,
+            }),
+            None => {}
         }
     }
 
