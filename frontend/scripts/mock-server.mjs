@@ -13,16 +13,28 @@
 //   - a brief containing "#fail" (not "#fail-once") makes the Analyst fail with bad_key: RUN_ERROR;
 //   - POST /__mock/drop closes every WebSocket (code 1012) so clients reconnect and catch up;
 //   - POST /__mock/drop?down=5000 also refuses upgrades for 5 s.
+// Commands: start, approve, reject, pause, resume, cancel, retry and rerun {stage, feedback?}.
 //
 // View-only links as the Worker has them: POST/GET /api/sessions/{id}/views, DELETE
 // .../views/{viewId}; a view key (`v` + 96 hex) reads the session (snapshot, events, artifacts,
-// WebSocket with welcome.readOnly, every command rejected read_only) and never sees the id.
+// files, WebSocket with welcome.readOnly, every command rejected read_only) and never sees the id.
+//
+// Project files as docs/protocol.md has them: each agent's answer interleaves its text with tool
+// calls (TOOL_CALL_START / _ARGS in pieces cut anywhere / _END / _RESULT) that write, read, list and
+// delete files; the state's `files` map follows by STATE_DELTA (`/` escaped as `~1`); GET
+// /files, /files/{path}[?version=K] and /project.zip (a real zip, fflate) serve them. The demo
+// project: the Analyst lists and writes docs/requirements.md; the Architect README.md,
+// package.json and docs/architecture.md; the Developer src/app.js, then src/store.js and
+// src/index.html at once (two calls open together), then src/app.js again (a second version to
+// diff); the Tester reads src/app.js, fails one write (a path outside the project: an `Error: `
+// result) and writes test/app.test.js; the Deployer writes Dockerfile and README.md again.
 
 import fs from "node:fs";
 import http from "node:http";
 import path from "node:path";
 import crypto from "node:crypto";
 import { WebSocketServer } from "ws";
+import { strToU8, zipSync } from "fflate";
 
 const args = process.argv.slice(2);
 const portArg = args.indexOf("--port");
@@ -60,8 +72,12 @@ function newSession(id) {
     failOnce: false,
     failHard: false,
     artifacts: Object.fromEntries(STAGES.map((s) => [s, []])),
-    call: null, // { stage, messageId, text, pos }
+    call: null, // { stage, messageId, steps, step, text, sent, total, version }
     seenIds: new Set(),
+    /** path → { versions: [{ version, stage, attempt, bytes, deleted, content }] } (oldest first) */
+    files: new Map(),
+    fileVersion: 0,
+    calls: 0,
     state: {
       sessionId: id,
       demo: true,
@@ -69,6 +85,7 @@ function newSession(id) {
       run: { status: "idle", approval: null, stage: null, runId: null, pauseRequested: false, tokensUsed: 0, tokenBudget: 200000, startedAt: null, finishedAt: null, error: null },
       gate: null,
       agents: Object.fromEntries(STAGES.map((s) => [s, freshAgent()])),
+      files: {},
     },
   };
 }
@@ -135,6 +152,178 @@ function answer(s, stage, version) {
   return text;
 }
 
+// ---------------------------------------------------------------------------------------------
+// Project files
+
+const LIMITS = { files: 200, fileBytes: 262144, workspaceBytes: 4194304, toolRounds: 12 };
+
+/** A JSON Pointer token for a file path (RFC 6901: `~` → `~0`, `/` → `~1`). */
+const pointer = (p) => `/files/${p.replaceAll("~", "~0").replaceAll("/", "~1")}`;
+
+function badPath(p) {
+  if (typeof p !== "string" || p === "") return "the path is empty";
+  if (p.startsWith("/") || p.includes("\\")) return `the path ${p} must be relative, with / between folders`;
+  if (p.split("/").some((seg) => seg === "" || seg === "." || seg === "..")) return `the path ${p} leaves the project or has an empty, . or .. segment`;
+  return null;
+}
+
+const current = (f) => {
+  const last = f?.versions.at(-1);
+  return last && !last.deleted ? last : null;
+};
+
+function fileOps(s, p) {
+  const now = current(s.files.get(p));
+  const had = Object.prototype.hasOwnProperty.call(s.state.files, p);
+  if (now) {
+    s.state.files[p] = { bytes: now.bytes, version: now.version, stage: now.stage };
+    return [{ op: had ? "replace" : "add", path: pointer(p), value: s.state.files[p] }];
+  }
+  if (!had) return [];
+  delete s.state.files[p];
+  return [{ op: "remove", path: pointer(p) }];
+}
+
+/** Runs one tool call against the session's files; returns the tool's answer. */
+function runTool(s, stage, name, argsText) {
+  let args;
+  try {
+    args = JSON.parse(argsText);
+  } catch {
+    return "Error: the arguments are not valid JSON.";
+  }
+  const attempt = s.state.agents[stage].attempts;
+  if (name === "list_files") {
+    const paths = [...s.files.keys()].filter((p) => current(s.files.get(p))).sort();
+    return paths.length ? paths.map((p) => `${p} (${current(s.files.get(p)).bytes} bytes)`).join("\n") : "The project has no files yet.";
+  }
+  const bad = badPath(args.path);
+  if (bad) return `Error: ${bad}.`;
+  const file = s.files.get(args.path);
+  if (name === "read_file") return current(file)?.content ?? `Error: ${args.path} is not in the project.`;
+  if (name === "delete_file") {
+    if (!current(file)) return `Error: ${args.path} is not in the project.`;
+    file.versions.push({ version: ++s.fileVersion, stage, attempt, bytes: 0, deleted: true, content: "" });
+    emit(s, { type: "STATE_DELTA", delta: fileOps(s, args.path) });
+    return `Deleted ${args.path}.`;
+  }
+  if (name !== "write_file") return `Error: there is no tool called ${name}.`;
+  if (typeof args.content !== "string") return "Error: write_file needs a content string.";
+  const bytes = Buffer.byteLength(args.content);
+  if (bytes > LIMITS.fileBytes) return `Error: ${args.path} would be ${bytes} bytes; a file may have at most ${LIMITS.fileBytes}.`;
+  const isNew = !current(file);
+  if (!file) s.files.set(args.path, { versions: [] });
+  s.files.get(args.path).versions.push({ version: ++s.fileVersion, stage, attempt, bytes, deleted: false, content: args.content });
+  emit(s, { type: "STATE_DELTA", delta: fileOps(s, args.path) });
+  return `Wrote ${args.path} (${bytes} bytes${isNew ? ", new file" : ""}).`;
+}
+
+/** A new attempt of a stage begins: the files its earlier attempts wrote are dropped. */
+function dropStageFiles(s, stage) {
+  const ops = [];
+  for (const [p, f] of s.files) {
+    const kept = f.versions.filter((v) => v.stage !== stage);
+    if (kept.length === f.versions.length) continue;
+    f.versions = kept;
+    ops.push(...fileOps(s, p));
+    if (kept.length === 0) s.files.delete(p);
+  }
+  if (ops.length) emit(s, { type: "STATE_DELTA", delta: ops });
+}
+
+function projectFileList(s) {
+  const files = [...s.files.entries()]
+    .filter(([, f]) => current(f))
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    .map(([p, f]) => {
+      const c = current(f);
+      return { path: p, bytes: c.bytes, version: c.version, stage: c.stage, attempt: c.attempt, versions: f.versions.map((v) => ({ version: v.version, stage: v.stage, bytes: v.bytes, deleted: v.deleted })) };
+    });
+  return { files, bytes: files.reduce((n, f) => n + f.bytes, 0), limits: LIMITS };
+}
+
+/** The current project as a zip: files at the root, sorted, deflated, every time 1980-01-01. */
+function projectZip(s) {
+  const entries = {};
+  for (const f of projectFileList(s).files) entries[f.path] = [strToU8(current(s.files.get(f.path)).content), { mtime: new Date(1980, 0, 1, 0, 0, 0) }];
+  return zipSync(entries, { level: 6 });
+}
+
+/** The demo files each stage writes (content mentions the brief only as text). */
+function demoFiles(s, stage, version) {
+  const title = s.brief.split("\n")[0].slice(0, 60) || "Demo project";
+  const v = version > 1 ? ` (version ${version})` : "";
+  switch (stage) {
+    case "analyst":
+      return {
+        "docs/requirements.md": `# Requirements${v}\n\nBrief: ${title}\n\n## Must\n\n- Sign up, sign in, sign out.\n- Create, view, edit and delete items.\n\n## Should\n\n- Notify on changes.\n`,
+      };
+    case "architect":
+      return {
+        "README.md": `# ${title}\n\nA small web app planned by BotArmy${v}.\n\n## Layout\n\n- \`src/\`: the app\n- \`test/\`: the tests\n`,
+        "package.json": `${JSON.stringify({ name: "botarmy-demo", version: "0.1.0", private: true, type: "module", scripts: { start: "node src/app.js", test: "node --test test/" } }, null, 2)}\n`,
+        "docs/architecture.md": `# Architecture\n\n| Part | Owner |\n|---|---|\n| API | backend |\n| UI | frontend |\n`,
+      };
+    case "developer":
+      return {
+        "src/app.js": `// ${title.replaceAll("\n", " ")}\nimport http from "node:http";\nimport { Store } from "./store.js";\n\nconst store = new Store();\n\nexport function handle(req, res) {\n  if (req.url === "/items") {\n    res.setHeader("content-type", "application/json");\n    return res.end(JSON.stringify(store.all()));\n  }\n  res.statusCode = 404;\n  res.end("not found");\n}\n\nhttp.createServer(handle).listen(3000);\n`,
+        "src/store.js": `export class Store {\n  #items = new Map();\n\n  add(item) {\n    const id = this.#items.size + 1;\n    this.#items.set(id, { id, ...item });\n    return id;\n  }\n\n  all() {\n    return [...this.#items.values()];\n  }\n}\n`,
+        "src/index.html": `<!doctype html>\n<html lang="en">\n  <head>\n    <meta charset="utf-8" />\n    <title>Demo</title>\n  </head>\n  <body>\n    <ul id="items"></ul>\n  </body>\n</html>\n`,
+      };
+    case "tester":
+      return {
+        "test/app.test.js": `import assert from "node:assert/strict";\nimport { test } from "node:test";\nimport { Store } from "../src/store.js";\n\ntest("the store keeps what is added", () => {\n  const store = new Store();\n  store.add({ name: "milk" });\n  assert.equal(store.all().length, 1);\n});\n`,
+      };
+    default:
+      return {
+        Dockerfile: `FROM node:22-alpine\nWORKDIR /app\nCOPY package.json ./\nCOPY src ./src\nEXPOSE 3000\nCMD ["node", "src/app.js"]\n`,
+      };
+  }
+}
+
+const call = (name, args) => ({ name, args: JSON.stringify(args) });
+
+/**
+ * An answer as steps: text, and tool calls (a step with several calls streams their arguments
+ * interleaved, all open at once).
+ */
+function answerSteps(s, stage, version) {
+  const text = answer(s, stage, version);
+  const cut = text.indexOf("\n## Points");
+  const head = cut > 0 ? text.slice(0, cut + 1) : text;
+  const tail = cut > 0 ? text.slice(cut + 1) : "";
+  const files = demoFiles(s, stage, version);
+  const writes = Object.entries(files).map(([p, content]) => ({ calls: [call("write_file", { path: p, content })] }));
+  let tools;
+  switch (stage) {
+    case "analyst":
+      tools = [{ calls: [call("list_files", {})] }, ...writes];
+      break;
+    case "developer": {
+      const improved = files["src/app.js"].replace("const store = new Store();", "// Items survive a restart: the store is saved on every change.\nconst store = new Store();\nprocess.on(\"SIGTERM\", () => process.exit(0));");
+      tools = [
+        { calls: [call("write_file", { path: "src/app.js", content: files["src/app.js"] })] },
+        { calls: [call("write_file", { path: "src/store.js", content: files["src/store.js"] }), call("write_file", { path: "src/index.html", content: files["src/index.html"] })] },
+        { text: "\nOne more pass over the app.\n\n" },
+        { calls: [call("write_file", { path: "src/app.js", content: improved })] },
+      ];
+      break;
+    }
+    case "tester":
+      tools = [{ calls: [call("read_file", { path: "src/app.js" })] }, { calls: [call("write_file", { path: "../outside.js", content: "// not allowed\n" })] }, ...writes];
+      break;
+    case "deployer":
+      tools = [
+        ...writes,
+        { calls: [call("write_file", { path: "README.md", content: `${current(s.files.get("README.md"))?.content ?? "# Demo\n"}\n## Run it\n\n\`\`\`sh\ndocker build -t demo .\ndocker run -p 3000:3000 demo\n\`\`\`\n` })] },
+      ];
+      break;
+    default:
+      tools = writes;
+  }
+  return [{ text: head }, ...tools, { text: tail }].filter((step) => step.calls || step.text);
+}
+
 function clearTimer(s) {
   if (s.timer) clearTimeout(s.timer);
   s.timer = null;
@@ -153,32 +342,68 @@ function runStage(s, stage) {
     { path: `/agents/${stage}/progress`, value: 0 },
   ]);
   emit(s, { type: "STEP_STARTED", stepName: stage });
+  dropStageFiles(s, stage);
   s.timer = setTimeout(() => {
     const messageId = `m-${++s.msgs}`;
     const version = s.artifacts[stage].length + 1;
-    s.call = { stage, messageId, text: answer(s, stage, version), pos: 0, version };
+    const steps = answerSteps(s, stage, version);
+    const total = steps.reduce((n, st) => n + (st.text?.length ?? 0) + (st.calls ?? []).reduce((m, c) => m + c.args.length, 0), 0);
+    s.call = { stage, messageId, steps, step: 0, text: "", sent: 0, total, version };
     emit(s, { type: "TEXT_MESSAGE_START", messageId, role: "assistant", name: TITLE[stage] });
     delta(s, [{ path: `/agents/${stage}/status`, value: "streaming" }]);
     pump(s);
   }, 250);
 }
 
+/** One tick of the answer: a piece of text, or a piece of each open call's arguments. */
 function pump(s) {
   const c = s.call;
   if (!c) return;
-  if (s.failOnce && c.stage === "analyst" && c.pos > c.text.length / 3) {
+  if (s.failOnce && c.stage === "analyst" && c.sent > c.total / 3) {
     s.failOnce = false;
     return failAttempt(s, { code: "rate_limited", message: "The AI provider asked us to slow down.", retryable: true, delay: 3000 });
   }
-  if (s.failHard && c.stage === "analyst" && c.pos > 40) {
+  if (s.failHard && c.stage === "analyst" && c.sent > 40) {
     s.failHard = false;
     return failAttempt(s, { code: "bad_key", message: "The AI provider rejected the API key.", retryable: false });
   }
-  if (c.pos >= c.text.length) return finishStage(s);
-  const piece = c.text.slice(c.pos, c.pos + 1 + Math.floor(Math.random() * 8));
-  c.pos += piece.length;
-  emit(s, { type: "TEXT_MESSAGE_CONTENT", messageId: c.messageId, delta: piece });
-  const pct = Math.floor((c.pos / c.text.length) * 95);
+  const step = c.steps[c.step];
+  if (!step) return finishStage(s);
+  if (step.text !== undefined) {
+    step.pos ??= 0;
+    const piece = step.text.slice(step.pos, step.pos + 1 + Math.floor(Math.random() * 8));
+    step.pos += piece.length;
+    c.text += piece;
+    c.sent += piece.length;
+    if (piece) emit(s, { type: "TEXT_MESSAGE_CONTENT", messageId: c.messageId, delta: piece });
+    if (step.pos >= step.text.length) c.step += 1;
+  } else {
+    if (!step.started) {
+      step.started = true;
+      for (const tc of step.calls) {
+        tc.id = `tc-${++s.calls}`;
+        tc.pos = 0;
+        emit(s, { type: "TOOL_CALL_START", toolCallId: tc.id, toolCallName: tc.name, parentMessageId: c.messageId });
+      }
+    }
+    // Arguments arrive in pieces cut at any character, the open calls' pieces interleaved.
+    for (const tc of step.calls) {
+      if (tc.pos >= tc.args.length) continue;
+      const piece = tc.args.slice(tc.pos, tc.pos + 6 + Math.floor(Math.random() * 24));
+      tc.pos += piece.length;
+      c.sent += piece.length;
+      emit(s, { type: "TOOL_CALL_ARGS", toolCallId: tc.id, delta: piece });
+    }
+    if (step.calls.every((tc) => tc.pos >= tc.args.length)) {
+      for (const tc of step.calls) emit(s, { type: "TOOL_CALL_END", toolCallId: tc.id });
+      for (const tc of step.calls) {
+        const content = runTool(s, c.stage, tc.name, tc.args);
+        emit(s, { type: "TOOL_CALL_RESULT", messageId: `tool-${tc.id}`, toolCallId: tc.id, content, role: "tool" });
+      }
+      c.step += 1;
+    }
+  }
+  const pct = Math.floor((c.sent / Math.max(1, c.total)) * 95);
   if (pct >= s.state.agents[c.stage].progress + 5) delta(s, [{ path: `/agents/${c.stage}/progress`, value: pct }]);
   s.timer = setTimeout(() => pump(s), TOKEN_MS);
 }
@@ -403,6 +628,22 @@ function handle(s, ws, raw) {
       st.agents[cmd.stage].status = "queued";
       startRun(s);
       return runStage(s, cmd.stage);
+    case "rerun": {
+      // After a run ended: a new run from `stage`; the stages before it keep their versions.
+      const i = STAGES.indexOf(cmd.stage);
+      if (i < 0) return reject(ws, cmd, "unknown_stage", `There is no stage "${cmd.stage}".`);
+      if (!finished || st.run.status === "idle") return reject(ws, cmd, "invalid_state", "A rerun starts after a run has ended.");
+      if (STAGES.slice(0, i).some((stage) => st.agents[stage].status !== "done")) return reject(ws, cmd, "invalid_state", "Every stage before it must be done first.");
+      const fb = typeof cmd.feedback === "string" ? cmd.feedback.trim() : "";
+      ok();
+      Object.assign(st.run, { status: "running", stage: null, pauseRequested: false, startedAt: Date.now(), finishedAt: null, error: null });
+      st.gate = null;
+      for (const stage of STAGES.slice(i)) st.agents[stage] = { ...freshAgent(), status: "queued", version: st.agents[stage].version };
+      s.feedback = fb || null;
+      startRun(s);
+      if (fb) userMessage(s, fb);
+      return runStage(s, cmd.stage);
+    }
     default:
       return reject(ws, cmd, "unknown_type", `Unknown command type "${cmd.type}".`);
   }
@@ -446,7 +687,8 @@ const server = http.createServer((req, res) => {
   if (!found) return json(res, 404, { error: { code: "not_found", message: "No such session." } });
   const { s, view } = found;
   const rest = m[2] ?? "";
-  const readable = rest === "" || rest === "/events" || rest === "/export.jsonl" || rest === "/ws" || rest.startsWith("/artifacts/");
+  const readable =
+    rest === "" || rest === "/events" || rest === "/export.jsonl" || rest === "/ws" || rest.startsWith("/artifacts/") || rest === "/files" || rest.startsWith("/files/") || rest === "/project.zip";
   if (view && (!readable || req.method !== "GET")) {
     return json(res, 403, { error: { code: "read_only", message: "This is a view-only link: it cannot change the session." } });
   }
@@ -486,6 +728,31 @@ const server = http.createServer((req, res) => {
     for (const stage of STAGES) for (const a of s.artifacts[stage]) lines.push({ kind: "artifact", stage, version: a.version, createdAt: a.createdAt, feedback: a.feedback, content: a.text });
     res.writeHead(200, { "content-type": "application/x-ndjson", "content-disposition": `attachment; filename="botarmy-${s.id.slice(0, 8)}.jsonl"` });
     return res.end(lines.map((l) => JSON.stringify(masked(view, l))).join("\n") + "\n");
+  }
+  if (rest === "/files" && req.method === "GET") return json(res, 200, projectFileList(s));
+  if (rest.startsWith("/files/") && req.method === "GET") {
+    let filePath;
+    try {
+      filePath = rest.slice("/files/".length).split("/").map(decodeURIComponent).join("/");
+    } catch {
+      return json(res, 404, { error: { code: "not_found", message: "No such file." } });
+    }
+    const f = s.files.get(filePath);
+    const wanted = url.searchParams.get("version");
+    const v = wanted === null ? current(f) : f?.versions.find((x) => x.version === Number(wanted) && !x.deleted);
+    if (!v || (wanted === null && !current(f))) return json(res, 404, { error: { code: "not_found", message: wanted === null ? "That file is not in the project." : "No such version of that file." } });
+    res.writeHead(200, {
+      "content-type": "text/plain; charset=utf-8",
+      "x-content-type-options": "nosniff",
+      "content-disposition": `attachment; filename="${encodeURIComponent(filePath.split("/").pop())}"`,
+    });
+    return res.end(v.content);
+  }
+  if (rest === "/project.zip" && req.method === "GET") {
+    if (projectFileList(s).files.length === 0) return json(res, 404, { error: { code: "not_found", message: "The project has no file yet." } });
+    const zip = projectZip(s);
+    res.writeHead(200, { "content-type": "application/zip", "content-disposition": `attachment; filename="botarmy-${m[1].slice(0, 8)}.zip"`, "content-length": zip.length });
+    return res.end(Buffer.from(zip));
   }
   if (rest === "/ws") return json(res, 426, { error: { code: "upgrade_required", message: "Connect with a WebSocket." } });
   const am = /^\/artifacts\/([a-z]+)$/.exec(rest);
