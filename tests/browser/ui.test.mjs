@@ -12,7 +12,9 @@
 // Connected within 5 s and the page catches up exactly; an access-token deployment where every
 // request (snapshot, artifacts, versions, diff, download) carries the token; a provider error
 // shown in plain words; a view-only link made from Share, watched and then revoked; a finished
-// run exported as JSON Lines and replayed (instant, scrubbed back, 10x, marks). Full-page
+// run exported as JSON Lines and replayed (instant, scrubbed back, 10x, marks); the project files
+// the agents write through tool calls (the tree growing while the Developer writes, a file
+// highlighted, two versions diffed, the project as a zip checked with a real unzip). Full-page
 // screenshots of each main state go to test-output/screenshots/ (gitignored).
 //
 // Server-side faults need a server we control: with the harness, the test kills and restarts
@@ -21,6 +23,7 @@
 // other BOTARMY_URL those two tests are skipped.
 
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -201,6 +204,42 @@ async function assertViewMatchesServer(page, id, label, url = target.url, header
 }
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** The paths in the page's file tree, in tree order. */
+async function treePaths(page) {
+  return byTestId(page, 'file-tree-file').evaluateAll((els) => els.map((e) => e.dataset.path));
+}
+
+/** The server's current project (GET /files). */
+async function serverFiles(id, url = target.url) {
+  const res = await fetch(`${url}/api/sessions/${id}/files`);
+  assert.equal(res.status, 200, `GET /files answered ${res.status}`);
+  return res.json();
+}
+
+async function serverFileText(id, filePath, url = target.url) {
+  const res = await fetch(`${url}/api/sessions/${id}/files/${filePath.split('/').map(encodeURIComponent).join('/')}`);
+  assert.equal(res.status, 200, `GET /files/${filePath} answered ${res.status}`);
+  return res.text();
+}
+
+/**
+ * A zip's entry names and one entry's text, read by a real unzip: Python's zipfile (which also
+ * checks every CRC), else Info-ZIP's unzip.
+ */
+function readZip(file, entry) {
+  const py = spawnSync(
+    'python3',
+    ['-c', 'import json,sys,zipfile\nz=zipfile.ZipFile(sys.argv[1])\nbad=z.testzip()\nprint(json.dumps({"names":z.namelist(),"bad":bad,"entry":z.read(sys.argv[2]).decode("utf-8") if sys.argv[2] in z.namelist() else None}))', file, entry],
+    { encoding: 'utf8' },
+  );
+  if (py.status === 0) return { tool: 'python3 zipfile', ...JSON.parse(py.stdout) };
+  const list = spawnSync('unzip', ['-Z1', file], { encoding: 'utf8' });
+  assert.equal(list.status, 0, `neither python3 nor unzip could read the zip: ${py.stderr} ${list.stderr}`);
+  const test = spawnSync('unzip', ['-tq', file], { encoding: 'utf8' });
+  const one = spawnSync('unzip', ['-p', file, entry], { encoding: 'utf8' });
+  return { tool: 'unzip', names: list.stdout.split('\n').filter(Boolean), bad: test.status === 0 ? null : test.stdout, entry: one.status === 0 ? one.stdout : null };
+}
 
 /** Records every change of the connection indicator's data-status, with Date.now(), in the page. */
 async function watchStatus(page) {
@@ -860,6 +899,137 @@ describe('BotArmy UI in Chromium', () => {
     await waitRunStatus(owner, 'cancelled', 15_000);
     assert.deepEqual(owner.problems, { pageErrors: [], dialogs: [], csp: [] });
     assert.deepEqual(viewer.problems, { pageErrors: [], dialogs: [], csp: [] });
+  });
+
+  test('project files: the tree grows while the Developer writes, a file opens highlighted, two versions diff, the project downloads as a zip', async (t) => {
+    if (skipIfNeeded(t)) return;
+    const page = await openPage(t);
+    const id = await startFromHome(page, 'A shared shopping list for families, as a small Node web app. <b>bold</b>');
+    for (const stage of ['analyst', 'architect']) {
+      await waitGate(page, stage);
+      if (stage === 'analyst') {
+        assert.ok(await byTestId(page, 'files-panel').isVisible(), 'the Files panel is on the session page');
+      }
+      if (stage === 'architect') break;
+      await byTestId(page, 'approve-button').click();
+      await page.locator(`[data-testid="approval-panel"][data-stage="${stage}"]`).waitFor({ state: 'detached', timeout: 15_000 });
+    }
+    const beforeDeveloper = await treePaths(page);
+
+    // While the Developer runs, record every change of the tree and the developer card.
+    await page.evaluate(() => {
+      window.__filesLog = [];
+      const sample = () => {
+        const status = document.querySelector('[data-testid="agent-card-developer"]')?.dataset.status ?? null;
+        const files = document.querySelectorAll('[data-testid="file-tree-file"]').length;
+        const live = document.querySelector('[data-testid="file-content"][data-live="true"]');
+        window.__filesLog.push({ status, files, writing: !!document.querySelector('[data-testid="file-writing"]'), live: live ? live.textContent.length : null });
+      };
+      new MutationObserver(sample).observe(document.body, { subtree: true, childList: true, characterData: true, attributes: true, attributeFilter: ['data-status', 'data-writing', 'data-path', 'data-live'] });
+      sample();
+    });
+    await byTestId(page, 'approve-button').click();
+    await page.locator('[data-testid="approval-panel"][data-stage="architect"]').waitFor({ state: 'detached', timeout: 15_000 });
+    // A screenshot of a file being written, when the writing is slow enough to be caught.
+    const writing = await byTestId(page, 'file-writing').waitFor({ timeout: STAGE_TIMEOUT }).then(() => true, () => false);
+    if (writing) await shot(page, '19-files-writing');
+    await waitGate(page, 'developer');
+    const log = await page.evaluate(() => window.__filesLog);
+    const running = (e) => ['thinking', 'streaming', 'retrying'].includes(e.status);
+    const grew = log.filter((e) => running(e) && e.files > beforeDeveloper.length);
+    assert.ok(grew.length > 0, `the tree grew while the Developer ran (${beforeDeveloper.length} files before; ${log.length} samples)`);
+    if (target.kind === 'mock') {
+      // The mock streams each file's arguments in small pieces: the viewer followed them.
+      const lengths = new Set(log.filter((e) => running(e) && e.live > 0).map((e) => e.live));
+      assert.ok(lengths.size >= 2, `a file's content streamed into the viewer (${[...lengths].slice(0, 5).join(', ')})`);
+      assert.ok(log.some((e) => running(e) && e.writing), 'the panel said a file was being written');
+    }
+    t.diagnostic(`developer: ${beforeDeveloper.length} files before, ${(await treePaths(page)).length} at its gate`);
+
+    for (const stage of ['developer', 'tester', 'deployer']) {
+      await waitGate(page, stage);
+      await byTestId(page, 'approve-button').click();
+      await page.locator(`[data-testid="approval-panel"][data-stage="${stage}"]`).waitFor({ state: 'detached', timeout: 15_000 });
+    }
+    await waitRunStatus(page, 'completed');
+
+    // The tree is the server's project.
+    const project = await serverFiles(id);
+    const serverPaths = project.files.map((f) => f.path);
+    assert.ok(serverPaths.includes('README.md'), `README.md is in the project: ${serverPaths.join(', ')}`);
+    await page.waitForFunction((n) => document.querySelectorAll('[data-testid="file-tree-file"]').length === n, serverPaths.length, { timeout: 10_000 });
+    assert.deepEqual([...(await treePaths(page))].sort(), [...serverPaths].sort(), 'the tree lists the server\'s files');
+    assert.match(await byTestId(page, 'files-summary').textContent(), new RegExp(`^${serverPaths.length} files`));
+
+    // Tool calls are rows in the conversation, in plain words.
+    const rows = byTestId(page, 'tool-call');
+    assert.ok((await rows.count()) >= serverPaths.length, 'a row per tool call');
+    const summaries = await byTestId(page, 'tool-call-summary').allTextContents();
+    assert.ok(summaries.some((s) => /^Developer wrote \S+ · [\d.]+ (B|KB)$/.test(s)), `a "Developer wrote …" row: ${summaries.slice(0, 6).join(' | ')}`);
+    assert.equal(await byTestId(page, 'conversation').evaluate((el) => el.textContent.includes('{"path"')), false, 'no raw JSON arguments in the thread');
+    if (target.kind === 'mock') {
+      assert.ok(summaries.some((s) => s.startsWith('Tester read src/app.js')), 'the Tester read a file');
+      assert.ok(summaries.some((s) => s.startsWith('Tester could not write ../outside.js: ')), 'a failed call shows its plain error');
+    }
+
+    // A file opens highlighted, with exactly the server's text.
+    const preferred = ['src/app.js', 'package.json', ...serverPaths.filter((p) => /\.(m?js|ts|json)$/.test(p)), 'README.md'];
+    const codeFile = preferred.find((p) => serverPaths.includes(p));
+    await page.locator(`[data-testid="file-tree-file"][data-path="${codeFile}"]`).click();
+    const content = page.locator(`[data-testid="file-viewer"][data-path="${codeFile}"] [data-testid="file-content"][data-live="false"]`);
+    await content.waitFor({ timeout: 10_000 });
+    await page.waitForFunction((p) => document.querySelector(`[data-testid="file-viewer"][data-path="${p}"] [data-testid="file-content"] span[class*="hljs-"]`), codeFile, { timeout: 10_000 });
+    assert.equal(await content.textContent(), await serverFileText(id, codeFile), `${codeFile} is shown exactly as the server has it`);
+    t.diagnostic(`${codeFile}: ${await content.locator('span[class*="hljs-"]').count()} highlighted tokens`);
+    await assertAccessible(t, page, 'files panel with a file open');
+
+    // Two versions of one file, diffed.
+    const twice = project.files.find((f) => f.versions.filter((v) => !v.deleted).length >= 2);
+    if (target.kind === 'mock') assert.ok(twice, 'the mock project has a file written twice');
+    if (twice) {
+      await page.locator(`[data-testid="file-tree-file"][data-path="${twice.path}"]`).click();
+      await page.locator(`[data-testid="file-viewer"][data-path="${twice.path}"] [data-testid="file-content"]`).waitFor({ timeout: 10_000 });
+      await page.locator('[data-testid="file-mode-diff"]:not([disabled])').click({ timeout: 10_000 });
+      const diff = byTestId(page, 'file-diff');
+      await diff.waitFor({ timeout: 10_000 });
+      assert.ok(Number(await diff.getAttribute('data-added')) > 0, `the diff of ${twice.path} shows added lines`);
+      assert.ok((await diff.locator('[data-change="added"]').count()) > 0);
+      await shot(page, '20-project-files-diff');
+    } else {
+      t.diagnostic('no file has two kept versions in this project: the diff check was skipped');
+    }
+
+    // The project as a zip: a real archive with the tree's files.
+    const download = page.waitForEvent('download', { timeout: 15_000 });
+    await byTestId(page, 'download-zip-button').click();
+    const file = await download;
+    assert.match(file.suggestedFilename(), /^botarmy-[0-9a-fv]{8}\.zip$/);
+    const zipPath = await file.path();
+    const bytes = fs.readFileSync(zipPath);
+    assert.equal(bytes.subarray(0, 2).toString('latin1'), 'PK', 'the download is a zip');
+    const zip = readZip(zipPath, 'README.md');
+    assert.equal(zip.bad, null, `every entry of the zip reads back (${zip.tool})`);
+    const zipped = zip.names.filter((n) => !n.endsWith('/')); // folder entries, if any, are not files
+    assert.deepEqual([...zipped].sort(), [...(await treePaths(page))].sort(), `the zip (${zip.tool}) has the files shown in the tree`);
+    assert.equal(zip.entry, await serverFileText(id, 'README.md'), 'README.md in the zip is the served README.md');
+    await byTestId(page, 'zip-status').waitFor({ timeout: 5_000 });
+    await shot(page, '21-project-files');
+
+    // Narrow and by keyboard: the panel stacks under the conversation, nothing scrolls sideways,
+    // and a file opens with Enter.
+    await page.setViewportSize({ width: 360, height: 780 });
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    assert.ok(overflow <= 0, `no horizontal scrolling at 360 px (overflow ${overflow}px)`);
+    const open = twice?.path ?? codeFile;
+    const other = serverPaths.find((p) => p !== open);
+    const item = page.locator(`[data-testid="file-tree-file"][data-path="${other}"]`);
+    await item.focus();
+    await page.keyboard.press('Enter');
+    await page.locator(`[data-testid="file-viewer"][data-path="${other}"] [data-testid="file-content"]`).waitFor({ timeout: 10_000 });
+    assert.equal(await item.getAttribute('aria-current'), 'true');
+    await shot(page, '22-project-files-360');
+    await assertAccessible(t, page, 'files panel at 360 px');
+    assert.deepEqual(page.problems, { pageErrors: [], dialogs: [], csp: [] });
   });
 
   test('replay and export: a finished run replays to the same page, scrubs back, plays at 10x, and exports every event', async (t) => {
