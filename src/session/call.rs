@@ -636,11 +636,26 @@ impl CallDriver {
                 "llm_error",
                 json!({"code": e.code(), "status": e.status, "detail": detail}),
             );
+            // Which provider and model failed, for whom: with several providers a wrong key
+            // or a missing model is only actionable when named.
+            let message = match &self.provider {
+                Ok(Some(p)) => format!(
+                    "{} ({}, model {}, used by the {}.)",
+                    e.user_message(),
+                    match p.kind {
+                        ProviderKind::OpenAi => "OpenAI-compatible provider",
+                        ProviderKind::Anthropic => "Anthropic",
+                    },
+                    self.model,
+                    self.spec.stage.title()
+                ),
+                _ => e.user_message().into(),
+            };
             s.on_failure(
                 self.spec.call_id,
                 StageFailure {
                     code: e.kind.into(),
-                    message: e.user_message().into(),
+                    message,
                     detail,
                     retryable: e.retryable(),
                     retry_after_ms: e.retry_after_ms,

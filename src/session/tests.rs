@@ -287,6 +287,27 @@ fn check_invariants(log: &[Value], state: &SessionState) {
                     "a result after its call ended"
                 );
             }
+            "REASONING_START" | "REASONING_MESSAGE_START" => {
+                let id = format!("{ty}:{}", e["messageId"].as_str().unwrap());
+                assert!(seen.insert(id.clone()), "reasoning id reused: {id}");
+                open.insert(id);
+            }
+            "REASONING_MESSAGE_CONTENT" => {
+                let id = format!(
+                    "REASONING_MESSAGE_START:{}",
+                    e["messageId"].as_str().unwrap()
+                );
+                assert!(open.contains(&id), "reasoning content of a closed message");
+            }
+            "REASONING_MESSAGE_END" | "REASONING_END" => {
+                let start = if ty == "REASONING_END" {
+                    "REASONING_START"
+                } else {
+                    "REASONING_MESSAGE_START"
+                };
+                let id = format!("{start}:{}", e["messageId"].as_str().unwrap());
+                assert!(open.remove(&id), "{ty} of a closed reasoning");
+            }
             "STEP_STARTED" => steps += 1,
             "STEP_FINISHED" => {
                 steps -= 1;
@@ -1482,4 +1503,185 @@ fn tool_arguments_are_coalesced_like_text_and_stream_whole() {
         "{} frames for {pieces} pieces",
         deltas.len()
     );
+}
+
+fn priced() -> SessionConfig {
+    let offered = |d: &str| {
+        vec![
+            d.to_string(),
+            "openai:gpt-4o".into(),
+            "anthropic:claude-haiku-4-5".into(),
+        ]
+    };
+    SessionConfig {
+        demo: false,
+        model: "gpt-4o-mini".into(),
+        offered: Stage::ALL
+            .iter()
+            .map(|s| {
+                offered(if *s == Stage::Developer {
+                    "anthropic:claude-sonnet-4-5"
+                } else {
+                    "openai:gpt-4o-mini"
+                })
+            })
+            .collect(),
+        budget_micros: Some(1_000),
+        ..SessionConfig::default()
+    }
+}
+
+#[test]
+fn a_model_per_agent_is_chosen_at_start_from_what_is_offered() {
+    let mut h = H::with(priced());
+    // Not offered, or not provider:model: refused, nothing changes.
+    let before = h.s.persisted();
+    assert_eq!(
+        h.code(r#"{"type":"start","brief":"b","models":{"tester":"openai:gpt-9"}}"#),
+        "invalid_field"
+    );
+    // Malformed choices are refused by the decoder, before the session sees them.
+    for (bad, want) in [
+        (
+            r#"{"type":"start","brief":"b","models":{"tester":"gpt-4o"}}"#,
+            "invalid_field",
+        ),
+        (
+            r#"{"type":"start","brief":"b","models":{"boss":"openai:gpt-4o"}}"#,
+            "unknown_stage",
+        ),
+        (
+            r#"{"type":"start","brief":"b","models":["openai:gpt-4o"]}"#,
+            "invalid_field",
+        ),
+        (
+            r#"{"type":"start","brief":"b","models":{"tester":7}}"#,
+            "invalid_field",
+        ),
+    ] {
+        assert_eq!(decode_frame(bad).unwrap_err().code.as_str(), want, "{bad}");
+    }
+    assert_eq!(h.s.persisted(), before, "a refused start changes nothing");
+    let e = h
+        .cmd(r#"{"type":"start","brief":"b","models":{"tester":"openai:gpt-9"}}"#)
+        .unwrap_err();
+    assert!(
+        e.message.contains("not offered for the Tester"),
+        "{}",
+        e.message
+    );
+    h.cmd(r#"{"type":"start","brief":"b","models":{"tester":"anthropic:claude-haiku-4-5"}}"#)
+        .unwrap();
+    let model = |st: Stage| h.s.state().agent(st).model.clone().unwrap();
+    assert_eq!(model(Stage::Tester), "anthropic:claude-haiku-4-5");
+    assert_eq!(
+        model(Stage::Developer),
+        "anthropic:claude-sonnet-4-5",
+        "the default"
+    );
+    assert_eq!(model(Stage::Analyst), "openai:gpt-4o-mini");
+    assert_eq!(
+        h.s.pending_call().unwrap().model.as_deref(),
+        Some("openai:gpt-4o-mini")
+    );
+    // The snapshot of the run already names every agent's model.
+    let snap = h
+        .log
+        .iter()
+        .find(|e| e["type"] == "STATE_SNAPSHOT")
+        .unwrap();
+    assert_eq!(
+        snap["snapshot"]["agents"]["tester"]["model"],
+        "anthropic:claude-haiku-4-5"
+    );
+    // The demo has no models to choose.
+    let mut demo = H::new();
+    assert_eq!(
+        demo.code(r#"{"type":"start","brief":"b","models":{"tester":"openai:gpt-4o"}}"#),
+        "invalid_field"
+    );
+}
+
+#[test]
+fn cost_adds_up_per_agent_and_the_dollar_budget_stops_the_next_stage_in_plain_words() {
+    let mut h = H::with(priced());
+    h.cmd(r#"{"type":"start","brief":"b","approval":"auto"}"#)
+        .unwrap();
+    // gpt-4o-mini: $0.15 / $0.60 per Mtok. 100 in + 50 out = 15 + 30 = 45 micro-dollars.
+    h.answer(ANSWER);
+    assert_eq!(h.s.state().agent(Stage::Analyst).cost_micro_usd, 45);
+    assert_eq!(h.s.state().run.cost_micro_usd, 45);
+    // A cached answer costs nothing.
+    let spec = h.begin();
+    h.s.call_cached(spec.call_id, ANSWER.len(), h.now);
+    h.s.on_chunk(spec.call_id, ANSWER, h.now);
+    h.s.on_done(
+        spec.call_id,
+        Usage {
+            input_tokens: 100,
+            output_tokens: 50,
+        },
+        h.now,
+    );
+    h.drain();
+    assert_eq!(h.s.state().agent(Stage::Architect).cost_micro_usd, 0);
+    // The Developer (claude-sonnet-4-5, $3 / $15): 100 · 3 + 50 · 15 = 1,050 µ$: over $0.001.
+    h.answer(ANSWER);
+    assert_eq!(h.s.state().agent(Stage::Developer).cost_micro_usd, 1_050);
+    assert_eq!(h.s.state().run.cost_micro_usd, 1_095);
+    assert_eq!(h.status(), RunStatus::Failed);
+    let err = h.last("RUN_ERROR");
+    assert_eq!(err["code"], "budget_exhausted");
+    let msg = err["message"].as_str().unwrap();
+    assert!(
+        msg.contains("$0.001095 of its $0.001 budget") && msg.contains("Tester"),
+        "{msg}"
+    );
+    assert!(h.s.pending_call().is_none(), "the Tester was not started");
+    assert_eq!(
+        h.code(r#"{"type":"start","brief":"again"}"#),
+        "budget_exhausted"
+    );
+    check_invariants(&h.log, h.s.state());
+}
+
+#[test]
+fn reasoning_is_its_own_message_and_never_part_of_the_artifact() {
+    let mut h = at_architect();
+    let spec = h.begin();
+    h.s.on_reasoning(spec.call_id, "Weighing a monolith ", h.now);
+    h.now += 40;
+    h.s.on_reasoning(spec.call_id, "against services.", h.now);
+    h.s.on_chunk(spec.call_id, ANSWER, h.now);
+    h.s.on_done(spec.call_id, Usage::default(), h.now);
+    h.drain();
+    assert_eq!(h.artifacts[&(Stage::Architect, 1)], ANSWER);
+    let all = h.types();
+    let from = all.iter().position(|t| t == "REASONING_START").unwrap();
+    let kinds = &all[from..];
+    let at = |k: &str| kinds.iter().position(|t| t == k).unwrap();
+    assert!(at("REASONING_START") < at("REASONING_MESSAGE_START"));
+    assert!(at("REASONING_MESSAGE_END") < at("REASONING_END"));
+    assert!(at("REASONING_END") < at("TEXT_MESSAGE_CONTENT"));
+    let thought: String = h
+        .log
+        .iter()
+        .filter(|e| e["type"] == "REASONING_MESSAGE_CONTENT")
+        .map(|e| e["delta"].as_str().unwrap())
+        .collect();
+    assert_eq!(thought, "Weighing a monolith against services.");
+    // A restart while thinking closes the reasoning as well.
+    let spec = h.begin();
+    h.s.on_reasoning(spec.call_id, "Hmm", h.now);
+    h.drain();
+    h.restart();
+    let n = h.log.len();
+    assert_eq!(
+        h.log[n - 5..]
+            .iter()
+            .filter(|e| e["type"] == "REASONING_END")
+            .count(),
+        1
+    );
+    check_invariants(&h.log, h.s.state());
 }

@@ -137,7 +137,10 @@ fn a_miss_leases_fetches_streams_releases_and_stores_the_accepted_answer() {
         panic!("lease after a miss")
     };
     assert_eq!(lease, "s1");
-    assert_eq!(bucket, "openai:gpt-4o-mini", "one limiter per provider and model");
+    assert_eq!(
+        bucket, "openai:gpt-4o-mini",
+        "one limiter per provider and model"
+    );
     assert!(tokens > MAX_ANSWER_TOKENS);
     let Step::Fetch {
         url, body, headers, ..
@@ -617,4 +620,136 @@ fn the_demo_writes_its_files_through_the_same_tool_path() {
         3
     );
     assert_eq!(s.state().agent(Stage::Developer).status, AgentStatus::Done);
+}
+
+fn two_providers() -> Config {
+    config(&[
+        ("OPENAI_API_KEY", "sk-test-secret"),
+        ("OPENAI_BASE_URL", "http://127.0.0.1:9/v1"),
+        ("ANTHROPIC_API_KEY", "sk-ant-secret"),
+        ("ANTHROPIC_BASE_URL", "http://127.0.0.1:10"),
+        (
+            "AGENT_MODELS",
+            "developer=anthropic:claude-sonnet-4-5,*=openai:gpt-4o-mini",
+        ),
+        ("LLM_CACHE", "off"),
+    ])
+}
+
+fn anthropic_sse(thinking: &str, text: &str, input: u64, output: u64) -> Vec<u8> {
+    let ev = |name: &str, v: Value| format!("event: {name}\ndata: {v}\n\n");
+    [
+        ev("message_start", json!({"type":"message_start","message":{"id":"msg_1","type":"message","role":"assistant","model":"claude-sonnet-4-5","content":[],"stop_reason":null,"usage":{"input_tokens":input,"output_tokens":1}}})),
+        ev("content_block_start", json!({"type":"content_block_start","index":0,"content_block":{"type":"thinking","thinking":""}})),
+        ev("content_block_delta", json!({"type":"content_block_delta","index":0,"delta":{"type":"thinking_delta","thinking":thinking}})),
+        ev("content_block_stop", json!({"type":"content_block_stop","index":0})),
+        ev("content_block_start", json!({"type":"content_block_start","index":1,"content_block":{"type":"text","text":""}})),
+        ev("content_block_delta", json!({"type":"content_block_delta","index":1,"delta":{"type":"text_delta","text":text}})),
+        ev("content_block_stop", json!({"type":"content_block_stop","index":1})),
+        ev("message_delta", json!({"type":"message_delta","delta":{"stop_reason":"end_turn","stop_sequence":null},"usage":{"output_tokens":output}})),
+        ev("message_stop", json!({"type":"message_stop"})),
+    ]
+    .concat()
+    .into_bytes()
+}
+
+#[test]
+fn each_stage_calls_its_own_provider_and_model_and_costs_are_exact() {
+    let cfg = two_providers();
+    let (mut s, mut d) = at_stage(&cfg, Stage::Developer);
+    assert_eq!(
+        s.state().agent(Stage::Developer).model.as_deref(),
+        Some("anthropic:claude-sonnet-4-5")
+    );
+    assert_eq!(
+        s.state().agent(Stage::Tester).model.as_deref(),
+        Some("openai:gpt-4o-mini")
+    );
+    let Step::AcquireLease { bucket, .. } = d.advance(&mut s, Input::Start, NOW) else {
+        panic!("no cache: lease first")
+    };
+    assert_eq!(bucket, "anthropic:claude-sonnet-4-5");
+    let Step::Fetch {
+        url, headers, body, ..
+    } = d.advance(&mut s, Input::Lease(Ok(())), NOW)
+    else {
+        panic!("fetch")
+    };
+    assert_eq!(url, "http://127.0.0.1:10/v1/messages");
+    assert!(headers.contains(&("x-api-key", "sk-ant-secret".to_string())));
+    assert!(!headers.iter().any(|(_, v)| v.contains("sk-test-secret")));
+    let b: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(b["model"], "claude-sonnet-4-5");
+    assert_eq!(
+        b["tools"][0]["name"], "write_file",
+        "tools in Anthropic's form"
+    );
+    d.advance(&mut s, ok_response(), NOW);
+    let bytes = anthropic_sse("Let me think.", "## Plan\n\nBuild it.", 1_000, 2_000);
+    d.advance(&mut s, Input::Bytes(bytes), NOW + 1);
+    let mut step = d.advance(&mut s, Input::End, NOW + 2);
+    while step != Step::Finished {
+        step = d.advance(&mut s, Input::Done, NOW + 3);
+    }
+    let a = s.state().agent(Stage::Developer);
+    assert_eq!(a.status, AgentStatus::Done);
+    // $3 / Mtok in, $15 / Mtok out: 1000 · 3 + 2000 · 15 = 33,000 micro-dollars.
+    assert_eq!(a.cost_micro_usd, 33_000);
+    assert!(a.price_known);
+    assert_eq!(
+        s.state().run.cost_micro_usd,
+        33_000,
+        "the earlier stages reported no usage"
+    );
+    let events = emitted(&mut s);
+    let kinds: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    let at = |k: &str| {
+        kinds
+            .iter()
+            .position(|t| *t == k)
+            .unwrap_or_else(|| panic!("{k} in {kinds:?}"))
+    };
+    assert!(at("REASONING_START") < at("REASONING_MESSAGE_CONTENT"));
+    assert!(
+        at("REASONING_END") < at("TEXT_MESSAGE_START"),
+        "thinking ends when the answer starts"
+    );
+    let thought: String = events
+        .iter()
+        .filter(|e| e["type"] == "REASONING_MESSAGE_CONTENT")
+        .map(|e| e["delta"].as_str().unwrap())
+        .collect();
+    assert_eq!(thought, "Let me think.");
+    let answer: String = events
+        .iter()
+        .filter(|e| e["type"] == "TEXT_MESSAGE_CONTENT")
+        .map(|e| e["delta"].as_str().unwrap())
+        .collect();
+    assert_eq!(answer, "## Plan\n\nBuild it.", "no thinking in the answer");
+}
+
+#[test]
+fn a_wrong_key_names_the_provider_and_the_agent() {
+    let cfg = two_providers();
+    let (mut s, mut d) = at_stage(&cfg, Stage::Developer);
+    d.advance(&mut s, Input::Start, NOW);
+    d.advance(&mut s, Input::Lease(Ok(())), NOW);
+    let r = Input::Response {
+        status: 401,
+        retry_after: None,
+        error_body: r#"{"type":"error","error":{"type":"authentication_error","message":"invalid x-api-key sk-ant-secret"}}"#.into(),
+    };
+    let mut step = d.advance(&mut s, r, NOW);
+    while step != Step::Finished {
+        step = d.advance(&mut s, Input::Done, NOW);
+    }
+    let events = emitted(&mut s);
+    let err = events.iter().find(|e| e["name"] == "agent_error").unwrap();
+    assert_eq!(err["value"]["code"], "bad_key");
+    let msg = err["value"]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("Anthropic") && msg.contains("Developer"),
+        "{msg}"
+    );
+    assert!(!err.to_string().contains("sk-ant-secret"), "{err}");
 }
