@@ -531,6 +531,10 @@ function applyLogged(view: SessionView, event: ServerEvent, now: number): Sessio
     case "MESSAGES_SNAPSHOT":
       return replaceMessages(view, event.messages);
 
+    case "OTHER_LOGGED":
+      // Nothing to show (yet) for a newer event type; reduce() still moves lastSeq past it.
+      return view;
+
     case "CUSTOM": {
       if (event.name === "artifact") {
         const value = event.value as { stage?: unknown; version?: unknown };

@@ -84,6 +84,27 @@ describe("reducer: tool calls", () => {
     }
   });
 
+  it("a logged event of a type this page does not know keeps its seq: no gap, no re-sync", () => {
+    const frame = parseServerFrame(JSON.stringify({ type: "REASONING_MESSAGE_CONTENT", seq: 2, timestamp: 5, messageId: "r1", delta: "hmm" }));
+    expect(frame).toEqual({ type: "OTHER_LOGGED", seq: 2, timestamp: 5, originalType: "REASONING_MESSAGE_CONTENT" });
+    // Without a seq (a connection frame) it is still ignored.
+    expect(parseServerFrame(JSON.stringify({ type: "SOMETHING_NEW" }))).toBeNull();
+    let view = replay([]);
+    view = reduceAll(
+      view,
+      [
+        { type: "TEXT_MESSAGE_START", seq: 1, messageId: "m", role: "assistant", name: "Analyst" },
+        frame!,
+        { type: "TEXT_MESSAGE_CONTENT", seq: 3, messageId: "m", delta: "Answer" },
+      ],
+      NOW,
+    );
+    expect(view.lastSeq).toBe(3);
+    expect(view.stats.gaps).toBe(0);
+    expect(view.resyncNeeded).toBe(false);
+    expect(view.messages.m?.content).toBe("Answer");
+  });
+
   it("reads the tool-call events the Rust side pins in tests/fixtures/events.golden.jsonl", () => {
     const golden = readFileSync(fileURLToPath(new URL("../../../tests/fixtures/events.golden.jsonl", import.meta.url)), "utf8")
       .trim()

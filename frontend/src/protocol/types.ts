@@ -295,6 +295,17 @@ export interface ToolCallResultEvent extends EventBase {
   role?: "tool";
 }
 
+/**
+ * A logged event of a type this page does not know (a newer AG-UI event such as REASONING_*):
+ * nothing is shown for it, but its seq counts, so the log stays gapless for the reducer.
+ */
+export interface OtherLoggedEvent extends EventBase {
+  type: "OTHER_LOGGED";
+  seq: number;
+  /** The event's own `type`. */
+  originalType: string;
+}
+
 export interface MessagesSnapshotEvent extends EventBase {
   type: "MESSAGES_SNAPSHOT";
   messages: WireMessage[];
@@ -339,6 +350,7 @@ export type ServerEvent =
   | ToolCallEndEvent
   | ToolCallResultEvent
   | MessagesSnapshotEvent
+  | OtherLoggedEvent
   | CustomEvent;
 
 export type ServerEventType = ServerEvent["type"];
@@ -364,8 +376,9 @@ const EVENT_TYPES: ReadonlySet<string> = new Set<ServerEventType>([
 
 /**
  * Parses one text frame. Returns null for frames that are not events this client understands
- * (the runtime's plain-text `pong`, malformed JSON, unknown event types such as future AG-UI
- * additions); those are ignored rather than breaking the view.
+ * (the runtime's plain-text `pong`, malformed JSON, unknown connection frames); those are ignored
+ * rather than breaking the view. A logged event of an unknown type (a future AG-UI addition) comes
+ * back as OTHER_LOGGED, so its seq still counts.
  */
 export function parseServerFrame(data: unknown): ServerEvent | null {
   if (typeof data !== "string") return null;
@@ -378,9 +391,15 @@ export function parseServerFrame(data: unknown): ServerEvent | null {
   }
   if (typeof value !== "object" || value === null || Array.isArray(value)) return null;
   const type = (value as { type?: unknown }).type;
-  if (typeof type !== "string" || !EVENT_TYPES.has(type)) return null;
+  if (typeof type !== "string") return null;
   const seq = (value as { seq?: unknown }).seq;
   if (seq !== undefined && (typeof seq !== "number" || !Number.isInteger(seq))) return null;
+  if (!EVENT_TYPES.has(type) || type === "OTHER_LOGGED") {
+    // Unknown, but logged: keep its place in the seq order (dropping it would read as a gap).
+    if (typeof seq !== "number") return null;
+    const timestamp = (value as { timestamp?: unknown }).timestamp;
+    return { type: "OTHER_LOGGED", seq, originalType: type, ...(typeof timestamp === "number" ? { timestamp } : {}) };
+  }
   return value as ServerEvent;
 }
 
