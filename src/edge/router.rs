@@ -90,6 +90,15 @@ async fn route(req: Request, env: &Env, cfg: &Config, path: &str) -> Result<Resp
             "provider": if cfg.demo() { "demo" } else { "openai" },
             "model": cfg.model_label(),
         })),
+        (Method::Get, ["models"]) => {
+            // What the start form may offer: providers, models and prices, never keys or URLs.
+            if let Some(r) = check_token(&req, env, cfg).await? {
+                return Ok(r);
+            }
+            let mut body = serde_json::to_value(cfg.providers.catalog(&cfg.prices))?;
+            body["budgetMicroUsd"] = json!(cfg.budget_micros);
+            Response::from_json(&body)
+        }
         (Method::Post, ["sessions"]) => {
             if let Some(r) = check_origin(&req, cfg)? {
                 return Ok(r);
@@ -224,7 +233,7 @@ async fn route(req: Request, env: &Env, cfg: &Config, path: &str) -> Result<Resp
             }
             Ok(resp)
         }
-        (_, ["health"] | ["sessions"]) => error_response(
+        (_, ["health"] | ["sessions"] | ["models"]) => error_response(
             405,
             "method_not_allowed",
             "That method is not allowed here.",

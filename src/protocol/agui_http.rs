@@ -9,7 +9,7 @@
 //! | rule | what |
 //! |---|---|
 //! | body | at most [`MAX_BODY_BYTES`] (`413 body_too_large`), a JSON object with `threadId` (= the session id, else `400 thread_mismatch`), `runId`, `messages` |
-//! | no gate open, no `resume` | the last `user` message is the brief: `start`; `forwardedProps.approval` = `each_stage` \| `auto` |
+//! | no gate open, no `resume` | the last `user` message is the brief: `start`; `forwardedProps.approval` = `each_stage` \| `auto`; `forwardedProps.models` = `{stage: "provider:model"}` as in `start` |
 //! | a gate open | `resume` must answer its interrupt (`gate-<stage>-<version>`), else `409 interrupts_unanswered`; `resolved` + payload `{decision: "approve"}` (or no payload) = `approve`, `{decision: "reject", feedback}` = `reject` (feedback defaults to the last user message), `cancelled` = `cancel` |
 //! | an id no open interrupt has | `409 unknown_interrupt` (an interrupt answered twice is applied once) |
 //! | idempotency | the `runId` is the command's idempotency key ([`idempotency_key`]) |
@@ -165,6 +165,9 @@ pub fn decode_run_input(
                 Some(a) => a.clone(),
             };
             let mut c = json!({"type": "start", "brief": last_user.unwrap_or_default()});
+            if let Some(models) = input.get("forwardedProps").and_then(|p| p.get("models")) {
+                c["models"] = models.clone();
+            }
             if !approval.is_null() {
                 c["approval"] = approval;
             }
