@@ -14,18 +14,8 @@ export interface CodeWords {
   next: string;
 }
 
-// Codes that came with project files. Spread into PROVIDER (a spread is not checked for extra
-// keys), so these words typecheck both before and after the generated FailureCode has them.
-const TOOL_FAILURES = {
-  too_many_tool_rounds: {
-    title: "The agent kept working on files past its limit",
-    next: "Press Retry to run this stage again, or ask for a smaller project in your feedback.",
-  },
-} satisfies Record<string, CodeWords>;
-
 // Complete over the generated code sets: a code added in Rust fails the typecheck until it has words.
 const PROVIDER: Readonly<Record<FailureCode, CodeWords>> = {
-  ...TOOL_FAILURES,
   bad_key: {
     title: "The AI provider refused the API key",
     next: "Check the OPENAI_API_KEY configured for this BotArmy, then press Retry.",
