@@ -1133,7 +1133,18 @@ impl SessionDo {
         };
         let mut resp = resp?;
         if path == "/project.zip" || path.starts_with("/files/") {
-            // The project's own bytes (a zip is binary): agents never see the session id.
+            // The project's own bytes (a zip is binary): agents never see the session id. The
+            // zip's name would show part of it, so a viewer gets a name of the view's own.
+            if path == "/project.zip" && resp.status_code() == 200 {
+                let id = view::parse_key(&v.key)
+                    .map(|k| view::view_id(&view::secret_hash(k.secret)).to_string())
+                    .unwrap_or_default();
+                let name = format!("botarmy-view-{id}.zip");
+                resp.headers_mut().set(
+                    "content-disposition",
+                    &format!("attachment; filename=\"{name}\""),
+                )?;
+            }
             return Ok(resp);
         }
         let status = resp.status_code();

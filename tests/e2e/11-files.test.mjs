@@ -125,7 +125,10 @@ test('the demo crew writes a project that unzips and passes its own tests', asyn
   const view = await (await fetch(`${demo.url}/api/sessions/${id}/views`, { method: 'POST', headers: { Origin: demo.url } })).json();
   assert.deepEqual((await files(demo.url, view.key)).files.map((f) => f.path), paths);
   assert.equal((await fetch(`${demo.url}/api/sessions/${view.key}/files/src/app.js`)).status, 200);
-  assert.equal((await fetch(`${demo.url}/api/sessions/${view.key}/project.zip`)).status, 200);
+  const vz = await fetch(`${demo.url}/api/sessions/${view.key}/project.zip`);
+  assert.equal(vz.status, 200);
+  assert.equal(vz.headers.get('content-disposition'), `attachment; filename="botarmy-view-${view.id}.zip"`, 'no part of the session id');
+  assert.ok(Buffer.from(await vz.arrayBuffer()).equals(zip), 'the same project');
   assert.equal((await fetch(`${demo.url}/api/sessions/${view.key}/files`, { method: 'POST', headers: { Origin: demo.url } })).status, 403);
 });
 
