@@ -266,6 +266,7 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::agents::Stage;
     use std::collections::HashMap;
 
     fn cfg(pairs: &[(&str, &str)]) -> Result<Config, String> {
@@ -290,6 +291,49 @@ mod tests {
         assert!(c.session().demo);
         assert_eq!((c.cache, c.cache_ttl_ms), (CacheScope::Session, 86_400_000));
         assert!(!c.cache_on(), "the demo provider is never cached");
+    }
+
+    #[test]
+    fn the_readme_examples_configure_what_they_say() {
+        let c = cfg(&[
+            ("OPENAI_API_KEY", "sk-a"),
+            ("ANTHROPIC_API_KEY", "sk-ant-b"),
+            (
+                "AGENT_MODELS",
+                "*=openai:gpt-4o-mini,developer=anthropic:claude-sonnet-4-5",
+            ),
+            (
+                "AGENT_MODELS_OFFERED",
+                "openai:gpt-4.1,anthropic:claude-haiku-4-5",
+            ),
+            ("SESSION_BUDGET_USD", "0.50"),
+        ])
+        .unwrap();
+        let s = c.session();
+        assert_eq!(
+            s.offered[Stage::Developer.index()][0],
+            "anthropic:claude-sonnet-4-5"
+        );
+        assert_eq!(s.offered[Stage::Tester.index()][0], "openai:gpt-4o-mini");
+        assert_eq!(s.offered[Stage::Tester.index()].len(), 4);
+        assert_eq!(s.budget_micros, Some(500_000));
+        assert_eq!(c.secrets().len(), 2);
+        assert!(!format!("{c:?}").contains("sk-ant-b"), "no key in Debug");
+        let ollama = cfg(&[
+            ("OPENAI_BASE_URL", "http://127.0.0.1:11434/v1"),
+            ("OPENAI_API_KEY", "ollama"),
+            ("AGENT_MODELS", "*=openai:llama3.2:3b"),
+            ("MODEL_PRICES", "llama3.2:3b=0/0"),
+        ])
+        .unwrap();
+        assert!(ollama
+            .session()
+            .offered
+            .iter()
+            .all(|o| o == &["openai:llama3.2:3b".to_string()]));
+        assert!(ollama.prices.lookup("llama3.2:3b").price.is_some());
+        assert!(cfg(&[("SESSION_BUDGET_USD", "lots")]).is_err());
+        assert!(cfg(&[("ANTHROPIC_THINKING_TOKENS", "12")]).is_err());
     }
 
     #[test]
