@@ -28,6 +28,7 @@
 pub mod admission;
 pub mod agents;
 pub mod config;
+pub mod index;
 pub mod llm;
 pub mod protocol;
 pub mod session;

@@ -10,10 +10,11 @@ use serde_json::json;
 use worker::{Env, Headers, Method, Request, RequestInit, Response, Result};
 
 use super::admission_do::{self, Ask};
-use super::session_do::random_hex;
+use super::session_do::{index_call, random_hex};
 use super::{config, error_response, log, now_ms, read_only_response};
 use crate::admission::{client_key, Refusal};
 use crate::config::Config;
+use crate::index;
 use crate::protocol::agui_http::{self, MAX_BODY_BYTES};
 use crate::protocol::{is_session_id, view};
 use crate::VERSION;
@@ -116,7 +117,29 @@ async fn route(req: Request, env: &Env, cfg: &Config, path: &str) -> Result<Resp
                 return refusal(&r);
             }
             let id = random_hex(16);
-            forward(env, &id, "/init", Method::Post, None).await
+            let resp = forward(env, &id, "/init", Method::Post, None).await?;
+            if resp.status_code() == 201 {
+                if let Some(owner) = owner_of(&req, cfg)? {
+                    // Best effort: the session exists either way; a failure is logged.
+                    remember(env, &owner, &id).await?;
+                }
+            }
+            Ok(resp)
+        }
+        (Method::Get, ["sessions"]) => {
+            if let Some(r) = check_token(&req, env, cfg).await? {
+                return Ok(r);
+            }
+            let Some(owner) = owner_of(&req, cfg)? else {
+                return owner_required();
+            };
+            let url = req.url()?;
+            let q = url
+                .query_pairs()
+                .find(|(k, _)| k == "q")
+                .map(|(_, v)| v.into_owned())
+                .unwrap_or_default();
+            index_forward(env, &owner, "/list", &json!({"q": q})).await
         }
         (_, ["sessions", id, "agui"]) => {
             if view::parse_key(id).is_some() {
@@ -127,6 +150,56 @@ async fn route(req: Request, env: &Env, cfg: &Config, path: &str) -> Result<Resp
             }
             let resp = agui(req, env, cfg, id).await?;
             Ok(resp)
+        }
+        (_, ["sessions", key, "remember"]) => {
+            // "Your sessions": keep (POST) or forget (DELETE) this session in the owner's list.
+            if !is_session_id(key) && view::parse_key(key).is_none() {
+                return error_response(404, "not_found", "No session with this id.");
+            }
+            if let Some(r) = check_origin(&req, cfg)? {
+                return Ok(r);
+            }
+            if let Some(r) = check_token(&req, env, cfg).await? {
+                return Ok(r);
+            }
+            let Some(owner) = owner_of(&req, cfg)? else {
+                return owner_required();
+            };
+            match method {
+                Method::Post => remember(env, &owner, key).await,
+                Method::Delete => {
+                    let resp = index_forward(env, &owner, "/forget", &json!({"key": key})).await?;
+                    if resp.status_code() != 200 {
+                        return Ok(resp);
+                    }
+                    Ok(Response::empty()?.with_status(204))
+                }
+                _ => error_response(405, "method_not_allowed", "Use POST or DELETE here."),
+            }
+        }
+        (Method::Patch, ["sessions", id]) => {
+            // Rename: the owners' lists show the new name.
+            if view::parse_key(id).is_some() {
+                if let Some(r) = check_token(&req, env, cfg).await? {
+                    return Ok(r);
+                }
+                return read_only_response();
+            }
+            if !is_session_id(id) {
+                return error_response(404, "not_found", "No session with this id.");
+            }
+            if let Some(r) = check_origin(&req, cfg)? {
+                return Ok(r);
+            }
+            if let Some(r) = check_token(&req, env, cfg).await? {
+                return Ok(r);
+            }
+            let mut req = req;
+            let body = req.bytes().await?;
+            if body.len() > 4096 {
+                return error_response(413, "too_large", "A rename body holds at most 4 KiB.");
+            }
+            forward_with_body(env, id, "/rename", Method::Post, Headers::new(), Some(body)).await
         }
         (_, ["sessions", id, rest @ ..]) => {
             // A view key reads what a session id reads, and nothing else.
@@ -532,4 +605,62 @@ fn too_many_failures(ms: u64) -> Result<Response> {
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// The owner of this request's list (see [`crate::index`]): the access token's when the
+/// deployment has one (already checked), else the browser's `X-BotArmy-Owner` key.
+fn owner_of(req: &Request, cfg: &Config) -> Result<Option<String>> {
+    let key = req.headers().get(index::OWNER_HEADER)?;
+    Ok(index::owner_name(
+        cfg.access_token.as_deref(),
+        key.as_deref(),
+    ))
+}
+
+fn owner_required() -> Result<Response> {
+    error_response(
+        400,
+        "owner_required",
+        "Send X-BotArmy-Owner: a random 32-hex key this browser keeps, to name your list.",
+    )
+}
+
+/// Registers `key` (a session id or view key) in `owner`'s list with the session's summary.
+async fn remember(env: &Env, owner: &str, key: &str) -> Result<Response> {
+    let headers = Headers::new();
+    headers.set("x-owner", owner)?;
+    let mut resp = forward(env, key, "/remember", Method::Post, Some(headers)).await?;
+    if resp.status_code() != 200 {
+        return Ok(resp);
+    }
+    let mut row: serde_json::Value = resp.json().await?;
+    row["key"] = json!(key);
+    if !index_call(env, owner, "/remember", &row).await {
+        return error_response(
+            503,
+            "index_unavailable",
+            "Your session list could not be updated; try again.",
+        );
+    }
+    Response::from_json(
+        &json!({"key": key, "readOnly": row["readOnly"], "summary": row["summary"]}),
+    )
+}
+
+/// A request to `owner`'s index, answered as it answers.
+async fn index_forward(
+    env: &Env,
+    owner: &str,
+    path: &str,
+    body: &serde_json::Value,
+) -> Result<Response> {
+    let stub = env
+        .durable_object("INDEX")?
+        .id_from_name(owner)?
+        .get_stub()?;
+    let mut init = RequestInit::new();
+    init.with_method(Method::Post)
+        .with_body(Some(body.to_string().into()));
+    let req = Request::new_with_init(&format!("https://index{path}"), &init)?;
+    stub.fetch_with_request(req).await
 }

@@ -17,8 +17,9 @@ use percent_encoding::{percent_decode_str, utf8_percent_encode, NON_ALPHANUMERIC
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use worker::{
-    durable_object, AbortController, DurableObject, Env, Method, Request, Response, Result, State,
-    WebSocket, WebSocketIncomingMessage, WebSocketPair, WebSocketRequestResponsePair,
+    durable_object, AbortController, DurableObject, Env, Method, Request, RequestInit, Response,
+    Result, State, WebSocket, WebSocketIncomingMessage, WebSocketPair,
+    WebSocketRequestResponsePair,
 };
 
 use super::admission_do::{self, Ask};
@@ -26,6 +27,7 @@ use super::store::Store;
 use super::{error_response, log, now_ms, provider, read_only_response};
 use crate::agents::{self, Stage};
 use crate::config::Config;
+use crate::index::{self, Summary};
 use crate::protocol::agui_http::{
     decode_run_input, plan_stream, remember_run, run_key, HttpError, Offer, OpenGate, RunStream,
     StreamStart,
@@ -109,6 +111,8 @@ pub struct SessionDo {
     renewed_at: Cell<u64>,
     /// Open AG-UI HTTP streams (`/agui`): each follows one run to its end.
     streams: RefCell<Vec<HttpStream>>,
+    /// The summary the owners' indexes last got.
+    pushed: RefCell<Option<Summary>>,
 }
 
 /// One AG-UI HTTP stream: the core's view of it, the channel its response body reads, and
@@ -154,6 +158,7 @@ impl DurableObject for SessionDo {
             gone: Cell::new(false),
             renewed_at: Cell::new(0),
             streams: RefCell::new(Vec::new()),
+            pushed: RefCell::new(None),
         }
     }
 
@@ -187,6 +192,12 @@ impl DurableObject for SessionDo {
         }
         if path == "/views" || path.starts_with("/views/") {
             return self.views(&req, &path);
+        }
+        if path == "/remember" {
+            return self.remember(&req, false);
+        }
+        if path == "/rename" {
+            return self.rename(req).await;
         }
         let resp = match path.as_str() {
             "/ws" => self.upgrade(&req, None).await,
@@ -596,6 +607,7 @@ impl SessionDo {
         for st in self.streams.borrow_mut().drain(..) {
             let _ = st.tx.unbounded_send(format!(": session {why}\n\n"));
         }
+        let owners = self.with_inner(|i| i.store.owners()).unwrap_or_default();
         self.with_inner(|i| i.store.wipe())?;
         self.state.storage().delete_alarm().await?;
         self.state.storage().delete_all().await?;
@@ -606,6 +618,10 @@ impl SessionDo {
         }
         if let Err(e) = admission_do::ask(&self.env, "/removed", &Ask::default()).await {
             log::warn("admission_unreachable", json!({"message": e.to_string()}));
+        }
+        let body = json!({"sessionRef": index::session_ref(&id)});
+        for owner in owners {
+            index_call(&self.env, &owner, "/drop", &body).await;
         }
         log::info("session_removed", json!({"session": id, "why": why}));
         Ok(())
@@ -1123,6 +1139,9 @@ impl SessionDo {
     /// A read through a view-only link: the same reads as the session id gets, with the
     /// session id replaced by the view key in every body; anything else is refused.
     async fn view_request(&self, req: Request, path: &str, v: ViewConn) -> Result<Response> {
+        if path == "/remember" {
+            return self.remember(&req, true);
+        }
         if path == "/ws" {
             let resp = self.upgrade(&req, Some(v)).await;
             self.kick().await?;
@@ -1219,6 +1238,84 @@ impl SessionDo {
                 "method_not_allowed",
                 "That method is not allowed here.",
             ),
+        }
+    }
+
+    // ---- "Your sessions" (the owners' indexes; rules in crate::index) --------------------
+
+    /// What the owners' lists show of this session now.
+    fn summary(&self) -> Result<Summary> {
+        self.with_inner(|i| -> Result<Summary> {
+            let name = i.store.meta("name")?;
+            Ok(Summary::of(
+                i.session.state(),
+                name.as_deref(),
+                i.session.brief(),
+                now_ms(),
+            ))
+        })
+    }
+
+    /// `/remember`: an owner (`x-owner`, its index's name) keeps this session in its list;
+    /// answers what the row shows.
+    fn remember(&self, req: &Request, read_only: bool) -> Result<Response> {
+        let owner = req.headers().get("x-owner")?.unwrap_or_default();
+        if owner.len() != 64 || !owner.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return error_response(400, "owner_required", "No owner to remember this for.");
+        }
+        self.with_inner(|i| i.store.add_owner(&owner, now_ms()))?;
+        let id = self.with_inner(|i| i.session.state().session_id.clone());
+        Response::from_json(&json!({"sessionRef": index::session_ref(&id),
+            "readOnly": read_only, "summary": self.summary()?}))
+    }
+
+    /// `/rename {name}`: the owners' lists show the new name.
+    async fn rename(&self, mut req: Request) -> Result<Response> {
+        #[derive(Deserialize)]
+        struct Body {
+            name: serde_json::Value,
+        }
+        let body: Option<Body> = req.json().await.ok();
+        let Some(serde_json::Value::String(raw)) = body.map(|b| b.name) else {
+            return error_response(400, "invalid_field", "Send {\"name\": \"…\"}.");
+        };
+        let name = match index::clean_name(&raw) {
+            Ok(n) => n,
+            Err(e) => return error_response(400, "invalid_field", &e),
+        };
+        self.with_inner(|i| i.store.set_meta("name", &name))?;
+        self.push_index().await;
+        Response::from_json(&json!({"summary": self.summary()?}))
+    }
+
+    /// Sends the summary to every owner's index when it changed since the last push (a failed
+    /// push is tried again with the next change).
+    async fn push_index(&self) {
+        if self.gone.get() || self.inner.borrow().is_none() {
+            return;
+        }
+        let Ok(summary) = self.summary() else { return };
+        if self
+            .pushed
+            .borrow()
+            .as_ref()
+            .is_some_and(|p| !p.differs(&summary))
+        {
+            return;
+        }
+        let (owners, id) = self.with_inner(|i| {
+            (
+                i.store.owners().unwrap_or_default(),
+                i.session.state().session_id.clone(),
+            )
+        });
+        let body = json!({"sessionRef": index::session_ref(&id), "summary": summary});
+        let mut ok = true;
+        for owner in &owners {
+            ok &= index_call(&self.env, owner, "/upsert", &body).await;
+        }
+        if ok {
+            *self.pushed.borrow_mut() = Some(summary);
         }
     }
 
@@ -1540,6 +1637,7 @@ impl SessionDo {
     /// Makes sure a pending LLM call gets run: the alarm loop picks it up, or a new alarm
     /// fires at once.
     async fn kick(&self) -> Result<()> {
+        self.push_index().await;
         let pending = self
             .inner
             .borrow()
@@ -1674,6 +1772,8 @@ impl SessionDo {
             };
         }
         self.set_live(None);
+        // The stage's end (status, tokens, cost) reaches the owners' lists now.
+        self.push_index().await;
         Ok(())
     }
 
@@ -1683,6 +1783,7 @@ impl SessionDo {
         if self.gone.get() {
             return Ok(());
         }
+        self.push_index().await;
         let now = now_ms();
         let sockets = self.state.get_websockets();
         let hello_deadline = sockets
@@ -1838,4 +1939,39 @@ fn ascii_name(name: &str) -> String {
             }
         })
         .collect()
+}
+
+/// One request to an owner's index object; false (and a log line) if it failed.
+pub(crate) async fn index_call(
+    env: &Env,
+    owner: &str,
+    path: &str,
+    body: &serde_json::Value,
+) -> bool {
+    let call = async {
+        let stub = env
+            .durable_object("INDEX")?
+            .id_from_name(owner)?
+            .get_stub()?;
+        let mut init = RequestInit::new();
+        init.with_method(Method::Post)
+            .with_body(Some(body.to_string().into()));
+        let req = Request::new_with_init(&format!("https://index{path}"), &init)?;
+        let resp = stub.fetch_with_request(req).await?;
+        Ok::<u16, worker::Error>(resp.status_code())
+    };
+    match call.await {
+        Ok(200) => true,
+        Ok(status) => {
+            log::warn("index_failed", json!({"path": path, "status": status}));
+            false
+        }
+        Err(e) => {
+            log::warn(
+                "index_unreachable",
+                json!({"path": path, "message": e.to_string()}),
+            );
+            false
+        }
+    }
 }

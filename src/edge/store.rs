@@ -24,6 +24,7 @@ CREATE TABLE IF NOT EXISTS artifacts (
   created_at INTEGER NOT NULL, PRIMARY KEY (stage, version));
 CREATE TABLE IF NOT EXISTS schedule (timer TEXT PRIMARY KEY, due_at INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS views (hash TEXT PRIMARY KEY, created_at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS owners (name TEXT PRIMARY KEY, added_at INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS files (
   version INTEGER PRIMARY KEY, path TEXT NOT NULL, stage TEXT NOT NULL, attempt INTEGER NOT NULL,
   call_id TEXT NOT NULL, content TEXT);
@@ -265,6 +266,7 @@ impl Store {
             "views",
             "files",
             "tool_calls",
+            "owners",
             "meta",
         ] {
             // `table` is one of our own constants, never input.
@@ -629,5 +631,29 @@ impl Store {
             });
         }
         Workspace::from_rows(versions, records).map_err(worker::Error::RustError)
+    }
+
+    /// Remembers an owner's index (a hash; see [`crate::index`]) to keep up to date; past
+    /// [`crate::index::MAX_OWNERS_PER_SESSION`] the oldest is forgotten.
+    pub fn add_owner(&self, name: &str, now: u64) -> worker::Result<()> {
+        self.write(
+            "INSERT INTO owners (name, added_at) VALUES (?, ?) \
+             ON CONFLICT(name) DO UPDATE SET added_at = excluded.added_at",
+            vec![name.into(), int(now)],
+        )?;
+        self.write(
+            "DELETE FROM owners WHERE name NOT IN \
+             (SELECT name FROM owners ORDER BY added_at DESC LIMIT ?)",
+            vec![int(crate::index::MAX_OWNERS_PER_SESSION as u64)],
+        )
+    }
+
+    pub fn owners(&self) -> worker::Result<Vec<String>> {
+        #[derive(Deserialize)]
+        struct Name {
+            name: String,
+        }
+        let rows: Vec<Name> = self.sql.exec("SELECT name FROM owners", None)?.to_array()?;
+        Ok(rows.into_iter().map(|r| r.name).collect())
     }
 }

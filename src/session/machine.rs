@@ -367,6 +367,11 @@ impl Session {
         &self.p.state
     }
 
+    /// The brief of the latest run ("" before the first).
+    pub fn brief(&self) -> &str {
+        &self.p.brief
+    }
+
     /// Highest `seq` emitted so far.
     pub fn last_seq(&self) -> u64 {
         self.p.seq

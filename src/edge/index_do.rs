@@ -1,0 +1,178 @@
+//! The session index Durable Object: one per owner, "your sessions" in its SQLite. The rules
+//! (who the owner is, names, bounds, why not D1) are in [`crate::index`]; the routes, all
+//! `POST` with JSON, come from the router (`/remember`, `/forget`, `/list`) and from sessions
+//! (`/upsert`, `/drop`). Clients never reach it directly.
+
+use serde::Deserialize;
+use serde_json::json;
+use worker::{durable_object, DurableObject, Env, Request, Response, Result, SqlStorage, State};
+
+use super::now_ms;
+use super::store::int;
+use crate::index::{like_pattern, Summary, MAX_ENTRIES_PER_OWNER, MAX_LIST};
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS entries (
+  key TEXT PRIMARY KEY, session_ref TEXT NOT NULL, read_only INTEGER NOT NULL,
+  name TEXT NOT NULL, status TEXT NOT NULL, stages_done INTEGER NOT NULL,
+  tokens INTEGER NOT NULL, cost INTEGER NOT NULL,
+  created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS entries_updated ON entries (updated_at);
+CREATE INDEX IF NOT EXISTS entries_ref ON entries (session_ref);
+";
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Remember {
+    key: String,
+    session_ref: String,
+    read_only: bool,
+    summary: Summary,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Upsert {
+    session_ref: String,
+    summary: Summary,
+}
+
+#[derive(Deserialize)]
+struct Forget {
+    key: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Drop {
+    session_ref: String,
+}
+
+#[derive(Deserialize)]
+struct List {
+    #[serde(default)]
+    q: String,
+}
+
+/// A row as SQLite gives it (snake_case columns), as the list sends it (camelCase).
+#[derive(Deserialize, serde::Serialize)]
+#[serde(rename_all(serialize = "camelCase"))]
+struct Row {
+    key: String,
+    #[serde(serialize_with = "as_bool")]
+    read_only: f64,
+    name: String,
+    status: String,
+    stages_done: f64,
+    tokens: f64,
+    #[serde(rename(serialize = "costMicroUsd"))]
+    cost: f64,
+    created_at: f64,
+    updated_at: f64,
+}
+
+fn as_bool<S: serde::Serializer>(v: &f64, s: S) -> std::result::Result<S::Ok, S::Error> {
+    s.serialize_bool(*v != 0.0)
+}
+
+#[durable_object]
+pub struct IndexDo {
+    sql: SqlStorage,
+}
+
+impl DurableObject for IndexDo {
+    fn new(state: State, _env: Env) -> Self {
+        let sql = state.storage().sql();
+        // Idempotent; an object that cannot create its table answers 500 below.
+        let _ = sql.exec(SCHEMA, None);
+        IndexDo { sql }
+    }
+
+    async fn fetch(&self, mut req: Request) -> Result<Response> {
+        let now = now_ms();
+        match req.path().as_str() {
+            "/remember" => {
+                let r: Remember = req.json().await?;
+                let s = &r.summary;
+                self.sql.exec(
+                    "INSERT INTO entries (key, session_ref, read_only, name, status, stages_done, \
+                     tokens, cost, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+                     ON CONFLICT(key) DO UPDATE SET name = excluded.name, status = excluded.status, \
+                     stages_done = excluded.stages_done, tokens = excluded.tokens, \
+                     cost = excluded.cost, updated_at = excluded.updated_at",
+                    vec![
+                        r.key.as_str().into(),
+                        r.session_ref.as_str().into(),
+                        int(r.read_only as u64),
+                        s.name.as_str().into(),
+                        s.status.as_str().into(),
+                        int(s.stages_done as u64),
+                        int(s.tokens),
+                        int(s.cost_micro_usd),
+                        int(now),
+                        int(now),
+                    ],
+                )?;
+                // Bounded: the least recently updated rows go first.
+                self.sql.exec(
+                    "DELETE FROM entries WHERE key NOT IN \
+                     (SELECT key FROM entries ORDER BY updated_at DESC LIMIT ?)",
+                    vec![int(MAX_ENTRIES_PER_OWNER as u64)],
+                )?;
+                Response::from_json(&json!({"ok": true}))
+            }
+            "/upsert" => {
+                let u: Upsert = req.json().await?;
+                let s = &u.summary;
+                self.sql.exec(
+                    "UPDATE entries SET name = ?, status = ?, stages_done = ?, tokens = ?, \
+                     cost = ?, updated_at = ? WHERE session_ref = ?",
+                    vec![
+                        s.name.as_str().into(),
+                        s.status.as_str().into(),
+                        int(s.stages_done as u64),
+                        int(s.tokens),
+                        int(s.cost_micro_usd),
+                        int(now),
+                        u.session_ref.as_str().into(),
+                    ],
+                )?;
+                Response::from_json(&json!({"ok": true}))
+            }
+            "/forget" => {
+                let f: Forget = req.json().await?;
+                let gone = self
+                    .sql
+                    .exec("DELETE FROM entries WHERE key = ?", vec![f.key.into()])?
+                    .rows_written();
+                Response::from_json(&json!({"ok": gone > 0}))
+            }
+            "/drop" => {
+                let d: Drop = req.json().await?;
+                self.sql.exec(
+                    "DELETE FROM entries WHERE session_ref = ?",
+                    vec![d.session_ref.into()],
+                )?;
+                Response::from_json(&json!({"ok": true}))
+            }
+            "/list" => {
+                let l: List = req.json().await?;
+                let pattern = match like_pattern(&l.q) {
+                    Ok(p) => p,
+                    Err(e) => return super::error_response(400, "invalid_field", &e),
+                };
+                let rows: Vec<Row> = self
+                    .sql
+                    .exec(
+                        "SELECT key, read_only, name, status, stages_done, tokens, cost, \
+                         created_at, updated_at FROM entries WHERE name LIKE ? ESCAPE '\\' \
+                         ORDER BY updated_at DESC, created_at DESC LIMIT ?",
+                        vec![pattern.into(), int(MAX_LIST as u64)],
+                    )?
+                    .to_array()?;
+                Response::from_json(&json!({"sessions": rows}))
+            }
+            _ => Response::error("unknown index route", 404),
+        }
+    }
+}

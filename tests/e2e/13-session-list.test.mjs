@@ -1,0 +1,145 @@
+// "Your sessions" (issue 14 parts 2–3), against real `wrangler dev`: the owner's index lists a
+// session created through the API with its name and status updating as it runs; rename;
+// search; a view link opened is listed read-only under its view key (never the session id);
+// forget; delete removes the session's storage and its row; without an access token each
+// browser key is its own list, with one the list is the token's, the same from any browser.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
+import { startWorker } from '../support/harness.mjs';
+import { SessionClient, getSession } from '../support/client.mjs';
+import { mustAck, waitRunEnd } from '../support/e2e.mjs';
+
+const TOKEN = 'list-test-token-5f2c';
+let open;
+let guarded;
+before(async () => {
+  [open, guarded] = await Promise.all([
+    startWorker({ name: '13-list', env: { DEMO_TOKEN_INTERVAL_MS: '1' } }),
+    startWorker({ name: '13-list-token', env: { DEMO_TOKEN_INTERVAL_MS: '1', BOTARMY_ACCESS_TOKEN: TOKEN } }),
+  ]);
+});
+after(async () => {
+  await Promise.all([open?.stop(), guarded?.stop()]);
+});
+
+const browserKey = () => crypto.randomBytes(16).toString('hex');
+
+function api(w, owner, extra = {}) {
+  const headers = { Origin: w.url, 'content-type': 'application/json', ...(owner ? { 'X-BotArmy-Owner': owner } : {}), ...(extra.token ? { Authorization: `Bearer ${extra.token}` } : {}) };
+  return (path, init = {}) => fetch(`${w.url}${path}`, { ...init, headers: { ...headers, ...(init.headers ?? {}) } });
+}
+
+async function list(call, q) {
+  const res = await call(`/api/sessions${q === undefined ? '' : `?q=${encodeURIComponent(q)}`}`);
+  assert.equal(res.status, 200, await res.clone().text());
+  return (await res.json()).sessions;
+}
+
+async function eventually(fn, what, ms = 10000) {
+  const until = Date.now() + ms;
+  let last;
+  while (Date.now() < until) {
+    try {
+      return await fn();
+    } catch (e) {
+      last = e;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+  throw new Error(`${what}: ${last?.message}`);
+}
+
+test('a session created through the API is listed and its name and status follow the run', async (t) => {
+  const me = api(open, browserKey());
+  const res = await me('/api/sessions', { method: 'POST' });
+  assert.equal(res.status, 201);
+  const { id } = await res.json();
+  let rows = await list(me);
+  assert.equal(rows.length, 1);
+  assert.deepEqual({ ...rows[0], createdAt: 0, updatedAt: 0 }, { key: id, readOnly: false, name: 'New session', status: 'idle', stagesDone: 0, tokens: 0, costMicroUsd: 0, createdAt: 0, updatedAt: 0 });
+
+  const c = await SessionClient.open(open.url, id, { label: 'owner' });
+  t.after(() => c.close());
+  await mustAck(c, { type: 'start', brief: 'A   recipe box\nfor grandma', approval: 'auto' });
+  const runId = (await c.waitFor((e) => e.type === 'RUN_STARTED')).runId;
+  await eventually(async () => {
+    const [r] = await list(me);
+    assert.equal(r.name, 'A recipe box for grandma');
+    assert.equal(r.status, 'running');
+  }, 'the row shows the run');
+  await waitRunEnd(c, runId, 60000);
+  await eventually(async () => {
+    const [r] = await list(me);
+    assert.equal(r.status, 'completed');
+    assert.equal(r.stagesDone, 5);
+    const { state } = (await getSession(open.url, id)).body;
+    assert.equal(r.tokens, state.run.tokensUsed);
+    assert.ok(r.tokens > 0);
+  }, 'the row shows the completed run');
+
+  // Rename: cleaned, bounded, refused when empty; the row follows.
+  assert.equal((await me(`/api/sessions/${id}`, { method: 'PATCH', body: JSON.stringify({ name: '  Grandma\'s\trecipes ' }) })).status, 200);
+  assert.equal((await list(me))[0].name, "Grandma's recipes");
+  for (const bad of [{ name: '   ' }, { name: 'x'.repeat(121) }, { name: 7 }, {}]) {
+    const r = await me(`/api/sessions/${id}`, { method: 'PATCH', body: JSON.stringify(bad) });
+    assert.equal(r.status, 400, JSON.stringify(bad));
+    assert.equal((await r.json()).error.code, 'invalid_field');
+  }
+  assert.equal((await list(me))[0].name, "Grandma's recipes", 'a refused rename changes nothing');
+
+  // Search, newest first, and a second session.
+  const other = (await (await me('/api/sessions', { method: 'POST' })).json()).id;
+  assert.deepEqual((await list(me)).map((r) => r.key), [other, id], 'most recently active first');
+  assert.deepEqual((await list(me, 'RECIPES')).map((r) => r.key), [id], 'search ignores case');
+  assert.deepEqual(await list(me, '%'), [], 'a LIKE wildcard is a plain character');
+  assert.equal((await me(`/api/sessions?q=${'q'.repeat(101)}`)).status, 400);
+
+  // Another browser (another key) has its own list; no key at all is refused.
+  assert.deepEqual(await list(api(open, browserKey())), []);
+  assert.equal((await api(open, null)('/api/sessions')).status, 400);
+  assert.equal((await api(open, 'not-hex')('/api/sessions')).status, 400);
+});
+
+test('a view link opened is listed read-only under its key; forget and delete remove rows', async () => {
+  const alice = api(open, browserKey());
+  const bob = api(open, browserKey());
+  const { id } = await (await alice('/api/sessions', { method: 'POST' })).json();
+  const view = await (await alice(`/api/sessions/${id}/views`, { method: 'POST' })).json();
+  // Bob opens the view link: his list holds the view key, never the session id.
+  const res = await bob(`/api/sessions/${view.key}/remember`, { method: 'POST' });
+  assert.equal(res.status, 200);
+  const rows = await list(bob);
+  assert.deepEqual(rows.map((r) => [r.key, r.readOnly]), [[view.key, true]]);
+  assert.ok(!JSON.stringify(rows).includes(id), "the session id is not in Bob's list");
+  // A view key cannot rename.
+  assert.equal((await bob(`/api/sessions/${view.key}`, { method: 'PATCH', body: '{"name":"mine"}' })).status, 403);
+  assert.equal((await bob(`/api/sessions/${'f'.repeat(32)}/remember`, { method: 'POST' })).status, 404, 'an unknown session is not remembered');
+
+  // Alice renames: Bob's read-only row follows too.
+  await alice(`/api/sessions/${id}`, { method: 'PATCH', body: '{"name":"Shared plan"}' });
+  await eventually(async () => assert.equal((await list(bob))[0].name, 'Shared plan'), "Bob's row follows");
+
+  // Bob forgets it: only his row goes.
+  assert.equal((await bob(`/api/sessions/${view.key}/remember`, { method: 'DELETE' })).status, 204);
+  assert.deepEqual(await list(bob), []);
+  assert.equal((await list(alice)).length, 1);
+
+  // Bob remembers it again, then Alice deletes the session: storage and every row go.
+  await bob(`/api/sessions/${view.key}/remember`, { method: 'POST' });
+  assert.equal((await alice(`/api/sessions/${id}`, { method: 'DELETE' })).status, 204);
+  assert.equal((await getSession(open.url, id)).status, 404);
+  await eventually(async () => {
+    assert.deepEqual(await list(alice), []);
+    assert.deepEqual(await list(bob), []);
+  }, 'the rows of a deleted session are gone');
+});
+
+test('with an access token the list is the token\'s: the same from another browser', async () => {
+  const one = api(guarded, browserKey(), { token: TOKEN });
+  const two = api(guarded, browserKey(), { token: TOKEN });
+  const { id } = await (await one('/api/sessions', { method: 'POST' })).json();
+  assert.deepEqual((await list(two)).map((r) => r.key), [id]);
+  assert.equal((await api(guarded, browserKey())('/api/sessions')).status, 401, 'no token, no list');
+  assert.equal((await api(guarded, browserKey(), { token: 'wrong' })('/api/sessions')).status, 401);
+});
