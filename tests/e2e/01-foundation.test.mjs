@@ -118,8 +118,11 @@ test('unknown route 404 not_found, wrong method 405 method_not_allowed, both JSO
   assertError(res, await jsonRes(res), 404, 'not_found');
   res = await fetch(`${worker.url}/api/health`, { method: 'DELETE' });
   assertError(res, await jsonRes(res), 405, 'method_not_allowed');
-  res = await fetch(`${worker.url}/api/sessions`);
+  res = await fetch(`${worker.url}/api/sessions`, { method: 'PUT' });
   assertError(res, await jsonRes(res), 405, 'method_not_allowed');
+  // GET /api/sessions is the owner's list: without an owner it says what is missing.
+  res = await fetch(`${worker.url}/api/sessions`);
+  assertError(res, await jsonRes(res), 400, 'owner_required');
 });
 
 test('artifact of a stage with none yet: 404 JSON; unknown stage: 404', async () => {
