@@ -9,24 +9,37 @@ import { useSessionStoreApi, useSessionView } from "../store/session";
 import { cn } from "../lib/cn";
 import { formatClock } from "../lib/format";
 import { Markdown } from "./Markdown";
+import { ReasoningBlock } from "./ReasoningBlock";
 import { ToolCallRow } from "./ToolCallRow";
 import { Button } from "./ui/button";
 
 const STICK_THRESHOLD_PX = 48;
 
+type Insert = { kind: "tool" | "reasoning"; id: string; offset: number; order: number };
+
 /**
- * An agent's answer: its text as Markdown, with each tool call as a row at the place in the text
- * where the call began (text and calls interleave in one answer).
+ * A message's tool calls and reasoning blocks in the order they began: by text offset, and at
+ * the same offset a block that began after k calls goes after the k-th call.
  */
-function AnswerBody({ content, toolCalls }: { content: string; toolCalls: ChatMessage["toolCalls"] }) {
-  if (toolCalls.length === 0) return <Markdown text={content} />;
+function insertsOf(toolCalls: ChatMessage["toolCalls"], reasoning: ChatMessage["reasoning"]): Insert[] {
+  const inserts: Insert[] = toolCalls.map((ref, i) => ({ kind: "tool", id: ref.id, offset: ref.offset, order: i }));
+  reasoning.forEach((ref, i) => inserts.push({ kind: "reasoning", id: ref.id, offset: ref.offset, order: ref.afterToolCalls - 1 + (i + 1) / (reasoning.length + 1) }));
+  return inserts.sort((a, b) => a.offset - b.offset || a.order - b.order);
+}
+
+/**
+ * An agent's answer: its text as Markdown, with each tool call as a row and each reasoning block
+ * ("Thinking…") at the place in the text where it began (they interleave in one answer).
+ */
+function AnswerBody({ content, toolCalls, reasoning }: { content: string; toolCalls: ChatMessage["toolCalls"]; reasoning: ChatMessage["reasoning"] }) {
+  if (toolCalls.length === 0 && reasoning.length === 0) return <Markdown text={content} />;
   const parts: ReactNode[] = [];
   let from = 0;
-  for (const ref of toolCalls) {
+  for (const ref of insertsOf(toolCalls, reasoning)) {
     const to = Math.max(from, Math.min(ref.offset, content.length));
     const text = content.slice(from, to);
     if (text.trim()) parts.push(<Markdown key={`t-${from}`} text={text} />);
-    parts.push(<ToolCallRow key={ref.id} id={ref.id} />);
+    parts.push(ref.kind === "tool" ? <ToolCallRow key={ref.id} id={ref.id} /> : <ReasoningBlock key={ref.id} id={ref.id} />);
     from = to;
   }
   const rest = content.slice(from);
@@ -69,9 +82,28 @@ const MessageItem = memo(function MessageItem({ id }: { id: string }) {
         </p>
       ) : (
         <div className={cn("text-sm", message.interrupted && "opacity-70")} data-testid="message-text">
-          <AnswerBody content={content} toolCalls={message.toolCalls} />
+          <AnswerBody content={content} toolCalls={message.toolCalls} reasoning={message.reasoning} />
         </div>
       )}
+    </li>
+  );
+});
+
+/**
+ * An agent thinking before its answer has begun: the agent's turn so far. When the answer starts,
+ * the block moves into it (the reducer adopts it), so the turn reads "thinking, then the answer".
+ */
+const ReasoningTurn = memo(function ReasoningTurn({ id }: { id: string }) {
+  const agent = useSessionView((s) => s.view.reasoning[id]?.agent);
+  const at = useSessionView((s) => s.view.reasoning[id]?.startedAt ?? null);
+  if (agent === undefined) return null;
+  return (
+    <li data-testid="reasoning-turn" data-name={agent} className="rounded-lg border border-slate-200 bg-white p-3">
+      <div className="mb-1 flex flex-wrap items-center gap-2 text-xs">
+        <span className="font-semibold text-indigo-900">{agent}</span>
+        {at ? <time className="text-slate-600" dateTime={new Date(at).toISOString()}>{formatClock(at)}</time> : null}
+      </div>
+      <ReasoningBlock id={id} />
     </li>
   );
 });
@@ -139,7 +171,13 @@ export function Conversation() {
   useEffect(() => {
     let frame = 0;
     const unsubscribe = store.subscribe((s, prev) => {
-      if (s.view.messages === prev.view.messages && s.view.timeline === prev.view.timeline && s.view.toolCalls === prev.view.toolCalls) return;
+      if (
+        s.view.messages === prev.view.messages &&
+        s.view.timeline === prev.view.timeline &&
+        s.view.toolCalls === prev.view.toolCalls &&
+        s.view.reasoning === prev.view.reasoning
+      )
+        return;
       if (!stick.current) {
         setShowJump(true);
         return;
@@ -185,7 +223,13 @@ export function Conversation() {
         ) : (
           <ol className="flex flex-col gap-2">
             {timeline.map((item) =>
-              item.kind === "message" ? <MessageItem key={item.id} id={item.id} /> : <NoticeItem key={item.id} notice={item} />,
+              item.kind === "message" ? (
+                <MessageItem key={item.id} id={item.id} />
+              ) : item.kind === "reasoning" ? (
+                <ReasoningTurn key={item.id} id={item.id} />
+              ) : (
+                <NoticeItem key={item.id} notice={item} />
+              ),
             )}
           </ol>
         )}

@@ -38,6 +38,36 @@ export interface ToolCallRef {
   offset: number;
 }
 
+/**
+ * Where a reasoning block sits in its message: after the first `offset` characters of its text
+ * and after the message's first `afterToolCalls` tool calls (so it keeps its place among calls
+ * that began at the same offset).
+ */
+export interface ReasoningRef {
+  id: string;
+  offset: number;
+  afterToolCalls: number;
+}
+
+/**
+ * The model's reasoning ("thinking", AG-UI REASONING_* events): its own text, never part of the
+ * answer or the artifact. Shown as a collapsed block in the agent's turn.
+ */
+export interface Reasoning {
+  id: string;
+  /** The agent that thought it (the stage running when it began) and its stage. */
+  agent: string;
+  stage: Stage | null;
+  content: string;
+  /** Still arriving (no REASONING_MESSAGE_END / REASONING_END yet). */
+  streaming: boolean;
+  /** The answer message it belongs to; null while it stands before the answer has begun. */
+  messageId: string | null;
+  /** Epoch ms of its first and last event (how long the agent thought). */
+  startedAt: number | null;
+  endedAt: number | null;
+}
+
 export interface ChatMessage {
   id: string;
   role: MessageRole | string;
@@ -51,6 +81,8 @@ export interface ChatMessage {
   at: number | null;
   /** The message's tool calls in the order they started, each placed in the text where it began. */
   toolCalls: ToolCallRef[];
+  /** The agent's reasoning in this answer, in order, each placed where it began. */
+  reasoning: ReasoningRef[];
 }
 
 /**
@@ -89,7 +121,8 @@ export interface Notice {
   at: number | null;
 }
 
-export type TimelineItem = { kind: "message"; id: string } | Notice;
+/** A reasoning block that began before its agent's answer message (adopted by it when it starts). */
+export type TimelineItem = { kind: "message"; id: string } | { kind: "reasoning"; id: string } | Notice;
 
 export type ErrorSource = "agent" | "run" | "rejected" | "warning" | "client";
 
@@ -153,6 +186,8 @@ export interface SessionView {
   toolCalls: Record<string, ToolCall>;
   /** Calls not answered yet (streaming or running), oldest first: what the agents are doing now. */
   openToolCalls: string[];
+  /** Every reasoning block of the thread, by id (placed by a message's `reasoning` or the timeline). */
+  reasoning: Record<string, Reasoning>;
   /** The socket layer sends a fresh hello when this is set. */
   resyncNeeded: boolean;
   /** The view no longer matches the server (a patch failed): rebuild from seq 0. */
@@ -181,6 +216,7 @@ export function initialView(sessionId: string | null = null): SessionView {
     artifactVersions: {},
     toolCalls: {},
     openToolCalls: [],
+    reasoning: {},
     resyncNeeded: false,
     fullResyncNeeded: false,
     stats: { applied: 0, duplicates: 0, gaps: 0 },
@@ -236,6 +272,7 @@ function fromWireMessage(m: WireMessage): ChatMessage {
     interrupted: null,
     at: null,
     toolCalls: [],
+    reasoning: [],
   };
 }
 
@@ -407,8 +444,9 @@ function applyLogged(view: SessionView, event: ServerEvent, now: number): Sessio
         interrupted: null,
         at,
         toolCalls: [],
+        reasoning: [],
       };
-      return withNewMessage(view, message);
+      return role === "user" ? withNewMessage(view, message) : adoptReasoning(withNewMessage(view, message), message.id);
     }
 
     case "TEXT_MESSAGE_CONTENT": {
@@ -426,6 +464,7 @@ function applyLogged(view: SessionView, event: ServerEvent, now: number): Sessio
           interrupted: null,
           at,
           toolCalls: [],
+          reasoning: [],
         };
         return withNewMessage(view, message);
       }
@@ -528,6 +567,25 @@ function applyLogged(view: SessionView, event: ServerEvent, now: number): Sessio
       };
     }
 
+    case "REASONING_START":
+    case "REASONING_MESSAGE_START":
+      return reasoningStarted(view, event.messageId, at);
+
+    case "REASONING_MESSAGE_CONTENT": {
+      if (typeof event.delta !== "string") return view;
+      const started = reasoningStarted(view, event.messageId, at);
+      const block = started.reasoning[event.messageId];
+      if (!block) return started;
+      return withReasoning(started, { ...block, content: block.content + event.delta, streaming: true, endedAt: at });
+    }
+
+    case "REASONING_MESSAGE_END":
+    case "REASONING_END": {
+      const block = view.reasoning[event.messageId];
+      if (!block || !block.streaming) return view;
+      return withReasoning(view, { ...block, streaming: false, endedAt: at });
+    }
+
     case "MESSAGES_SNAPSHOT":
       return replaceMessages(view, event.messages);
 
@@ -558,9 +616,12 @@ function applyLogged(view: SessionView, event: ServerEvent, now: number): Sessio
             notice(
               `n-${event.seq ?? at}`,
               value.retryable ? "warning" : "error",
-              value.retryable && value.nextRetryAt != null
-                ? `${label(error.stage)} attempt ${value.attempt} failed: ${value.message} Trying again at ${formatClock(value.nextRetryAt)}.`
-                : `${label(error.stage)} attempt ${value.attempt} failed: ${value.message}`,
+              value.attempt === 0
+                ? // Stopped before an attempt began (a budget is spent): nothing failed, nothing ran.
+                  `${label(error.stage)} was not started: ${value.message}`
+                : value.retryable && value.nextRetryAt != null
+                  ? `${label(error.stage)} attempt ${value.attempt} failed: ${value.message} Trying again at ${formatClock(value.nextRetryAt)}.`
+                  : `${label(error.stage)} attempt ${value.attempt} failed: ${value.message}`,
               error.stage,
               at,
             ),
@@ -584,7 +645,7 @@ function applyLogged(view: SessionView, event: ServerEvent, now: number): Sessio
         const existing = view.messages[value.messageId];
         if (!existing) return view;
         return {
-          ...interruptToolCalls(view, existing),
+          ...endReasoningOf(interruptToolCalls(view, existing), existing, at),
           messages: {
             ...view.messages,
             [value.messageId]: {
@@ -639,7 +700,93 @@ function replaceMessages(view: SessionView, wire: WireMessage[]): SessionView {
   const openToolCalls = Object.values(toolCalls)
     .filter((c) => c.status === "running")
     .map((c) => c.id);
-  return { ...view, messages, timeline, toolCalls, openToolCalls };
+  // Reasoning is not kept in MESSAGES_SNAPSHOT: the thread it was placed in is replaced.
+  return { ...view, messages, timeline, toolCalls, openToolCalls, reasoning: {} };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reasoning ("thinking")
+
+function withReasoning(view: SessionView, block: Reasoning): SessionView {
+  return { ...view, reasoning: { ...view.reasoning, [block.id]: block } };
+}
+
+/** The answer message of `stage` still being written, if any (the last message of the thread). */
+function openAnswerOf(view: SessionView, stage: Stage | null): ChatMessage | undefined {
+  for (let i = view.timeline.length - 1; i >= 0; i--) {
+    const item = view.timeline[i]!;
+    if (item.kind !== "message") continue;
+    const message = view.messages[item.id];
+    if (message && message.role !== "user" && message.streaming && !message.interrupted && message.stage === stage) return message;
+    return undefined;
+  }
+  return undefined;
+}
+
+/**
+ * A reasoning block begins (or its first event seen is a later one: the page joined by snapshot
+ * mid-thought). It belongs to the agent whose stage runs: inside its answer when the answer has
+ * begun (thinking between tool rounds), else on its own in the thread until the answer starts.
+ */
+function reasoningStarted(view: SessionView, id: string, at: number): SessionView {
+  if (typeof id !== "string" || view.reasoning[id]) return view;
+  const stage = view.state?.run.stage ?? null;
+  const parent = openAnswerOf(view, stage);
+  const block: Reasoning = {
+    id,
+    agent: parent?.name ?? label(stage),
+    stage,
+    content: "",
+    streaming: true,
+    messageId: parent?.id ?? null,
+    startedAt: at,
+    endedAt: null,
+  };
+  const next = withReasoning(view, block);
+  if (!parent) return { ...next, timeline: [...next.timeline, { kind: "reasoning", id }] };
+  const ref: ReasoningRef = { id, offset: parent.content.length, afterToolCalls: parent.toolCalls.length };
+  return { ...next, messages: { ...next.messages, [parent.id]: { ...parent, reasoning: [...parent.reasoning, ref] } } };
+}
+
+/**
+ * An agent's answer message started: the reasoning blocks that stand just before it in the
+ * thread (the same agent's thinking, with nothing else between) move into it, at its start.
+ */
+function adoptReasoning(view: SessionView, messageId: string): SessionView {
+  const message = view.messages[messageId];
+  if (!message) return view;
+  // The message is the last item; look at the reasoning items right before it.
+  let from = view.timeline.length - 1;
+  while (from > 0) {
+    const item = view.timeline[from - 1]!;
+    if (item.kind !== "reasoning") break;
+    const block = view.reasoning[item.id];
+    if (!block || block.messageId !== null || block.stage !== message.stage) break;
+    from -= 1;
+  }
+  if (from === view.timeline.length - 1) return view;
+  const adopted = view.timeline.slice(from, -1).map((item) => item.id);
+  const reasoning = { ...view.reasoning };
+  for (const id of adopted) reasoning[id] = { ...reasoning[id]!, messageId, agent: message.name };
+  return {
+    ...view,
+    reasoning,
+    timeline: [...view.timeline.slice(0, from), view.timeline.at(-1)!],
+    messages: {
+      ...view.messages,
+      [messageId]: { ...message, reasoning: [...adopted.map((id) => ({ id, offset: 0, afterToolCalls: 0 })), ...message.reasoning] },
+    },
+  };
+}
+
+/** A message cut short: its reasoning still open (the server closes it first) ends too. */
+function endReasoningOf(view: SessionView, message: ChatMessage, at: number): SessionView {
+  let next = view;
+  for (const ref of message.reasoning) {
+    const block = next.reasoning[ref.id];
+    if (block?.streaming) next = withReasoning(next, { ...block, streaming: false, endedAt: at });
+  }
+  return next;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -671,6 +818,7 @@ function toolCallStarted(view: SessionView, id: string, name: string, parentId: 
       interrupted: null,
       at,
       toolCalls: [],
+      reasoning: [],
     };
     next = withNewMessage(next, parent);
   }

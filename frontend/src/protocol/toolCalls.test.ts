@@ -85,8 +85,8 @@ describe("reducer: tool calls", () => {
   });
 
   it("a logged event of a type this page does not know keeps its seq: no gap, no re-sync", () => {
-    const frame = parseServerFrame(JSON.stringify({ type: "REASONING_MESSAGE_CONTENT", seq: 2, timestamp: 5, messageId: "r1", delta: "hmm" }));
-    expect(frame).toEqual({ type: "OTHER_LOGGED", seq: 2, timestamp: 5, originalType: "REASONING_MESSAGE_CONTENT" });
+    const frame = parseServerFrame(JSON.stringify({ type: "ACTIVITY_SNAPSHOT", seq: 2, timestamp: 5, messageId: "a1", content: {} }));
+    expect(frame).toEqual({ type: "OTHER_LOGGED", seq: 2, timestamp: 5, originalType: "ACTIVITY_SNAPSHOT" });
     // Without a seq (a connection frame) it is still ignored.
     expect(parseServerFrame(JSON.stringify({ type: "SOMETHING_NEW" }))).toBeNull();
     let view = replay([]);

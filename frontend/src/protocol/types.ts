@@ -91,6 +91,15 @@ export interface RunState {
   startedAt: number | null;
   finishedAt: number | null;
   error: ErrorInfo | null;
+  /**
+   * What the session has spent, in micro-dollars (1 USD = 1,000,000), at the price table's
+   * prices. Absent in states from before models had prices (read through `runCost()`).
+   */
+  costMicroUsd?: number;
+  /** False once a model without a known price answered (its calls count as 0). */
+  priceKnown?: boolean;
+  /** The session's dollar budget (`SESSION_BUDGET_USD`) in micro-dollars; null: no budget. */
+  budgetMicroUsd?: number | null;
 }
 
 export interface AgentState {
@@ -106,6 +115,12 @@ export interface AgentState {
   version: number;
   /** The current or last attempt was answered from the server's answer cache (no tokens spent). */
   cached: boolean;
+  /** The agent's model for this run, `provider:model`; null in demo mode (absent in old states). */
+  model?: string | null;
+  /** What this agent's calls of the current run cost, in micro-dollars (absent in old states). */
+  costMicroUsd?: number;
+  /** False once a model without a known price answered for this agent (counted as 0). */
+  priceKnown?: boolean;
 }
 
 export interface Gate {
@@ -295,8 +310,38 @@ export interface ToolCallResultEvent extends EventBase {
   role?: "tool";
 }
 
+// Reasoning (AG-UI): the model's "thinking" before (or between) its answer's text and tool calls.
+// Never part of the answer or the artifact; not kept in MESSAGES_SNAPSHOT.
+
+export interface ReasoningStartEvent extends EventBase {
+  type: "REASONING_START";
+  messageId: string;
+}
+
+export interface ReasoningMessageStartEvent extends EventBase {
+  type: "REASONING_MESSAGE_START";
+  messageId: string;
+  role?: "reasoning";
+}
+
+export interface ReasoningMessageContentEvent extends EventBase {
+  type: "REASONING_MESSAGE_CONTENT";
+  messageId: string;
+  delta: string;
+}
+
+export interface ReasoningMessageEndEvent extends EventBase {
+  type: "REASONING_MESSAGE_END";
+  messageId: string;
+}
+
+export interface ReasoningEndEvent extends EventBase {
+  type: "REASONING_END";
+  messageId: string;
+}
+
 /**
- * A logged event of a type this page does not know (a newer AG-UI event such as REASONING_*):
+ * A logged event of a type this page does not know (a newer AG-UI event, e.g. ACTIVITY_SNAPSHOT):
  * nothing is shown for it, but its seq counts, so the log stays gapless for the reducer.
  */
 export interface OtherLoggedEvent extends EventBase {
@@ -349,6 +394,11 @@ export type ServerEvent =
   | ToolCallArgsEvent
   | ToolCallEndEvent
   | ToolCallResultEvent
+  | ReasoningStartEvent
+  | ReasoningMessageStartEvent
+  | ReasoningMessageContentEvent
+  | ReasoningMessageEndEvent
+  | ReasoningEndEvent
   | MessagesSnapshotEvent
   | OtherLoggedEvent
   | CustomEvent;
@@ -370,6 +420,11 @@ const EVENT_TYPES: ReadonlySet<string> = new Set<ServerEventType>([
   "TOOL_CALL_ARGS",
   "TOOL_CALL_END",
   "TOOL_CALL_RESULT",
+  "REASONING_START",
+  "REASONING_MESSAGE_START",
+  "REASONING_MESSAGE_CONTENT",
+  "REASONING_MESSAGE_END",
+  "REASONING_END",
   "MESSAGES_SNAPSHOT",
   "CUSTOM",
 ]);
@@ -414,9 +469,12 @@ export function isCustom<K extends CustomName>(
 // ---------------------------------------------------------------------------------------------
 // Client → server commands
 
+/** `start.models`: a `provider:model` id per stage, each one that stage offers (`GET /api/models`). */
+export type ModelChoices = Partial<Record<Stage, string>>;
+
 export type Command =
   | { type: "hello"; lastSeq: number }
-  | { type: "start"; id?: string; brief: string; approval: ApprovalMode }
+  | { type: "start"; id?: string; brief: string; approval: ApprovalMode; models?: ModelChoices }
   | { type: "approve"; id?: string; stage: Stage }
   | { type: "reject"; id?: string; stage: Stage; feedback: string }
   | { type: "pause"; id?: string }
@@ -474,4 +532,39 @@ export interface ProjectFileList {
   files: ProjectFile[];
   bytes: number;
   limits?: { files?: number; fileBytes?: number; workspaceBytes?: number; toolRounds?: number };
+}
+
+// Models and prices (`GET /api/models`) --------------------------------------------------------
+
+/** Prices in micro-dollars per million tokens. */
+export interface ModelPrice {
+  input: number;
+  output: number;
+  cachedInput: number;
+}
+
+export interface OfferedModel {
+  /** `provider:model`, what `start.models` names. */
+  id: string;
+  provider: string;
+  model: string;
+  /** Null when the price table does not know the model. */
+  price: ModelPrice | null;
+}
+
+export interface StageModels {
+  stage: Stage;
+  /** The id used unless the user picks another. */
+  default: string;
+  /** Default first. */
+  offered: OfferedModel[];
+}
+
+export interface ModelCatalog {
+  demo: boolean;
+  providers: string[];
+  /** One entry per stage, in pipeline order; empty in demo mode. */
+  stages: StageModels[];
+  /** The session's dollar budget in micro-dollars; null: no budget. */
+  budgetMicroUsd: number | null;
 }

@@ -89,6 +89,7 @@ export class Script {
   private runs = 0;
   private msgs = 0;
   private calls = 0;
+  private reasons = 0;
   private fileVersions = 0;
   now = T0;
 
@@ -131,11 +132,22 @@ export class Script {
     return id;
   }
 
-  start(brief: string, approval: ApprovalMode = "each_stage"): void {
-    const agents = Object.fromEntries(STAGES.map((s) => [s, { ...freshAgent(), status: "queued" }])) as Record<Stage, AgentState>;
+  /**
+   * `models`: the state of a Worker with real models and prices (each agent's `model`,
+   * `costMicroUsd`, `priceKnown`; the run's cost and `budgetMicroUsd`); without it, a state from
+   * before those fields existed.
+   */
+  start(brief: string, approval: ApprovalMode = "each_stage", models?: { models: Record<Stage, string>; budgetMicroUsd?: number | null }): void {
+    const agents = Object.fromEntries(
+      STAGES.map((s) => [s, { ...freshAgent(), status: "queued", ...(models ? { model: models.models[s], costMicroUsd: 0, priceKnown: true } : {}) }]),
+    ) as Record<Stage, AgentState>;
+    const money = models
+      ? { costMicroUsd: this.state.run.costMicroUsd ?? 0, priceKnown: this.state.run.priceKnown ?? true, budgetMicroUsd: models.budgetMicroUsd ?? null }
+      : {};
     this.state = {
       ...this.state,
-      run: { ...this.state.run, status: "running", approval, stage: null, startedAt: this.now, finishedAt: null, error: null },
+      demo: models ? false : this.state.demo,
+      run: { ...this.state.run, status: "running", approval, stage: null, startedAt: this.now, finishedAt: null, error: null, ...money },
       gate: null,
       agents,
     };
@@ -176,6 +188,33 @@ export class Script {
   /** More text for an open answer message (between tool calls). */
   say(messageId: string, text: string, chunkSize = 7): void {
     for (const part of chunks(text, chunkSize)) this.push({ type: "TEXT_MESSAGE_CONTENT", messageId, delta: part });
+  }
+
+  /** The model's reasoning: REASONING_START, _MESSAGE_START, the text in pieces, _MESSAGE_END, _END. */
+  think(text: string, chunkSize = 7, close = true): string {
+    this.reasons += 1;
+    const id = `reason-${this.reasons}`;
+    this.push({ type: "REASONING_START", messageId: id });
+    this.push({ type: "REASONING_MESSAGE_START", messageId: id, role: "reasoning" });
+    for (const part of chunks(text, chunkSize)) this.push({ type: "REASONING_MESSAGE_CONTENT", messageId: id, delta: part });
+    if (close) this.endThinking(id);
+    return id;
+  }
+
+  endThinking(id: string): void {
+    this.push({ type: "REASONING_MESSAGE_END", messageId: id });
+    this.push({ type: "REASONING_END", messageId: id });
+  }
+
+  /** What an agent's calls cost (added to its cost and the run's), as the server patches it. */
+  spend(stage: Stage, micro: number, priceKnown = true): void {
+    const agent = this.state.agents[stage];
+    this.delta([
+      { op: "replace", path: `/agents/${stage}/costMicroUsd`, value: (agent.costMicroUsd ?? 0) + micro },
+      { op: "replace", path: `/agents/${stage}/priceKnown`, value: (agent.priceKnown ?? true) && priceKnown },
+      { op: "replace", path: "/run/costMicroUsd", value: (this.state.run.costMicroUsd ?? 0) + micro },
+      { op: "replace", path: "/run/priceKnown", value: (this.state.run.priceKnown ?? true) && priceKnown },
+    ]);
   }
 
   toolStart(messageId: string, name: string): string {
@@ -330,6 +369,28 @@ export class Script {
       { op: "replace", path: `/agents/${stage}/lastError`, value: { code, message: "The AI provider asked us to slow down." } },
     ]);
     return at;
+  }
+
+  /** The dollar budget is spent: `stage` is not started (attempt 0) and the run ends, as the Worker does. */
+  budgetStop(stage: Stage, spent = "$0.0165", budget = "$0.015"): void {
+    this.push(
+      custom("agent_error", {
+        stage,
+        code: "budget_exhausted",
+        message: "The session's dollar budget is used up.",
+        detail: `${spent} of ${budget} spent`,
+        retryable: false,
+        nextRetryAt: null,
+        attempt: 0,
+      }),
+    );
+    const message = `This session has spent ${spent} of its ${budget} budget, so the ${STAGE_LABEL[stage]} was not started. Open a new session to continue.`;
+    this.delta([
+      { op: "replace", path: "/run/stage", value: stage },
+      { op: "replace", path: "/run/status", value: "failed" },
+      { op: "replace", path: "/run/error", value: { code: "budget_exhausted", message } },
+    ]);
+    this.push({ type: "RUN_ERROR", message, code: "budget_exhausted" });
   }
 
   /** A permanent failure: the run ends in RUN_ERROR. */
