@@ -1,5 +1,5 @@
-// One card per agent: status, progress, elapsed time (live), tokens, attempts, next retry
-// countdown. Each card selects only its own agent's state object, which the reducer's structural
+// One card per agent: status, progress, elapsed time (live), tokens, attempts, its model and
+// what it cost, next retry countdown. Each card selects only its own agent's state object, which the reducer's structural
 // sharing leaves untouched when a delta changed another agent, so only that card re-renders.
 
 import { memo } from "react";
@@ -7,6 +7,7 @@ import { activeStage, progressPercent } from "../protocol/actions";
 import { LIMITS, STAGES, STAGE_LABEL, type AgentState, type Stage } from "../protocol/types";
 import { useSessionView } from "../store/session";
 import { formatDuration, formatTokens, secondsUntil } from "../lib/format";
+import { costWords, parseModelId } from "../lib/money";
 import { useNow } from "../lib/useNow";
 import { cn } from "../lib/cn";
 import { AgentStatusBadge } from "./StatusBadge";
@@ -95,6 +96,7 @@ export function AgentCardView({ stage, agent, active }: { stage: Stage; agent: A
           </dl>
         </>
       )}
+      <ModelAndCost stage={stage} agent={agent} compact={compact} />
       {agent && agent.version > 0 ? <p className="mt-1 text-xs text-slate-500">Artifact version {agent.version}</p> : null}
       {agent?.cached ? (
         <p className="mt-1 text-xs text-slate-600" data-testid={`agent-cached-${stage}`} title="The same inputs were answered before; the saved answer was reused.">
@@ -117,6 +119,54 @@ export function AgentCardView({ stage, agent, active }: { stage: Stage; agent: A
         </p>
       ) : null}
     </article>
+  );
+}
+
+/**
+ * The agent's model for this run ("claude-sonnet-4-5", its provider beside it) and what its calls
+ * cost ("$0.0123"; "price unknown" when the model has no known price). Nothing in demo mode (no
+ * model) or in a state from before models had prices. A card not started yet shows the model only.
+ */
+function ModelAndCost({ stage, agent, compact }: { stage: Stage; agent: AgentState | undefined; compact: boolean }) {
+  const model = agent?.model ?? null;
+  const hasCost = typeof agent?.costMicroUsd === "number";
+  if (!agent || (model === null && (!hasCost || (agent.costMicroUsd === 0 && agent.priceKnown !== false)))) return null;
+  const { provider, model: name } = model ? parseModelId(model) : { provider: "", model: "" };
+  const cost = costWords(agent.costMicroUsd, agent.priceKnown);
+  return (
+    <dl className={cn("grid grid-cols-[minmax(0,1fr)_auto] gap-x-2 text-xs text-slate-600", compact ? "mt-1" : "mt-2")}>
+      <div className="min-w-0">
+        <dt className={compact ? "sr-only" : "text-slate-500"}>Model</dt>
+        <dd className="truncate" data-testid={`agent-model-${stage}`} data-model={model ?? ""} title={model ? `${provider} · ${name}` : undefined}>
+          {model ? (
+            <>
+              <span className="font-medium text-slate-800">{name}</span>
+              {provider ? <span className="text-slate-500"> · {provider}</span> : null}
+            </>
+          ) : (
+            "–"
+          )}
+        </dd>
+      </div>
+      {compact || !hasCost ? null : (
+        <div className="text-right">
+          <dt className="text-slate-500">Cost</dt>
+          <dd
+            className={cn("tabular-nums", agent.priceKnown === false && "text-amber-800")}
+            data-testid={`agent-cost-${stage}`}
+            data-cost-micro-usd={agent.costMicroUsd}
+            data-price-known={agent.priceKnown === false ? "false" : "true"}
+            title={
+              agent.priceKnown === false
+                ? "This model has no known price: its calls are counted as $0."
+                : `${agent.costMicroUsd} micro-dollars at the configured prices`
+            }
+          >
+            {cost}
+          </dd>
+        </div>
+      )}
+    </dl>
   );
 }
 

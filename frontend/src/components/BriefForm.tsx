@@ -1,16 +1,21 @@
 // The brief box: what to build, a character counter (8000 max, counted as the server counts),
-// the approval mode, and Start. Ctrl/⌘+Enter starts too.
+// the approval mode, a model per agent (when the server has real models: `GET /api/models`), and
+// Start. Ctrl/⌘+Enter starts too.
 
-import { useId } from "react";
-import { LIMITS, type ApprovalMode } from "../protocol/types";
+import { useEffect, useId } from "react";
+import { LIMITS, STAGE_LABEL, type ApprovalMode, type ModelChoices, type StageModels } from "../protocol/types";
+import { chosenModels, selectedModel } from "../protocol/models";
 import { useDraftStore } from "../store/draft";
+import { useModelsStore } from "../store/models";
 import { charCount } from "../lib/format";
+import { formatUsd, modelOptionLabel } from "../lib/money";
 import { cn } from "../lib/cn";
 import { Button } from "./ui/button";
 import { Textarea } from "./ui/textarea";
 
 export interface BriefFormProps {
-  onStart(brief: string, approval: ApprovalMode): void;
+  /** `models`: the agents whose model the user changed from its default (absent: all defaults). */
+  onStart(brief: string, approval: ApprovalMode, models?: ModelChoices): void;
   /** Why Start cannot be pressed now, if it cannot (shown next to the button). */
   blockedReason?: string | null;
   busy?: boolean;
@@ -34,7 +39,11 @@ export function BriefForm({ onStart, blockedReason = null, busy = false, title =
   const canStart = count > 0 && !tooLong && !busy && !blockedReason;
 
   const start = () => {
-    if (canStart) onStart(brief.trim(), approval);
+    if (!canStart) return;
+    const { models } = useDraftStore.getState();
+    const chosen = chosenModels(useModelsStore.getState().catalog, models);
+    if (chosen) onStart(brief.trim(), approval, chosen);
+    else onStart(brief.trim(), approval);
   };
 
   return (
@@ -98,6 +107,7 @@ export function BriefForm({ onStart, blockedReason = null, busy = false, title =
           ))}
         </div>
       </fieldset>
+      <ModelPickers />
       <div className="flex flex-wrap items-center gap-3">
         <Button type="submit" variant="primary" size="lg" data-testid="start-button" disabled={!canStart}>
           {busy ? "Starting…" : "Start"}
@@ -105,5 +115,66 @@ export function BriefForm({ onStart, blockedReason = null, busy = false, title =
         {blockedReason ? <span className="text-sm text-slate-600">{blockedReason}</span> : null}
       </div>
     </form>
+  );
+}
+
+function ModelPicker({ stage }: { stage: StageModels }) {
+  const pick = useDraftStore((s) => s.models[stage.stage]);
+  const setModel = useDraftStore((s) => s.setModel);
+  const id = useId();
+  const value = selectedModel(stage, pick ? { [stage.stage]: pick } : {});
+  return (
+    <div className="grid min-w-0 gap-0.5 sm:grid-cols-[6rem_minmax(0,1fr)] sm:items-center sm:gap-2">
+      <label htmlFor={id} className="block text-xs font-medium text-slate-700 sm:text-sm">
+        {STAGE_LABEL[stage.stage]}
+      </label>
+      <select
+        id={id}
+        data-testid={`model-select-${stage.stage}`}
+        value={value}
+        onChange={(e) => setModel(stage.stage, e.target.value)}
+        className={cn(
+          "block w-full min-w-0 max-w-full truncate rounded-md border bg-white px-2 py-1.5 text-sm focus-visible:outline-none focus-visible:ring-2 focus-visible:ring-indigo-500",
+          value === stage.default ? "border-slate-300" : "border-indigo-400",
+        )}
+      >
+        {stage.offered.map((m) => (
+          <option key={m.id} value={m.id}>
+            {modelOptionLabel(m)}
+            {m.id === stage.default ? " (default)" : ""}
+          </option>
+        ))}
+      </select>
+    </div>
+  );
+}
+
+/** One model picker per agent when the server has real models; a short note in demo mode. */
+function ModelPickers() {
+  const catalog = useModelsStore((s) => s.catalog);
+  const load = useModelsStore((s) => s.load);
+  useEffect(() => load(), [load]);
+  if (!catalog) return null;
+  if (catalog.demo) {
+    return (
+      <p className="text-xs text-slate-600" data-testid="models-demo-note">
+        Demo mode: no API key is configured, so the agents answer with built-in demo text and cost nothing.
+      </p>
+    );
+  }
+  if (catalog.stages.length === 0) return null;
+  return (
+    <fieldset data-testid="model-pickers">
+      <legend className="mb-1 text-sm font-semibold">Models</legend>
+      <p className="mb-2 text-xs text-slate-600">
+        Each agent&apos;s model, with its price per million tokens (input / output).
+        {catalog.budgetMicroUsd !== null ? ` A session stops starting agents once it has spent ${formatUsd(catalog.budgetMicroUsd)}.` : ""}
+      </p>
+      <div className="grid gap-2">
+        {catalog.stages.map((stage) => (
+          <ModelPicker key={stage.stage} stage={stage} />
+        ))}
+      </div>
+    </fieldset>
   );
 }

@@ -5,7 +5,8 @@ import { useId, useRef, useState } from "react";
 import { ApiError, createSession } from "../net/api";
 import { sessionClient } from "../net/client";
 import { openSession, parseSessionRef } from "../routing";
-import type { ApprovalMode } from "../protocol/types";
+import type { ApprovalMode, ModelChoices } from "../protocol/types";
+import { useModelsStore } from "../store/models";
 import { setAccessToken } from "../lib/token";
 import { BriefForm } from "./BriefForm";
 import { Button } from "./ui/button";
@@ -44,8 +45,8 @@ export function HomePage() {
     }
   };
 
-  const start = (brief: string, approval: ApprovalMode) => {
-    void create(() => sessionClient.sendWhenLive({ type: "start", brief, approval }));
+  const start = (brief: string, approval: ApprovalMode, models?: ModelChoices) => {
+    void create(() => sessionClient.sendWhenLive(models ? { type: "start", brief, approval, models } : { type: "start", brief, approval }));
   };
 
   return (
@@ -70,6 +71,8 @@ export function HomePage() {
               onSubmit={(e) => {
                 e.preventDefault();
                 setAccessToken(token);
+                // The catalog needs the token too: the pickers appear once it loads.
+                useModelsStore.getState().load(true);
                 setNeedToken(false);
                 setError(null);
                 const again = retry.current;

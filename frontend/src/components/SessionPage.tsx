@@ -10,8 +10,11 @@ import { useConnectionStore } from "../store/connection";
 import { useSessionStore } from "../store/session";
 import { setAccessToken } from "../lib/token";
 import { Panel } from "./ui/panel";
-import type { ApprovalMode } from "../protocol/types";
+import type { ApprovalMode, ModelChoices } from "../protocol/types";
 import { formatTokens } from "../lib/format";
+import { formatUsd } from "../lib/money";
+import { budgetSpent } from "../protocol/actions";
+import { useModelsStore } from "../store/models";
 import { AgentCards } from "./AgentCards";
 import { ApprovalPanel } from "./ApprovalPanel";
 import { ArtifactsPanel } from "./Artifacts";
@@ -53,14 +56,38 @@ function NotFound({ id }: { id: string }) {
   );
 }
 
+/** The session's dollar budget is spent: say so where another run would be started. */
+function BudgetSpentNote() {
+  const run = useSessionStore((s) => s.view.state?.run ?? null);
+  const titleId = useId();
+  if (!run || typeof run.budgetMicroUsd !== "number") return null;
+  return (
+    <Panel titleId={titleId} title="This session has spent its budget" tone="warning" data-testid="budget-spent-note">
+      <p>
+        It has spent {formatUsd(run.costMicroUsd ?? 0)} of its {formatUsd(run.budgetMicroUsd)} budget, so no agent will start again here. Its
+        artifacts and files stay readable. Start a new session to continue.
+      </p>
+      <div className="mt-2">
+        <Button variant="primary" onClick={goHome}>
+          Start a new session
+        </Button>
+      </div>
+    </Panel>
+  );
+}
+
 function StartSection() {
   const actions = useActions();
   const pendingStart = usePending("start");
   const status = useSessionStore((s) => s.view.state?.run.status ?? null);
   const readOnly = useSessionStore((s) => s.view.readOnly);
+  const spent = useSessionStore((s) => budgetSpent(s.view.state));
   const hasRun = status !== null && status !== "idle";
+  const ended = status !== "running" && status !== "paused" && status !== "waiting_approval";
+  if (!readOnly && spent && ended && !pendingStart) return <BudgetSpentNote />;
   if (readOnly || (!actions.start && !pendingStart)) return null;
-  const start = (brief: string, approval: ApprovalMode) => sessionClient.send({ type: "start", brief, approval });
+  const start = (brief: string, approval: ApprovalMode, models?: ModelChoices) =>
+    sessionClient.send(models ? { type: "start", brief, approval, models } : { type: "start", brief, approval });
   return (
     <Card>
       <CardContent className="pt-4">
@@ -94,6 +121,7 @@ function ConnectHelp() {
         onSubmit={(e) => {
           e.preventDefault();
           setAccessToken(token);
+          useModelsStore.getState().load(true);
           sessionClient.reconnectNow();
         }}
       >

@@ -6,7 +6,7 @@
 // header only, never in a URL (URLs get logged); that is also why an artifact download is a
 // fetch turned into a Blob, not a plain `<a href>` (a link cannot carry a header).
 
-import type { ArtifactList, ProjectFileList, ServerEvent, SessionState, Stage } from "../protocol/types";
+import { isStage, type ArtifactList, type ModelCatalog, type OfferedModel, type ProjectFileList, type ServerEvent, type SessionState, type Stage, type StageModels } from "../protocol/types";
 import { downloadBlob, downloadText } from "../lib/download";
 import { getAccessToken } from "../lib/token";
 
@@ -255,4 +255,43 @@ export interface Health {
 export async function getHealth(): Promise<Health> {
   const response = await request("/api/health", { headers: { Accept: "application/json" } });
   return (await response.json()) as Health;
+}
+
+function offeredModel(value: unknown): OfferedModel | null {
+  if (typeof value !== "object" || value === null) return null;
+  const m = value as Record<string, unknown>;
+  if (typeof m.id !== "string" || !m.id) return null;
+  const colon = m.id.indexOf(":");
+  const provider = typeof m.provider === "string" ? m.provider : colon > 0 ? m.id.slice(0, colon) : "";
+  const model = typeof m.model === "string" ? m.model : colon > 0 ? m.id.slice(colon + 1) : m.id;
+  const p = m.price as Record<string, unknown> | null | undefined;
+  const price =
+    p && typeof p === "object" && typeof p.input === "number" && typeof p.output === "number"
+      ? { input: p.input, output: p.output, cachedInput: typeof p.cachedInput === "number" ? p.cachedInput : p.input }
+      : null;
+  return { id: m.id, provider, model, price };
+}
+
+/**
+ * What the start form may offer each agent (`GET /api/models`): models and prices per stage, the
+ * default first. Read defensively: a stage or model that does not parse is left out, and a
+ * stage whose default is not among its offers offers its default alone.
+ */
+export async function getModels(signal?: AbortSignal): Promise<ModelCatalog> {
+  const response = await request("/api/models", { headers: { Accept: "application/json" }, signal });
+  const body = (await response.json()) as Record<string, unknown>;
+  const stages: StageModels[] = [];
+  for (const raw of Array.isArray(body.stages) ? body.stages : []) {
+    const entry = raw as Record<string, unknown> | null;
+    if (!entry || !isStage(entry.stage) || typeof entry.default !== "string" || !entry.default) continue;
+    const offered = (Array.isArray(entry.offered) ? entry.offered : []).map(offeredModel).filter((m): m is OfferedModel => m !== null);
+    if (!offered.some((m) => m.id === entry.default)) offered.unshift(offeredModel({ id: entry.default, price: null })!);
+    stages.push({ stage: entry.stage, default: entry.default, offered });
+  }
+  return {
+    demo: body.demo === true,
+    providers: Array.isArray(body.providers) ? body.providers.filter((p): p is string => typeof p === "string") : [],
+    stages,
+    budgetMicroUsd: typeof body.budgetMicroUsd === "number" ? body.budgetMicroUsd : null,
+  };
 }

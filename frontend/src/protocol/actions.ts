@@ -36,20 +36,30 @@ export function failedStageOf(state: SessionState): Stage | null {
   return STAGES.find((s) => state.agents[s]?.status === "failed") ?? null;
 }
 
+/**
+ * The session's dollar budget is spent: no stage will start again (start, retry and rerun are
+ * refused `budget_exhausted`). False without a budget, and for old states without costs.
+ */
+export function budgetSpent(state: SessionState | null): boolean {
+  const budget = state?.run.budgetMicroUsd;
+  return typeof budget === "number" && (state?.run.costMicroUsd ?? 0) >= budget;
+}
+
 /** `live`: the socket is open and the view has caught up; nothing is possible otherwise. */
 export function availableActions(state: SessionState | null, live: boolean): Availability {
   if (!state || !live) return NOTHING;
   const status = state.run.status;
   const gate = state.gate?.stage ?? null;
+  const spent = budgetSpent(state);
   return {
-    start: status === "idle" || status === "completed" || status === "failed" || status === "cancelled",
+    start: !spent && (status === "idle" || status === "completed" || status === "failed" || status === "cancelled"),
     gate,
     pause: status === "running" && !state.run.pauseRequested,
     // Resume also takes back a pause that was requested but has not happened yet.
     resume: status === "paused" || (status === "running" && state.run.pauseRequested),
     cancel: status === "running" || status === "paused" || status === "waiting_approval",
-    retry: failedStageOf(state),
-    rerun: rerunStages(state),
+    retry: spent ? null : failedStageOf(state),
+    rerun: spent ? NO_STAGES : rerunStages(state),
   };
 }
 

@@ -53,7 +53,8 @@ const PROVIDER: Readonly<Record<FailureCode, CodeWords>> = {
     next: "Shorten the brief or the feedback, or use a model with a larger context, then retry.",
   },
   budget_exhausted: {
-    title: "This session has used its token budget",
+    // The token budget or the dollar budget (SESSION_BUDGET_USD); the message says which.
+    title: "This session has used its budget",
     next: "Start a new session to continue.",
   },
   retries_exhausted: {
