@@ -13,7 +13,20 @@
 //   - a brief containing "#fail" (not "#fail-once") makes the Analyst fail with bad_key: RUN_ERROR;
 //   - POST /__mock/drop closes every WebSocket (code 1012) so clients reconnect and catch up;
 //   - POST /__mock/drop?down=5000 also refuses upgrades for 5 s.
-// Commands: start, approve, reject, pause, resume, cancel, retry and rerun {stage, feedback?}.
+// Commands: start {brief, approval, models?}, approve, reject, pause, resume, cancel, retry and
+// rerun {stage, feedback?}.
+//
+// Models and money (--models, or MOCK_MODELS=1): the mock acts as a Worker with two providers:
+// GET /api/models offers each stage OpenAI and Anthropic models with prices (and one without a
+// known price), `start.models` picks them (a choice not offered is refused invalid_field), each
+// agent's `model`, `costMicroUsd` and `priceKnown` and the run's `costMicroUsd`, `priceKnown`
+// and `budgetMicroUsd` follow in the state (cost = 400 input tokens and ~chars/4 output tokens at
+// the model's prices, rounded up), and the model "thinks" (REASONING_* events): the Architect
+// before its answer, the Developer again between two of its tool rounds. `--budget USD` (or
+// MOCK_BUDGET_USD) sets a dollar budget: the next stage is not started once it is spent
+// (RUN_ERROR budget_exhausted, and `start` is refused budget_exhausted). Without --models the mock
+// is in demo mode as before (no model, nothing costs, GET /api/models says demo; a brief with
+// "#think" makes the Architect think there too).
 //
 // View-only links as the Worker has them: POST/GET /api/sessions/{id}/views, DELETE
 // .../views/{viewId}; a view key (`v` + 96 hex) reads the session (snapshot, events, artifacts,
@@ -45,6 +58,40 @@ const STAGE_LIST = JSON.parse(fs.readFileSync(path.resolve(import.meta.dirname, 
 const STAGES = STAGE_LIST.map((s) => s.stage);
 const TITLE = Object.fromEntries(STAGE_LIST.map((s) => [s.stage, s.title]));
 const TOKEN_MS = Number(process.env.MOCK_TOKEN_MS ?? 12);
+const MODELS_MODE = args.includes("--models") || process.env.MOCK_MODELS === "1";
+const budgetArg = args.indexOf("--budget");
+const BUDGET_USD = budgetArg >= 0 ? Number(args[budgetArg + 1]) : process.env.MOCK_BUDGET_USD ? Number(process.env.MOCK_BUDGET_USD) : null;
+const BUDGET_MICRO_USD = MODELS_MODE && BUDGET_USD !== null && Number.isFinite(BUDGET_USD) ? Math.round(BUDGET_USD * 1_000_000) : null;
+
+// The catalog in --models mode: prices in micro-dollars per million tokens (null: unknown).
+const MODELS = {
+  "openai:gpt-4o-mini": { provider: "openai", model: "gpt-4o-mini", price: { input: 150_000, output: 600_000, cachedInput: 75_000 } },
+  "openai:gpt-4.1": { provider: "openai", model: "gpt-4.1", price: { input: 2_000_000, output: 8_000_000, cachedInput: 500_000 } },
+  "anthropic:claude-sonnet-4-5": { provider: "anthropic", model: "claude-sonnet-4-5", price: { input: 3_000_000, output: 15_000_000, cachedInput: 300_000 } },
+  "anthropic:claude-haiku-4-5": { provider: "anthropic", model: "claude-haiku-4-5", price: { input: 1_000_000, output: 5_000_000, cachedInput: 100_000 } },
+  "openai:house-model": { provider: "openai", model: "house-model", price: null },
+};
+const DEFAULT_MODEL = { analyst: "openai:gpt-4o-mini", architect: "anthropic:claude-sonnet-4-5", developer: "openai:gpt-4.1", tester: "openai:gpt-4o-mini", deployer: "anthropic:claude-haiku-4-5" };
+/** What each stage may use: its default first. The Tester may also use a model without a price. */
+function offeredIds(stage) {
+  const ids = [DEFAULT_MODEL[stage] ?? "openai:gpt-4o-mini", ...Object.keys(MODELS).filter((id) => id !== "openai:house-model")];
+  if (stage === "tester") ids.push("openai:house-model");
+  return [...new Set(ids)];
+}
+function catalog() {
+  if (!MODELS_MODE) return { demo: true, providers: [], stages: [], budgetMicroUsd: null };
+  return {
+    demo: false,
+    providers: ["openai", "anthropic"],
+    stages: STAGES.map((stage) => ({ stage, default: offeredIds(stage)[0], offered: offeredIds(stage).map((id) => ({ id, ...MODELS[id] })) })),
+    budgetMicroUsd: BUDGET_MICRO_USD,
+  };
+}
+function formatUsd(micro) {
+  let text = (micro / 1_000_000).toFixed(6);
+  while (text.endsWith("0") && !/\.\d\d$/.test(text)) text = text.slice(0, -1);
+  return `$${text}`;
+}
 
 const sessions = new Map();
 /** view key → { id, createdAt, session } */
@@ -55,8 +102,8 @@ const MAX_VIEWS = 20;
 // ---------------------------------------------------------------------------------------------
 // Session machine
 
-function freshAgent() {
-  return { status: "idle", progress: 0, attempts: 0, inputTokens: 0, outputTokens: 0, startedAt: null, finishedAt: null, nextRetryAt: null, lastError: null, version: 0, cached: false };
+function freshAgent(model = null) {
+  return { status: "idle", progress: 0, attempts: 0, inputTokens: 0, outputTokens: 0, startedAt: null, finishedAt: null, nextRetryAt: null, lastError: null, version: 0, cached: false, model, costMicroUsd: 0, priceKnown: true };
 }
 
 function newSession(id) {
@@ -78,11 +125,15 @@ function newSession(id) {
     files: new Map(),
     fileVersion: 0,
     calls: 0,
+    reasons: 0,
+    think: MODELS_MODE,
+    /** The model of each stage for the current run (start.models over the defaults). */
+    models: {},
     state: {
       sessionId: id,
-      demo: true,
-      model: "demo",
-      run: { status: "idle", approval: null, stage: null, runId: null, pauseRequested: false, tokensUsed: 0, tokenBudget: 200000, startedAt: null, finishedAt: null, error: null },
+      demo: !MODELS_MODE,
+      model: MODELS_MODE ? "openai:gpt-4o-mini" : "demo",
+      run: { status: "idle", approval: null, stage: null, runId: null, pauseRequested: false, tokensUsed: 0, tokenBudget: 200000, startedAt: null, finishedAt: null, error: null, costMicroUsd: 0, priceKnown: true, budgetMicroUsd: BUDGET_MICRO_USD },
       gate: null,
       agents: Object.fromEntries(STAGES.map((s) => [s, freshAgent()])),
       files: {},
@@ -295,15 +346,26 @@ function answerSteps(s, stage, version) {
   const files = demoFiles(s, stage, version);
   const writes = Object.entries(files).map(([p, content]) => ({ calls: [call("write_file", { path: p, content })] }));
   let tools;
+  const think = (text) => (s.think ? [{ think: text }] : []);
   switch (stage) {
     case "analyst":
       tools = [{ calls: [call("list_files", {})] }, ...writes];
       break;
+    case "architect":
+      // The model thinks before its answer begins (the answer message starts after it).
+      return [
+        ...think(`The brief asks for “${s.brief.slice(0, 40)}”. A monolith is enough for a first release; services would only add moving parts.\n\nI will write the README, the package file and the architecture notes.`),
+        { text: head },
+        ...writes,
+        { text: tail },
+      ].filter((step) => step.calls || step.text || step.think);
     case "developer": {
       const improved = files["src/app.js"].replace("const store = new Store();", "// Items survive a restart: the store is saved on every change.\nconst store = new Store();\nprocess.on(\"SIGTERM\", () => process.exit(0));");
       tools = [
         { calls: [call("write_file", { path: "src/app.js", content: files["src/app.js"] })] },
         { calls: [call("write_file", { path: "src/store.js", content: files["src/store.js"] }), call("write_file", { path: "src/index.html", content: files["src/index.html"] })] },
+        // Thinking again between tool rounds: inside the answer that has begun.
+        ...think("The app does not survive a restart yet. One more pass over src/app.js should fix that."),
         { text: "\nOne more pass over the app.\n\n" },
         { calls: [call("write_file", { path: "src/app.js", content: improved })] },
       ];
@@ -321,7 +383,7 @@ function answerSteps(s, stage, version) {
     default:
       tools = writes;
   }
-  return [{ text: head }, ...tools, { text: tail }].filter((step) => step.calls || step.text);
+  return [{ text: head }, ...tools, { text: tail }].filter((step) => step.calls || step.text || step.think);
 }
 
 function clearTimer(s) {
@@ -329,7 +391,28 @@ function clearTimer(s) {
   s.timer = null;
 }
 
+/** The dollar budget is spent: the stage is not started and the run ends (as the Worker does). */
+function budgetStops(s, stage) {
+  const run = s.state.run;
+  if (run.budgetMicroUsd === null || run.costMicroUsd < run.budgetMicroUsd) return false;
+  const spent = formatUsd(run.costMicroUsd);
+  const budget = formatUsd(run.budgetMicroUsd);
+  emit(s, { type: "CUSTOM", name: "agent_error", value: { stage, code: "budget_exhausted", message: "The session's dollar budget is used up.", detail: `${spent} of ${budget} spent`, retryable: false, nextRetryAt: null, attempt: 0 } });
+  const message = `This session has spent ${spent} of its ${budget} budget, so the ${TITLE[stage]} was not started. Open a new session to continue.`;
+  const ops = [
+    { path: "/run/status", value: "failed" },
+    { path: "/run/stage", value: stage },
+    { path: "/run/finishedAt", value: Date.now() },
+    { path: "/run/error", value: { code: "budget_exhausted", message } },
+  ];
+  for (const other of STAGES) if (s.state.agents[other].status === "queued") ops.push({ path: `/agents/${other}/status`, value: "idle" });
+  delta(s, ops);
+  emit(s, { type: "RUN_ERROR", message, code: "budget_exhausted" });
+  return true;
+}
+
 function runStage(s, stage) {
+  if (budgetStops(s, stage)) return;
   const a = s.state.agents[stage];
   delta(s, [
     { path: "/run/stage", value: stage },
@@ -347,12 +430,29 @@ function runStage(s, stage) {
     const messageId = `m-${++s.msgs}`;
     const version = s.artifacts[stage].length + 1;
     const steps = answerSteps(s, stage, version);
-    const total = steps.reduce((n, st) => n + (st.text?.length ?? 0) + (st.calls ?? []).reduce((m, c) => m + c.args.length, 0), 0);
-    s.call = { stage, messageId, steps, step: 0, text: "", sent: 0, total, version };
-    emit(s, { type: "TEXT_MESSAGE_START", messageId, role: "assistant", name: TITLE[stage] });
-    delta(s, [{ path: `/agents/${stage}/status`, value: "streaming" }]);
+    const total = steps.reduce((n, st) => n + (st.text?.length ?? 0) + (st.think?.length ?? 0) + (st.calls ?? []).reduce((m, c) => m + c.args.length, 0), 0);
+    // `started`: the answer message has begun (a model that thinks first begins it later).
+    s.call = { stage, messageId, steps, step: 0, text: "", sent: 0, total, version, started: false, reasoning: null };
     pump(s);
   }, 250);
+}
+
+/** The answer message begins (at its first text or tool call). */
+function beginMessage(s) {
+  const c = s.call;
+  if (c.started) return;
+  c.started = true;
+  emit(s, { type: "TEXT_MESSAGE_START", messageId: c.messageId, role: "assistant", name: TITLE[c.stage] });
+  delta(s, [{ path: `/agents/${c.stage}/status`, value: "streaming" }]);
+}
+
+/** Closes the reasoning message and span, if one is open (before text, tools or an interruption). */
+function endReasoning(s) {
+  const c = s.call;
+  if (!c?.reasoning) return;
+  emit(s, { type: "REASONING_MESSAGE_END", messageId: c.reasoning });
+  emit(s, { type: "REASONING_END", messageId: c.reasoning });
+  c.reasoning = null;
 }
 
 /** One tick of the answer: a piece of text, or a piece of each open call's arguments. */
@@ -369,6 +469,25 @@ function pump(s) {
   }
   const step = c.steps[c.step];
   if (!step) return finishStage(s);
+  if (step.think !== undefined) {
+    if (!c.reasoning) {
+      c.reasoning = `reason-${++s.reasons}`;
+      emit(s, { type: "REASONING_START", messageId: c.reasoning });
+      emit(s, { type: "REASONING_MESSAGE_START", messageId: c.reasoning, role: "reasoning" });
+    }
+    step.pos ??= 0;
+    const piece = step.think.slice(step.pos, step.pos + 2 + Math.floor(Math.random() * 8));
+    step.pos += piece.length;
+    c.sent += piece.length;
+    if (piece) emit(s, { type: "REASONING_MESSAGE_CONTENT", messageId: c.reasoning, delta: piece });
+    if (step.pos >= step.think.length) {
+      endReasoning(s);
+      c.step += 1;
+    }
+    s.timer = setTimeout(() => pump(s), TOKEN_MS * 2);
+    return;
+  }
+  beginMessage(s);
   if (step.text !== undefined) {
     step.pos ??= 0;
     const piece = step.text.slice(step.pos, step.pos + 1 + Math.floor(Math.random() * 8));
@@ -411,8 +530,11 @@ function pump(s) {
 function closeMessage(s, reason) {
   const c = s.call;
   if (!c) return;
-  emit(s, { type: "TEXT_MESSAGE_END", messageId: c.messageId });
-  emit(s, { type: "CUSTOM", name: "message_interrupted", value: { messageId: c.messageId, stage: c.stage, reason } });
+  endReasoning(s);
+  if (c.started) {
+    emit(s, { type: "TEXT_MESSAGE_END", messageId: c.messageId });
+    emit(s, { type: "CUSTOM", name: "message_interrupted", value: { messageId: c.messageId, stage: c.stage, reason } });
+  }
   emit(s, { type: "STEP_FINISHED", stepName: c.stage });
   s.call = null;
 }
@@ -455,7 +577,16 @@ function finishStage(s) {
   emit(s, { type: "CUSTOM", name: "artifact", value: { stage, version, chars: [...text].length } });
   const a = s.state.agents[stage];
   const tokens = Math.ceil(text.length / 4);
+  // Money as the Worker counts it: micro-dollars at the model's prices (0 and priceKnown false
+  // for a model without a price); nothing in demo mode.
+  const price = a.model ? MODELS[a.model]?.price : undefined;
+  const cost = price ? Math.ceil((400 * price.input + tokens * price.output) / 1_000_000) : 0;
+  const known = !a.model || Boolean(price);
   const ops = [
+    { path: `/agents/${stage}/costMicroUsd`, value: a.costMicroUsd + cost },
+    { path: `/agents/${stage}/priceKnown`, value: a.priceKnown && known },
+    { path: "/run/costMicroUsd", value: s.state.run.costMicroUsd + cost },
+    { path: "/run/priceKnown", value: s.state.run.priceKnown && known },
     { path: `/agents/${stage}/version`, value: version },
     { path: `/agents/${stage}/progress`, value: 100 },
     { path: `/agents/${stage}/inputTokens`, value: a.inputTokens + 400 },
@@ -526,7 +657,7 @@ function handle(s, ws, raw) {
   if (cmd.type === "hello") {
     const lastSeq = Number(cmd.lastSeq) || 0;
     const snapshot = s.log.length === 0 || lastSeq > s.log.length;
-    send(ws, { type: "CUSTOM", name: "welcome", value: { sessionId: s.id, demo: true, model: "demo", lastSeq: snapshot ? s.log.length : lastSeq, mode: snapshot ? "snapshot" : "replay", readOnly: !!ws.view } });
+    send(ws, { type: "CUSTOM", name: "welcome", value: { sessionId: s.id, demo: s.state.demo, model: s.state.model, lastSeq: snapshot ? s.log.length : lastSeq, mode: snapshot ? "snapshot" : "replay", readOnly: !!ws.view } });
     if (snapshot) {
       send(ws, { type: "STATE_SNAPSHOT", snapshot: s.state });
       send(ws, { type: "MESSAGES_SNAPSHOT", messages: [] });
@@ -553,14 +684,30 @@ function handle(s, ws, raw) {
       if (!brief) return reject(ws, cmd, "brief_empty", "The brief is empty.");
       if ([...brief].length > 8000) return reject(ws, cmd, "brief_too_long", `The brief has ${[...brief].length} characters; the limit is 8000.`);
       if (!finished) return reject(ws, cmd, "invalid_state", "A run is already in progress.");
+      // start.models: each choice one that stage offers; none at all in demo mode.
+      const models = {};
+      if (cmd.models !== undefined) {
+        if (typeof cmd.models !== "object" || cmd.models === null || Array.isArray(cmd.models)) return reject(ws, cmd, "invalid_field", "models must be an object of stage → provider:model.");
+        for (const [stage, id] of Object.entries(cmd.models)) {
+          if (!STAGES.includes(stage)) return reject(ws, cmd, "invalid_field", `models: there is no stage "${stage}".`);
+          if (!MODELS_MODE) return reject(ws, cmd, "invalid_field", "models: no model can be chosen: BotArmy is in demo mode.");
+          if (!offeredIds(stage).includes(id)) return reject(ws, cmd, "invalid_field", `models: ${JSON.stringify(id)} is not offered for the ${TITLE[stage]}.`);
+          models[stage] = id;
+        }
+      }
+      if (st.run.budgetMicroUsd !== null && st.run.costMicroUsd >= st.run.budgetMicroUsd) {
+        return reject(ws, cmd, "budget_exhausted", `This session has spent ${formatUsd(st.run.costMicroUsd)} of its ${formatUsd(st.run.budgetMicroUsd)} budget.`);
+      }
       ok();
+      s.models = MODELS_MODE ? Object.fromEntries(STAGES.map((stage) => [stage, models[stage] ?? offeredIds(stage)[0]])) : {};
+      s.think = MODELS_MODE || brief.includes("#think");
       s.brief = brief;
       s.feedback = null;
       s.failOnce = brief.includes("#fail-once");
       s.failHard = !s.failOnce && brief.includes("#fail");
       Object.assign(st.run, { status: "running", approval: cmd.approval === "auto" ? "auto" : "each_stage", stage: null, pauseRequested: false, startedAt: Date.now(), finishedAt: null, error: null });
       st.gate = null;
-      for (const stage of STAGES) st.agents[stage] = { ...freshAgent(), status: "queued", version: st.agents[stage].version };
+      for (const stage of STAGES) st.agents[stage] = { ...freshAgent(s.models[stage] ?? null), status: "queued", version: st.agents[stage].version };
       startRun(s);
       userMessage(s, brief);
       return runStage(s, "analyst");
@@ -638,7 +785,7 @@ function handle(s, ws, raw) {
       ok();
       Object.assign(st.run, { status: "running", stage: null, pauseRequested: false, startedAt: Date.now(), finishedAt: null, error: null });
       st.gate = null;
-      for (const stage of STAGES.slice(i)) st.agents[stage] = { ...freshAgent(), status: "queued", version: st.agents[stage].version };
+      for (const stage of STAGES.slice(i)) st.agents[stage] = { ...freshAgent(s.models[stage] ?? null), status: "queued", version: st.agents[stage].version };
       s.feedback = fb || null;
       startRun(s);
       if (fb) userMessage(s, fb);
@@ -676,7 +823,8 @@ const server = http.createServer((req, res) => {
     return json(res, 200, { dropped: true });
   }
   if (!p.startsWith("/api/")) return serveStatic(req, res);
-  if (p === "/api/health") return json(res, 200, { status: "ok", version: "0.1.0-mock", provider: "demo" });
+  if (p === "/api/health") return json(res, 200, { status: "ok", version: "0.1.0-mock", provider: MODELS_MODE ? "openai" : "demo" });
+  if (p === "/api/models" && req.method === "GET") return json(res, 200, catalog());
   if (p === "/api/sessions" && req.method === "POST") {
     const id = crypto.randomBytes(16).toString("hex");
     sessions.set(id, newSession(id));
@@ -723,7 +871,7 @@ const server = http.createServer((req, res) => {
   }
   if (rest === "/export.jsonl") {
     // The Worker's export: a session line, every event, every artifact version (docs/protocol.md).
-    const lines = [{ kind: "session", id: s.id, exportedAt: Date.now(), lastSeq: s.log.length, oldestSeq: 1, demo: true, state: s.state }];
+    const lines = [{ kind: "session", id: s.id, exportedAt: Date.now(), lastSeq: s.log.length, oldestSeq: 1, demo: s.state.demo, state: s.state }];
     for (const event of s.log) lines.push({ kind: "event", event });
     for (const stage of STAGES) for (const a of s.artifacts[stage]) lines.push({ kind: "artifact", stage, version: a.version, createdAt: a.createdAt, feedback: a.feedback, content: a.text });
     res.writeHead(200, { "content-type": "application/x-ndjson", "content-disposition": `attachment; filename="botarmy-${s.id.slice(0, 8)}.jsonl"` });
