@@ -14,7 +14,10 @@
 // shown in plain words; a view-only link made from Share, watched and then revoked; a finished
 // run exported as JSON Lines and replayed (instant, scrubbed back, 10x, marks); the project files
 // the agents write through tool calls (the tree growing while the Developer writes, a file
-// highlighted, two versions diffed, the project as a zip checked with a real unzip). Full-page
+// highlighted, two versions diffed, the project as a zip checked with a real unzip); a model per
+// agent (a model picked for the Developer in the start form reaches that provider; each card's
+// model and cost and the header's total are the state's; the model's thinking is a collapsed
+// block of its own, never in the answer or the artifact). Full-page
 // screenshots of each main state go to test-output/screenshots/ (gitignored).
 //
 // Server-side faults need a server we control: with the harness, the test kills and restarts
@@ -23,13 +26,14 @@
 // other BOTARMY_URL those two tests are skipped.
 
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { ROOT, OUTPUT_DIR, startWorker } from '../support/harness.mjs';
+import { ROOT, OUTPUT_DIR, freePort, startWorker } from '../support/harness.mjs';
 import { startFakeOpenAI } from '../support/fake-openai.mjs';
+import { startFakeAnthropic } from '../support/fake-anthropic.mjs';
 import { fetchEvents } from '../support/client.mjs';
 import { messagesOf } from '../support/agui.mjs';
 import { CHROMIUM, launchChromium } from '../support/browser.mjs';
@@ -305,6 +309,91 @@ function faultServer() {
     return { url: worker.url, brief: (kind, text) => `${text} [[scenario:${kind}]]` };
   })();
   return faultServerPromise;
+}
+
+/** The UI mock server in --models mode on a port of its own (two providers, prices, thinking). */
+async function startModelsMock() {
+  const port = await freePort();
+  const child = spawn(process.execPath, [path.join(ROOT, 'frontend', 'scripts', 'mock-server.mjs'), '--port', String(port), '--models'], {
+    env: { ...process.env, MOCK_TOKEN_MS: '2' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`the models mock did not start: ${output}`)), 10_000);
+    const seen = (chunk) => {
+      output += chunk;
+      if (output.includes('mock server on')) {
+        clearTimeout(timer);
+        resolve();
+      }
+    };
+    child.stdout.on('data', seen);
+    child.stderr.on('data', seen);
+    child.once('exit', (code) => reject(new Error(`the models mock exited (${code}): ${output}`)));
+  });
+  return {
+    url: `http://127.0.0.1:${port}`,
+    stop: () =>
+      new Promise((resolve) => {
+        if (child.exitCode !== null) return resolve();
+        child.once('exit', () => resolve());
+        child.kill('SIGTERM');
+      }),
+  };
+}
+
+/**
+ * A server with real models, started once on first use. With the harness: a Worker with two
+ * providers, the fake OpenAI (A, model fake-a, the default) and the fake Anthropic (B, model
+ * claude-fake, offered to every agent, with extended thinking on), at $1/$2 and $3/$4 per Mtok.
+ * With the mock server: a second mock in --models mode.
+ */
+let modelsServerPromise = null;
+function modelsServer() {
+  modelsServerPromise ??= (async () => {
+    if (target.kind === 'mock') {
+      const mock = await startModelsMock();
+      owned.push(mock);
+      return { url: mock.url, pick: 'anthropic:claude-sonnet-4-5', pickLabel: 'Anthropic · claude-sonnet-4-5 · $3 / $15 per M tokens', thinker: 'architect', fakeB: null };
+    }
+    const fakeA = await startFakeOpenAI({ msPerToken: 1 });
+    owned.push(fakeA);
+    const fakeB = await startFakeAnthropic({ msPerToken: 1, apiKey: 'k2' });
+    owned.push(fakeB);
+    const worker = await startWorker({
+      name: 'browser-models',
+      env: {
+        OPENAI_BASE_URL: fakeA.url,
+        OPENAI_API_KEY: 'k1',
+        OPENAI_MODEL: 'fake-a',
+        ANTHROPIC_BASE_URL: fakeB.url,
+        ANTHROPIC_API_KEY: 'k2',
+        AGENT_MODELS_OFFERED: 'anthropic:claude-fake',
+        MODEL_PRICES: 'fake-a=1/2,claude-fake=3/4',
+        ANTHROPIC_THINKING_TOKENS: '1024',
+        LLM_CACHE: 'off',
+      },
+    });
+    owned.push(worker);
+    return { url: worker.url, pick: 'anthropic:claude-fake', pickLabel: 'Anthropic · claude-fake · $3 / $4 per M tokens', thinker: 'developer', fakeB };
+  })();
+  return modelsServerPromise;
+}
+
+/**
+ * Micro-dollars as the page must show them, written again here from the rule (not imported from
+ * the UI): cents from $1 up; below, three significant digits, at most six decimals, trailing
+ * zeros trimmed to no fewer than two.
+ */
+function usd(micro) {
+  if (micro === 0) return '$0.00';
+  if (micro < 1_000_000) {
+    const decimals = Math.min(6, Math.max(2, 6 - String(micro).length + 3));
+    const rounded = Math.round(micro / 10 ** (6 - decimals)) * 10 ** (6 - decimals);
+    if (rounded < 1_000_000) return `$${(rounded / 1_000_000).toFixed(decimals).replace(/(\.\d\d\d*?)0+$/, '$1')}`;
+  }
+  return `$${(Math.round(micro / 10_000) / 100).toFixed(2).replace(/\B(?=(\d{3})+(?!\d))/g, ',')}`;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1094,6 +1183,106 @@ describe('BotArmy UI in Chromium', () => {
     await byTestId(page, 'replay-exit').click();
     await waitLive(page);
     await assertViewMatchesServer(page, id, 'after the replay');
+    assert.deepEqual(page.problems, { pageErrors: [], dialogs: [], csp: [] });
+  });
+
+  test("a model per agent: choose a model for the Developer, run, and see each agent's model and cost", async (t) => {
+    if (skipIfNeeded(t)) return;
+    if (target.kind === 'external') return t.skip('needs a server this test controls (harness or mock server)');
+    const srv = await modelsServer();
+    assert.equal(usd(45), '$0.000045');
+    assert.equal(usd(12_300), '$0.0123');
+    assert.equal(usd(500_000), '$0.50');
+    assert.equal(usd(1_234_567), '$1.23');
+    const catalog = await (await fetch(`${srv.url}/api/models`)).json();
+    assert.equal(catalog.demo, false);
+    const defaults = Object.fromEntries(catalog.stages.map((s) => [s.stage, s.default]));
+    assert.notEqual(defaults.developer, srv.pick, 'the pick is not the Developer\'s default');
+
+    const page = await openPage(t, srv.url);
+    await byTestId(page, 'model-pickers').waitFor({ timeout: 15_000 });
+    assert.equal(await byTestId(page, 'models-demo-note').count(), 0);
+    // One labelled select per agent, its default preselected.
+    for (const stage of STAGES) {
+      const select = page.getByLabel(NAMES[stage], { exact: true });
+      assert.equal(await select.getAttribute('data-testid'), `model-select-${stage}`, `${stage}: the select is labelled with the agent's name`);
+      assert.equal(await select.inputValue(), defaults[stage], `${stage}: its default is preselected`);
+    }
+    const developer = byTestId(page, 'model-select-developer');
+    assert.ok((await developer.locator('option').allTextContents()).includes(srv.pickLabel), 'provider, model and price per M tokens');
+    // By keyboard: focus the Developer's select and move to the model wanted.
+    await developer.focus();
+    const values = await developer.locator('option').evaluateAll((os) => os.map((o) => o.value));
+    const steps = values.indexOf(srv.pick) - values.indexOf(defaults.developer);
+    for (let i = 0; i < Math.abs(steps); i++) await page.keyboard.press(steps > 0 ? 'ArrowDown' : 'ArrowUp');
+    if ((await developer.inputValue()) !== srv.pick) await developer.selectOption(srv.pick); // a platform whose select opens a popup
+    assert.equal(await developer.inputValue(), srv.pick);
+    // At 360 px the form fits (no sideways scrolling).
+    await page.setViewportSize({ width: 360, height: 800 });
+    assert.ok((await page.evaluate(() => document.documentElement.scrollWidth)) <= 360, 'nothing scrolls sideways at 360 px');
+    await shot(page, '23-models-start-form-360');
+    await page.setViewportSize({ width: 1280, height: 900 });
+
+    const fromB = srv.fakeB?.requests.length ?? 0;
+    const id = await startFromHome(page, 'A booking page for a village hall.', 'auto');
+    await waitRunStatus(page, 'completed', STAGE_TIMEOUT * 2);
+    const { state } = await (await fetch(`${srv.url}/api/sessions/${id}`)).json();
+    assert.equal(state.agents.developer.model, srv.pick, 'the Developer ran on the model picked');
+    for (const stage of STAGES.filter((s) => s !== 'developer')) assert.equal(state.agents[stage].model, defaults[stage], `${stage}: its default`);
+    if (srv.fakeB) {
+      // Only the Developer's requests reached provider B, with B's model and B's key.
+      const mine = srv.fakeB.requests.slice(fromB).filter((r) => JSON.stringify(r.body).includes('village hall'));
+      assert.deepEqual([...new Set(mine.map((r) => r.role))], ['developer'], 'only the Developer reached provider B');
+      assert.ok(mine.every((r) => r.body.model === 'claude-fake' && r.keyOk === true));
+    }
+
+    // Each card: its model (name and provider) and its cost, exactly the state's.
+    for (const stage of STAGES) {
+      const agent = state.agents[stage];
+      const [provider, model] = [agent.model.slice(0, agent.model.indexOf(':')), agent.model.slice(agent.model.indexOf(':') + 1)];
+      const shown = byTestId(page, `agent-model-${stage}`);
+      assert.equal(await shown.getAttribute('data-model'), agent.model);
+      assert.equal(await shown.textContent(), `${model} · ${provider === 'openai' ? 'OpenAI' : 'Anthropic'}`);
+      const cost = byTestId(page, `agent-cost-${stage}`);
+      assert.equal(agent.priceKnown, true, `${stage}: a known price`);
+      assert.ok(agent.costMicroUsd > 0, `${stage}: it cost something`);
+      assert.equal(await cost.getAttribute('data-cost-micro-usd'), String(agent.costMicroUsd));
+      assert.equal(await cost.textContent(), usd(agent.costMicroUsd), `${stage}: the cost formatted`);
+    }
+    // The header: the session's total.
+    const total = byTestId(page, 'run-cost');
+    assert.equal(await total.getAttribute('data-cost-micro-usd'), String(state.run.costMicroUsd));
+    assert.equal(state.run.costMicroUsd, STAGES.reduce((sum, s) => sum + state.agents[s].costMicroUsd, 0), 'the total is the sum of the agents');
+    assert.equal(await total.textContent(), `Cost ${usd(state.run.costMicroUsd)}`);
+    assert.equal(await byTestId(page, 'budget-reached').count(), 0);
+
+    // The model's thinking: a collapsed block at the start of the thinker's answer; expanded, its
+    // text, which is not in the answer's text nor in the artifact.
+    const events = await fetchEvents(srv.url, id, 0);
+    const thought = events.filter((e) => e.type === 'REASONING_MESSAGE_CONTENT').map((e) => e.delta).join('');
+    assert.ok(thought.length > 10, 'the run has reasoning events');
+    const answer = page.locator(`[data-testid="message"][data-name="${NAMES[srv.thinker]}"]`).last();
+    const block = answer.locator('[data-testid="reasoning"]').first();
+    await block.waitFor({ timeout: 5000 });
+    assert.equal(await block.getAttribute('data-streaming'), 'false');
+    assert.match(await block.locator('[data-testid="reasoning-summary"]').textContent(), /^Thought for (a moment|\d+ s)/);
+    const toggle = block.locator('[data-testid="reasoning-toggle"]');
+    assert.equal(await toggle.getAttribute('aria-expanded'), 'false', 'collapsed at first');
+    await toggle.click();
+    assert.equal(await toggle.getAttribute('aria-expanded'), 'true');
+    const firstThought = events.find((e) => e.type === 'REASONING_START');
+    const oneThought = events.filter((e) => e.type === 'REASONING_MESSAGE_CONTENT' && e.messageId === firstThought.messageId).map((e) => e.delta).join('');
+    assert.equal(await block.locator('[data-testid="reasoning-text"]').textContent(), oneThought);
+    const view = await page.evaluate(() => window.__botarmy.view());
+    const answerText = view.messages[await answer.getAttribute('data-message-id')].content;
+    const probe = oneThought.slice(0, 40);
+    assert.ok(!answerText.includes(probe), 'the thinking is not part of the answer');
+    const artifact = await (await fetch(`${srv.url}/api/sessions/${id}/artifacts/${srv.thinker}`)).text();
+    assert.ok(!artifact.includes(probe), 'the thinking is not part of the artifact');
+    await assertViewMatchesServer(page, id, 'a run with models', srv.url);
+    await answer.scrollIntoViewIfNeeded();
+    await shot(page, '24-models-run');
+    await assertAccessible(t, page, 'a finished run with models, costs and an open thinking block');
     assert.deepEqual(page.problems, { pageErrors: [], dialogs: [], csp: [] });
   });
 });
