@@ -145,6 +145,8 @@ test('the files API refuses bad paths and numbers and says what is missing', asy
   assert.equal(res.status, 400);
 });
 
+const BAD_PATHS = ['/etc/passwd', 'C:/x.txt', 'a\\b.txt', 'a\u0000b', 'tab\there', 'a//b', './', '', `${'d'.repeat(101)}/x`, 'x/'.repeat(130) + 'y', 'CON', 'nul.txt', '.git/config', 'a/../../b'];
+
 test("a provider's streamed tool calls run as sent; bad ones are answered with errors and write nothing", async () => {
   const scenario = tag('tools');
   const write = (p, content) => ({ name: 'write_file', arguments: { path: p, content } });
@@ -160,6 +162,11 @@ test("a provider's streamed tool calls run as sent; bad ones are answered with e
       ],
       argChunk: 5,
     },
+    {
+      // Every path rule and cap: each answered with an error, nothing written.
+      toolCalls: BAD_PATHS.map((p) => write(p, 'x')).concat([write('big.bin', 'x'.repeat(256 * 1024 + 1)), { name: 'read_file', arguments: { path: 7 } }]),
+      argChunk: 4096,
+    },
     { text: '## Overview\nA list app. Wrote README.md.\n' }, // architect: done
     { toolCalls: [{ name: 'read_file', arguments: { path: 'README.md' } }, write('src/list.js', 'export const items = [];\n')] },
     { toolCalls: [{ name: 'delete_file', arguments: { path: 'src/list.js' } }, write('src/list.js', 'export const items = ["milk"];\n')] },
@@ -172,7 +179,11 @@ test("a provider's streamed tool calls run as sent; bad ones are answered with e
   const events = await fetchEvents(provider.url, id, 0);
   checkInvariants(events, 'provider');
   assert.equal(events.at(-1).type, 'RUN_FINISHED');
-  const results = events.filter((e) => e.type === 'TOOL_CALL_RESULT').map((e) => e.content);
+  const all = events.filter((e) => e.type === 'TOOL_CALL_RESULT').map((e) => e.content);
+  const bad = all.slice(4, 4 + BAD_PATHS.length + 2);
+  bad.forEach((r, i) => assert.match(r, /^Error: /, `bad call ${i} (${BAD_PATHS[i] ?? 'cap or type'}): ${r}`));
+  assert.match(bad[BAD_PATHS.length], /at most 262144 bytes/);
+  const results = all.slice(0, 4).concat(all.slice(4 + BAD_PATHS.length + 2));
   assert.equal(results.length, 8);
   assert.match(results[0], /^Wrote README\.md/);
   assert.match(results[1], /^Error: The path "\.\.\/outside\.txt" cannot be used/);
@@ -187,10 +198,11 @@ test("a provider's streamed tool calls run as sent; bad ones are answered with e
 
   // The model got the results: the architect's second request carries its calls and answers.
   const mine = fake.requests.slice(from).filter((r) => JSON.stringify(r.body?.messages ?? []).includes(`[[scenario:${scenario}]]`));
-  assert.equal(mine.length, 8, 'analyst 1, architect 2, developer 3, tester 1, deployer 1');
+  assert.equal(mine.length, 9, 'analyst 1, architect 3, developer 3, tester 1, deployer 1');
   assert.equal(mine[0].body.tools, undefined, 'the Analyst is offered no tools');
   assert.deepEqual(mine[1].body.tools.map((x) => x.function.name), ['write_file', 'read_file', 'list_files', 'delete_file']);
   const second = mine[2].body.messages;
+  assert.equal(mine[3].body.messages.filter((m) => m.role === 'tool').length, 4 + BAD_PATHS.length + 2, 'every result went back');
   const assistant = second.find((m) => m.role === 'assistant' && m.tool_calls);
   assert.equal(assistant.content, 'Laying out the skeleton. ');
   assert.deepEqual(assistant.tool_calls.map((c) => c.id), mine[1].toolCalls.map((c) => c.id));
@@ -206,6 +218,16 @@ test("a provider's streamed tool calls run as sent; bad ones are answered with e
   assert.equal(await (await fetch(`${provider.url}/api/sessions/${id}/files/src/list.js`)).text(), 'export const items = ["milk"];\n');
   const readme = await (await fetch(`${provider.url}/api/sessions/${id}/files/README.md`)).text();
   assert.equal(readme, '# Shopping list\n\nFor families — ünïcode ✓\n');
+  // The zip holds exactly the files written, byte for byte.
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'botarmy-zip-'));
+  try {
+    const zip = Buffer.from(await (await fetch(`${provider.url}/api/sessions/${id}/project.zip`)).arrayBuffer());
+    assert.deepEqual(unzipInto(zip, dir), ['README.md', 'src/list.js']);
+    assert.equal(fs.readFileSync(path.join(dir, 'project/README.md'), 'utf8'), '# Shopping list\n\nFor families — ünïcode ✓\n');
+    assert.equal(fs.readFileSync(path.join(dir, 'project/src/list.js'), 'utf8'), 'export const items = ["milk"];\n');
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
   // The artifact is the text only, never the calls.
   const artifact = await (await fetch(`${provider.url}/api/sessions/${id}/artifacts/architect`)).text();
   assert.equal(artifact, 'Laying out the skeleton. ## Overview\nA list app. Wrote README.md.\n');
@@ -233,4 +255,56 @@ test('a rerun from the Developer replaces its files and the later stages\', keep
   assert.ok(v(after, 'src/app.js') > v(before, 'src/app.js'), 'the Developer\'s file is new');
   const readme = after.files.find((f) => f.path === 'README.md');
   assert.deepEqual(readme.versions.map((x) => x.stage), ['architect', 'deployer'], 'the old Deployer version is gone, never mixed');
+});
+
+async function runGated(url, brief, onGate) {
+  const id = await createSession(url);
+  const c = await SessionClient.open(url, id, { label: 'owner' });
+  try {
+    await mustAck(c, { type: 'start', brief, approval: 'each_stage' });
+    for (let from = 0; ; ) {
+      const end = await c.waitFor((e) => e.type === 'RUN_FINISHED' || e.type === 'RUN_ERROR', 60000, { from });
+      from = c.transcript.indexOf(end) + 1;
+      if (end.type !== 'RUN_FINISHED' || end.outcome?.type !== 'interrupt') return { id, end };
+      await onGate(c, c.state.gate.stage);
+    }
+  } finally {
+    c.close();
+  }
+}
+
+test("a rejected Developer's files are replaced by the rerun's, and a retry after a cut stream writes each file once", async () => {
+  const scenario = tag('redo');
+  const write = (p, content) => ({ name: 'write_file', arguments: { path: p, content } });
+  fake.setScenario(scenario, [
+    { ok: true }, // analyst
+    { toolCalls: [write('README.md', 'r')] },
+    { text: '## Overview\nok\n' }, // architect
+    { toolCalls: [write('src/v1.js', 'one'), write('src/shared.js', 'v1')] },
+    { text: '## Plan v1\n' }, // developer, attempt 1: rejected below
+    { toolCalls: [write('src/v2.js', 'two'), write('src/shared.js', 'v2')] },
+    { cutAfter: 3 }, // developer, attempt 2: its text is cut, so it is retried
+    { toolCalls: [write('src/v2.js', 'two'), write('src/shared.js', 'v2')] },
+    { text: '## Plan v2\n' }, // developer, attempt 3
+    { ok: true }, // tester
+    { ok: true }, // deployer
+  ]);
+  let rejected = false;
+  const { id, end } = await runGated(provider.url, briefFor(scenario), async (c, stage) => {
+    if (stage === 'developer' && !rejected) {
+      rejected = true;
+      assert.deepEqual(Object.keys(c.state.files).sort(), ['README.md', 'src/shared.js', 'src/v1.js']);
+      await mustAck(c, { type: 'reject', stage: 'developer', feedback: 'Split it differently.' });
+    } else {
+      await mustAck(c, { type: 'approve', stage });
+    }
+  });
+  assert.equal(end.type, 'RUN_FINISHED', JSON.stringify(end));
+  const tree = await files(provider.url, id);
+  assert.deepEqual(tree.files.map((f) => f.path), ['README.md', 'src/shared.js', 'src/v2.js'], 'v1.js went with its attempt');
+  for (const f of tree.files) assert.equal(f.versions.length, 1, `${f.path}: one kept version, never mixed or doubled`);
+  assert.equal(await (await fetch(`${provider.url}/api/sessions/${id}/files/src/shared.js`)).text(), 'v2');
+  const events = await fetchEvents(provider.url, id, 0);
+  checkInvariants(events, 'redo');
+  assert.ok(events.some((e) => e.type === 'CUSTOM' && e.name === 'agent_error' && e.value.stage === 'developer' && e.value.retryable), 'the cut stream was retried');
 });
