@@ -11,6 +11,7 @@ import {
   getArtifactVersions,
   getFileText,
   getHealth,
+  getModels,
   getProjectFiles,
   getSession,
   listViewLinks,
@@ -43,6 +44,7 @@ function answers(url: string, method = "GET"): Response {
   if (url.endsWith("/views")) return json({ views: [{ id: "0123456789ab", createdAt: 5 }] });
   if (url.includes("/views/")) return new Response(null, { status: 204 });
   if (url === "/api/health") return json({ status: "ok", version: "0.1.0", provider: "demo" });
+  if (url === "/api/models") return json({ demo: true, providers: [], stages: [], budgetMicroUsd: null });
   if (url.endsWith("?format=json")) return json({ stage: "analyst", versions: [{ version: 1, chars: 5, createdAt: 1, feedback: null }] });
   if (url.includes("/artifacts/")) return new Response(`# text of ${url}`, { headers: { "content-type": "text/markdown" } });
   return json({ id: ID, lastSeq: 3, state: {} });
@@ -59,6 +61,7 @@ async function everyRequest(version: number): Promise<void> {
   await createViewLink(ID);
   await listViewLinks(ID);
   await revokeViewLink(ID, "0123456789ab");
+  await getModels();
 }
 
 beforeEach(() => {
@@ -114,8 +117,9 @@ describe("api with an access token", () => {
       `/api/sessions/${ID}/views`,
       `/api/sessions/${ID}/views`,
       `/api/sessions/${ID}/views/0123456789ab`,
+      "/api/models",
     ]);
-    expect(calls.slice(-3).map((c) => c.method)).toEqual(["POST", "GET", "DELETE"]);
+    expect(calls.slice(-4, -1).map((c) => c.method)).toEqual(["POST", "GET", "DELETE"]);
     for (const call of calls) {
       expect(call.headers.get("Authorization"), call.url).toBe("Bearer s3cret-token");
       expect(call.url).not.toContain("s3cret");
@@ -127,7 +131,7 @@ describe("api with an access token", () => {
   it("sends no Authorization header without a token", async () => {
     const calls = fakeFetch(answers);
     await everyRequest(102);
-    expect(calls.length).toBe(9);
+    expect(calls.length).toBe(10);
     for (const call of calls) expect(call.headers.has("Authorization"), call.url).toBe(false);
   });
 
@@ -198,5 +202,46 @@ describe("project files", () => {
     expect(await getFileText(ID, "cached.txt", 5)).toBe("v5");
     expect(calls.length).toBe(1);
     await expect(getFileText(ID, "cached.txt", 9)).rejects.toMatchObject({ status: 404, code: "not_found" });
+  });
+});
+
+describe("the model catalog", () => {
+  it("reads GET /api/models: stages with their default first, prices, the budget", async () => {
+    fakeFetch(() =>
+      json({
+        demo: false,
+        providers: ["openai", "anthropic"],
+        stages: [
+          {
+            stage: "developer",
+            default: "anthropic:claude-fake",
+            offered: [
+              { id: "anthropic:claude-fake", provider: "anthropic", model: "claude-fake", price: { input: 3_000_000, output: 4_000_000, cachedInput: 3_000_000 } },
+              { id: "openai:fake-a", provider: "openai", model: "fake-a", price: null },
+            ],
+          },
+          // Not a stage, or without a default: left out.
+          { stage: "janitor", default: "openai:x", offered: [] },
+          { stage: "tester", offered: [] },
+          // A default the server did not list among the offers is still offered.
+          { stage: "analyst", default: "openai:fake-a", offered: [] },
+        ],
+        budgetMicroUsd: 500_000,
+      }),
+    );
+    const catalog = await getModels();
+    expect(catalog.demo).toBe(false);
+    expect(catalog.budgetMicroUsd).toBe(500_000);
+    expect(catalog.stages.map((s) => s.stage)).toEqual(["developer", "analyst"]);
+    expect(catalog.stages[0]?.offered).toEqual([
+      { id: "anthropic:claude-fake", provider: "anthropic", model: "claude-fake", price: { input: 3_000_000, output: 4_000_000, cachedInput: 3_000_000 } },
+      { id: "openai:fake-a", provider: "openai", model: "fake-a", price: null },
+    ]);
+    expect(catalog.stages[1]?.offered).toEqual([{ id: "openai:fake-a", provider: "openai", model: "fake-a", price: null }]);
+  });
+
+  it("passes on a refusal (an access token this browser does not have)", async () => {
+    fakeFetch(() => json({ error: { code: "unauthorized", message: "An access token is required." } }, 401));
+    await expect(getModels()).rejects.toMatchObject({ status: 401 });
   });
 });
