@@ -4,6 +4,7 @@
 import { useEffect, useState } from "react";
 import { sessionClient } from "../net/client";
 import { STAGE_LABEL } from "../protocol/types";
+import { budgetSpent } from "../protocol/actions";
 import { useSessionStore } from "../store/session";
 import { Button } from "./ui/button";
 import { useActions, usePending } from "./useActions";
@@ -124,10 +125,16 @@ function RunNote({ readOnly = false }: { readOnly?: boolean }) {
   const status = useSessionStore((s) => s.view.state?.run.status ?? null);
   const stage = useSessionStore((s) => s.view.state?.run.stage ?? null);
   const pauseRequested = useSessionStore((s) => s.view.state?.run.pauseRequested ?? false);
+  // With the dollar budget spent, nothing can start again here (no Retry, no new run).
+  const spent = useSessionStore((s) => budgetSpent(s.view.state));
   const name = stage ? `the ${STAGE_LABEL[stage]}` : "the current agent";
   let text: string | null = null;
   if (status === "paused") text = readOnly ? `Paused before ${name}.` : `Paused before ${name}. Press Resume to go on.`;
   else if (status === "running" && pauseRequested) text = `Pausing once ${name} finishes.`;
+  else if (spent && (status === "failed" || status === "completed" || status === "cancelled"))
+    text = readOnly
+      ? "This session has spent its budget: no agent will start again here."
+      : "This session has spent its budget: no agent will start again here. Start a new session to continue.";
   else if (status === "completed") text = "The plan is complete: read or download it under Artifacts.";
   else if (status === "cancelled") text = readOnly ? "Cancelled. Finished artifacts are kept." : "Cancelled. Finished artifacts are kept; you can start a new run below.";
   else if (status === "failed") text = readOnly ? `Stopped at ${name}.` : `Stopped at ${name}. Press Retry, or start a new run below.`;

@@ -262,6 +262,9 @@ describe("header: the run's total and the budget", () => {
     const note = await screen.findByTestId("budget-spent-note");
     expect(note.textContent).toContain("It has spent $0.0165 of its $0.015 budget");
     expect(screen.queryByTestId("brief-input")).toBeNull();
+    // The run controls do not offer a Retry that would be refused.
+    expect(screen.getByTestId("run-note").textContent).toBe("This session has spent its budget: no agent will start again here. Start a new session to continue.");
+    expect((screen.getByTestId("retry-button") as HTMLButtonElement).disabled).toBe(true);
   });
 });
 
