@@ -89,6 +89,7 @@ async fn route(req: Request, env: &Env, cfg: &Config, path: &str) -> Result<Resp
         (Method::Get, ["health"]) => Response::from_json(&json!({
             "status": "ok", "version": VERSION,
             "provider": if cfg.demo() { "demo" } else { "openai" },
+            "providers": cfg.providers.catalog(&cfg.prices).providers,
             "model": cfg.model_label(),
         })),
         (Method::Get, ["models"]) => {
