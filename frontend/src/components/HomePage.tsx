@@ -1,5 +1,5 @@
 // Home: write a brief and Start (a new session is created, opened and started in one go), create
-// an empty session, or open an existing one from its link or id.
+// an empty session, open an existing one from its link or id, or pick one of "Your sessions".
 
 import { useId, useRef, useState } from "react";
 import { ApiError, createSession } from "../net/api";
@@ -11,6 +11,7 @@ import { setAccessToken } from "../lib/token";
 import { BriefForm } from "./BriefForm";
 import { Button } from "./ui/button";
 import { Card, CardContent, CardHeader, CardTitle } from "./ui/card";
+import { YourSessions } from "./YourSessions";
 
 export function HomePage() {
   const [busy, setBusy] = useState(false);
@@ -23,6 +24,14 @@ export function HomePage() {
   const refId = useId();
   // What the user tried when the server asked for a token: done again once the token is saved.
   const retry = useRef<(() => void) | null>(null);
+  // Bumped when a token is saved: "Your sessions" loads again with it.
+  const [authVersion, setAuthVersion] = useState(0);
+
+  // The list was refused for want of the token: ask for it here, once, like creating does.
+  const listNeedsToken = () => {
+    setNeedToken(true);
+    setError((current) => current ?? "This BotArmy needs an access token. Enter it below to see your sessions and start new ones.");
+  };
 
   const create = async (then?: (id: string) => void) => {
     setBusy(true);
@@ -73,6 +82,7 @@ export function HomePage() {
                 setAccessToken(token);
                 // The catalog needs the token too: the pickers appear once it loads.
                 useModelsStore.getState().load(true);
+                setAuthVersion((v) => v + 1);
                 setNeedToken(false);
                 setError(null);
                 const again = retry.current;
@@ -149,6 +159,7 @@ export function HomePage() {
           </CardContent>
         </Card>
       </div>
+      <YourSessions authVersion={authVersion} onUnauthorized={listNeedsToken} />
     </main>
   );
 }

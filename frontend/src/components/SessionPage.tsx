@@ -3,7 +3,7 @@
 // without anything that sends a command.
 
 import { useCallback, useEffect, useId, useState } from "react";
-import { ApiError, downloadExport, getSession, isSessionKey, isViewKey } from "../net/api";
+import { ApiError, downloadExport, getSession, isSessionKey, isViewKey, rememberSession } from "../net/api";
 import { sessionClient } from "../net/client";
 import { goHome, openReplay } from "../routing";
 import { useConnectionStore } from "../store/connection";
@@ -278,6 +278,8 @@ export function SessionPage({ id }: { id: string }) {
     getSession(id).catch((err: unknown) => {
       if (alive && err instanceof ApiError && err.status === 404) markMissing();
     });
+    // "Your sessions" lists what this owner opened (a view key as view only). Best effort.
+    void rememberSession(id);
     return () => {
       alive = false;
     };

@@ -37,3 +37,20 @@ export function charCount(text: string): number {
 export function formatDateTime(ms: number): string {
   return new Date(ms).toLocaleString([], { dateStyle: "medium", timeStyle: "short" });
 }
+
+/**
+ * How long ago `at` was, in words: "just now", "5 min ago", "3 h ago", "yesterday", "4 days ago",
+ * then the date ("12 Mar 2026"). A time a little in the future (clocks differ) is "just now".
+ */
+export function formatAgo(at: number, now: number): string {
+  const s = Math.floor((now - at) / 1000);
+  if (s < 60) return "just now";
+  const min = Math.floor(s / 60);
+  if (min < 60) return `${min} min ago`;
+  const h = Math.floor(min / 60);
+  if (h < 24) return `${h} h ago`;
+  const days = Math.floor(h / 24);
+  if (days === 1) return "yesterday";
+  if (days < 7) return `${days} days ago`;
+  return new Date(at).toLocaleDateString([], { dateStyle: "medium" });
+}

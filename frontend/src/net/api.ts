@@ -4,11 +4,15 @@
 // Every request goes through `request()`, which adds `Authorization: Bearer <token>` when this
 // browser has an access token (BOTARMY_ACCESS_TOKEN on the server). The token travels in that
 // header only, never in a URL (URLs get logged); that is also why an artifact download is a
-// fetch turned into a Blob, not a plain `<a href>` (a link cannot carry a header).
+// fetch turned into a Blob, not a plain `<a href>` (a link cannot carry a header). It also adds
+// `X-BotArmy-Owner: <this browser's key>` (lib/owner.ts), which names "Your sessions" when the
+// server has no access token (with one, the token names the list and the key is ignored).
 
 import { isStage, type ArtifactList, type ModelCatalog, type OfferedModel, type ProjectFileList, type ServerEvent, type SessionState, type Stage, type StageModels } from "../protocol/types";
 import { downloadBlob, downloadText } from "../lib/download";
 import { getAccessToken } from "../lib/token";
+import { getOwnerKey, OWNER_HEADER } from "../lib/owner";
+import { isSessionKey, isViewKey } from "../lib/sessionKey";
 
 export class ApiError extends Error {
   constructor(
@@ -34,12 +38,12 @@ async function errorFrom(response: Response): Promise<ApiError> {
   return new ApiError(response.status, code, message);
 }
 
-/** `init`'s headers plus the access token, if this browser has one. */
+/** `init`'s headers plus this browser's owner key and the access token, if it has one. */
 export function withAuth(init: RequestInit = {}): RequestInit {
-  const token = getAccessToken();
-  if (!token) return init;
   const headers = new Headers(init.headers);
-  headers.set("Authorization", `Bearer ${token}`);
+  headers.set(OWNER_HEADER, getOwnerKey());
+  const token = getAccessToken();
+  if (token) headers.set("Authorization", `Bearer ${token}`);
   return { ...init, headers };
 }
 
@@ -54,10 +58,12 @@ async function request(path: string, init?: RequestInit): Promise<Response> {
   return response;
 }
 
+/** A new session. The server also puts it in this owner's list (the owner header goes along). */
 export async function createSession(): Promise<string> {
   const response = await request("/api/sessions", { method: "POST", headers: { Accept: "application/json" } });
   const body = (await response.json()) as { id?: unknown };
   if (typeof body.id !== "string") throw new ApiError(response.status, "bad_response", "The server did not return a session id.");
+  remembered.add(body.id);
   return body.id;
 }
 
@@ -294,4 +300,97 @@ export async function getModels(signal?: AbortSignal): Promise<ModelCatalog> {
     stages,
     budgetMicroUsd: typeof body.budgetMicroUsd === "number" ? body.budgetMicroUsd : null,
   };
+}
+
+// "Your sessions" (docs/protocol.md): the owner's list, kept by the server per owner (the access
+// token, else this browser's key).
+
+/** One row of "Your sessions". */
+export interface MySession {
+  /** What opens it: the session id, or a view key when `readOnly` (never the id then). */
+  key: string;
+  readOnly: boolean;
+  name: string;
+  /** The run's status as the state has it (`idle`, `running`, `completed`, …). */
+  status: string;
+  stagesDone: number;
+  tokens: number;
+  costMicroUsd: number;
+  createdAt: number;
+  updatedAt: number;
+}
+
+const count = (v: unknown): number => (typeof v === "number" && Number.isFinite(v) && v >= 0 ? v : 0);
+
+/** A row as the server sent it, read defensively; null when it has no usable key. */
+export function mySessionRow(value: unknown): MySession | null {
+  if (typeof value !== "object" || value === null) return null;
+  const r = value as Record<string, unknown>;
+  if (typeof r.key !== "string" || !isSessionKey(r.key)) return null;
+  return {
+    key: r.key,
+    // A view key is read-only whatever a row says.
+    readOnly: r.readOnly === true || isViewKey(r.key),
+    name: typeof r.name === "string" && r.name.trim() ? r.name : "New session",
+    status: typeof r.status === "string" ? r.status : "idle",
+    stagesDone: count(r.stagesDone),
+    tokens: count(r.tokens),
+    costMicroUsd: count(r.costMicroUsd),
+    createdAt: count(r.createdAt),
+    updatedAt: count(r.updatedAt) || count(r.createdAt),
+  };
+}
+
+/** The longest search the server takes, in characters. */
+export const MAX_QUERY_CHARS = 100;
+/** The longest session name, in characters. */
+export const MAX_NAME_CHARS = 120;
+
+/** "Your sessions", most recently active first; `q` filters by name (case-insensitive substring). */
+export async function listMySessions(q = "", signal?: AbortSignal): Promise<MySession[]> {
+  const query = q.trim();
+  const path = query ? `/api/sessions?q=${encodeURIComponent(query)}` : "/api/sessions";
+  const response = await request(path, { headers: { Accept: "application/json" }, signal });
+  const body = (await response.json()) as { sessions?: unknown };
+  return (Array.isArray(body.sessions) ? body.sessions : []).map(mySessionRow).filter((r): r is MySession => r !== null);
+}
+
+/** Keys this page has put in the owner's list already (created here, or opened). */
+const remembered = new Set<string>();
+
+/**
+ * Puts a session (id or view key) in the owner's list, once per page load: opening a session
+ * lists it. Best effort: a failure is swallowed (the page works without the list).
+ */
+export async function rememberSession(key: string): Promise<void> {
+  if (remembered.has(key)) return;
+  remembered.add(key);
+  try {
+    await request(`/api/sessions/${encodeURIComponent(key)}/remember`, { method: "POST", headers: { Accept: "application/json" } });
+  } catch {
+    remembered.delete(key);
+  }
+}
+
+/** Takes a row out of this owner's list; the session itself is untouched. */
+export async function forgetSession(key: string): Promise<void> {
+  await request(`/api/sessions/${encodeURIComponent(key)}/remember`, { method: "DELETE" });
+  remembered.delete(key);
+}
+
+/** Renames a session (the id, not a view key): every owner's list shows the name the server kept. */
+export async function renameSession(id: string, name: string): Promise<string> {
+  const response = await request(`/api/sessions/${encodeURIComponent(id)}`, {
+    method: "PATCH",
+    headers: { Accept: "application/json", "Content-Type": "application/json" },
+    body: JSON.stringify({ name }),
+  });
+  const body = (await response.json().catch(() => ({}))) as { summary?: { name?: unknown } };
+  return typeof body.summary?.name === "string" ? body.summary.name : name.trim().replace(/\s+/g, " ");
+}
+
+/** Deletes a session for everyone: its storage, its sockets (closed with 4404) and every list's row. */
+export async function deleteSession(id: string): Promise<void> {
+  await request(`/api/sessions/${encodeURIComponent(id)}`, { method: "DELETE" });
+  remembered.delete(id);
 }
