@@ -32,6 +32,14 @@
 // .../views/{viewId}; a view key (`v` + 96 hex) reads the session (snapshot, events, artifacts,
 // files, WebSocket with welcome.readOnly, every command rejected read_only) and never sees the id.
 //
+// "Your sessions" as the Worker has them, per owner (the `X-BotArmy-Owner` header, 32 hex; the
+// mock has no access token): GET /api/sessions?q= (most recently active first, at most 100, q a
+// case-insensitive name substring), POST /api/sessions with the header lists the new session,
+// POST / DELETE /api/sessions/{key}/remember (a view key is listed read-only under itself), PATCH
+// /api/sessions/{id} {name} (1–120 characters after trimming), DELETE /api/sessions/{id} (the
+// session, its views, its sockets closed with 4404, and every owner's row). A session is named
+// after its brief (60 characters) until renamed. In memory, like everything here.
+//
 // Project files as docs/protocol.md has them: each agent's answer interleaves its text with tool
 // calls (TOOL_CALL_START / _ARGS in pieces cut anywhere / _END / _RESULT) that write, read, list and
 // delete files; the state's `files` map follows by STATE_DELTA (`/` escaped as `~1`); GET
@@ -96,6 +104,11 @@ function formatUsd(micro) {
 const sessions = new Map();
 /** view key → { id, createdAt, session } */
 const views = new Map();
+/** owner key → Map(key → { key, readOnly, session, createdAt }) */
+const owners = new Map();
+const MAX_LIST = 100;
+const MAX_NAME_CHARS = 120;
+const MAX_QUERY_CHARS = 100;
 let downUntil = 0;
 const MAX_VIEWS = 20;
 
@@ -111,6 +124,11 @@ function newSession(id) {
     id,
     log: [],
     sockets: new Set(),
+    /** Set by a rename; until then the name is the brief's start. */
+    name: null,
+    createdAt: Date.now(),
+    /** When anything last happened (an event logged, a rename): "most recently active". */
+    activeAt: Date.now(),
     runs: 0,
     msgs: 0,
     timer: null,
@@ -164,6 +182,7 @@ function lookup(key) {
 }
 
 function emit(s, event) {
+  s.activeAt = Date.now();
   const logged = { seq: s.log.length + 1, timestamp: Date.now(), ...event };
   s.log.push(logged);
   for (const ws of s.sockets) if (ws.live) send(ws, logged);
@@ -797,6 +816,89 @@ function handle(s, ws, raw) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Your sessions
+
+/** The brief on one line, cut at 60 characters (back to a space if that loses little), as the Worker does. */
+function excerpt(text, max) {
+  const flat = text.split(/[\s\p{Cc}]+/u).filter(Boolean).join(" ");
+  const chars = [...flat];
+  if (chars.length <= max) return flat;
+  let cut = chars.slice(0, max).join("");
+  const at = cut.lastIndexOf(" ");
+  if (at >= 0 && [...cut.slice(0, at)].length >= Math.floor((max * 3) / 4)) cut = cut.slice(0, at);
+  return `${cut.trimEnd()}…`;
+}
+
+function summary(s) {
+  return {
+    name: s.name ?? (excerpt(s.brief, 60) || "New session"),
+    status: s.state.run.status,
+    stagesDone: STAGES.filter((stage) => s.state.agents[stage].status === "done").length,
+    tokens: s.state.run.tokensUsed,
+    costMicroUsd: s.state.run.costMicroUsd ?? 0,
+    updatedAt: s.activeAt,
+  };
+}
+
+/** The owner a request names, or null (the Worker answers 400 owner_required). */
+function ownerOf(req) {
+  const key = String(req.headers["x-botarmy-owner"] ?? "").toLowerCase();
+  if (!/^[0-9a-f]{32}$/.test(key)) return null;
+  if (!owners.has(key)) owners.set(key, new Map());
+  return owners.get(key);
+}
+
+function ownerRequired(res) {
+  return json(res, 400, { error: { code: "owner_required", message: "Send X-BotArmy-Owner: a random 32-hex key this browser keeps, to name your list." } });
+}
+
+function remember(list, key, s, view) {
+  if (!list.has(key)) list.set(key, { key, readOnly: Boolean(view), session: s, createdAt: Date.now() });
+  return { key, readOnly: Boolean(view), summary: summary(s) };
+}
+
+function listRows(list, q) {
+  const rows = [];
+  for (const row of list.values()) {
+    // A revoked view key or a deleted session leaves the list.
+    if (!sessions.has(row.session.id) || (row.readOnly && !views.has(row.key))) {
+      list.delete(row.key);
+      continue;
+    }
+    const sum = summary(row.session);
+    if (q && !sum.name.toLowerCase().includes(q)) continue;
+    rows.push({ key: row.key, readOnly: row.readOnly, ...sum, createdAt: row.session.createdAt });
+  }
+  return rows.sort((a, b) => b.updatedAt - a.updatedAt).slice(0, MAX_LIST);
+}
+
+/** A name as the Worker keeps it: trimmed, whitespace runs as one space, 1–120 characters. */
+function cleanName(raw) {
+  if (typeof raw !== "string") return { error: "The body needs a name (a string)." };
+  const name = raw.split(/\s+/).filter(Boolean).join(" ");
+  if (!name) return { error: "A name needs at least one character." };
+  const n = [...name].length;
+  if (n > MAX_NAME_CHARS) return { error: `The name has ${n} characters; the most is ${MAX_NAME_CHARS}.` };
+  return { name };
+}
+
+function deleteSession(s) {
+  clearTimer(s);
+  for (const ws of s.sockets) ws.close(4404, "session deleted");
+  for (const [key, v] of views) if (v.session === s) views.delete(key);
+  sessions.delete(s.id);
+  for (const list of owners.values()) for (const [key, row] of list) if (row.session === s) list.delete(key);
+}
+
+function readBody(req) {
+  return new Promise((resolve) => {
+    let body = "";
+    req.on("data", (chunk) => (body += chunk));
+    req.on("end", () => resolve(body));
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
 // HTTP
 
 function json(res, status, body) {
@@ -814,7 +916,7 @@ function serveStatic(req, res) {
   fs.createReadStream(file).pipe(res);
 }
 
-const server = http.createServer((req, res) => {
+const server = http.createServer(async (req, res) => {
   const url = new URL(req.url, "http://x");
   const p = url.pathname;
   if (p === "/__mock/drop" && req.method === "POST") {
@@ -827,8 +929,33 @@ const server = http.createServer((req, res) => {
   if (p === "/api/models" && req.method === "GET") return json(res, 200, catalog());
   if (p === "/api/sessions" && req.method === "POST") {
     const id = crypto.randomBytes(16).toString("hex");
-    sessions.set(id, newSession(id));
+    const s = newSession(id);
+    sessions.set(id, s);
+    const list = ownerOf(req);
+    if (list) remember(list, id, s, null);
     return json(res, 201, { id });
+  }
+  if (p === "/api/sessions" && req.method === "GET") {
+    const list = ownerOf(req);
+    if (!list) return ownerRequired(res);
+    const q = url.searchParams.get("q") ?? "";
+    if ([...q].length > MAX_QUERY_CHARS) return json(res, 400, { error: { code: "invalid_field", message: `A search has at most ${MAX_QUERY_CHARS} characters.` } });
+    return json(res, 200, { sessions: listRows(list, q.trim().toLowerCase()) });
+  }
+  const rm = /^\/api\/sessions\/([0-9a-z]+)\/remember$/.exec(p);
+  if (rm) {
+    if (!/^([0-9a-f]{32}|v[0-9a-f]{96})$/.test(rm[1])) return json(res, 404, { error: { code: "not_found", message: "No session with this id." } });
+    const list = ownerOf(req);
+    if (!list) return ownerRequired(res);
+    if (req.method === "DELETE") {
+      list.delete(rm[1]);
+      res.writeHead(204);
+      return res.end();
+    }
+    if (req.method !== "POST") return json(res, 405, { error: { code: "method_not_allowed", message: "Use POST or DELETE here." } });
+    const found = lookup(rm[1]);
+    if (!found) return json(res, 404, { error: { code: "not_found", message: "No session with this id." } });
+    return json(res, 200, remember(list, rm[1], found.s, found.view));
   }
   const m = /^\/api\/sessions\/([0-9a-z]+)(\/.*)?$/.exec(p);
   const found = m && lookup(m[1]);
@@ -839,6 +966,24 @@ const server = http.createServer((req, res) => {
     rest === "" || rest === "/events" || rest === "/export.jsonl" || rest === "/ws" || rest.startsWith("/artifacts/") || rest === "/files" || rest.startsWith("/files/") || rest === "/project.zip";
   if (view && (!readable || req.method !== "GET")) {
     return json(res, 403, { error: { code: "read_only", message: "This is a view-only link: it cannot change the session." } });
+  }
+  if (rest === "" && req.method === "PATCH") {
+    let body;
+    try {
+      body = JSON.parse(await readBody(req));
+    } catch {
+      return json(res, 400, { error: { code: "invalid_json", message: "The body is not JSON." } });
+    }
+    const clean = cleanName(body?.name);
+    if (clean.error) return json(res, 400, { error: { code: "invalid_field", message: clean.error } });
+    s.name = clean.name;
+    s.activeAt = Date.now();
+    return json(res, 200, { summary: summary(s) });
+  }
+  if (rest === "" && req.method === "DELETE") {
+    deleteSession(s);
+    res.writeHead(204);
+    return res.end();
   }
   if (rest === "/views" && req.method === "POST") {
     if ([...views.values()].filter((v) => v.session === s).length >= MAX_VIEWS) {
