@@ -90,6 +90,8 @@ struct Inner {
     /// Bytes of the event log, and (count, bytes) of messages: kept under their bounds.
     log_bytes: u64,
     messages: (u64, u64),
+    /// Text of the messages still streaming (stored when they end; see `Store::message_end`).
+    open_text: HashMap<String, String>,
     /// Last command, socket open or close (moves the idle expiry), as stored.
     active_at: u64,
 }
@@ -413,6 +415,7 @@ impl SessionDo {
             session,
             log_bytes: store.log_bytes()?,
             messages: store.message_totals()?,
+            open_text: HashMap::new(),
             store,
             cfg,
             saved: json,
@@ -463,8 +466,22 @@ impl SessionDo {
                                 i.messages.0 += 1;
                             }
                             Event::TextMessageContent { message_id, delta } => {
-                                i.store.message_append(seq, message_id, delta)?;
+                                i.open_text
+                                    .entry(message_id.clone())
+                                    .or_default()
+                                    .push_str(delta);
                                 i.messages.1 += delta.len() as u64;
+                            }
+                            Event::TextMessageEnd { message_id } => {
+                                let text = match i.open_text.remove(message_id) {
+                                    Some(t) => t,
+                                    // Streamed before a restart: its text is in the log.
+                                    None => match i.store.message_seq(message_id)? {
+                                        Some(from) => i.store.logged_text(message_id, from)?,
+                                        None => String::new(),
+                                    },
+                                };
+                                i.store.message_end(message_id, &text)?;
                             }
                             Event::RunError { code, .. } => log::warn(
                                 "run_error",
@@ -839,7 +856,8 @@ impl SessionDo {
         let (state, (messages, omitted), newest) = self.with_inner(|i| -> Result<_> {
             Ok((
                 i.session.state().to_json(),
-                i.store.recent_messages(SNAPSHOT_MESSAGES_BYTES)?,
+                i.store
+                    .recent_messages(SNAPSHOT_MESSAGES_BYTES, &i.open_text)?,
                 i.session.last_seq(),
             ))
         })?;
@@ -1405,7 +1423,7 @@ impl SessionDo {
             Ok(n) => n as usize,
             Err(r) => return r,
         };
-        let all = self.with_inner(|i| i.store.messages())?;
+        let all = self.with_inner(|i| i.store.messages(&i.open_text))?;
         let total = all.len();
         let mut size = 0;
         let page: Vec<_> = all

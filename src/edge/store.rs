@@ -3,6 +3,7 @@
 //! and the persisted session consistent with each other.
 
 use std::cell::Cell;
+use std::collections::HashMap;
 
 use serde::Deserialize;
 use worker::{SqlStorage, SqlStorageValue};
@@ -412,20 +413,58 @@ impl Store {
         Ok(())
     }
 
-    /// Text is stored as one row per delta: appending to the message row instead would
-    /// rewrite the whole message per token (quadratic in its length).
-    pub fn message_append(&self, seq: u64, id: &str, delta: &str) -> worker::Result<()> {
+    /// A message's text, written once when it ends. While it streams its text is only in
+    /// the event log (one row per text event) and in memory; `message_chunks` holds text of
+    /// sessions stored before that and is read as it is.
+    pub fn message_end(&self, id: &str, text: &str) -> worker::Result<()> {
         self.write(
-            "INSERT INTO message_chunks (seq, id, delta) VALUES (?, ?, ?)",
-            vec![int(seq), id.into(), delta.into()],
-        )?;
-        Ok(())
+            "UPDATE messages SET content = content || ? WHERE id = ?",
+            vec![text.into(), id.into()],
+        )
+    }
+
+    /// The text of message `id` as its logged `TEXT_MESSAGE_CONTENT` events after `from_seq`
+    /// have it (the open message after a restart, whose text was in memory only).
+    pub fn logged_text(&self, id: &str, from_seq: u64) -> worker::Result<String> {
+        let rows: Vec<Json> = self
+            .sql
+            .exec(
+                "SELECT json FROM events WHERE seq > ? AND json LIKE '%\"TEXT_MESSAGE_CONTENT\"%' \
+                 ORDER BY seq",
+                vec![int(from_seq)],
+            )?
+            .to_array()?;
+        let mut text = String::new();
+        for r in rows {
+            let v: serde_json::Value = serde_json::from_str(&r.json)?;
+            if v["messageId"] == id {
+                text.push_str(v["delta"].as_str().unwrap_or_default());
+            }
+        }
+        Ok(text)
+    }
+
+    /// The seq of message `id`'s start, if it is kept.
+    pub fn message_seq(&self, id: &str) -> worker::Result<Option<u64>> {
+        #[derive(Deserialize)]
+        struct S {
+            seq: f64,
+        }
+        let rows: Vec<S> = self
+            .sql
+            .exec("SELECT seq FROM messages WHERE id = ?", vec![id.into()])?
+            .to_array()?;
+        Ok(rows.first().map(|r| r.seq as u64))
     }
 
     /// The newest messages whose JSON fits in `budget` bytes, oldest first, and how many
     /// older ones were left out.
-    pub fn recent_messages(&self, budget: usize) -> worker::Result<(Vec<Message>, usize)> {
-        let all = self.messages()?;
+    pub fn recent_messages(
+        &self,
+        budget: usize,
+        open: &HashMap<String, String>,
+    ) -> worker::Result<(Vec<Message>, usize)> {
+        let all = self.messages(open)?;
         let mut size = 0;
         let mut take = 0;
         for m in all.iter().rev() {
@@ -440,7 +479,8 @@ impl Store {
         Ok((all.into_iter().skip(omitted).collect(), omitted))
     }
 
-    pub fn messages(&self) -> worker::Result<Vec<Message>> {
+    /// Every kept message; `open` holds the text so far of the messages still streaming.
+    pub fn messages(&self, open: &HashMap<String, String>) -> worker::Result<Vec<Message>> {
         let mut rows: Vec<MsgRow> = self
             .sql
             .exec(
@@ -457,7 +497,7 @@ impl Store {
             .sql
             .exec("SELECT id, delta FROM message_chunks ORDER BY seq", None)?
             .to_array()?;
-        let index: std::collections::HashMap<String, usize> = rows
+        let index: HashMap<String, usize> = rows
             .iter()
             .enumerate()
             .map(|(i, r)| (r.id.clone(), i))
@@ -465,6 +505,11 @@ impl Store {
         for c in chunks {
             if let Some(&i) = index.get(&c.id) {
                 rows[i].content.push_str(&c.delta);
+            }
+        }
+        for (id, text) in open {
+            if let Some(&i) = index.get(id) {
+                rows[i].content.push_str(text);
             }
         }
         Ok(rows
