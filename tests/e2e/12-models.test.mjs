@@ -162,3 +162,23 @@ test('the catalog offers each stage its models with prices and no secret', async
   assert.deepEqual(dev.offered[0].price, { input: 3_000_000, output: 4_000_000, cachedInput: 3_000_000 });
   assert.equal(cat.budgetMicroUsd, null);
 });
+
+test("provider B overloaded (529, retry-after) is retried after the time it asked for, then the run completes", async () => {
+  const t = tag('overloaded');
+  // Only the Developer reaches B: its first request is refused as overloaded, the retry answers.
+  b.setScenario(t, [{ status: 529, retryAfter: 2 }, { ok: true }]);
+  const fromB = b.requests.length;
+  const id = await run(w.url, briefFor(t));
+  const events = await fetchEvents(w.url, id, 0);
+  const err = events.find((e) => e.type === 'CUSTOM' && e.name === 'agent_error');
+  assert.equal(err.value.stage, 'developer');
+  assert.equal(err.value.code, 'server_error');
+  assert.equal(err.value.retryable, true);
+  assert.ok(err.value.nextRetryAt - err.timestamp >= 1900, `waits the 2 s asked for (${err.value.nextRetryAt - err.timestamp} ms)`);
+  assert.match(err.value.message, /Anthropic, model claude-fake, used by the Developer/);
+  const mine = b.requests.slice(fromB).filter((r) => JSON.stringify(r.body).includes(t));
+  assert.deepEqual(mine.map((r) => r.status), [529, 200]);
+  assert.ok(mine[1].time - mine[0].time >= 1900, `the retry came ${mine[1].time - mine[0].time} ms later`);
+  assert.equal(events.at(-1).type, 'RUN_FINISHED');
+  checkInvariants(events, 'overloaded');
+});
