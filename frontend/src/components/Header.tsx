@@ -80,6 +80,7 @@ export const Header = memo(function Header({ sessionId }: { sessionId: string | 
       <div className="mx-auto flex max-w-7xl flex-wrap items-center gap-x-3 gap-y-2 px-3 py-2 sm:px-4">
         <a
           href="/"
+          data-testid="home-link"
           onClick={(e) => {
             e.preventDefault();
             goHome();

@@ -66,6 +66,8 @@ export function YourSessions({ authVersion = 0, onUnauthorized, refreshMs = ACTI
   const [query, setQuery] = useState("");
   const [q, setQ] = useState("");
   const [rows, setRows] = useState<MySession[] | null>(null);
+  /** The search the rows shown answer (q moves first, the rows when the server answers). */
+  const [shownQuery, setShownQuery] = useState("");
   const [loading, setLoading] = useState(true);
   const [error, setError] = useState<LoadError | null>(null);
   const [now, setNow] = useState(() => Date.now());
@@ -93,6 +95,7 @@ export function YourSessions({ authVersion = 0, onUnauthorized, refreshMs = ACTI
       const list = await listMySessions(search);
       if (mine !== loadSeq.current) return;
       setRows(list.filter((r) => !removed.current.has(r.key)));
+      setShownQuery(search);
       setNow(Date.now());
       setError(null);
     } catch (err) {
@@ -249,11 +252,11 @@ export function YourSessions({ authVersion = 0, onUnauthorized, refreshMs = ACTI
         ) : null}
         {rows !== null && list.length === 0 && !loading ? (
           <p className="rounded-md bg-slate-50 p-3 text-sm text-slate-600" data-testid="my-sessions-empty">
-            {q ? `No session matches “${q}”.` : "No sessions yet. The sessions you start or open appear here."}
+            {shownQuery ? `No session matches “${shownQuery}”.` : "No sessions yet. The sessions you start or open appear here."}
           </p>
         ) : null}
         {list.length > 0 ? (
-          <ul className="divide-y divide-slate-100" data-testid="my-sessions-list" data-query={q}>
+          <ul className="divide-y divide-slate-100" data-testid="my-sessions-list" data-query={shownQuery}>
             {list.map((row) => (
               <SessionRow
                 key={row.key}
@@ -418,12 +421,11 @@ function RenameForm({ row, onDone }: { row: MySession; onDone(name: string | nul
     } catch (err) {
       setError(`The name was not saved: ${errorWords(err)}`);
       setSaving(false);
-      inputRef.current?.focus();
     }
   };
 
-  const onKeyDown = (e: KeyboardEvent<HTMLInputElement>) => {
-    if (e.key === "Escape") {
+  const onKeyDown = (e: KeyboardEvent<HTMLFormElement>) => {
+    if (e.key === "Escape" && !saving) {
       e.preventDefault();
       e.stopPropagation();
       onDone(null);
@@ -434,6 +436,7 @@ function RenameForm({ row, onDone }: { row: MySession; onDone(name: string | nul
     <form
       className="flex flex-wrap items-center gap-2"
       data-testid="rename-form"
+      onKeyDown={onKeyDown}
       onSubmit={(e) => {
         e.preventDefault();
         void save();
@@ -451,8 +454,8 @@ function RenameForm({ row, onDone }: { row: MySession; onDone(name: string | nul
           setDraft(e.target.value);
           setError(null);
         }}
-        onKeyDown={onKeyDown}
-        disabled={saving}
+        // Read-only, not disabled, while saving: a disabled field loses the focus.
+        readOnly={saving}
         aria-invalid={error ? true : undefined}
         aria-describedby={error ? errorId : undefined}
         // Longer names are refused by the server in words; this only keeps a paste from running on.

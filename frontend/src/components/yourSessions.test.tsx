@@ -292,6 +292,8 @@ describe("Your sessions", () => {
     expect(error.textContent).toBe("The name was not saved: The name has 121 characters; the most is 120.");
     expect(input.getAttribute("aria-invalid")).toBe("true");
     expect(screen.getByTestId("rename-input")).toBe(input);
+    expect(document.activeElement).toBe(input);
+    expect(input.disabled).toBe(false);
     // Typing again clears the message; a blank name is refused too.
     fireEvent.change(input, { target: { value: "   " } });
     expect(screen.queryByTestId("rename-error")).toBeNull();
