@@ -90,9 +90,9 @@ after(async () => {
 // ---------------------------------------------------------------------------------------------
 // Helpers
 
-/** A fresh page that fails the test on uncaught page errors and records dialogs. */
-async function openPage(t, url = target.url) {
-  const page = await context.newPage();
+/** A fresh page (in `ctx`, the main browser by default) that fails the test on uncaught page errors and records dialogs. */
+async function openPage(t, url = target.url, ctx = context) {
+  const page = await ctx.newPage();
   const problems = { pageErrors: [], dialogs: [], csp: [] };
   page.on('pageerror', (err) => problems.pageErrors.push(String(err)));
   page.on('console', (msg) => {
@@ -670,11 +670,11 @@ describe('BotArmy UI in Chromium', () => {
     await byTestId(page, 'start-button').click();
     await byTestId(page, 'access-token-input').waitFor({ timeout: 10_000 });
     assert.match(await byTestId(page, 'home-error').textContent(), /access token/i);
-    // Exactly one refusal so far: the create request that made the page ask for the token.
-    assert.deepEqual(
-      responses.filter((r) => r.status === 401).map((r) => `${r.method} ${new URL(r.url).pathname}`),
-      ['POST /api/sessions'],
-    );
+    // The refusals so far: the create request, and what the home page reads with the token
+    // (your sessions, the model catalog) when their answers came after the listener was attached.
+    const refused = responses.filter((r) => r.status === 401).map((r) => `${r.method} ${new URL(r.url).pathname}`);
+    assert.ok(refused.includes('POST /api/sessions'), `the create request was refused: ${refused}`);
+    assert.deepEqual(refused.filter((r) => !['POST /api/sessions', 'GET /api/sessions', 'GET /api/models'].includes(r)), [], `nothing else was refused: ${refused}`);
     const asked = responses.length;
     await byTestId(page, 'access-token-input').fill(TOKEN);
     await byTestId(page, 'save-token-button').click();
@@ -1284,5 +1284,214 @@ describe('BotArmy UI in Chromium', () => {
     await shot(page, '24-models-run');
     await assertAccessible(t, page, 'a finished run with models, costs and an open thinking block');
     assert.deepEqual(page.problems, { pageErrors: [], dialogs: [], csp: [] });
+  });
+
+  test('your sessions: the list shows a session started from the home page, follows its status, renames, searches, survives a reload, and deletes with confirmation', async (t) => {
+    if (skipIfNeeded(t)) return;
+    const tag = Math.random().toString(36).slice(2, 8);
+    // Under 60 characters: the row's name is the brief itself.
+    const brief = `Tool library ${tag} for a street association`;
+    const page = await openPage(t);
+    const ownerOf = (p) => p.evaluate(() => localStorage.getItem('botarmy.ownerKey'));
+    /** The server's list for an owner key (the Worker's own answer, not the page's). */
+    const serverList = async (owner, q = '', url = target.url, headers = {}) => {
+      const res = await fetch(`${url}/api/sessions${q ? `?q=${encodeURIComponent(q)}` : ''}`, { headers: { 'X-BotArmy-Owner': owner, ...headers } });
+      assert.equal(res.status, 200, `GET /api/sessions answered ${res.status}`);
+      return (await res.json()).sessions;
+    };
+    const rowIn = (p, key) => p.locator(`[data-testid="my-session-row"][data-key="${key}"]`);
+
+    const id = await startFromHome(page, brief, 'auto');
+    const owner = await ownerOf(page);
+    assert.match(owner, /^[0-9a-f]{32}$/, 'the page made its owner key');
+
+    // Back home while the run runs: the row is there, named after the brief, and follows the run
+    // (running, then completed) without a reload.
+    await byTestId(page, 'home-link').click();
+    const row = rowIn(page, id);
+    await row.waitFor({ timeout: 10_000 });
+    assert.equal(await row.locator('[data-testid="my-session-link"]').textContent(), brief);
+    assert.equal(await row.locator('[data-testid="my-session-link"]').getAttribute('href'), `/?s=${id}`);
+    const firstStatus = await row.getAttribute('data-status');
+    assert.ok(['running', 'completed'].includes(firstStatus), `listed as running or completed, not ${firstStatus}`);
+    if (firstStatus === 'running') assert.equal(await row.locator('[data-testid="my-session-status"]').textContent(), 'Running');
+    else t.diagnostic('the run had completed before the list first loaded: following it is not shown here');
+    await page.locator(`[data-testid="my-session-row"][data-key="${id}"][data-status="completed"]`).waitFor({ timeout: STAGE_TIMEOUT });
+    assert.equal(await row.locator('[data-testid="my-session-status"]').textContent(), 'Completed');
+    assert.equal(await row.locator('[data-testid="my-session-stages"]').textContent(), '5/5 stages done');
+    assert.match(await row.locator('[data-testid="my-session-when"]').textContent(), /^(just now|\d+ min ago)$/);
+    assert.match(await row.locator('[data-testid="my-session-when"]').getAttribute('title'), /^Last active /);
+    assert.equal(await row.locator('[data-testid="my-session-view-only"]').count(), 0);
+    // Tokens and cost as the server has them.
+    await page.waitForFunction(
+      async ({ owner, id }) => {
+        const res = await fetch('/api/sessions', { headers: { 'X-BotArmy-Owner': owner } });
+        const mine = (await res.json()).sessions.find((r) => r.key === id);
+        const shown = document.querySelector(`[data-testid="my-session-row"][data-key="${id}"] [data-testid="my-session-cost"]`);
+        return mine?.status === 'completed' && shown?.dataset.costMicroUsd === String(mine.costMicroUsd);
+      },
+      { owner, id },
+      { timeout: 10_000 },
+    );
+    const listed = (await serverList(owner)).find((r) => r.key === id);
+    assert.deepEqual(
+      { name: listed.name, status: listed.status, stagesDone: listed.stagesDone, readOnly: listed.readOnly },
+      { name: brief, status: 'completed', stagesDone: 5, readOnly: false },
+    );
+    assert.ok(listed.tokens > 0, 'the run used tokens');
+    const tokensText = await row.locator('[data-testid="my-session-tokens"]').textContent();
+    const k = listed.tokens >= 10_000 ? `${Math.round(listed.tokens / 1000)}k` : listed.tokens >= 1000 ? `${(listed.tokens / 1000).toFixed(1)}k` : String(listed.tokens);
+    assert.equal(tokensText, `${k} tokens`);
+    assert.equal(await row.locator('[data-testid="my-session-cost"]').textContent(), usd(listed.costMicroUsd));
+    const keys = await byTestId(page, 'my-session-row').evaluateAll((els) => els.map((e) => e.dataset.key));
+    assert.equal(keys[0], id, 'the most recently active session is first');
+    await shot(page, '25-your-sessions');
+    await assertAccessible(t, page, 'home page with your sessions');
+
+    // Rename by keyboard: a refusal in words, Escape cancels, Enter saves.
+    await row.locator('[data-testid="rename-session"]').focus();
+    await page.keyboard.press('Enter');
+    const input = row.locator('[data-testid="rename-input"]');
+    await input.waitFor();
+    assert.equal(await page.evaluate(() => document.activeElement?.dataset.testid), 'rename-input', 'the field has the focus');
+    await input.fill('   ');
+    await page.keyboard.press('Enter');
+    assert.match(await row.locator('[data-testid="rename-error"]').textContent({ timeout: 10_000 }), /^The name was not saved: .+/);
+    await page.keyboard.press('Escape');
+    await input.waitFor({ state: 'detached' });
+    assert.equal(await row.locator('[data-testid="my-session-link"]').textContent(), brief, 'Escape kept the name');
+    await row.locator('[data-testid="rename-session"]').click();
+    const newName = `Renamed ${tag}   street tools`;
+    await input.fill(newName);
+    await page.keyboard.press('Enter');
+    await page.locator(`[data-testid="my-session-row"][data-key="${id}"] [data-testid="my-session-link"]`, { hasText: `Renamed ${tag} street tools` }).waitFor({ timeout: 10_000 });
+    assert.equal(await row.locator('[data-testid="my-session-link"]').textContent(), `Renamed ${tag} street tools`, 'the name as the server cleaned it');
+    assert.equal((await serverList(owner)).find((r) => r.key === id)?.name, `Renamed ${tag} street tools`);
+
+    // Search: a debounced server query; a name nothing matches says so.
+    await byTestId(page, 'my-sessions-search').fill(`RENAMED ${tag.toUpperCase()}`);
+    await page.locator(`[data-testid="my-sessions-list"][data-query="RENAMED ${tag.toUpperCase()}"]`).waitFor({ timeout: 10_000 });
+    assert.deepEqual(await byTestId(page, 'my-session-row').evaluateAll((els) => els.map((e) => e.dataset.key)), [id]);
+    await byTestId(page, 'my-sessions-search').fill(`nothing-called-${tag}`);
+    await byTestId(page, 'my-sessions-empty').waitFor({ timeout: 10_000 });
+    assert.equal(await byTestId(page, 'my-sessions-empty').textContent(), `No session matches “nothing-called-${tag}”.`);
+    await byTestId(page, 'my-sessions-search').fill('');
+    await row.waitFor({ timeout: 10_000 });
+
+    // A reload: the same key, the same list.
+    await page.reload();
+    await row.waitFor({ timeout: 10_000 });
+    assert.equal(await ownerOf(page), owner, 'the owner key survived the reload');
+    assert.equal(await row.locator('[data-testid="my-session-link"]').textContent(), `Renamed ${tag} street tools`);
+
+    // Another browser (a fresh owner key) opens a view link: its list has the view key as View
+    // only, and not the session id; Remove from my list leaves the session alone.
+    const created = await fetch(`${target.url}/api/sessions/${id}/views`, { method: 'POST' });
+    assert.equal(created.status, 201);
+    const viewKey = (await created.json()).key;
+    const otherDir = fs.mkdtempSync(path.join(os.tmpdir(), 'botarmy-chromium-other-'));
+    const other = await launchChromium(otherDir);
+    t.after(async () => {
+      await other.close().catch(() => {});
+      fs.rmSync(otherDir, { recursive: true, force: true });
+    });
+    const viewer = await openPage(t, `${target.url}/s/${viewKey}`, other);
+    await waitLive(viewer);
+    const otherOwner = await ownerOf(viewer);
+    assert.match(otherOwner, /^[0-9a-f]{32}$/);
+    assert.notEqual(otherOwner, owner, 'each browser has its own key');
+    await byTestId(viewer, 'home-link').click();
+    const viewRow = rowIn(viewer, viewKey);
+    await viewRow.waitFor({ timeout: 10_000 });
+    assert.equal(await viewRow.getAttribute('data-read-only'), 'true');
+    assert.equal(await viewRow.locator('[data-testid="my-session-view-only"]').textContent(), 'View only');
+    assert.equal(await viewRow.locator('[data-testid="my-session-link"]').textContent(), `Renamed ${tag} street tools`);
+    assert.equal(await viewRow.locator('[data-testid="my-session-link"]').getAttribute('href'), `/s/${viewKey}`);
+    assert.equal(await viewRow.locator('[data-testid="rename-session"], [data-testid="delete-session"]').count(), 0, 'a view row is not renamed or deleted');
+    assert.equal(await rowIn(viewer, id).count(), 0, 'the session id is not in the viewer\'s list');
+    assert.equal((await viewer.content()).includes(id), false, 'the session id never reached the viewer\'s page');
+    assert.equal((await serverList(owner)).some((r) => r.key === viewKey), false, 'the owner\'s list is the owner\'s');
+    await shot(viewer, '26-your-sessions-view-only');
+    await viewRow.locator('[data-testid="forget-session"]').click();
+    await viewRow.waitFor({ state: 'detached', timeout: 10_000 });
+    assert.equal((await serverList(otherOwner)).some((r) => r.key === viewKey), false, 'forgotten on the server too');
+    assert.equal((await fetch(`${target.url}/api/sessions/${id}`)).status, 200, 'the session itself is still there');
+
+    // Delete, after a confirmation that says what happens. Cancel keeps it; a page open on the
+    // session is told it is gone.
+    const open = await openPage(t, `${target.url}/?s=${id}`);
+    await waitLive(open);
+    await row.locator('[data-testid="delete-session"]').click();
+    const dialog = byTestId(page, 'delete-dialog');
+    await dialog.waitFor();
+    assert.equal(
+      (await dialog.textContent()).replace(/Cancel.*$/, ''),
+      `Delete “Renamed ${tag} street tools”?Its conversation, artifacts and files are deleted for everyone with the link. This cannot be undone.`,
+    );
+    assert.equal(await page.evaluate(() => document.activeElement?.dataset.testid), 'cancel-delete-session', 'Cancel has the focus');
+    await shot(page, '27-delete-dialog');
+    await assertAccessible(t, page, 'the delete dialog');
+    await byTestId(page, 'cancel-delete-session').click();
+    await dialog.waitFor({ state: 'detached' });
+    assert.equal((await fetch(`${target.url}/api/sessions/${id}`)).status, 200, 'Cancel deleted nothing');
+    await row.locator('[data-testid="delete-session"]').click();
+    await byTestId(page, 'confirm-delete-session').click();
+    await row.waitFor({ state: 'detached', timeout: 10_000 });
+    assert.equal(await byTestId(page, 'my-sessions-notice').textContent(), `Deleted “Renamed ${tag} street tools”.`);
+    assert.equal((await fetch(`${target.url}/api/sessions/${id}`)).status, 404, 'the session is gone');
+    assert.equal((await fetch(`${target.url}/api/sessions/${viewKey}`)).status, 404, 'its view link too');
+    assert.equal((await serverList(owner)).some((r) => r.key === id), false, 'and its row');
+    await byTestId(open, 'session-gone').waitFor({ timeout: 10_000 });
+
+    // 360 px: the list fits.
+    await page.setViewportSize({ width: 360, height: 780 });
+    assert.ok((await page.evaluate(() => document.documentElement.scrollWidth)) <= 360, 'nothing scrolls sideways at 360 px');
+    await byTestId(page, 'my-sessions').scrollIntoViewIfNeeded();
+    await page.screenshot({ path: path.join(SHOTS, '28-your-sessions-360.png'), fullPage: true });
+    await page.setViewportSize({ width: 1280, height: 900 });
+
+    // With an access token, the token is the owner: another browser holding it sees the same list.
+    if (target.kind === 'worker') {
+      const TOKEN = 'browser-list-token';
+      const auth = { Authorization: `Bearer ${TOKEN}` };
+      const worker = await startWorker({ name: 'browser-list-token', env: { BOTARMY_ACCESS_TOKEN: TOKEN, DEMO_TOKEN_INTERVAL_MS: 3 } });
+      owned.push(worker);
+      const enterToken = async (p) => {
+        // The list asks for the token as creating does.
+        await byTestId(p, 'access-token-input').waitFor({ timeout: 10_000 });
+        assert.equal(await byTestId(p, 'my-sessions-error').getAttribute('data-unauthorized'), 'true');
+        await byTestId(p, 'access-token-input').fill(TOKEN);
+        await byTestId(p, 'save-token-button').click();
+      };
+      const a = await openPage(t, worker.url);
+      await enterToken(a);
+      const tokenBrief = `Shared list ${tag} for a choir`;
+      const tokenId = await startFromHome(a, tokenBrief, 'auto');
+      const b = await openPage(t, worker.url, other);
+      await enterToken(b);
+      const shared = rowIn(b, tokenId);
+      await shared.waitFor({ timeout: 10_000 });
+      assert.equal(await shared.locator('[data-testid="my-session-link"]').textContent(), tokenBrief);
+      assert.notEqual(await ownerOf(a), await ownerOf(b), 'two browsers, two keys, one list');
+      // A view link opened in B is in the token's list, as View only, for A too.
+      const view = await (await fetch(`${worker.url}/api/sessions/${tokenId}/views`, { method: 'POST', headers: auth })).json();
+      const remembered = b.waitForResponse((r) => r.url().endsWith(`/api/sessions/${view.key}/remember`), { timeout: 10_000 });
+      await b.goto(`${worker.url}/s/${view.key}`);
+      assert.equal((await remembered).status(), 200, 'opening the view link listed it');
+      await waitLive(b);
+      await byTestId(a, 'home-link').click();
+      await rowIn(a, view.key).waitFor({ timeout: 10_000 });
+      assert.equal(await rowIn(a, view.key).getAttribute('data-read-only'), 'true');
+      const sharedList = await serverList('0'.repeat(32), '', worker.url, auth);
+      assert.deepEqual(sharedList.map((r) => r.key).sort(), [tokenId, view.key].sort(), 'the token\'s list, whatever the browser key');
+      await shot(a, '29-your-sessions-token');
+      for (const p of [a, b]) await p.evaluate(() => localStorage.removeItem('botarmy.accessToken'));
+      assert.deepEqual(a.problems, { pageErrors: [], dialogs: [], csp: [] });
+      assert.deepEqual(b.problems, { pageErrors: [], dialogs: [], csp: [] });
+    } else {
+      t.diagnostic('the access-token part needs a Worker the harness starts: skipped');
+    }
+    assert.deepEqual(page.problems, { pageErrors: [], dialogs: [], csp: [] });
+    assert.deepEqual(viewer.problems, { pageErrors: [], dialogs: [], csp: [] });
   });
 });
