@@ -17,7 +17,10 @@
 // highlighted, two versions diffed, the project as a zip checked with a real unzip); a model per
 // agent (a model picked for the Developer in the start form reaches that provider; each card's
 // model and cost and the header's total are the state's; the model's thinking is a collapsed
-// block of its own, never in the answer or the artifact). Full-page
+// block of its own, never in the answer or the artifact); your sessions on the home page (a run
+// listed and followed to completed, renamed, searched, kept over a reload, a view link listed
+// View only in another browser and removed from its list, deleted after a confirmation; with
+// an access token, two browsers share one list). Full-page
 // screenshots of each main state go to test-output/screenshots/ (gitignored).
 //
 // Server-side faults need a server we control: with the harness, the test kills and restarts
