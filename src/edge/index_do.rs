@@ -77,22 +77,68 @@ fn as_bool<S: serde::Serializer>(v: &f64, s: S) -> std::result::Result<S::Ok, S:
 
 #[durable_object]
 pub struct IndexDo {
+    state: State,
     sql: SqlStorage,
+}
+
+impl IndexDo {
+    /// An index left without rows keeps nothing: its storage is deleted, so the indexes
+    /// never hold more than the rows of sessions that exist (each keeps at most 16 owners).
+    async fn drop_if_empty(&self) -> Result<()> {
+        #[derive(Deserialize)]
+        struct N {
+            n: f64,
+        }
+        let rows: Vec<N> = self
+            .sql
+            .exec("SELECT COUNT(*) AS n FROM entries", None)?
+            .to_array()?;
+        if rows.first().is_some_and(|r| r.n == 0.0) {
+            self.state.storage().delete_all().await?;
+        }
+        Ok(())
+    }
+
+    /// Whether this index holds a table at all (only `/remember` creates one, so a read or an
+    /// update of an owner with no rows leaves no storage behind).
+    fn exists(&self) -> Result<bool> {
+        #[derive(Deserialize)]
+        struct Name {
+            #[allow(dead_code)]
+            name: String,
+        }
+        let found: Vec<Name> = self
+            .sql
+            .exec(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'entries'",
+                None,
+            )?
+            .to_array()?;
+        Ok(!found.is_empty())
+    }
 }
 
 impl DurableObject for IndexDo {
     fn new(state: State, _env: Env) -> Self {
         let sql = state.storage().sql();
-        // Idempotent; an object that cannot create its table answers 500 below.
-        let _ = sql.exec(SCHEMA, None);
-        IndexDo { sql }
+        IndexDo { state, sql }
     }
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
         let now = now_ms();
-        match req.path().as_str() {
+        let path = req.path();
+        if path != "/remember" && !self.exists()? {
+            // No rows, no table: nothing to read, update or delete.
+            return match path.as_str() {
+                "/list" => Response::from_json(&json!({"sessions": []})),
+                "/forget" => Response::from_json(&json!({"ok": false})),
+                _ => Response::from_json(&json!({"ok": true})),
+            };
+        }
+        match path.as_str() {
             "/remember" => {
                 let r: Remember = req.json().await?;
+                self.sql.exec(SCHEMA, None)?;
                 let s = &r.summary;
                 self.sql.exec(
                     "INSERT INTO entries (key, session_ref, read_only, name, status, stages_done, \
@@ -145,6 +191,7 @@ impl DurableObject for IndexDo {
                     .sql
                     .exec("DELETE FROM entries WHERE key = ?", vec![f.key.into()])?
                     .rows_written();
+                self.drop_if_empty().await?;
                 Response::from_json(&json!({"ok": gone > 0}))
             }
             "/drop" => {
@@ -153,6 +200,7 @@ impl DurableObject for IndexDo {
                     "DELETE FROM entries WHERE session_ref = ?",
                     vec![d.session_ref.into()],
                 )?;
+                self.drop_if_empty().await?;
                 Response::from_json(&json!({"ok": true}))
             }
             "/list" => {

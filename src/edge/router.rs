@@ -140,6 +140,9 @@ async fn route(req: Request, env: &Env, cfg: &Config, path: &str) -> Result<Resp
                 .find(|(k, _)| k == "q")
                 .map(|(_, v)| v.into_owned())
                 .unwrap_or_default();
+            if let Err(e) = index::like_pattern(&q) {
+                return error_response(400, "invalid_field", &e);
+            }
             index_forward(env, &owner, "/list", &json!({"q": q})).await
         }
         (_, ["sessions", id, "agui"]) => {

@@ -196,7 +196,7 @@ impl DurableObject for SessionDo {
             return self.views(&req, &path);
         }
         if path == "/remember" {
-            return self.remember(&req, false);
+            return self.remember(&req, false).await;
         }
         if path == "/rename" {
             return self.rename(req).await;
@@ -1158,7 +1158,7 @@ impl SessionDo {
     /// session id replaced by the view key in every body; anything else is refused.
     async fn view_request(&self, req: Request, path: &str, v: ViewConn) -> Result<Response> {
         if path == "/remember" {
-            return self.remember(&req, true);
+            return self.remember(&req, true).await;
         }
         if path == "/ws" {
             let resp = self.upgrade(&req, Some(v)).await;
@@ -1276,13 +1276,19 @@ impl SessionDo {
 
     /// `/remember`: an owner (`x-owner`, its index's name) keeps this session in its list;
     /// answers what the row shows.
-    fn remember(&self, req: &Request, read_only: bool) -> Result<Response> {
+    async fn remember(&self, req: &Request, read_only: bool) -> Result<Response> {
         let owner = req.headers().get("x-owner")?.unwrap_or_default();
         if owner.len() != 64 || !owner.bytes().all(|b| b.is_ascii_hexdigit()) {
             return error_response(400, "owner_required", "No owner to remember this for.");
         }
-        self.with_inner(|i| i.store.add_owner(&owner, now_ms()))?;
+        let forgotten = self.with_inner(|i| i.store.add_owner(&owner, now_ms()))?;
         let id = self.with_inner(|i| i.session.state().session_id.clone());
+        // An owner pushed out of the session's list loses its row: every row in every index
+        // names a session that still keeps that owner up to date.
+        let body = json!({"sessionRef": index::session_ref(&id)});
+        for gone in forgotten {
+            index_call(&self.env, &gone, "/drop", &body).await;
+        }
         Response::from_json(&json!({"sessionRef": index::session_ref(&id),
             "readOnly": read_only, "summary": self.summary()?}))
     }

@@ -680,17 +680,32 @@ impl Store {
 
     /// Remembers an owner's index (a hash; see [`crate::index`]) to keep up to date; past
     /// [`crate::index::MAX_OWNERS_PER_SESSION`] the oldest is forgotten.
-    pub fn add_owner(&self, name: &str, now: u64) -> worker::Result<()> {
+    /// Returns the owners forgotten to make room (their rows of this session must go too).
+    pub fn add_owner(&self, name: &str, now: u64) -> worker::Result<Vec<String>> {
+        #[derive(Deserialize)]
+        struct Name {
+            name: String,
+        }
         self.write(
             "INSERT INTO owners (name, added_at) VALUES (?, ?) \
              ON CONFLICT(name) DO UPDATE SET added_at = excluded.added_at",
             vec![name.into(), int(now)],
         )?;
+        let keep = int(crate::index::MAX_OWNERS_PER_SESSION as u64);
+        let gone: Vec<Name> = self
+            .sql
+            .exec(
+                "SELECT name FROM owners WHERE name NOT IN \
+                 (SELECT name FROM owners ORDER BY added_at DESC LIMIT ?)",
+                vec![keep.clone()],
+            )?
+            .to_array()?;
         self.write(
             "DELETE FROM owners WHERE name NOT IN \
              (SELECT name FROM owners ORDER BY added_at DESC LIMIT ?)",
-            vec![int(crate::index::MAX_OWNERS_PER_SESSION as u64)],
-        )
+            vec![keep],
+        )?;
+        Ok(gone.into_iter().map(|n| n.name).collect())
     }
 
     pub fn owners(&self) -> worker::Result<Vec<String>> {

@@ -143,3 +143,15 @@ test('with an access token the list is the token\'s: the same from another brows
   assert.equal((await api(guarded, browserKey())('/api/sessions')).status, 401, 'no token, no list');
   assert.equal((await api(guarded, browserKey(), { token: 'wrong' })('/api/sessions')).status, 401);
 });
+
+test("an owner pushed out of a session's 16 owners loses its row; an index left empty keeps nothing", async () => {
+  const first = api(open, browserKey());
+  const { id } = await (await first('/api/sessions', { method: 'POST' })).json();
+  const others = Array.from({ length: 16 }, () => api(open, browserKey()));
+  for (const o of others) assert.equal((await o(`/api/sessions/${id}/remember`, { method: 'POST' })).status, 200);
+  // The first owner was the oldest of 17: pushed out, its row dropped.
+  await eventually(async () => assert.deepEqual(await list(first), []), 'the first owner lost its row');
+  for (const o of others) assert.deepEqual((await list(o)).map((r) => r.key), [id]);
+  // Listing an owner that never had a row, with an over-long search, is still refused.
+  assert.equal((await api(open, browserKey())(`/api/sessions?q=${'q'.repeat(101)}`)).status, 400);
+});
