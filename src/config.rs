@@ -300,11 +300,11 @@ mod tests {
             ("ANTHROPIC_API_KEY", "sk-ant-b"),
             (
                 "AGENT_MODELS",
-                "*=openai:gpt-4o-mini,developer=anthropic:claude-sonnet-4-5",
+                "*=openai:gpt-4o-mini,developer=anthropic:claude-sonnet-5-5",
             ),
             (
                 "AGENT_MODELS_OFFERED",
-                "openai:gpt-4.1,anthropic:claude-haiku-4-5",
+                "openai:gpt-6-sol,anthropic:claude-haiku-5-5",
             ),
             ("SESSION_BUDGET_USD", "0.50"),
         ])
@@ -312,8 +312,10 @@ mod tests {
         let s = c.session();
         assert_eq!(
             s.offered[Stage::Developer.index()][0],
-            "anthropic:claude-sonnet-4-5"
+            "anthropic:claude-sonnet-5-5"
         );
+        assert!(c.prices.lookup("claude-sonnet-5-5").price.is_some());
+        assert!(c.prices.lookup("gpt-6-sol").price.is_some());
         assert_eq!(s.offered[Stage::Tester.index()][0], "openai:gpt-4o-mini");
         assert_eq!(s.offered[Stage::Tester.index()].len(), 4);
         assert_eq!(s.budget_micros, Some(500_000));

@@ -191,14 +191,40 @@ pub enum PriceSource {
     Config,
 }
 
-/// List prices in USD per million tokens (input, output, cached input), as published by the
-/// providers (openai.com/api/pricing, anthropic.com/pricing), checked 2026-11.
+/// List prices in USD per million tokens (input, output, cached input), standard tier, short
+/// context, as the providers publish them (developers.openai.com/api/docs/pricing and the model
+/// pages; platform.claude.com/docs models overview and model pages), read 2026-12-01 from
+/// stored copies of those pages and of price notes quoting them. Older rows are kept for
+/// deployments still on those models.
 /// Anthropic's cached input is its "cache hits" price; cache writes are billed at the input
 /// price here (BotArmy does not ask for prompt caching, so it has none).
 /// Dated snapshots (`gpt-4o-mini-2024-07-18`, `claude-sonnet-4-5-20250929`) and `-latest`
 /// aliases find their family's row (see [`PriceTable::lookup`]).
 pub const DEFAULT_PRICES: &[(&str, Price)] = &[
-    // OpenAI
+    // OpenAI, current (2026-09): GPT-6 Sol and Luna, GPT-6.1 Sol.
+    ("gpt-6-sol", Price::new(2_000_000, 10_000_000, 200_000)),
+    ("gpt-6.1-sol", Price::new(2_000_000, 10_000_000, 100_000)),
+    ("gpt-6-luna", Price::new(100_000, 500_000, 10_000)),
+    // Anthropic, current: Sonnet 5.5 and 5, Opus 5.5 and 5, Haiku 5.5, Fable 5.1.
+    (
+        "claude-sonnet-5-5",
+        Price::new(2_000_000, 10_000_000, 200_000),
+    ),
+    (
+        "claude-sonnet-5",
+        Price::new(2_000_000, 10_000_000, 200_000),
+    ),
+    (
+        "claude-opus-5-5",
+        Price::new(4_000_000, 20_000_000, 200_000),
+    ),
+    ("claude-opus-5", Price::new(5_000_000, 25_000_000, 500_000)),
+    ("claude-haiku-5-5", Price::new(100_000, 500_000, 10_000)),
+    (
+        "claude-fable-5-1",
+        Price::new(10_000_000, 50_000_000, 1_000_000),
+    ),
+    // OpenAI, earlier
     ("gpt-4o-mini", Price::new(150_000, 600_000, 75_000)),
     ("gpt-4o", Price::new(2_500_000, 10_000_000, 1_250_000)),
     ("gpt-4.1", Price::new(2_000_000, 8_000_000, 500_000)),

@@ -17,7 +17,7 @@
 //! - A provider is configured when its key is set. With no key at all BotArmy runs the demo
 //!   provider: `AGENT_MODELS` is still checked for typos but not applied.
 //! - A stage's default is its `AGENT_MODELS` entry, else the `*` entry, else `openai:$OPENAI_MODEL`
-//!   when `openai` is configured, else `anthropic:claude-sonnet-4-5`.
+//!   when `openai` is configured, else `anthropic:claude-sonnet-5-5`.
 //! - Every model named (in either variable) must be on a configured provider; a model name may
 //!   itself contain `:` (`openai:llama3.2:3b` is Ollama's `llama3.2:3b`).
 //! - A stage is offered its default first, then every other model named anywhere, in order of
@@ -38,7 +38,8 @@ use super::tools::ToolDef;
 use crate::agents::Stage;
 
 /// The model used when only Anthropic is configured and nothing names one.
-pub const DEFAULT_ANTHROPIC_MODEL: &str = "claude-sonnet-4-5";
+/// Anthropic's current "speed and intelligence" model (Claude Sonnet 4.5 retired 2026-11-30).
+pub const DEFAULT_ANTHROPIC_MODEL: &str = "claude-sonnet-5-5";
 /// Longest model name accepted.
 pub const MAX_MODEL_NAME_CHARS: usize = 200;
 
@@ -642,7 +643,7 @@ mod tests {
         assert!(!p.demo());
         assert_eq!(
             p.model_for(Stage::Developer).unwrap().id(),
-            "anthropic:claude-sonnet-4-5"
+            "anthropic:claude-sonnet-5-5"
         );
         assert_eq!(
             p.provider(ProviderKind::Anthropic).unwrap().base_url,
