@@ -10,7 +10,7 @@ use serde_json::json;
 use worker::{Env, Headers, Method, Request, RequestInit, Response, Result};
 
 use super::admission_do::{self, Ask};
-use super::session_do::{index_call, random_hex};
+use super::session_do::{index_call, index_request, random_hex};
 use super::{config, error_response, log, now_ms, read_only_response};
 use crate::admission::{client_key, Refusal};
 use crate::config::Config;
@@ -143,7 +143,7 @@ async fn route(req: Request, env: &Env, cfg: &Config, path: &str) -> Result<Resp
             if let Err(e) = index::like_pattern(&q) {
                 return error_response(400, "invalid_field", &e);
             }
-            index_forward(env, &owner, "/list", &json!({"q": q})).await
+            index_request(env, &owner, "/list", &json!({"q": q})).await
         }
         (_, ["sessions", id, "agui"]) => {
             if view::parse_key(id).is_some() {
@@ -172,7 +172,7 @@ async fn route(req: Request, env: &Env, cfg: &Config, path: &str) -> Result<Resp
             match method {
                 Method::Post => remember(env, &owner, key).await,
                 Method::Delete => {
-                    let resp = index_forward(env, &owner, "/forget", &json!({"key": key})).await?;
+                    let resp = index_request(env, &owner, "/forget", &json!({"key": key})).await?;
                     if resp.status_code() != 200 {
                         return Ok(resp);
                     }
@@ -649,22 +649,4 @@ async fn remember(env: &Env, owner: &str, key: &str) -> Result<Response> {
     Response::from_json(
         &json!({"key": key, "readOnly": row["readOnly"], "summary": row["summary"]}),
     )
-}
-
-/// A request to `owner`'s index, answered as it answers.
-async fn index_forward(
-    env: &Env,
-    owner: &str,
-    path: &str,
-    body: &serde_json::Value,
-) -> Result<Response> {
-    let stub = env
-        .durable_object("INDEX")?
-        .id_from_name(owner)?
-        .get_stub()?;
-    let mut init = RequestInit::new();
-    init.with_method(Method::Post)
-        .with_body(Some(body.to_string().into()));
-    let req = Request::new_with_init(&format!("https://index{path}"), &init)?;
-    stub.fetch_with_request(req).await
 }

@@ -1965,26 +1965,35 @@ fn ascii_name(name: &str) -> String {
         .collect()
 }
 
-/// One request to an owner's index object; false (and a log line) if it failed.
+/// One request to an owner's index object, answered as it answers.
+pub(crate) async fn index_request(
+    env: &Env,
+    owner: &str,
+    path: &str,
+    body: &serde_json::Value,
+) -> Result<Response> {
+    let stub = env
+        .durable_object("INDEX")?
+        .id_from_name(owner)?
+        .get_stub()?;
+    let mut init = RequestInit::new();
+    init.with_method(Method::Post)
+        .with_body(Some(body.to_string().into()));
+    let req = Request::new_with_init(&format!("https://index{path}"), &init)?;
+    stub.fetch_with_request(req).await
+}
+
+/// [`index_request`] where only success matters: false (and a log line) if it failed.
 pub(crate) async fn index_call(
     env: &Env,
     owner: &str,
     path: &str,
     body: &serde_json::Value,
 ) -> bool {
-    let call = async {
-        let stub = env
-            .durable_object("INDEX")?
-            .id_from_name(owner)?
-            .get_stub()?;
-        let mut init = RequestInit::new();
-        init.with_method(Method::Post)
-            .with_body(Some(body.to_string().into()));
-        let req = Request::new_with_init(&format!("https://index{path}"), &init)?;
-        let resp = stub.fetch_with_request(req).await?;
-        Ok::<u16, worker::Error>(resp.status_code())
-    };
-    match call.await {
+    match index_request(env, owner, path, body)
+        .await
+        .map(|r| r.status_code())
+    {
         Ok(200) => true,
         Ok(status) => {
             log::warn("index_failed", json!({"path": path, "status": status}));

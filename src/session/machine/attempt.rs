@@ -64,14 +64,36 @@ impl Session {
         self.emit(Event::TextMessageEnd { message_id: id });
     }
 
-    /// Starts a stage's first attempt (or the first after a rerun/retry/resume).
+    /// Starts a stage's first attempt (or the first after a rerun/retry/resume), unless a
+    /// budget is spent.
     pub(super) fn begin_stage(&mut self, stage: Stage, now: u64) {
-        if self.p.state.run.tokens_used >= self.cfg.token_budget {
-            let (used, budget) = (self.p.state.run.tokens_used, self.cfg.token_budget);
+        use crate::llm::price::format_usd;
+        let run = &self.p.state.run;
+        let spent = if run.tokens_used >= self.cfg.token_budget {
+            let (used, budget) = (run.tokens_used, self.cfg.token_budget);
+            Some((
+                "token",
+                format!("{used} of {budget} tokens used"),
+                format!("has used {used} of its {budget} tokens"),
+            ))
+        } else {
+            self.cfg
+                .budget_micros
+                .filter(|b| run.cost_micro_usd >= *b)
+                .map(|b| {
+                    let (spent, budget) = (format_usd(run.cost_micro_usd), format_usd(b));
+                    (
+                        "dollar",
+                        format!("{spent} of {budget} spent"),
+                        format!("has spent {spent} of its {budget} budget"),
+                    )
+                })
+        };
+        if let Some((kind, detail, words)) = spent {
             let f = StageFailure {
                 code: FailureCode::BudgetExhausted,
-                message: "The session's token budget is used up.".into(),
-                detail: format!("{used} of {budget} tokens used"),
+                message: format!("The session's {kind} budget is used up."),
+                detail,
                 retryable: false,
                 retry_after_ms: None,
             };
@@ -80,39 +102,13 @@ impl Session {
                 stage,
                 FailureCode::BudgetExhausted,
                 format!(
-                    "This session has used {used} of its {budget} tokens, so the {} was not \
-                     started. Open a new session to continue.",
+                    "This session {words}, so the {} was not started. Open a new session to \
+                     continue.",
                     stage.title()
                 ),
                 now,
             );
             return;
-        }
-        if let Some(budget) = self.cfg.budget_micros {
-            let spent = self.p.state.run.cost_micro_usd;
-            if spent >= budget {
-                use crate::llm::price::format_usd;
-                let (spent, budget) = (format_usd(spent), format_usd(budget));
-                let f = StageFailure {
-                    code: FailureCode::BudgetExhausted,
-                    message: "The session's dollar budget is used up.".into(),
-                    detail: format!("{spent} of {budget} spent"),
-                    retryable: false,
-                    retry_after_ms: None,
-                };
-                self.emit(f.agent_error(stage, None, 0));
-                self.fail_run(
-                    stage,
-                    FailureCode::BudgetExhausted,
-                    format!(
-                        "This session has spent {spent} of its {budget} budget, so the {} was \
-                         not started. Open a new session to continue.",
-                        stage.title()
-                    ),
-                    now,
-                );
-                return;
-            }
         }
         self.p.state.run.stage = Some(stage);
         let a = self.p.state.agent_mut(stage);
