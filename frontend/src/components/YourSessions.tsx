@@ -370,7 +370,7 @@ function SessionRow({ row, now, editing, busy, error, onRename, onRenamed, onDel
       {editing ? null : (
         <div className="flex shrink-0 flex-wrap gap-1">
           {row.readOnly ? (
-            <Button variant="ghost" size="sm" onClick={onForget} disabled={busy} data-testid="forget-session" aria-label={`Remove “${row.name}” from my list`}>
+            <Button variant="ghost" size="sm" onClick={onForget} disabled={busy} data-testid="forget-session" aria-label={`Remove from my list: “${row.name}”`}>
               {busy ? "Removing…" : "Remove from my list"}
             </Button>
           ) : (

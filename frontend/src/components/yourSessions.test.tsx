@@ -174,6 +174,8 @@ describe("Your sessions", () => {
     expect(v.queryByTestId("rename-session")).toBeNull();
     expect(v.queryByTestId("delete-session")).toBeNull();
     expect(v.getByTestId("forget-session").textContent).toBe("Remove from my list");
+    // The accessible name starts with the visible text (axe: label-content-name-mismatch).
+    expect(v.getByTestId("forget-session").getAttribute("aria-label")).toMatch(/^Remove from my list: /);
   });
 
   it("opens a session from its row in the page (the address changes, no reload)", async () => {
