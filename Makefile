@@ -5,7 +5,7 @@ SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 PORT ?= 8787
 
-.PHONY: setup setup-test build build-worker build-frontend dev test test-rust lint test-frontend test-e2e test-chaos test-security test-soak test-browser chaos-long fuzz bench bench-ui deploy clean
+.PHONY: setup setup-test build build-worker build-frontend dev test test-rust lint test-frontend test-e2e test-chaos test-security test-soak test-security-and-soak test-browser chaos-long fuzz bench bench-ui deploy clean
 
 setup:
 	scripts/setup.sh
@@ -62,7 +62,12 @@ test-soak:
 test-browser:
 	scripts/test-suite.sh 20m tests/browser/
 
-test: setup-test lint test-rust build test-frontend test-e2e test-chaos test-security test-soak test-browser
+# Security and soak run side by side: the soak paces one session a second and waits most of
+# its minute, and each suite has its own state folder and workers (scripts/test-suite.sh).
+test-security-and-soak:
+	$(MAKE) -j2 --output-sync=target test-security test-soak
+
+test: setup-test lint test-rust build test-frontend test-e2e test-chaos test-security-and-soak test-browser
 
 # Long fuzz run of the command decoder, SSE parser and JSON-Patch reducer (property tests).
 fuzz:
