@@ -33,7 +33,7 @@ use super::openai::ChatMessage;
 use super::price::TokenUsage;
 use super::sse::SseEvent;
 use super::stream::{event_json, excerpt, malformed, BodyReader, Dialect, StreamItem};
-use super::tools::ToolDef;
+use super::tools::{ToolDef, TOOL_ERROR_PREFIX};
 
 pub const DEFAULT_BASE_URL: &str = "https://api.anthropic.com";
 /// The `anthropic-version` header value this decoder is written against.
@@ -108,7 +108,7 @@ pub fn messages_request_body(
                 "type": "tool_result",
                 "tool_use_id": m.tool_call_id.clone().unwrap_or_default(),
                 "content": m.content,
-                "is_error": m.content.starts_with("Error: "),
+                "is_error": m.content.starts_with(TOOL_ERROR_PREFIX),
             });
             // Results of one assistant turn go together in one user turn.
             let last_is_results = turns.last().is_some_and(|t: &Value| {

@@ -42,6 +42,9 @@ use serde_json::{json, Value};
 
 use super::stream::StreamItem;
 
+/// How a tool result that changed nothing begins (the model, the wire and the UI read it).
+pub const TOOL_ERROR_PREFIX: &str = "Error: ";
+
 /// Calls one answer may make. More is a runaway stream (the session runs at most
 /// [`crate::workspace::limits::MAX_TOOL_CALLS_PER_ROUND`] of them anyway).
 pub const MAX_TOOL_CALLS_PER_ANSWER: usize = 64;

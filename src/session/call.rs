@@ -35,7 +35,7 @@ use super::machine::{CallSpec, Session, StageFailure, Usage};
 use crate::agents::{demo_answer, demo_script, demo_usage, Stage, MAX_ANSWER_TOKENS};
 use crate::config::Config;
 use crate::llm::openai::messages_chars;
-use crate::llm::providers::{Decoder, Provider, ProviderKind};
+use crate::llm::providers::{Decoder, HttpRequest, Provider, ProviderKind};
 use crate::llm::tools::{ToolCall, ToolDef};
 use crate::llm::{
     cache, estimate_tokens, redact, ChatMessage, ErrorKind, LlmError, StreamDecoder, StreamItem,
@@ -135,7 +135,8 @@ pub type Note = (&'static str, &'static str, Value);
 pub struct CallDriver {
     spec: CallSpec,
     phase: Phase,
-    body: String,
+    /// The next request to send (`None` in demo mode or without a provider).
+    request: Option<HttpRequest>,
     /// The provider answering (`None` in demo mode), or why there is none.
     provider: Result<Option<Provider>, String>,
     bucket: String,
@@ -198,20 +199,16 @@ impl CallDriver {
             Err(e) => (Err(e), String::new(), String::new()),
         };
         let thinking_tokens = cfg.thinking_tokens;
-        let body = match &provider {
-            Ok(Some(p)) => {
-                let thinking = thinking_tokens.filter(|_| p.kind == ProviderKind::Anthropic);
-                p.request(
-                    &model,
-                    messages,
-                    &tools,
-                    None,
-                    Some(MAX_ANSWER_TOKENS),
-                    thinking,
-                )
-                .body
-            }
-            _ => String::new(),
+        let request = match &provider {
+            Ok(Some(p)) => Some(provider_request(
+                p,
+                &model,
+                messages,
+                &tools,
+                None,
+                thinking_tokens,
+            )),
+            _ => None,
         };
         let decoder = match &provider {
             Ok(Some(p)) => p.decoder(),
@@ -229,7 +226,10 @@ impl CallDriver {
         });
         let cache_key = cfg
             .cache_on()
-            .then(|| cache::key(cfg.cache, session_id, &base_url, &body))
+            .then(|| {
+                let body = request.as_ref().map_or("", |r| r.body.as_str());
+                cache::key(cfg.cache, session_id, &base_url, body)
+            })
             .flatten();
         CallDriver {
             phase: Phase::New,
@@ -261,7 +261,7 @@ impl CallDriver {
             round: 0,
             round_text: String::new(),
             round_calls: Vec::new(),
-            body,
+            request,
             spec,
         }
     }
@@ -452,14 +452,14 @@ impl CallDriver {
 
     fn fetch(&mut self) -> Step {
         self.phase = Phase::Fetching;
-        let Ok(Some(p)) = &self.provider else {
-            unreachable!("only a provider's call fetches")
-        };
-        let req = p.request(&self.model, &[], &[], None, None, None);
+        let req = self
+            .request
+            .clone()
+            .expect("only a provider's call fetches");
         Step::Fetch {
             url: req.url,
             headers: req.headers,
-            body: self.body.clone(),
+            body: req.body,
             timeout_ms: self.stall_timeout_ms,
         }
     }
@@ -495,19 +495,14 @@ impl CallDriver {
         let Ok(Some(p)) = &self.provider else {
             unreachable!("only a provider's answer has rounds")
         };
-        let thinking = self
-            .thinking_tokens
-            .filter(|_| p.kind == ProviderKind::Anthropic);
-        self.body = p
-            .request(
-                &self.model,
-                &self.messages,
-                &self.tools,
-                choice,
-                Some(MAX_ANSWER_TOKENS),
-                thinking,
-            )
-            .body;
+        self.request = Some(provider_request(
+            p,
+            &self.model,
+            &self.messages,
+            &self.tools,
+            choice,
+            self.thinking_tokens,
+        ));
         self.prompt_chars += messages_chars(&self.messages);
         self.decoder = p.decoder();
     }
@@ -717,6 +712,26 @@ impl CallDriver {
 
 #[cfg(test)]
 mod tests;
+
+/// One request to `p`: thinking only where the provider takes a budget (Anthropic).
+fn provider_request(
+    p: &Provider,
+    model: &str,
+    messages: &[ChatMessage],
+    tools: &[ToolDef],
+    tool_choice: Option<&str>,
+    thinking_tokens: Option<u32>,
+) -> HttpRequest {
+    let thinking = thinking_tokens.filter(|_| p.kind == ProviderKind::Anthropic);
+    p.request(
+        model,
+        messages,
+        tools,
+        tool_choice,
+        Some(MAX_ANSWER_TOKENS),
+        thinking,
+    )
+}
 
 fn too_many_rounds() -> StageFailure {
     StageFailure {

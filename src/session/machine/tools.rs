@@ -9,13 +9,11 @@
 //! since a restart gives the attempt a new call id).
 
 use super::*;
+use crate::llm::tools::TOOL_ERROR_PREFIX;
 use crate::llm::ToolCall;
 use crate::session::state::FileMeta;
 use crate::workspace::limits::MAX_TOOL_CALLS_PER_ROUND;
 use crate::workspace::Workspace;
-
-/// A tool call's result text that means it changed nothing (the model and the UI read it).
-pub const TOOL_ERROR_PREFIX: &str = "Error: ";
 
 /// Provider ids are cut to this many characters in keys and on the wire.
 const MAX_ID_CHARS: usize = 64;
