@@ -13,7 +13,7 @@ import path from 'node:path';
 import { startWorker } from '../support/harness.mjs';
 import { startFakeOpenAI } from '../support/fake-openai.mjs';
 import { SessionClient, createSession, fetchEvents, getSession } from '../support/client.mjs';
-import { briefFor, checkInvariants, mustAck, tag, waitRunEnd } from '../support/e2e.mjs';
+import { briefFor, checkInvariants, mustAck, stateHistory, tag, waitRunEnd } from '../support/e2e.mjs';
 
 let demo;
 let fake;
@@ -241,10 +241,14 @@ test('a rerun from the Developer replaces its files and the later stages\', keep
     const last = (await getSession(demo.url, id)).body.lastSeq;
     await mustAck(c, { type: 'rerun', stage: 'developer' });
     const run = await c.waitFor((e) => e.type === 'RUN_STARTED' && e.seq > last);
-    // Right after the rerun begins, only the Architect's files are left.
-    const early = await c.waitFor((e) => e.type === 'STEP_STARTED' && e.seq > run.seq && e.stepName === 'developer');
-    assert.ok(early);
     await waitRunEnd(c, run.runId, 90000);
+    // From the rerun's start to the Developer's first write, the project is the Architect's
+    // files alone: the old Developer, Tester and Deployer files went when its attempt began.
+    const events = (await fetchEvents(demo.url, id, 0)).filter((e) => e.seq >= run.seq);
+    const firstWrite = events.find((e) => e.type === 'TOOL_CALL_RESULT').seq;
+    const states = stateHistory(events.filter((e) => e.seq < firstWrite), (st) => Object.keys(st.files).sort());
+    assert.equal(states[0].value.length, 8, 'the run starts from the finished project');
+    assert.deepEqual(states.at(-1).value, ['README.md', 'package.json']);
   } finally {
     c.close();
   }
