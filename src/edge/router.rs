@@ -201,7 +201,7 @@ async fn route(req: Request, env: &Env, cfg: &Config, path: &str) -> Result<Resp
             let mut req = req;
             let body = req.bytes().await?;
             if body.len() > 4096 {
-                return error_response(413, "too_large", "A rename body holds at most 4 KiB.");
+                return error_response(413, "body_too_large", "A rename body holds at most 4 KiB.");
             }
             forward_with_body(env, id, "/rename", Method::Post, Headers::new(), Some(body)).await
         }

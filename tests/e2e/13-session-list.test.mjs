@@ -86,6 +86,9 @@ test('a session created through the API is listed and its name and status follow
     assert.equal(r.status, 400, JSON.stringify(bad));
     assert.equal((await r.json()).error.code, 'invalid_field');
   }
+  const big = await me(`/api/sessions/${id}`, { method: 'PATCH', body: JSON.stringify({ name: 'n', pad: 'x'.repeat(5000) }) });
+  assert.equal(big.status, 413);
+  assert.equal((await big.json()).error.code, 'body_too_large');
   assert.equal((await list(me))[0].name, "Grandma's recipes", 'a refused rename changes nothing');
 
   // Search, newest first, and a second session.
