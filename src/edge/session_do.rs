@@ -1499,17 +1499,13 @@ impl SessionDo {
         let body = self.with_inner(|i| {
             let ws = i.session.workspace();
             let latest = ws.latest();
-            // Each path's kept rows, oldest first, gathered in one pass.
-            let mut by_path: HashMap<&str, Vec<&FileVersion>> = HashMap::new();
-            for v in ws.file_rows() {
-                by_path.entry(v.path.as_str()).or_default().push(v);
-            }
             let mut total = 0;
             let files: Vec<serde_json::Value> = latest
                 .values()
                 .map(|f| {
                     total += f.content.len();
-                    let history = by_path.remove(f.path).unwrap_or_default();
+                    let history: Vec<&FileVersion> =
+                        ws.file_rows().filter(|v| v.path == f.path).collect();
                     let current = history.iter().find(|v| v.version == f.version);
                     json!({"path": f.path, "bytes": f.content.len(), "version": f.version,
                         "stage": current.map(|v| v.stage), "attempt": current.map(|v| v.attempt),
@@ -1665,6 +1661,7 @@ impl SessionDo {
     /// Makes sure a pending LLM call gets run: the alarm loop picks it up, or a new alarm
     /// fires at once.
     async fn kick(&self) -> Result<()> {
+        self.push_index().await;
         let pending = self
             .inner
             .borrow()
