@@ -45,6 +45,9 @@ import { startTcpProxy } from '../support/tcp-proxy.mjs';
 const SHOTS = path.join(OUTPUT_DIR, 'screenshots');
 import { STAGES, NAMES } from '../support/stages.mjs';
 const STAGE_TIMEOUT = Number(process.env.BROWSER_STAGE_TIMEOUT_MS || 90_000);
+// Content the page fetches on a click (an artifact, a file): the page gives a read 8 s and sends
+// it once more (frontend/src/net/api.ts READ_TIMEOUT_MS), so a stuck first request still passes.
+const FETCHED_TIMEOUT = 20_000;
 const XSS = '<img src=x onerror=alert(1)><script>window.__xss=1</script>';
 
 let target = null; // {url, kind: 'worker' | 'mock' | 'external', worker?}
@@ -104,6 +107,28 @@ async function openPage(t, url = target.url, ctx = context) {
   page.on('dialog', (dialog) => {
     problems.dialogs.push(`${dialog.type()}: ${dialog.message()}`);
     dialog.dismiss().catch(() => {});
+  });
+  // HTTP requests still open or failed when the test ends: a wait that timed out on content the
+  // page fetches says why (a request that never answered, an error status) instead of only "timeout".
+  const open = new Map();
+  const failed = [];
+  const slow = [];
+  page.on('request', (r) => open.set(r, Date.now()));
+  page.on('requestfinished', async (r) => {
+    const took = Date.now() - (open.get(r) ?? Date.now());
+    if (took > 2_000) slow.push(`${r.method()} ${r.url()} took ${took} ms`);
+    open.delete(r);
+    const status = (await r.response().catch(() => null))?.status();
+    if (status >= 400 && r.url().includes('/api/')) failed.push(`${r.method()} ${r.url()} -> ${status}`);
+  });
+  page.on('requestfailed', (r) => {
+    open.delete(r);
+    failed.push(`${r.method()} ${r.url()} failed: ${r.failure()?.errorText}`);
+  });
+  t.after(() => {
+    const now = Date.now();
+    const stuck = [...open].filter(([, at]) => now - at > 5_000).map(([r, at]) => `${r.method()} ${r.url()} open ${now - at} ms`);
+    if (stuck.length || failed.length || slow.length) t.diagnostic(`requests: ${JSON.stringify({ stuck, slow: slow.slice(-20), failed: failed.slice(-20) })}`);
   });
   t.after(() => page.close().catch(() => {}));
   await page.goto(url);
@@ -481,7 +506,7 @@ describe('BotArmy UI in Chromium', () => {
 
     // Artifacts: open one, see it rendered, download all.
     await byTestId(page, 'artifact-toggle-architect').click();
-    await page.locator('[data-testid="artifact-body-architect"] .md h1, [data-testid="artifact-body-architect"] .md h2').first().waitFor({ timeout: 10_000 });
+    await page.locator('[data-testid="artifact-body-architect"] .md h1, [data-testid="artifact-body-architect"] .md h2').first().waitFor({ timeout: FETCHED_TIMEOUT });
     const download = page.waitForEvent('download', { timeout: 10_000 });
     await byTestId(page, 'download-all-button').click();
     const file = await download;
@@ -963,7 +988,7 @@ describe('BotArmy UI in Chromium', () => {
 
     // Artifacts open, as for the owner.
     await byTestId(viewer, 'artifact-toggle-analyst').click();
-    await viewer.locator('[data-testid="artifact-body-analyst"] .md h1, [data-testid="artifact-body-analyst"] .md h2').first().waitFor({ timeout: 10_000 });
+    await viewer.locator('[data-testid="artifact-body-analyst"] .md h1, [data-testid="artifact-body-analyst"] .md h2').first().waitFor({ timeout: FETCHED_TIMEOUT });
     await shot(viewer, '16-view-only');
     await assertAccessible(t, viewer, 'view-only page');
 
@@ -1069,7 +1094,7 @@ describe('BotArmy UI in Chromium', () => {
     const codeFile = preferred.find((p) => serverPaths.includes(p));
     await page.locator(`[data-testid="file-tree-file"][data-path="${codeFile}"]`).click();
     const content = page.locator(`[data-testid="file-viewer"][data-path="${codeFile}"] [data-testid="file-content"][data-live="false"]`);
-    await content.waitFor({ timeout: 10_000 });
+    await content.waitFor({ timeout: FETCHED_TIMEOUT });
     await page.waitForFunction((p) => document.querySelector(`[data-testid="file-viewer"][data-path="${p}"] [data-testid="file-content"] span[class*="hljs-"]`), codeFile, { timeout: 10_000 });
     assert.equal(await content.textContent(), await serverFileText(id, codeFile), `${codeFile} is shown exactly as the server has it`);
     t.diagnostic(`${codeFile}: ${await content.locator('span[class*="hljs-"]').count()} highlighted tokens`);
@@ -1080,7 +1105,7 @@ describe('BotArmy UI in Chromium', () => {
     if (target.kind === 'mock') assert.ok(twice, 'the mock project has a file written twice');
     if (twice) {
       await page.locator(`[data-testid="file-tree-file"][data-path="${twice.path}"]`).click();
-      await page.locator(`[data-testid="file-viewer"][data-path="${twice.path}"] [data-testid="file-content"]`).waitFor({ timeout: 10_000 });
+      await page.locator(`[data-testid="file-viewer"][data-path="${twice.path}"] [data-testid="file-content"]`).waitFor({ timeout: FETCHED_TIMEOUT });
       await page.locator('[data-testid="file-mode-diff"]:not([disabled])').click({ timeout: 10_000 });
       const diff = byTestId(page, 'file-diff');
       await diff.waitFor({ timeout: 10_000 });
@@ -1117,7 +1142,7 @@ describe('BotArmy UI in Chromium', () => {
     const item = page.locator(`[data-testid="file-tree-file"][data-path="${other}"]`);
     await item.focus();
     await page.keyboard.press('Enter');
-    await page.locator(`[data-testid="file-viewer"][data-path="${other}"] [data-testid="file-content"]`).waitFor({ timeout: 10_000 });
+    await page.locator(`[data-testid="file-viewer"][data-path="${other}"] [data-testid="file-content"]`).waitFor({ timeout: FETCHED_TIMEOUT });
     assert.equal(await item.getAttribute('aria-current'), 'true');
     await shot(page, '22-project-files-360');
     await assertAccessible(t, page, 'files panel at 360 px');

@@ -15,6 +15,7 @@ import {
   getProjectFiles,
   getSession,
   listViewLinks,
+  READ_TIMEOUT_MS,
   revokeViewLink,
 } from "./api";
 
@@ -243,5 +244,63 @@ describe("the model catalog", () => {
   it("passes on a refusal (an access token this browser does not have)", async () => {
     fakeFetch(() => json({ error: { code: "unauthorized", message: "An access token is required." } }, 401));
     await expect(getModels()).rejects.toMatchObject({ status: 401 });
+  });
+});
+
+describe("a request that gets no answer", () => {
+  /** A fetch that answers `hangs` times never (until aborted), then with `answers`. */
+  function stalling(hangs: number) {
+    let calls = 0;
+    const fn = vi.fn((input: RequestInfo | URL, init?: RequestInit) => {
+      calls += 1;
+      if (calls > hangs) return Promise.resolve(answers(String(input), init?.method ?? "GET"));
+      return new Promise<Response>((_, reject) => {
+        init?.signal?.addEventListener("abort", () => reject(new DOMException("aborted", "AbortError")));
+      });
+    });
+    vi.stubGlobal("fetch", fn);
+    return fn;
+  }
+
+  afterEach(() => vi.useRealTimers());
+
+  it("a read is abandoned after the timeout and sent once more", async () => {
+    vi.useFakeTimers();
+    const fn = stalling(1);
+    const text = getArtifactText(ID, "tester", 70);
+    await vi.advanceTimersByTimeAsync(READ_TIMEOUT_MS - 1);
+    expect(fn).toHaveBeenCalledTimes(1);
+    await vi.advanceTimersByTimeAsync(1);
+    await expect(text).resolves.toBe(`# text of /api/sessions/${ID}/artifacts/tester?version=70`);
+    expect(fn).toHaveBeenCalledTimes(2);
+  });
+
+  it("a read unanswered twice fails in plain words, and is not sent a third time", async () => {
+    vi.useFakeTimers();
+    const fn = stalling(5);
+    const text = getArtifactText(ID, "tester", 80);
+    const failed = expect(text).rejects.toMatchObject({ status: 0, code: "timeout", message: expect.stringMatching(/did not answer within 8 s/) });
+    await vi.advanceTimersByTimeAsync(2 * READ_TIMEOUT_MS);
+    await failed;
+    expect(fn).toHaveBeenCalledTimes(2);
+  });
+
+  it("a write is never sent twice, and never timed out", async () => {
+    vi.useFakeTimers();
+    const fn = stalling(1);
+    let settled = false;
+    void createSession().finally(() => (settled = true)).catch(() => {});
+    await vi.advanceTimersByTimeAsync(3 * READ_TIMEOUT_MS);
+    expect(settled).toBe(false);
+    expect(fn).toHaveBeenCalledTimes(1);
+  });
+
+  it("the caller's cancel ends it at once, without a retry", async () => {
+    const fn = stalling(5);
+    const controller = new AbortController();
+    const text = getArtifactText(ID, "tester", 90, controller.signal);
+    controller.abort();
+    await expect(text).rejects.toMatchObject({ code: "aborted" });
+    expect(fn).toHaveBeenCalledTimes(1);
   });
 });

@@ -47,15 +47,44 @@ export function withAuth(init: RequestInit = {}): RequestInit {
   return { ...init, headers };
 }
 
-async function request(path: string, init?: RequestInit): Promise<Response> {
-  let response: Response;
-  try {
-    response = await fetch(path, withAuth(init));
-  } catch {
-    throw new ApiError(0, "network", "Could not reach the BotArmy server. Check your connection and try again.");
+/**
+ * A read (GET) that gets no answer within this long is abandoned and sent once more: a request
+ * stuck in a dead connection or a busy server must not leave a viewer on "Loading…" for ever.
+ * Writes are never sent twice.
+ */
+export const READ_TIMEOUT_MS = 8_000;
+const READ_ATTEMPTS = 2;
+
+async function request(path: string, init: RequestInit = {}): Promise<Response> {
+  const read = (init.method ?? "GET").toUpperCase() === "GET";
+  const outer = init.signal ?? null;
+  for (let attempt = 1; ; attempt++) {
+    const controller = new AbortController();
+    const cancel = () => controller.abort();
+    outer?.addEventListener("abort", cancel, { once: true });
+    if (outer?.aborted) controller.abort();
+    let timedOut = false;
+    const timer = read
+      ? setTimeout(() => {
+          timedOut = true;
+          controller.abort();
+        }, READ_TIMEOUT_MS)
+      : undefined;
+    let response: Response;
+    try {
+      response = await fetch(path, withAuth({ ...init, signal: controller.signal }));
+    } catch {
+      if (outer?.aborted) throw new ApiError(0, "aborted", "The request was cancelled.");
+      if (timedOut && attempt < READ_ATTEMPTS) continue;
+      if (timedOut) throw new ApiError(0, "timeout", `The server did not answer within ${READ_TIMEOUT_MS / 1000} s, twice. Try again.`);
+      throw new ApiError(0, "network", "Could not reach the BotArmy server. Check your connection and try again.");
+    } finally {
+      clearTimeout(timer);
+      outer?.removeEventListener("abort", cancel);
+    }
+    if (!response.ok) throw await errorFrom(response);
+    return response;
   }
-  if (!response.ok) throw await errorFrom(response);
-  return response;
 }
 
 /** A new session. The server also puts it in this owner's list (the owner header goes along). */
