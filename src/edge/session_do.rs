@@ -104,7 +104,9 @@ pub struct SessionDo {
     conns: RefCell<HashMap<String, Attachment>>,
     /// The LLM call running in this instance, with the means to abort it.
     live: RefCell<Option<(u64, AbortController)>>,
-    /// The alarm loop is running calls; a new pending call will be picked up by it.
+    /// The call the session announced last ([`Effect::StartCall`]), not yet started.
+    next_call: RefCell<Option<CallSpec>>,
+    /// The alarm loop is running calls; a newly announced call will be picked up by it.
     running: Cell<bool>,
     alarm_at: Cell<Option<u64>>,
     /// The session was deleted or expired while this instance lived: everything answers as
@@ -155,6 +157,7 @@ impl DurableObject for SessionDo {
             inner: RefCell::new(None),
             conns: RefCell::new(HashMap::new()),
             live: RefCell::new(None),
+            next_call: RefCell::new(None),
             running: Cell::new(false),
             alarm_at: Cell::new(None),
             gone: Cell::new(false),
@@ -512,6 +515,11 @@ impl SessionDo {
                     Effect::SaveToolCall(c) => i.store.save_tool_call(&c)?,
                     Effect::DiscardFiles { from } => i.store.discard_files_from(from)?,
                     Effect::AbortCall { call_id } => aborts.push(call_id),
+                    Effect::StartCall(spec) => {
+                        if !gone {
+                            *self.next_call.borrow_mut() = Some(spec);
+                        }
+                    }
                 }
             }
             if gone {
@@ -597,9 +605,8 @@ impl SessionDo {
     fn expire_due(&self, now: u64) -> bool {
         let busy = !self.state.get_websockets().is_empty()
             || self.live.borrow().is_some()
-            || self.with_inner(|i| {
-                i.session.pending_call().is_some() || i.session.live_call().is_some()
-            });
+            || self.next_call.borrow().is_some()
+            || self.with_inner(|i| i.session.live_call().is_some());
         if busy {
             let _ = self.touch(now);
             return false;
@@ -612,6 +619,7 @@ impl SessionDo {
     async fn destroy(&self, why: &str) -> Result<()> {
         let id = self.with_inner(|i| i.session.state().session_id.clone());
         self.gone.set(true);
+        self.next_call.borrow_mut().take();
         if let Some((_, c)) = self.live.borrow_mut().take() {
             c.abort();
         }
@@ -1662,12 +1670,7 @@ impl SessionDo {
     /// fires at once.
     async fn kick(&self) -> Result<()> {
         self.push_index().await;
-        let pending = self
-            .inner
-            .borrow()
-            .as_ref()
-            .is_some_and(|i| i.session.pending_call().is_some());
-        if pending && !self.running.get() {
+        if self.next_call.borrow().is_some() && !self.running.get() {
             self.set_alarm_at(now_ms()).await?;
         } else {
             self.schedule_alarm().await?;
@@ -1680,18 +1683,15 @@ impl SessionDo {
             return;
         }
         loop {
-            let spec = self
-                .inner
-                .borrow()
-                .as_ref()
-                .and_then(|i| i.session.pending_call());
-            let Some(spec) = spec else {
+            let Some(spec) = self.next_call.borrow_mut().take() else {
                 self.running.set(false);
                 break;
             };
-            if let Err(e) = self.run_call(spec).await {
-                // Storage or runtime failure: log it; the alarm retries later.
+            if let Err(e) = self.run_call(spec.clone()).await {
+                // Storage or runtime failure: log it; the alarm retries later (a call that
+                // had begun is refused then, and its watchdog takes over).
                 log::error("call_failed", json!({"message": e.to_string()}));
+                self.next_call.borrow_mut().get_or_insert(spec);
                 self.running.set(false);
                 break;
             }
@@ -1824,7 +1824,7 @@ impl SessionDo {
             let Some(i) = g.as_mut() else {
                 return Ok(());
             };
-            let call = if i.session.pending_call().is_some() && !running {
+            let call = if self.next_call.borrow().is_some() && !running {
                 Some(now)
             } else {
                 i.session.alarm_deadline()

@@ -291,7 +291,16 @@ impl CallDriver {
         match (self.phase.clone(), input) {
             (Phase::New, Input::Start) => {
                 let expected = self.demo.as_ref().map(|d| d.1);
-                s.call_started(id, expected, now);
+                if !s.call_started(id, expected, now) {
+                    // Announced, then cancelled, paused or replaced before the edge got to it.
+                    self.note(
+                        "info",
+                        "call_dropped",
+                        json!({"attempt": self.spec.attempt}),
+                    );
+                    self.phase = Phase::Over;
+                    return Step::Finished;
+                }
                 self.note(
                     "info",
                     "call_started",

@@ -107,9 +107,13 @@ pub enum Effect {
     SaveToolCall(CallRecord),
     /// Delete the file rows and tool calls of `from` and every later stage.
     DiscardFiles { from: Stage },
+    /// Start this LLM call (it replaces any announced before). Announced once each time a
+    /// call becomes startable, after the batch's other effects; by the time the edge starts
+    /// it, it may be stale, which [`Session::call_started`] answers with `false`.
+    StartCall(CallSpec),
 }
 
-/// An LLM call the edge should run now (see [`Session::pending_call`]).
+/// An LLM call the edge should run now ([`Effect::StartCall`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct CallSpec {
     pub call_id: u64,
@@ -270,6 +274,9 @@ pub struct Session {
     answer_chars: usize,
     last_flush: u64,
     effects: VecDeque<Effect>,
+    /// The startable call last announced with [`Effect::StartCall`] (not persisted: a
+    /// restored session announces its call again).
+    announced: Option<u64>,
     /// The latest time an input carried; stamps outgoing frames.
     now: u64,
     /// [`Session::restore`] found a call that died with the old process and queued it again.
@@ -318,6 +325,7 @@ impl Session {
             answer_chars: 0,
             last_flush: 0,
             effects: VecDeque::new(),
+            announced: None,
             now: 0,
             resumed: false,
             dirty: true,
@@ -377,16 +385,35 @@ impl Session {
         self.p.seq
     }
 
+    /// The next effect to carry out. When a call has become startable since the last drain,
+    /// the last one is [`Effect::StartCall`]: the call is announced, not polled for.
     pub fn poll_effect(&mut self) -> Option<Effect> {
-        self.effects.pop_front()
-    }
-
-    /// The LLM call to start now, if any. The edge runs it and calls [`Session::call_started`].
-    pub fn pending_call(&self) -> Option<CallSpec> {
-        let c = self.p.call.as_ref()?;
-        if c.begun || c.retry_at.is_some() || self.p.state.run.status != RunStatus::Running {
+        if let Some(e) = self.effects.pop_front() {
+            return Some(e);
+        }
+        let spec = self.pending_call();
+        let id = spec.as_ref().map(|c| c.call_id);
+        if id == self.announced {
             return None;
         }
+        // A call that stops being startable (begun, paused, waiting for a retry) is forgotten,
+        // so becoming startable again announces it again.
+        self.announced = id;
+        spec.map(Effect::StartCall)
+    }
+
+    /// The id of the call that may start now: there is one, it has not begun, no retry is
+    /// waiting and the run is running.
+    fn startable_call(&self) -> Option<u64> {
+        let c = self.p.call.as_ref()?;
+        let ok = !c.begun && c.retry_at.is_none() && self.p.state.run.status == RunStatus::Running;
+        ok.then_some(c.id)
+    }
+
+    /// The LLM call to start now, if any (what [`Effect::StartCall`] announces).
+    pub(super) fn pending_call(&self) -> Option<CallSpec> {
+        self.startable_call()?;
+        let c = self.p.call.as_ref()?;
         let rerun = self.p.feedback.is_some();
         Some(CallSpec {
             call_id: c.id,
@@ -408,20 +435,24 @@ impl Session {
         })
     }
 
-    /// The edge started the call; `expected_chars` sizes the progress estimate (`None`: the
-    /// stage's typical length).
-    pub fn call_started(&mut self, call_id: u64, expected_chars: Option<usize>, now: u64) {
+    /// The edge starts the call announced with [`Effect::StartCall`]; `expected_chars` sizes
+    /// the progress estimate (`None`: the stage's typical length). False, changing nothing,
+    /// when that call may no longer start (cancelled, paused, replaced, already begun): the
+    /// edge then drops it.
+    pub fn call_started(&mut self, call_id: u64, expected_chars: Option<usize>, now: u64) -> bool {
         self.now = self.now.max(now);
-        self.dirty = true;
-        if let Some(c) = self.p.call.as_mut().filter(|c| c.id == call_id) {
-            c.begun = true;
-            c.last_activity = now;
-            c.expected_chars =
-                expected_chars.unwrap_or_else(|| crate::agents::expected_chars(c.stage));
-            let stage = c.stage;
-            self.p.state.agent_mut(stage).cached = false;
-            self.sync_state();
+        if self.startable_call() != Some(call_id) {
+            return false;
         }
+        self.dirty = true;
+        let c = self.p.call.as_mut().expect("a startable call");
+        c.begun = true;
+        c.last_activity = now;
+        c.expected_chars = expected_chars.unwrap_or_else(|| crate::agents::expected_chars(c.stage));
+        let stage = c.stage;
+        self.p.state.agent_mut(stage).cached = false;
+        self.sync_state();
+        true
     }
 
     /// The call started with [`Session::call_started`] is answered from the answer cache

@@ -2,8 +2,9 @@
 //!
 //! The edge feeds it inputs — a client command, an LLM chunk, the end or failure of an LLM
 //! call, a timer tick — each with the current time, then drains its [`Effect`]s: events to log
-//! and broadcast (already numbered with `seq`), calls to abort, artifacts to save. The LLM
-//! call to run next is pulled with [`Session::pending_call`]. Everything that must survive a
+//! and broadcast (already numbered with `seq`), calls to start or abort, artifacts to save.
+//! A call to start is announced ([`Effect::StartCall`]), never polled for: when the edge gets
+//! to it, [`Session::call_started`] says whether it may still run. Everything that must survive a
 //! restart is in [`Session::persisted`] (serialised JSON the edge stores beside the log).
 
 pub mod call;

@@ -23,6 +23,10 @@ struct H {
     /// The `files` and `tool_calls` tables as the edge keeps them.
     files: std::collections::BTreeMap<u64, crate::workspace::FileVersion>,
     tool_calls: std::collections::BTreeMap<String, crate::workspace::CallRecord>,
+    /// The last call announced with `Effect::StartCall`, as the edge keeps it until it starts.
+    next: Option<CallSpec>,
+    /// Every call id announced, in order.
+    starts: Vec<u64>,
 }
 
 impl H {
@@ -41,6 +45,8 @@ impl H {
             saved: String::new(),
             files: Default::default(),
             tool_calls: Default::default(),
+            next: None,
+            starts: vec![],
         }
     }
 
@@ -77,7 +83,19 @@ impl H {
                     self.files.retain(|_, v| v.stage < from);
                     self.tool_calls.retain(|_, c| c.stage < from);
                 }
+                Effect::StartCall(spec) => {
+                    self.starts.push(spec.call_id);
+                    self.next = Some(spec);
+                }
             }
+        }
+        // Every startable call has been announced, as it is now (nothing is left to polling).
+        if let Some(pending) = self.s.pending_call() {
+            assert_eq!(
+                self.next.as_ref(),
+                Some(&pending),
+                "the startable call was announced"
+            );
         }
         // As the edge commits: a clean session must not have changed what it would store.
         if self.s.take_dirty() {
@@ -104,9 +122,13 @@ impl H {
         self.cmd(text).unwrap_err().code.as_str()
     }
 
+    /// Starts the announced call, as the edge does.
     fn begin(&mut self) -> CallSpec {
-        let spec = self.s.pending_call().expect("a call is pending");
-        self.s.call_started(spec.call_id, None, self.now);
+        let spec = self.next.take().expect("a call was announced");
+        assert!(
+            self.s.call_started(spec.call_id, None, self.now),
+            "the announced call starts"
+        );
         self.drain();
         spec
     }
@@ -771,6 +793,63 @@ fn watchdog_aborts_a_stalled_stream() {
 }
 
 #[test]
+fn a_call_is_announced_once_each_time_it_may_start_and_a_stale_one_is_refused() {
+    let mut h = H::new();
+    h.cmd(r#"{"type":"start","brief":"b","approval":"auto"}"#)
+        .unwrap();
+    let first = h.next.clone().expect("the analyst's call is announced");
+    assert_eq!(h.starts, vec![first.call_id]);
+    // Draining again, or inputs that change nothing about it, announce nothing more.
+    h.drain();
+    h.s.on_timeout(h.now + 1);
+    h.drain();
+    assert_eq!(h.starts, vec![first.call_id]);
+    // A restart before the edge got to it: the restored session announces it again.
+    h.restart();
+    assert_eq!(h.starts, vec![first.call_id, first.call_id]);
+    // Cancelled before it began: the announcement is stale and starting it changes nothing.
+    h.cmd(r#"{"type":"cancel"}"#).unwrap();
+    let before = h.s.persisted();
+    assert!(!h.s.call_started(first.call_id, None, h.now));
+    assert_eq!(h.s.persisted(), before);
+    h.drain();
+    assert!(h.s.live_call().is_none());
+    // A new run announces its own call; once begun, it is not startable twice.
+    h.cmd(r#"{"type":"start","brief":"b2","approval":"auto"}"#)
+        .unwrap();
+    let second = h.begin();
+    assert_ne!(second.call_id, first.call_id);
+    assert!(!h.s.call_started(second.call_id, None, h.now));
+    // A retryable failure: nothing to start until the retry is due, then one announcement.
+    h.s.on_failure(
+        second.call_id,
+        StageFailure {
+            code: "rate_limited".parse().unwrap(),
+            message: "Slow down.".into(),
+            detail: String::new(),
+            retryable: true,
+            retry_after_ms: Some(2_000),
+        },
+        h.now + 1,
+    );
+    h.drain();
+    let n = h.starts.len();
+    assert!(
+        h.next.is_none(),
+        "a failed call is not announced before its retry"
+    );
+    h.s.on_timeout(h.now + 1_000);
+    h.drain();
+    assert_eq!(h.starts.len(), n, "nothing announced before Retry-After");
+    h.advance_to_retry();
+    assert_eq!(h.starts.len(), n + 1, "the retry is announced once");
+    let retry = h.begin();
+    assert_eq!(retry.stage, Stage::Analyst);
+    assert_eq!(retry.attempt, 2);
+    check_invariants(&h.log, h.s.state());
+}
+
+#[test]
 fn pause_takes_effect_between_stages_and_resume_continues() {
     let mut h = H::new();
     h.cmd(r#"{"type":"start","brief":"b","approval":"auto"}"#)
@@ -1158,8 +1237,16 @@ fn drive(steps: Vec<Step>) {
                 }
             }
             Step::Begin => {
-                if let Some(spec) = h.s.pending_call() {
-                    h.s.call_started(spec.call_id, None, h.now);
+                // The edge starts what was announced last; a stale announcement is refused
+                // and changes nothing.
+                if let Some(spec) = h.next.take() {
+                    let startable = h.s.pending_call().map(|c| c.call_id) == Some(spec.call_id);
+                    let before = h.s.persisted();
+                    assert_eq!(h.s.call_started(spec.call_id, None, h.now), startable);
+                    if !startable {
+                        assert_eq!(before, h.s.persisted(), "a refused start changed state");
+                    }
+                    h.drain();
                 }
             }
             Step::Chunk(n) => {
