@@ -16,6 +16,8 @@ import {
   getSession,
   listViewLinks,
   READ_TIMEOUT_MS,
+  rememberSession,
+  WRITE_TIMEOUT_MS,
   revokeViewLink,
 } from "./api";
 
@@ -285,14 +287,26 @@ describe("a request that gets no answer", () => {
     expect(fn).toHaveBeenCalledTimes(2);
   });
 
-  it("a write is never sent twice, and never timed out", async () => {
+  it("a write is never sent twice: it is abandoned after its own timeout, saying it may have been done", async () => {
     vi.useFakeTimers();
     const fn = stalling(1);
-    let settled = false;
-    void createSession().finally(() => (settled = true)).catch(() => {});
-    await vi.advanceTimersByTimeAsync(3 * READ_TIMEOUT_MS);
-    expect(settled).toBe(false);
+    const created = createSession();
+    const failed = expect(created).rejects.toMatchObject({ code: "timeout", message: expect.stringMatching(/within 20 s; it may or may not have done it/) });
+    await vi.advanceTimersByTimeAsync(WRITE_TIMEOUT_MS - 1);
     expect(fn).toHaveBeenCalledTimes(1);
+    await vi.advanceTimersByTimeAsync(1);
+    await failed;
+    expect(fn).toHaveBeenCalledTimes(1);
+  });
+
+  it("a write that is safe to repeat (keeping a session in my list) is sent once more, like a read", async () => {
+    vi.useFakeTimers();
+    const fn = stalling(1);
+    const kept = rememberSession("fedcba9876543210fedcba9876543210");
+    await vi.advanceTimersByTimeAsync(READ_TIMEOUT_MS);
+    await kept;
+    expect(fn).toHaveBeenCalledTimes(2);
+    expect(fn.mock.calls.map((c) => (c[1] as RequestInit | undefined)?.method)).toEqual(["POST", "POST"]);
   });
 
   it("the caller's cancel ends it at once, without a retry", async () => {

@@ -48,15 +48,19 @@ export function withAuth(init: RequestInit = {}): RequestInit {
 }
 
 /**
- * A read (GET) that gets no answer within this long is abandoned and sent once more: a request
- * stuck in a dead connection or a busy server must not leave a viewer on "Loading…" for ever.
- * Writes are never sent twice.
+ * No request waits for ever: a request stuck in a dead connection or a busy server would leave
+ * a viewer on "Loading…" and hold one of the browser's few connections to this host. A read
+ * (GET), or a write that is safe to repeat, that gets no answer within READ_TIMEOUT_MS is
+ * abandoned and sent once more; any other write is abandoned after WRITE_TIMEOUT_MS and never
+ * sent twice (the error says it may have been applied).
  */
 export const READ_TIMEOUT_MS = 8_000;
-const READ_ATTEMPTS = 2;
+export const WRITE_TIMEOUT_MS = 20_000;
+const ATTEMPTS = 2;
 
-async function request(path: string, init: RequestInit = {}): Promise<Response> {
-  const read = (init.method ?? "GET").toUpperCase() === "GET";
+async function request(path: string, init: RequestInit = {}, repeatable = false): Promise<Response> {
+  const retry = repeatable || (init.method ?? "GET").toUpperCase() === "GET";
+  const limit = retry ? READ_TIMEOUT_MS : WRITE_TIMEOUT_MS;
   const outer = init.signal ?? null;
   for (let attempt = 1; ; attempt++) {
     const controller = new AbortController();
@@ -64,19 +68,18 @@ async function request(path: string, init: RequestInit = {}): Promise<Response> 
     outer?.addEventListener("abort", cancel, { once: true });
     if (outer?.aborted) controller.abort();
     let timedOut = false;
-    const timer = read
-      ? setTimeout(() => {
-          timedOut = true;
-          controller.abort();
-        }, READ_TIMEOUT_MS)
-      : undefined;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      controller.abort();
+    }, limit);
     let response: Response;
     try {
       response = await fetch(path, withAuth({ ...init, signal: controller.signal }));
     } catch {
       if (outer?.aborted) throw new ApiError(0, "aborted", "The request was cancelled.");
-      if (timedOut && attempt < READ_ATTEMPTS) continue;
-      if (timedOut) throw new ApiError(0, "timeout", `The server did not answer within ${READ_TIMEOUT_MS / 1000} s, twice. Try again.`);
+      if (timedOut && retry && attempt < ATTEMPTS) continue;
+      if (timedOut && retry) throw new ApiError(0, "timeout", `The server did not answer within ${limit / 1000} s, twice. Try again.`);
+      if (timedOut) throw new ApiError(0, "timeout", `The server did not answer within ${limit / 1000} s; it may or may not have done it. Check, then try again.`);
       throw new ApiError(0, "network", "Could not reach the BotArmy server. Check your connection and try again.");
     } finally {
       clearTimeout(timer);
@@ -395,7 +398,7 @@ export async function rememberSession(key: string): Promise<void> {
   if (remembered.has(key)) return;
   remembered.add(key);
   try {
-    await request(`/api/sessions/${encodeURIComponent(key)}/remember`, { method: "POST", headers: { Accept: "application/json" } });
+    await request(`/api/sessions/${encodeURIComponent(key)}/remember`, { method: "POST", headers: { Accept: "application/json" } }, true);
   } catch {
     remembered.delete(key);
   }
@@ -403,7 +406,7 @@ export async function rememberSession(key: string): Promise<void> {
 
 /** Takes a row out of this owner's list; the session itself is untouched. */
 export async function forgetSession(key: string): Promise<void> {
-  await request(`/api/sessions/${encodeURIComponent(key)}/remember`, { method: "DELETE" });
+  await request(`/api/sessions/${encodeURIComponent(key)}/remember`, { method: "DELETE" }, true);
   remembered.delete(key);
 }
 
