@@ -454,9 +454,11 @@ export const r2 = (x) => (x == null || Number.isNaN(x) ? null : Math.round(x * 1
 
 // ---- the machine ---------------------------------------------------------------------------
 
+// The wrangler the harness runs (BOTARMY_WRANGLER_ROOT, see tests/support/harness.mjs).
 function versionOf(pkg) {
   try {
-    return JSON.parse(fs.readFileSync(path.join(ROOT, 'node_modules', pkg, 'package.json'), 'utf8')).version;
+    const root = process.env.BOTARMY_WRANGLER_ROOT || ROOT;
+    return JSON.parse(fs.readFileSync(path.join(root, 'node_modules', pkg, 'package.json'), 'utf8')).version;
   } catch {
     return null;
   }

@@ -39,7 +39,9 @@ test(`${CYCLES} start → cancel cycles with 8,000-character briefs stay under t
   const s = body.stats;
   console.log(`# grew ${grown} in ${ms} ms (${acks} acks): lastSeq ${body.lastSeq}, log ${s.logBytes} B in ${s.events} events, messages ${s.messageBytes} B in ${s.messages}, artifacts ${s.artifactBytes} B, database ${s.dbBytes} B`);
   assert.equal(acks, 2 * CYCLES, 'every start and cancel was accepted');
-  assert.ok(body.lastSeq > 20_000, `the log saw more than its retention: ${body.lastSeq}`);
+  // How many events a cycle logs depends on how far the demo got before the cancel; what
+  // matters is that the log saw several times what it keeps.
+  assert.ok(body.lastSeq > 5 * s.events, `the log saw more than 5x its retention: ${body.lastSeq} events, ${s.events} kept`);
   assert.ok(s.logBytes <= 4 * MIB, `event log ${s.logBytes} B`);
   assert.ok(s.messageBytes <= 2 * MIB && s.messages <= 400, `messages ${s.messages}, ${s.messageBytes} B`);
   assert.ok(s.dbBytes <= SESSION_MAX_BYTES * 1.5, `database ${s.dbBytes} B over the cap ${SESSION_MAX_BYTES}`);

