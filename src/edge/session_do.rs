@@ -207,9 +207,14 @@ impl DurableObject for SessionDo {
         let resp = match path.as_str() {
             "/ws" => self.upgrade(&req, None).await,
             "/agui" => self.agui(req).await,
-            p => self
-                .read(&req, p)
-                .unwrap_or_else(|| error_response(404, "not_found", "Unknown route.")),
+            // A read changes nothing and answers at once: it never waits for the alarm or for
+            // a push to the owners' indexes (another object, which may be slow). The alarm is
+            // durable, so a session woken by a read still resumes its work on time.
+            p => {
+                return self
+                    .read(&req, p)
+                    .unwrap_or_else(|| error_response(404, "not_found", "Unknown route."))
+            }
         };
         self.kick().await?;
         resp
