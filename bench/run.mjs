@@ -12,7 +12,8 @@
 // What is measured (docs/benchmarks.md explains each):
 //   cost        wasm size raw and gzip; spawn of wrangler dev → first 200 from /api/health
 //   relay       fake writes a token → WebSocket client receives the frame holding it, beside a
-//               client reading the fake's SSE directly, same run, 1 token / 30 ms
+//               client reading the fake's SSE directly, same run, 1 token / 30 ms; and the
+//               first token after the provider wrote it and after the `start` command
 //   throughput  events/s one session delivers to 1 client and to 50 (requested) clients
 //   replay      hello {lastSeq: 0} → caught_up for a backlog of ≥ 10,000 logged events
 //   scale       N sessions streaming at 50 tokens/s each (fake pace 20 ms/token): delivered
@@ -225,11 +226,12 @@ async function relayViaWorker(baseUrl, fake, scenario, re, timeoutMs) {
   const untrack = track(() => c.close());
   await c.hello(0);
   const end = c.next(isRunEnd, timeoutMs, `end of the ${scenario} run`);
+  const startedAt = nowMs();
   await c.mustAck({ type: 'start', brief: `Relay benchmark [[scenario:${scenario}]]`, approval: 'each_stage' });
   const { ev } = await end;
   if (ev.type !== 'RUN_FINISHED') throw new Error(`${scenario} run ended with ${JSON.stringify(ev)}`);
   await untrack();
-  return { arrivals, stats };
+  return { arrivals, stats, startedAt };
 }
 
 async function benchRelay(targets, fake) {
@@ -260,6 +262,13 @@ async function benchRelay(targets, fake) {
       else lat.push(a - rec.times[j]);
     }
     out[st.key] = { ...round(percentiles(lat)), missingTokens: missing, ...(got[k].stats || {}) };
+    // The first token: from the provider writing it (its first text) and from the `start`
+    // command, one sample per run and door (the alarm hop and the call's set-up are in both).
+    const first = got[k].arrivals.get('0');
+    if (got[k].startedAt != null && first != null && rec.times[0] != null) {
+      out[st.key].firstTokenAfterProvider = r2(first - rec.times[0]);
+      out[st.key].firstTokenAfterStart = r2(first - got[k].startedAt);
+    }
   }
   const diff = (a, b) => ({ p50: r2(a.p50 - b.p50), p95: r2(a.p95 - b.p95), p99: r2(a.p99 - b.p99) });
   out.overheadViaProxy = diff(out.viaProxy, out.direct);
@@ -636,6 +645,9 @@ function table(res) {
     add('relay', 'fake → direct SSE client (same run), p50 / p95 / p99', trio(r.direct));
     add('relay', 'overhead via wrangler dev (minus direct), p50 / p95 / p99', trio(r.overheadViaProxy));
     add('relay', 'overhead via the runtime socket (minus direct), p50 / p95 / p99', trio(r.overheadViaRuntime));
+    const ms = (x) => (x == null ? 'n/a' : `${x} ms`);
+    add('relay', 'first token after the provider wrote it: via the runtime socket / via wrangler dev', `${ms(r.viaRuntime.firstTokenAfterProvider)} / ${ms(r.viaProxy.firstTokenAfterProvider)}`);
+    add('relay', 'first token after the start command: via the runtime socket / via wrangler dev', `${ms(r.viaRuntime.firstTokenAfterStart)} / ${ms(r.viaProxy.firstTokenAfterStart)}`);
   }
   for (const t of res.throughput || []) {
     const who = t.clientsConnected === t.clientsRequested ? `${t.clientsConnected} client${t.clientsConnected > 1 ? 's' : ''}` : `${t.clientsRequested} clients asked, ${t.clientsConnected} let in (${t.refused} × ${t.refusal})`;
