@@ -391,15 +391,15 @@ impl Session {
         if let Some(e) = self.effects.pop_front() {
             return Some(e);
         }
-        let spec = self.pending_call();
-        let id = spec.as_ref().map(|c| c.call_id);
+        // Compared by id: the spec (with the brief) is built only when it is announced.
+        let id = self.startable_call();
         if id == self.announced {
             return None;
         }
         // A call that stops being startable (begun, paused, waiting for a retry) is forgotten,
         // so becoming startable again announces it again.
         self.announced = id;
-        spec.map(Effect::StartCall)
+        self.pending_call().map(Effect::StartCall)
     }
 
     /// The id of the call that may start now: there is one, it has not begun, no retry is
