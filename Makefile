@@ -15,7 +15,7 @@ setup-test:
 
 build-worker:
 	source scripts/env.sh
-	worker-build --release
+	node scripts/build-worker.mjs
 	ls -l build/index_bg.wasm
 
 build-frontend:

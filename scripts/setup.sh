@@ -3,11 +3,11 @@
 # Idempotent: a second run only checks. Usage: scripts/setup.sh [--browser]
 #   --browser  also installs Debian's Chromium for the browser tests.
 #
-# On a fresh machine the slow part is compiling two pinned tools (wasm-bindgen-cli and
-# worker-build). They start first, in the background, and build while apt and npm download;
-# they use a quicker release profile (no LTO; opt-level 1 for wasm-bindgen, 0 for worker-build:
-# they run for seconds per build, so their own speed hardly matters). Timings are in the
-# README's build notes.
+# On a fresh machine the slow part is compiling the pinned wasm-bindgen-cli. It starts first, in
+# the background, and builds while apt and npm download, with a quicker release profile (no
+# LTO, opt-level 1: it runs for a second per build, so its own speed hardly matters). The
+# Worker is bundled by scripts/build-worker.mjs, not worker-build (see there). Timings are in
+# the README's build notes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -30,9 +30,8 @@ WB_VERSION=$(awk '/^name = "wasm-bindgen"$/ {getline; gsub(/"/, "", $3); print $
 [[ -n $WB_VERSION ]] || { echo "setup: wasm-bindgen not found in Cargo.lock" >&2; exit 1; }
 # wasm-bindgen-cli without its default TLS (rustls and ring, only for downloading test
 # runners we never use): less to compile.
-# Fields: binary, crate, version, opt-level, cargo flags. worker-build only starts other programs,
-# so it is built unoptimised; wasm-bindgen rewrites a multi-MB module on every build: opt-level 1.
-TOOLS=("wasm-bindgen wasm-bindgen-cli $WB_VERSION 1 --no-default-features" "worker-build worker-build 0.8.7 0")
+# Fields: binary, crate, version, opt-level, cargo flags.
+TOOLS=("wasm-bindgen wasm-bindgen-cli $WB_VERSION 1 --no-default-features")
 PIDS=()
 for t in "${TOOLS[@]}"; do
   read -r bin crate version opt flags <<<"$t"
