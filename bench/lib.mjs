@@ -540,3 +540,27 @@ export async function runtimeUrl(wranglerPid) {
   throw new Error(`no port of workerd ${rt.pid} answers /api/health`);
 }
 
+/** A minimal CDP session on wrangler dev's inspector port: send(method, params) → result. */
+export async function inspector(port) {
+  const targets = await (await fetch(`http://127.0.0.1:${port}/json`)).json();
+  const ws = new WebSocket(targets[0].webSocketDebuggerUrl);
+  await new Promise((resolve, reject) => ws.once('open', resolve).once('error', reject));
+  let next = 1;
+  const waiting = new Map();
+  ws.on('message', (data) => {
+    const msg = JSON.parse(data.toString());
+    const w = waiting.get(msg.id);
+    if (!w) return;
+    waiting.delete(msg.id);
+    if (msg.error) w.reject(new Error(`${w.method}: ${msg.error.message}`));
+    else w.resolve(msg.result);
+  });
+  return {
+    send(method, params = {}) {
+      const id = next++;
+      ws.send(JSON.stringify({ id, method, params }));
+      return new Promise((resolve, reject) => waiting.set(id, { resolve, reject, method }));
+    },
+    close: () => ws.close(),
+  };
+}

@@ -11,10 +11,9 @@
 // Needs a built Worker (`make build`). Loopback only; bounded: a 240 s deadline.
 import fs from 'node:fs';
 import path from 'node:path';
-import WebSocket from 'ws';
 import { ROOT, startWorker } from '../tests/support/harness.mjs';
 import { SessionClient, createSession } from '../tests/support/client.mjs';
-import { cpuSeconds, workerdProcs } from './lib.mjs';
+import { cpuSeconds, inspector, workerdProcs } from './lib.mjs';
 
 const SESSIONS = Number(process.env.PROFILE_SESSIONS || 4);
 const TOKEN_MS = process.env.PROFILE_TOKEN_MS || '2';
@@ -25,31 +24,6 @@ const timer = setTimeout(() => {
   console.error('bench/profile: deadline reached');
   process.exit(2);
 }, DEADLINE_MS);
-
-/** A minimal CDP session: send(method, params) → result. */
-async function inspector(port) {
-  const targets = await (await fetch(`http://127.0.0.1:${port}/json`)).json();
-  const ws = new WebSocket(targets[0].webSocketDebuggerUrl);
-  await new Promise((resolve, reject) => ws.once('open', resolve).once('error', reject));
-  let next = 1;
-  const waiting = new Map();
-  ws.on('message', (data) => {
-    const msg = JSON.parse(data.toString());
-    const w = waiting.get(msg.id);
-    if (!w) return;
-    waiting.delete(msg.id);
-    if (msg.error) w.reject(new Error(`${w.method}: ${msg.error.message}`));
-    else w.resolve(msg.result);
-  });
-  return {
-    send(method, params = {}) {
-      const id = next++;
-      ws.send(JSON.stringify({ id, method, params }));
-      return new Promise((resolve, reject) => waiting.set(id, { resolve, reject, method }));
-    },
-    close: () => ws.close(),
-  };
-}
 
 function name(frame) {
   const file = frame.url ? path.basename(frame.url) : '';

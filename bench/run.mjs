@@ -1,7 +1,11 @@
 #!/usr/bin/env node
 // BotArmy benchmarks: programs that print numbers, not timed tests.
 //
-//   node bench/run.mjs [--quick] [--only relay,throughput,replay,scale,cost]
+//   node bench/run.mjs [--quick] [--no-trace] [--only relay,throughput,replay,scale,cost]
+//
+// --no-trace switches off wrangler dev's network tracing in the Worker's runtime (CDP
+// `Network.disable` on its inspector port): with it on, every fetch chunk the Worker reads
+// costs inspector events, about 1–3 ms of CPU outside the Worker. Figures say which mode.
 //
 // Starts the OpenAI-compatible test double (in a child process, bench/fake-proc.mjs) and
 // `wrangler dev` (tests/support/harness.mjs) on 127.0.0.1, measures, prints a table and writes
@@ -13,7 +17,8 @@
 //   cost        wasm size raw and gzip; spawn of wrangler dev → first 200 from /api/health
 //   relay       fake writes a token → WebSocket client receives the frame holding it, beside a
 //               client reading the fake's SSE directly, same run, 1 token / 30 ms; and the
-//               first token after the provider wrote it and after the `start` command
+//               first token after the provider wrote it and after the `start` command, over
+//               several short runs
 //   throughput  events/s one session delivers to 1 client and to 50 (requested) clients
 //   replay      hello {lastSeq: 0} → caught_up for a backlog of ≥ 10,000 logged events
 //   scale       N sessions streaming at 50 tokens/s each (fake pace 20 ms/token): delivered
@@ -29,11 +34,12 @@ import { growSession, nonReadingSockets } from '../tests/support/growth.mjs';
 import {
   ROOT, sleep, nowMs, startFakeProcess, LeanClient, createSession, getSession, fetchEvents,
   compareToServer, workerdMem, workerdProcs, cpuSeconds, rssSampler, percentiles, mib, r2, machine,
-  runtimeUrl, processTree,
+  runtimeUrl, processTree, inspector,
 } from './lib.mjs';
 
 const argv = process.argv.slice(2);
 const QUICK = argv.includes('--quick');
+const NO_TRACE = argv.includes('--no-trace');
 const onlyArg = argv.find((a) => a.startsWith('--only'));
 const ONLY = onlyArg ? new Set((onlyArg.includes('=') ? onlyArg.split('=')[1] : argv[argv.indexOf(onlyArg) + 1]).split(',')) : null;
 const want = (name) => !ONLY || ONLY.has(name);
@@ -41,9 +47,11 @@ const viaArg = argv.indexOf('--scale-via');
 
 const CFG = {
   mode: QUICK ? 'quick' : 'full',
+  inspectorTracing: NO_TRACE ? 'off' : 'on (as wrangler dev sets it)',
   startupSamples: QUICK ? 2 : 5,
   relayTokens: QUICK ? 80 : 300,
   relayPaceMs: 30,
+  firstTokenSamples: QUICK ? 5 : 15,
   throughputTokensPerStage: QUICK ? 60 : 100,
   throughputClients: [1, 50],
   throughputVia: QUICK ? ['runtime'] : ['runtime', 'proxy'],
@@ -140,6 +148,12 @@ async function timedStart(env, name) {
   try {
     worker = await startWorker({ env, port, name, readyTimeoutMs: 120000 });
     await poll;
+    if (NO_TRACE) {
+      const cdp = await inspector(worker.inspectorPort);
+      await cdp.send('Network.disable');
+      // Kept open while the worker runs: a new DevTools session could switch tracing back on.
+      track(() => cdp.close());
+    }
   } finally {
     stop = true;
   }
@@ -262,18 +276,34 @@ async function benchRelay(targets, fake) {
       else lat.push(a - rec.times[j]);
     }
     out[st.key] = { ...round(percentiles(lat)), missingTokens: missing, ...(got[k].stats || {}) };
-    // The first token: from the provider writing it (its first text) and from the `start`
-    // command, one sample per run and door (the alarm hop and the call's set-up are in both).
-    const first = got[k].arrivals.get('0');
-    if (got[k].startedAt != null && first != null && rec.times[0] != null) {
-      out[st.key].firstTokenAfterProvider = r2(first - rec.times[0]);
-      out[st.key].firstTokenAfterStart = r2(first - got[k].startedAt);
-    }
   }
   const diff = (a, b) => ({ p50: r2(a.p50 - b.p50), p95: r2(a.p95 - b.p95), p99: r2(a.p99 - b.p99) });
   out.overheadViaProxy = diff(out.viaProxy, out.direct);
   out.overheadViaRuntime = diff(out.viaRuntime, out.direct);
+  out.firstToken = await benchFirstToken(targets.runtime, fake);
   return out;
+}
+
+/**
+ * The first token of a run, over several short runs one after another on the runtime socket:
+ * after the provider wrote it, and after the `start` command (which includes the fake's pace
+ * before its first token, the call's set-up, and any hop before the call starts).
+ */
+async function benchFirstToken(url, fake) {
+  const afterProvider = [];
+  const afterStart = [];
+  const re = /FT(\d+)z/g;
+  for (let k = 0; k < CFG.firstTokenSamples; k++) {
+    const scenario = `first-token-${k}`;
+    await fake.setScenario(scenario, [{ text: ' FT0z FT1z FT2z', delayMs: CFG.relayPaceMs }]);
+    const got = await relayViaWorker(url, fake, scenario, re, 60000);
+    const [rec] = await fake.take(scenario);
+    const first = got.arrivals.get('0');
+    if (first == null || rec.times[0] == null) throw new Error(`first-token run ${k}: no first token`);
+    afterProvider.push(first - rec.times[0]);
+    afterStart.push(first - got.startedAt);
+  }
+  return { samples: CFG.firstTokenSamples, afterProvider: round(percentiles(afterProvider, [50, 90])), afterStart: round(percentiles(afterStart, [50, 90])) };
 }
 
 function round(p) {
@@ -646,8 +676,9 @@ function table(res) {
     add('relay', 'overhead via wrangler dev (minus direct), p50 / p95 / p99', trio(r.overheadViaProxy));
     add('relay', 'overhead via the runtime socket (minus direct), p50 / p95 / p99', trio(r.overheadViaRuntime));
     const ms = (x) => (x == null ? 'n/a' : `${x} ms`);
-    add('relay', 'first token after the provider wrote it: via the runtime socket / via wrangler dev', `${ms(r.viaRuntime.firstTokenAfterProvider)} / ${ms(r.viaProxy.firstTokenAfterProvider)}`);
-    add('relay', 'first token after the start command: via the runtime socket / via wrangler dev', `${ms(r.viaRuntime.firstTokenAfterStart)} / ${ms(r.viaProxy.firstTokenAfterStart)}`);
+    const ft = r.firstToken;
+    add('relay', `first token after the provider wrote it, p50 / p90 of ${ft.samples} runs (runtime socket)`, `${ms(ft.afterProvider.p50)} / ${ms(ft.afterProvider.p90)}`);
+    add('relay', `first token after the start command, p50 / p90 of ${ft.samples} runs (runtime socket)`, `${ms(ft.afterStart.p50)} / ${ms(ft.afterStart.p90)}`);
   }
   for (const t of res.throughput || []) {
     const who = t.clientsConnected === t.clientsRequested ? `${t.clientsConnected} client${t.clientsConnected > 1 ? 's' : ''}` : `${t.clientsRequested} clients asked, ${t.clientsConnected} let in (${t.refused} × ${t.refusal})`;
@@ -705,7 +736,7 @@ async function main() {
   const res = results.results;
   fs.mkdirSync(OUT_DIR, { recursive: true });
   if (!fs.existsSync(WASM)) throw new Error('build/index_bg.wasm is missing: run `make build` first (or `make bench`)');
-  log(`mode ${CFG.mode}; machine ${results.machine.cores} cores, ${results.machine.ramGiB} GiB, ${results.machine.os}`);
+  log(`mode ${CFG.mode}, inspector tracing ${CFG.inspectorTracing}; machine ${results.machine.cores} cores, ${results.machine.ramGiB} GiB, ${results.machine.os}`);
 
   const startup = [];
   const fake = await startFakeProcess();
@@ -797,7 +828,7 @@ async function main() {
 
   results.loadAverage.end = os.loadavg().map(r2);
   fs.writeFileSync(path.join(OUT_DIR, 'results.json'), JSON.stringify(results, null, 2) + '\n');
-  console.log(`\nBotArmy benchmarks (${CFG.mode}) — ${results.machine.cores} cores, ${results.machine.ramGiB} GiB, ${results.machine.os}, node ${results.machine.node}, wrangler ${results.machine.wrangler}, workerd ${results.machine.workerd}\n`);
+  console.log(`\nBotArmy benchmarks (${CFG.mode}, inspector tracing ${CFG.inspectorTracing}) — ${results.machine.cores} cores, ${results.machine.ramGiB} GiB, ${results.machine.os}, node ${results.machine.node}, wrangler ${results.machine.wrangler}, workerd ${results.machine.workerd}\n`);
   console.log(table(res));
   console.log(`\nload average (1/5/15 min) at start ${results.loadAverage.start.join(' ')}, at end ${results.loadAverage.end.join(' ')} on ${results.machine.cores} cores`);
   console.log(`\nJSON: ${path.relative(ROOT, path.join(OUT_DIR, 'results.json'))}`);
