@@ -105,14 +105,27 @@ if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknow
 fi
 [[ $WANT_BROWSER == 1 ]] && say "chromium: $(/usr/bin/chromium --version 2>/dev/null || echo missing)"
 
+# 4. While a tool still compiles (a fresh machine), the Worker compiles beside it, so the build
+# that follows has only wasm-bindgen and wasm-opt left: the tool's last crates and link, and the
+# Worker's LTO, each keep one core busy, and two compiles fill both.
+if [[ ${#PIDS[@]} -gt 0 ]]; then
+  say "cargo build of the Worker (wasm32) beside the tools (log: target/setup-logs/worker.log)"
+  (
+    # shellcheck source=scripts/env.sh
+    source scripts/env.sh
+    cargo build --lib --release --target wasm32-unknown-unknown >"$LOGS/worker.log" 2>&1
+  ) &
+  PIDS+=("$!:worker")
+fi
+
 wait "$NPM_PID" || { echo "setup: npm ci failed" >&2; exit 1; }
 FAILED=0
 for p in "${PIDS[@]}"; do
   pid=${p%%:*} bin=${p#*:}
   if wait "$pid"; then
-    say "$bin installed"
+    say "$bin ready"
   else
-    echo "setup: cargo install of $bin failed; its log:" >&2
+    echo "setup: building $bin failed; its log:" >&2
     tail -30 "$LOGS/$bin.log" >&2
     FAILED=1
   fi
