@@ -55,6 +55,9 @@ pub struct Config {
     pub backoff_base_ms: u64,
     pub backoff_cap_ms: u64,
     pub demo_token_interval_ms: u64,
+    /// How long a streamed event waits, once sent, before it is stored (0: the next turn of the
+    /// event loop). Only tests set it: it widens the window a crash can fall into.
+    pub store_after_send_ms: u64,
     pub socket_idle_ms: u64,
     pub cache: CacheScope,
     pub cache_ttl_ms: u64,
@@ -140,6 +143,7 @@ impl Config {
             backoff_base_ms: num("LLM_BACKOFF_BASE_MS", BASE_MS, 1, 60_000)?,
             backoff_cap_ms: num("LLM_BACKOFF_CAP_MS", CAP_MS, 1, 600_000)?,
             demo_token_interval_ms: num("DEMO_TOKEN_INTERVAL_MS", DEMO_TOKEN_INTERVAL_MS, 0, 1000)?,
+            store_after_send_ms: num("STORE_AFTER_SEND_MS", 0, 0, 10_000)?,
             socket_idle_ms: num("SOCKET_IDLE_MS", IDLE_SOCKET_MS, 1000, 3_600_000)?,
             cache: match text("LLM_CACHE") {
                 None => CacheScope::Session,

@@ -17,8 +17,8 @@ use percent_encoding::{percent_decode_str, utf8_percent_encode, NON_ALPHANUMERIC
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use worker::{
-    durable_object, AbortController, DurableObject, Env, Method, Request, RequestInit, Response,
-    Result, State, WebSocket, WebSocketIncomingMessage, WebSocketPair,
+    durable_object, AbortController, Delay, DurableObject, Env, Method, Request, RequestInit,
+    Response, Result, State, WebSocket, WebSocketIncomingMessage, WebSocketPair,
     WebSocketRequestResponsePair,
 };
 
@@ -45,10 +45,10 @@ use crate::protocol::wire::{
 use crate::protocol::{is_session_id, view, Rejection, RejectionCode};
 use crate::session::call::{CallDriver, Input, Step};
 use crate::session::connection::{
-    Action, CatchUp, Connection, Incoming, CATCHUP_PAGE_BYTES, CLOSE_HELLO_TIMEOUT,
+    Action, CatchUp, Connection, Incoming, CATCHUP_PAGE_BYTES, CLOSE_HELLO_TIMEOUT, CLOSE_RESTART,
     CLOSE_SESSION_GONE, CLOSE_VIEW_REVOKED, SEND_WINDOW_BYTES,
 };
-use crate::session::replay::{plan, ReplayPlan};
+use crate::session::replay::{plan, Epochs, ReplayPlan};
 use crate::session::schedule::{self, Needs, Rows, Timer};
 use crate::session::{CallSpec, Effect, RunStatus, Session};
 use crate::workspace::{limits, FileVersion};
@@ -94,6 +94,8 @@ struct Inner {
     open_text: HashMap<String, String>,
     /// Last command, socket open or close (moves the idle expiry), as stored.
     active_at: u64,
+    /// The numbering the events belong to (see [`crate::session::replay`]).
+    epochs: Epochs,
 }
 
 #[durable_object]
@@ -106,6 +108,8 @@ pub struct SessionDo {
     live: RefCell<Option<(u64, AbortController)>>,
     /// The call the session announced last ([`Effect::StartCall`]), not yet started.
     next_call: RefCell<Option<CallSpec>>,
+    /// Effects whose events were sent and are not stored yet ([`Self::commit_streaming`]).
+    sent_ahead: RefCell<Vec<Effect>>,
     /// The alarm loop is running calls; a newly announced call will be picked up by it.
     running: Cell<bool>,
     alarm_at: Cell<Option<u64>>,
@@ -158,6 +162,7 @@ impl DurableObject for SessionDo {
             conns: RefCell::new(HashMap::new()),
             live: RefCell::new(None),
             next_call: RefCell::new(None),
+            sent_ahead: RefCell::new(Vec::new()),
             running: Cell::new(false),
             alarm_at: Cell::new(None),
             gone: Cell::new(false),
@@ -260,12 +265,12 @@ impl DurableObject for SessionDo {
                 }
                 self.reply_rejection(&ws, &key, &r);
             }
-            Action::Hello { last_seq } => {
+            Action::Hello { last_seq, epoch } => {
                 if !self.load()? {
                     self.close(&ws, &key, CLOSE_SESSION_GONE, "session gone");
                     return Ok(());
                 }
-                self.hello(&ws, &key, last_seq)?;
+                self.hello(&ws, &key, last_seq, epoch)?;
             }
             Action::ContinueCatchUp => {
                 if self.load()? {
@@ -387,7 +392,10 @@ impl SessionDo {
             return Ok(false);
         }
         if self.inner.borrow().is_some() {
-            return Ok(true);
+            // Whatever reads next (a catch-up, a snapshot, a page of events) sees every event
+            // that was sent.
+            self.store_sent_ahead()?;
+            return Ok(self.inner.borrow().is_some());
         }
         let Some(store) = Store::open_existing(self.state.storage().sql())? else {
             return Ok(false);
@@ -419,6 +427,22 @@ impl SessionDo {
             Some(t) => t.parse().unwrap_or(now),
             None => now,
         };
+        let mut epochs: Epochs = match store.meta("epochs")? {
+            Some(j) => {
+                serde_json::from_str(&j).map_err(|e| worker::Error::RustError(e.to_string()))?
+            }
+            None => Epochs::default(),
+        };
+        if store.meta("streaming")?.is_some() {
+            // The last instance stopped while it sent events ahead of storage.
+            epochs.begin(newest + 1);
+            store.set_meta("epochs", &serde_json::to_string(&epochs)?)?;
+            store.clear_meta("streaming")?;
+            log::warn(
+                "epoch_begun",
+                json!({"session": session.state().session_id, "epoch": epochs.current(), "firstSeq": newest + 1}),
+            );
+        }
         *self.inner.borrow_mut() = Some(Inner {
             session,
             log_bytes: store.log_bytes()?,
@@ -430,6 +454,7 @@ impl SessionDo {
             oldest: oldest.max(1),
             timers,
             active_at,
+            epochs,
         });
         self.commit()?;
         Ok(true)
@@ -441,9 +466,76 @@ impl SessionDo {
     }
 
     /// Executes the session's effects: store events (and messages, artifacts), persist the
-    /// session, keep every table within its bound, then broadcast — storage always before
-    /// sending.
+    /// session, keep every table within its bound, then broadcast — storage before sending.
+    /// Effects a streaming call sent ahead ([`Self::commit_streaming`]) are stored first.
     fn commit(&self) -> Result<()> {
+        self.store_sent_ahead()?;
+        let effects = self.drain_effects();
+        self.apply(effects, false)
+    }
+
+    /// The streaming call's commit: its events go to the sockets first, and are stored after
+    /// the next turn of the event loop. Writing them in the same turn would hold the frames
+    /// until the write is committed (the runtime's output gate), which was most of the relay's
+    /// latency. A crash between the two is covered by epochs ([`crate::session::replay`]):
+    /// `streaming` stays set in storage for the whole call, so a restart begins a new epoch.
+    /// AG-UI HTTP streams are still fed after storage.
+    async fn commit_streaming(&self) -> Result<()> {
+        let effects = self.drain_effects();
+        let mut sent = false;
+        if !self.gone.get() {
+            let frames: Vec<(u64, &str)> = effects
+                .iter()
+                .filter_map(|e| match e {
+                    Effect::Emit { seq, json, .. } => Some((*seq, json.as_str())),
+                    _ => None,
+                })
+                .collect();
+            sent = !frames.is_empty();
+            self.broadcast(&frames);
+        }
+        if !sent {
+            self.store_sent_ahead()?;
+            return self.apply(effects, false);
+        }
+        self.sent_ahead.borrow_mut().extend(effects);
+        let wait = self
+            .inner
+            .borrow()
+            .as_ref()
+            .map_or(0, |i| i.cfg.store_after_send_ms);
+        Delay::from(Duration::from_millis(wait)).await;
+        self.store_sent_ahead()
+    }
+
+    /// Stores what [`Self::commit_streaming`] sent ahead. A failure here leaves clients with
+    /// events the log may not have: the session is dropped from memory and every socket closed,
+    /// so all of them re-sync from storage in a new epoch.
+    fn store_sent_ahead(&self) -> Result<()> {
+        let effects = std::mem::take(&mut *self.sent_ahead.borrow_mut());
+        if effects.is_empty() {
+            return Ok(());
+        }
+        self.apply(effects, true).inspect_err(|e| {
+            log::error("store_after_send_failed", json!({"message": e.to_string()}));
+            self.inner.borrow_mut().take();
+            for ws in self.state.get_websockets() {
+                let key = self.conn_key(&ws);
+                self.close(&ws, &key, CLOSE_RESTART, "server restart: reconnect");
+            }
+        })
+    }
+
+    fn drain_effects(&self) -> Vec<Effect> {
+        match self.inner.borrow_mut().as_mut() {
+            Some(i) => std::iter::from_fn(|| i.session.poll_effect()).collect(),
+            None => Vec::new(),
+        }
+    }
+
+    /// Runs `effects` against storage (all of it, in order), then broadcasts their events
+    /// unless `sent` (already broadcast), and feeds the HTTP streams.
+    fn apply(&self, effects: Vec<Effect>, sent: bool) -> Result<()> {
         let mut frames = Vec::new();
         let mut aborts = Vec::new();
         {
@@ -452,7 +544,7 @@ impl SessionDo {
                 return Ok(());
             };
             let gone = self.gone.get();
-            while let Some(effect) = i.session.poll_effect() {
+            for effect in effects {
                 match effect {
                     // A deleted session writes nothing; its call only unwinds.
                     Effect::Emit { .. }
@@ -561,7 +653,9 @@ impl SessionDo {
             }
         }
         self.abort(&aborts);
-        self.broadcast(&frames);
+        if !sent {
+            self.broadcast(&frames);
+        }
         self.feed_streams(&frames);
         Ok(())
     }
@@ -778,11 +872,11 @@ impl SessionDo {
 
     /// `hello {lastSeq}`: welcome, then the catch-up (replay pages under flow control, or a
     /// bounded snapshot), then `caught_up`; from then on the socket gets live events.
-    fn hello(&self, ws: &WebSocket, key: &str, last_seq: u64) -> Result<()> {
+    fn hello(&self, ws: &WebSocket, key: &str, last_seq: u64, epoch: Option<u64>) -> Result<()> {
         let read_only = self.with_conn(ws, key, |a| a.view.is_some());
         let (welcome, p, newest) = self.with_inner(|i| {
             let newest = i.session.last_seq();
-            let p = plan(last_seq, i.oldest, newest);
+            let p = plan(last_seq, epoch, &i.epochs, i.oldest, newest);
             let (mode, reason) = match p {
                 ReplayPlan::Replay { .. } => (WelcomeMode::Replay, None),
                 ReplayPlan::Snapshot { reason, .. } => (WelcomeMode::Snapshot, Some(reason)),
@@ -792,6 +886,7 @@ impl SessionDo {
                 demo: i.cfg.demo(),
                 model: i.cfg.model_label(),
                 last_seq: newest,
+                epoch: i.epochs.current(),
                 mode,
                 reason,
                 flow: Some(FlowValue {
@@ -939,7 +1034,7 @@ impl SessionDo {
         self.send(ws, key, ConnectionCustom::Rejected(RejectedValue::from(r)));
     }
 
-    fn broadcast(&self, frames: &[(u64, String)]) {
+    fn broadcast<S: AsRef<str>>(&self, frames: &[(u64, S)]) {
         if frames.is_empty() {
             return;
         }
@@ -947,7 +1042,7 @@ impl SessionDo {
             let key = self.conn_key(&ws);
             if self.with_conn(&ws, &key, |a| a.c.ready) {
                 for (seq, f) in frames {
-                    if self.send_frame(&ws, &key, *seq, f).is_err() {
+                    if self.send_frame(&ws, &key, *seq, f.as_ref()).is_err() {
                         break;
                     }
                 }
@@ -1737,6 +1832,8 @@ impl SessionDo {
         let controller = AbortController::default();
         let signal = controller.signal();
         self.set_live(Some((id, controller)));
+        // Stored before the first event is sent ahead of storage; cleared once all are stored.
+        self.with_inner(|i| i.store.set_meta("streaming", &id.to_string()))?;
         let mut body = None;
         let mut input = Input::Start;
         loop {
@@ -1749,7 +1846,7 @@ impl SessionDo {
             for (level, event, fields) in driver.take_notes() {
                 log::at(level, event, fields);
             }
-            self.commit()?;
+            self.commit_streaming().await?;
             if started {
                 // The call has begun: its watchdog and crash-recovery timers go in the table.
                 self.schedule_alarm().await?;
@@ -1801,6 +1898,10 @@ impl SessionDo {
             };
         }
         self.set_live(None);
+        self.store_sent_ahead()?;
+        if let Some(i) = self.inner.borrow().as_ref() {
+            i.store.clear_meta("streaming")?;
+        }
         // The stage's end (status, tokens, cost) reaches the owners' lists now.
         self.push_index().await;
         Ok(())

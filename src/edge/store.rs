@@ -315,6 +315,11 @@ impl Store {
         Ok(())
     }
 
+    pub fn clear_meta(&self, key: &str) -> worker::Result<()> {
+        self.write("DELETE FROM meta WHERE key = ?", vec![key.into()])?;
+        Ok(())
+    }
+
     pub fn append_event(&self, seq: u64, json: &str) -> worker::Result<()> {
         self.write(
             "INSERT INTO events (seq, json) VALUES (?, ?)",

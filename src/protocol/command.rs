@@ -27,8 +27,10 @@ pub enum Approval {
 /// One decoded client frame.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Frame {
-    /// `hello {lastSeq}`: join (or re-sync) the session's event stream after `lastSeq`.
-    Hello { last_seq: u64 },
+    /// `hello {lastSeq, epoch?}`: join (or re-sync) the session's event stream after
+    /// `lastSeq`, as numbered in `epoch` (the `welcome` that client last got; absent on a
+    /// first join, or from a client that trusts `lastSeq` as is).
+    Hello { last_seq: u64, epoch: Option<u64> },
     /// Application-level keepalive; answered with `pong`, never logged.
     Ping,
     /// `ack {seq}`: the client applied every event up to `seq` (flow control).
@@ -210,6 +212,10 @@ fn decode_body(ty: &str, obj: &Map<String, Value>) -> Result<Body, Rejection> {
         "hello" => {
             return connection(Frame::Hello {
                 last_seq: whole_number(obj, "lastSeq", ty)?,
+                epoch: match obj.get("epoch") {
+                    None | Some(Value::Null) => None,
+                    Some(_) => Some(whole_number(obj, "epoch", ty)?),
+                },
             })
         }
         "ack" => {
@@ -396,8 +402,23 @@ mod tests {
     fn decodes_connection_frames_apart_from_commands() {
         assert_eq!(
             decode_frame(r#"{"type":"hello","lastSeq":7}"#),
-            Ok(Frame::Hello { last_seq: 7 })
+            Ok(Frame::Hello {
+                last_seq: 7,
+                epoch: None
+            })
         );
+        assert_eq!(
+            decode_frame(r#"{"type":"hello","lastSeq":7,"epoch":3}"#),
+            Ok(Frame::Hello {
+                last_seq: 7,
+                epoch: Some(3)
+            })
+        );
+        for bad in [r#""3""#, "-1", "1.5", "true"] {
+            let r = decode_frame(&format!(r#"{{"type":"hello","lastSeq":7,"epoch":{bad}}}"#))
+                .expect_err(bad);
+            assert_eq!(r.code, RejectionCode::InvalidField, "{bad}");
+        }
         assert_eq!(decode_frame(r#"{"type":"ping"}"#), Ok(Frame::Ping));
         assert_eq!(
             decode_frame(r#"{"type":"ack","seq":12}"#),

@@ -197,6 +197,9 @@ wire_enum! {
         Truncated = "log_truncated",
         /// The client claims events the server never had (another session's numbering).
         Ahead = "client_ahead",
+        /// The server restarted after sending events it had not stored yet, and this client
+        /// may have seen some of them: their numbers now belong to other events.
+        Restarted = "server_restarted",
     }
 }
 
@@ -321,6 +324,9 @@ pub struct WelcomeValue {
     pub demo: bool,
     pub model: String,
     pub last_seq: u64,
+    /// The numbering `last_seq` and the events that follow belong to: send it back in the
+    /// next `hello`. It changes only when the server restarted while streaming.
+    pub epoch: u64,
     pub mode: WelcomeMode,
     /// Snapshot mode only: why.
     #[serde(default, skip_serializing_if = "Option::is_none")]

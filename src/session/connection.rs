@@ -47,6 +47,9 @@ pub const CLOSE_TOO_SLOW: u16 = 4008;
 pub const CLOSE_SESSION_GONE: u16 = 4404;
 /// The view-only link this socket was opened with was revoked.
 pub const CLOSE_VIEW_REVOKED: u16 = 4403;
+/// The server dropped the session from memory (storage failed after events were sent):
+/// reconnect, and `hello` re-syncs from storage.
+pub const CLOSE_RESTART: u16 = 1012;
 
 /// An incoming WebSocket message.
 #[derive(Debug, Clone, Copy)]
@@ -69,9 +72,11 @@ pub enum Action {
     Warn,
     Pong,
     Reject(Rejection),
-    /// Plan the catch-up after `last_seq` (then [`Connection::joined`] when it is done).
+    /// Plan the catch-up after `last_seq` of `epoch` (then [`Connection::joined`] when it is
+    /// done).
     Hello {
         last_seq: u64,
+        epoch: Option<u64>,
     },
     /// The ack opened the window: send the next catch-up page.
     ContinueCatchUp,
@@ -199,7 +204,7 @@ impl Connection {
             Err(r) => return Action::Reject(r),
         };
         match frame {
-            Frame::Hello { last_seq } => self.hello(last_seq, now),
+            Frame::Hello { last_seq, epoch } => self.hello(last_seq, epoch, now),
             Frame::Ping => Action::Pong,
             Frame::Ack { seq } => self.ack(seq),
             Frame::Command(env) if !self.ready => {
@@ -228,7 +233,7 @@ impl Connection {
         }
     }
 
-    fn hello(&mut self, last_seq: u64, now: u64) -> Action {
+    fn hello(&mut self, last_seq: u64, epoch: Option<u64>, now: u64) -> Action {
         if self.helloed {
             let refill = now.saturating_sub(self.resync_at) / RESYNC_EVERY_MS;
             if refill > 0 {
@@ -253,7 +258,7 @@ impl Connection {
         self.catch_up = None;
         // A new epoch: acks of seqs sent before this hello match nothing.
         self.checkpoints.clear();
-        Action::Hello { last_seq }
+        Action::Hello { last_seq, epoch }
     }
 
     fn ack(&mut self, seq: u64) -> Action {
@@ -333,7 +338,10 @@ mod tests {
         let mut c = Connection::new(0);
         assert_eq!(
             c.on_frame(Incoming::Text(r#"{"type":"hello","lastSeq":0}"#), 1),
-            Action::Hello { last_seq: 0 }
+            Action::Hello {
+                last_seq: 0,
+                epoch: None
+            }
         );
         c.joined();
         c
@@ -431,7 +439,10 @@ mod tests {
         c.read_only = true;
         assert_eq!(
             text(&mut c, r#"{"type":"hello","lastSeq":0}"#, 1),
-            Action::Hello { last_seq: 0 }
+            Action::Hello {
+                last_seq: 0,
+                epoch: None
+            }
         );
         c.joined();
         assert_eq!(text(&mut c, r#"{"type":"ping"}"#, 2), Action::Pong);

@@ -1309,7 +1309,7 @@ fn drive(steps: Vec<Step>) {
                 // hello {lastSeq}: replay exactly what the log holds after it.
                 let last = client.seqs.last().copied().unwrap_or(0);
                 h.drain();
-                match plan(last, 1, h.log.len() as u64) {
+                match plan(last, None, &Default::default(), 1, h.log.len() as u64) {
                     ReplayPlan::Replay { from, to } => {
                         for seq in from..=to {
                             client.receive(&h.log[seq as usize - 1]);
@@ -1332,7 +1332,9 @@ fn drive(steps: Vec<Step>) {
     check_invariants(&h.log, h.s.state());
     // Finally reconnect: the client holds exactly the log and the server's state.
     let last = client.seqs.last().copied().unwrap_or(0);
-    if let ReplayPlan::Replay { from, to } = plan(last, 1, h.log.len() as u64) {
+    if let ReplayPlan::Replay { from, to } =
+        plan(last, None, &Default::default(), 1, h.log.len() as u64)
+    {
         for seq in from..=to {
             client.receive(&h.log[seq as usize - 1]);
         }

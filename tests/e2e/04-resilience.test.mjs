@@ -8,7 +8,7 @@ import { startWorker } from '../support/harness.mjs';
 import { startFakeOpenAI } from '../support/fake-openai.mjs';
 import { SessionClient, createSession, fetchEvents, getSession } from '../support/client.mjs';
 import { verifyStream, messagesOf } from '../support/agui.mjs';
-import { STAGES, tag, briefFor, newSessionClient, finalChecks, ofType, mustAck, sleep, assertPlainWords } from '../support/e2e.mjs';
+import { STAGES, tag, briefFor, newSessionClient, finalChecks, ofType, mustAck, sleep, assertPlainWords, assertClean, assertSameEvents } from '../support/e2e.mjs';
 
 let fake;
 let worker;
@@ -150,9 +150,9 @@ async function restartable(name, extraEnv = {}) {
     get w() {
       return w;
     },
-    async restart() {
+    async restart(changedEnv = {}) {
       await w.kill();
-      w = await startWorker({ name: `${name}-again`, env: e, persistDir: w.persistDir, port: w.port });
+      w = await startWorker({ name: `${name}-again`, env: { ...e, ...changedEnv }, persistDir: w.persistDir, port: w.port });
       return w;
     },
     async stop() {
@@ -241,6 +241,10 @@ test('restart mid-stream with no client reconnecting: the alarm resumes the stag
     const c = await SessionClient.open(h.w.url, id, { label: 'alarm-restart' });
     await mustAck(c, { type: 'start', brief: briefFor(t), approval: 'auto' });
     await c.waitFor((e, cl) => e.type === 'TEXT_MESSAGE_CONTENT' && cl.messages.get(e.messageId)?.name === 'Analyst', 10000);
+    // Streamed events are sent before they are stored; any read stores what was sent, so the
+    // restart below cuts the stage after its first tokens are in the log (the crash window
+    // itself is the next test's).
+    await fetchEvents(h.w.url, id, 0);
     await h.restart();
     const t0 = Date.now();
     await fake.waitForRequests(() => fake.requestsFor(t).filter((r) => r.outcome === 'completed').length >= 5, 30000).catch(() => {});
@@ -258,6 +262,56 @@ test('restart mid-stream with no client reconnecting: the alarm resumes the stag
   }
 });
 
+test('a restart between sending events and storing them: the client that saw them re-syncs by snapshot in a new epoch', async () => {
+  const t = tag('epoch-restart');
+  fake.setScenario(t, [{ tokens: 150, delayMs: 20 }, { ok: true }]);
+  // Streamed events wait 5 s after they are sent before they are stored: the restart falls there.
+  const h = await restartable('04-epoch-restart', { STORE_AFTER_SEND_MS: '5000' });
+  try {
+    const id = await createSession(h.w.url);
+    const c = await SessionClient.open(h.w.url, id, { label: 'epoch-restart' });
+    assert.equal(c.epoch, 1);
+    await mustAck(c, { type: 'start', brief: briefFor(t), approval: 'auto' });
+    await c.waitFor((e, cl) => e.type === 'TEXT_MESSAGE_CONTENT' && cl.messages.get(e.messageId)?.name === 'Analyst', 10000);
+    const seen = c.lastSeq;
+    await h.restart({ STORE_AFTER_SEND_MS: '0' });
+    // The restarted session numbered its own events from the last stored one: some seq the
+    // client saw is another event in the log now.
+    const stored = new Map((await fetchEvents(h.w.url, id, 0)).map((e) => [e.seq, JSON.stringify(e)]));
+    const lost = c.transcript.filter((e) => stored.get(e.seq) !== JSON.stringify(e));
+    assert.ok(lost.length > 0 && lost.every((e) => e.seq <= seen), `the restart fell in the window: ${JSON.stringify(lost.map((e) => e.seq))}`);
+    const { welcome } = await c.reconnect();
+    assert.equal(welcome.mode, 'snapshot', JSON.stringify(welcome));
+    assert.equal(welcome.reason, 'server_restarted');
+    assert.equal(welcome.epoch, 2);
+    assert.equal(c.epoch, 2);
+    const end = await c.waitFor(isEnd, 60000);
+    assert.deepEqual(end.outcome, { type: 'success' }, JSON.stringify(end));
+    // The log is whole (a fresh client replays all of it), and the re-synced client ends as
+    // the server: from the snapshot on, the same events, and the same state.
+    const fresh = await SessionClient.open(h.w.url, id, { label: 'epoch-fresh' });
+    await fresh.waitFor(isEnd, 10000);
+    const { events, session } = await finalChecks(h.w, id, fresh);
+    const snap = c.snapshots.at(-1);
+    assertSameEvents(c.transcript.slice(snap.atTranscript), events.filter((e) => e.seq > snap.lastSeq), 'after the snapshot');
+    assertClean(c);
+    assert.equal(c.lastSeq, session.lastSeq);
+    assert.deepEqual(c.state, session.state);
+    await fresh.close();
+    // A client of epoch 1 that saw only stored events (those before the stream) still replays.
+    const beforeStream = c.transcript.find((e) => e.type === 'TEXT_MESSAGE_START').seq - 1;
+    const late = await SessionClient.open(h.w.url, id, { label: 'epoch-late', hello: false });
+    late.epoch = 1;
+    const again = await late.hello(beforeStream);
+    assert.equal(again.welcome.mode, 'replay');
+    assert.equal(again.welcome.epoch, 2);
+    await late.close();
+    await c.close();
+  } finally {
+    await h.stop();
+  }
+});
+
 test('a crash mid-call does not leak the global concurrency slot (LLM_MAX_CONCURRENT=1)', async () => {
   const t = tag('slot-leak');
   fake.setScenario(t, [{ tokens: 150, delayMs: 20 }, { ok: true }]);
@@ -267,6 +321,10 @@ test('a crash mid-call does not leak the global concurrency slot (LLM_MAX_CONCUR
     const c = await SessionClient.open(h.w.url, id, { label: 'slot-leak' });
     await mustAck(c, { type: 'start', brief: briefFor(t), approval: 'auto' });
     await c.waitFor((e, cl) => e.type === 'TEXT_MESSAGE_CONTENT' && cl.messages.get(e.messageId)?.name === 'Analyst', 10000);
+    // Streamed events are sent before they are stored; any read stores what was sent, so the
+    // restart below cuts the stage after its first tokens are in the log (the crash window
+    // itself is the next test's).
+    await fetchEvents(h.w.url, id, 0);
     await h.restart();
     const { welcome } = await c.reconnect();
     assert.equal(welcome.mode, 'replay');

@@ -71,6 +71,9 @@ export class SessionClient {
     this.ws = null;
     this.connections = 0; // number of sockets opened so far
     this.lastSeq = 0;
+    // The epoch of lastSeq's numbering: the last welcome's, once its catch-up is done.
+    this.epoch = null;
+    this.welcomeEpoch = null;
     this.transcript = []; // logged events, deduplicated, in arrival order
     this.received = []; // every frame: {conn, t, frame} (t = performance.now())
     this.control = []; // connection frames (no seq), each {conn, t, frame}
@@ -206,6 +209,7 @@ export class SessionClient {
     if (frame.type === 'CUSTOM' && frame.name === 'welcome') {
       this.welcomes.push(frame.value);
       this.flow = (frame.value && frame.value.flow) || null;
+      this.welcomeEpoch = frame.value && Number.isInteger(frame.value.epoch) ? frame.value.epoch : null;
       if (frame.value && frame.value.mode === 'snapshot') {
         this._snapshotMode = true;
         this.snapshots.push({ atTranscript: this.transcript.length, lastSeq: frame.value.lastSeq });
@@ -213,6 +217,7 @@ export class SessionClient {
       }
     } else if (frame.type === 'CUSTOM' && frame.name === 'caught_up') {
       this._snapshotMode = false;
+      if (this.welcomeEpoch !== null) this.epoch = this.welcomeEpoch;
       this._scheduleAck(true);
     } else if (frame.type === 'STATE_SNAPSHOT') {
       this.state = structuredClone(frame.snapshot);
@@ -372,7 +377,8 @@ export class SessionClient {
   async hello(lastSeq = this.lastSeq, timeoutMs = 15000) {
     const from = this.control.length;
     this.lastSeq = lastSeq;
-    this.sendRaw(JSON.stringify({ type: 'hello', lastSeq }));
+    this.welcomeEpoch = null;
+    this.sendRaw(JSON.stringify(this.epoch === null ? { type: 'hello', lastSeq } : { type: 'hello', lastSeq, epoch: this.epoch }));
     const welcome = await this.waitForControl((f) => f.type === 'CUSTOM' && f.name === 'welcome', timeoutMs, { from, what: 'welcome' });
     const caughtUp = await this.waitForControl((f) => f.type === 'CUSTOM' && f.name === 'caught_up', timeoutMs, { from, what: 'caught_up' });
     return { welcome: welcome.value, caughtUp: caughtUp.value };

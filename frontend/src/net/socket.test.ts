@@ -208,6 +208,37 @@ describe("SessionSocket", () => {
     expect(statuses.at(-1)).toMatchObject({ status: "connected", attempt: 0, nextRetryAt: null });
   });
 
+  it("hello carries the epoch of the seqs it names: the welcome's, adopted only once its catch-up is done", async () => {
+    const { setSeq } = setup(0);
+    const hello = (ws: FakeWebSocket) => JSON.parse(ws.sent[0] ?? "null") as unknown;
+    const welcomeIn = (epoch: number) => ({ type: "CUSTOM", name: "welcome", value: { sessionId: "abc", demo: true, model: "demo", lastSeq: 40, epoch, mode: "replay" } });
+    const caughtUp = { type: "CUSTOM", name: "caught_up", value: { lastSeq: 40, omittedMessages: 0 } };
+    const count = () => FakeWebSocket.instances.length;
+    const first = await opened();
+    expect(hello(first)).toEqual({ type: "hello", lastSeq: 0 }); // no epoch known yet
+    first.serverSend(welcomeIn(1));
+    first.serverSend(caughtUp);
+    setSeq(40);
+    first.serverClose(1006);
+    await vi.advanceTimersByTimeAsync(10_000); // the next try (backoff grows: quick drops)
+    const second = await opened();
+    expect(hello(second)).toEqual({ type: "hello", lastSeq: 40, epoch: 1 });
+    // The server restarted in a new epoch; the connection drops before the catch-up ends:
+    // the seqs the page holds are still epoch 1's.
+    second.serverSend(welcomeIn(2));
+    second.serverClose(1006);
+    await vi.advanceTimersByTimeAsync(10_000); // the next try (backoff grows: quick drops)
+    const third = await opened();
+    expect(hello(third)).toEqual({ type: "hello", lastSeq: 40, epoch: 1 });
+    third.serverSend(welcomeIn(2));
+    third.serverSend(caughtUp);
+    third.serverClose(1006);
+    await vi.advanceTimersByTimeAsync(10_000); // the next try (backoff grows: quick drops)
+    const fourth = await opened();
+    expect(count()).toBe(4);
+    expect(hello(fourth)).toEqual({ type: "hello", lastSeq: 40, epoch: 2 });
+  });
+
   it("goes Offline when the retry limit is reached, and 'reconnect now' connects at once", async () => {
     const { statuses, socket } = setup(0, { maxRetries: 2 });
     await vi.advanceTimersByTimeAsync(0);

@@ -1,7 +1,9 @@
 // The session WebSocket: partysocket's ReconnectingWebSocket does the reconnecting (backoff,
 // connection timeout, retry limit); this wrapper adds the BotArmy contract on top:
 //
-// - `hello {lastSeq}` is the first frame on every (re)connection, with the highest seq applied;
+// - `hello {lastSeq, epoch}` is the first frame on every (re)connection, with the highest seq
+//   applied and the epoch that numbering belongs to (the last welcome's, adopted once its
+//   catch-up is done; see docs/protocol.md, "Epochs");
 // - incoming frames are parsed and handed over in batches (one store update per batch, not one
 //   per token), flushed before any status change so ordering is preserved;
 // - an honest status: connecting / connected / reconnecting (attempt n, next try at t) /
@@ -176,6 +178,12 @@ function flowOf(value: unknown): FlowValue | null {
   return { window: flow.window, page: flow.page };
 }
 
+/** welcome.epoch when it is a whole number (a server before epochs sends none). */
+function epochOf(value: unknown): number | null {
+  const epoch = (value as { epoch?: unknown } | null)?.epoch;
+  return typeof epoch === "number" && Number.isSafeInteger(epoch) && epoch >= 0 ? epoch : null;
+}
+
 export class SessionSocket {
   private rws: ReconnectingWebSocket;
   private readonly WebSocketImpl: unknown;
@@ -209,6 +217,9 @@ export class SessionSocket {
   private lastAckAt = 0;
   private lastAckedSeq = -1;
   private lastSeqFrameAt = 0;
+  // The epoch of the seqs the page holds, and the one the catch-up in progress moves to.
+  private epoch: number | null = null;
+  private welcomeEpoch: number | null = null;
   private ackTimer: ReturnType<typeof setTimeout> | undefined;
   private ackTimerUrgent = false;
 
@@ -298,7 +309,11 @@ export class SessionSocket {
 
   /** Sends hello again on the open socket (re-sync after a gap). */
   resync(lastSeq: number): boolean {
-    return this.send({ type: "hello", lastSeq });
+    return this.send(this.hello(lastSeq));
+  }
+
+  private hello(lastSeq: number): Command {
+    return this.epoch === null ? { type: "hello", lastSeq } : { type: "hello", lastSeq, epoch: this.epoch };
   }
 
   /**
@@ -359,7 +374,8 @@ export class SessionSocket {
     this.bytesSinceAck = 0;
     this.lastAckedSeq = -1;
     this.lastAckAt = 0;
-    this.rws.send(JSON.stringify({ type: "hello", lastSeq: this.callbacks.lastSeq() } satisfies Command));
+    this.welcomeEpoch = null;
+    this.rws.send(JSON.stringify(this.hello(this.callbacks.lastSeq())));
     this.lastFrameAt = this.opts.now();
     this.startHeartbeat();
     this.update({ status: "connected", attempt: 0, nextRetryAt: null, offlineReason: null });
@@ -375,9 +391,14 @@ export class SessionSocket {
     const frame = parseServerFrame(data);
     if (frame) {
       this.queue.push(frame);
-      if (frame.type === "CUSTOM" && frame.name === "welcome") this.flow = flowOf(frame.value);
+      if (frame.type === "CUSTOM" && frame.name === "welcome") {
+        this.flow = flowOf(frame.value);
+        this.welcomeEpoch = epochOf(frame.value);
+      }
     }
     const caughtUp = frame?.type === "CUSTOM" && frame.name === "caught_up";
+    // From here on the seqs the page holds are numbered in the welcome's epoch.
+    if (caughtUp && this.welcomeEpoch !== null) this.epoch = this.welcomeEpoch;
     if (this.opts.batchMs <= 0 || caughtUp) {
       this.flush();
     } else if (frame && this.batchTimer === undefined) {

@@ -473,7 +473,7 @@ export function isCustom<K extends CustomName>(
 export type ModelChoices = Partial<Record<Stage, string>>;
 
 export type Command =
-  | { type: "hello"; lastSeq: number }
+  | { type: "hello"; lastSeq: number; epoch?: number }
   | { type: "start"; id?: string; brief: string; approval: ApprovalMode; models?: ModelChoices }
   | { type: "approve"; id?: string; stage: Stage }
   | { type: "reject"; id?: string; stage: Stage; feedback: string }

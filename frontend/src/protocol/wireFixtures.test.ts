@@ -66,7 +66,8 @@ describe("wire fixtures", () => {
   it("welcome (snapshot) and caught_up: lastSeq replaced, history bound shown", () => {
     const view = joined();
     const welcome = valueOf(fixture("welcome-snapshot"), "welcome");
-    expect(welcome.reason).toBe("log_truncated");
+    expect(welcome.reason).toBe("server_restarted");
+    expect(welcome.epoch).toBe(2);
     expect(view.lastSeq).toBe(20);
     expect(view.sync).toBe("live");
     expect(view.omittedMessages).toBe(3);

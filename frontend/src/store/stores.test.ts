@@ -200,7 +200,8 @@ describe("SessionClient with the stores", () => {
     ws.serverSend(caughtUp(10));
     ws.serverSend(script.events[11]!); // seq 12 before 11
     ws.serverSend(script.events[12]!); // seq 13: still a gap, no second hello
-    expect(ws.sentJson()).toEqual([{ type: "hello", lastSeq: 0 }, { type: "hello", lastSeq: 10 }]);
+    // The re-sync names the epoch of the caught-up welcome.
+    expect(ws.sentJson()).toEqual([{ type: "hello", lastSeq: 0 }, { type: "hello", lastSeq: 10, epoch: 1 }]);
     ws.serverSend(welcome(script.lastSeq));
     for (const e of script.after(10)) ws.serverSend(e);
     ws.serverSend(caughtUp(script.lastSeq));
@@ -226,7 +227,7 @@ describe("SessionClient with the stores", () => {
     ws2.serverOpen();
     ws2.serverSend(welcome(script.lastSeq));
     ws2.serverSend(caughtUp(script.lastSeq));
-    expect(ws2.sentJson()).toEqual([{ type: "hello", lastSeq: script.lastSeq }, { type: "pause", id }]);
+    expect(ws2.sentJson()).toEqual([{ type: "hello", lastSeq: script.lastSeq, epoch: 1 }, { type: "pause", id }]);
     ws2.serverSend(ack(id!, "pause", true));
     expect(view().pending).toEqual({});
     client.disconnect();
@@ -241,7 +242,7 @@ describe("SessionClient with the stores", () => {
     for (const e of script.events) ws.serverSend(e);
     ws.serverSend(caughtUp(script.lastSeq));
     ws.serverSend({ type: "STATE_DELTA", seq: script.lastSeq + 1, delta: [{ op: "replace", path: "/nope/x", value: 1 }] });
-    expect(ws.sentJson().at(-1)).toEqual({ type: "hello", lastSeq: 0 });
+    expect(ws.sentJson().at(-1)).toEqual({ type: "hello", lastSeq: 0, epoch: 1 });
     expect(view().lastSeq).toBe(0);
     expect(view().timeline).toEqual([]);
     client.disconnect();

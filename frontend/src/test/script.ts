@@ -418,13 +418,14 @@ export class Script {
 
 // Connection frames (no seq) -------------------------------------------------------------------
 
-export function welcome(lastSeq: number, mode: "replay" | "snapshot" = "replay", extra: { readOnly?: boolean; sessionId?: string } = {}): ServerEvent {
+export function welcome(lastSeq: number, mode: "replay" | "snapshot" = "replay", extra: { readOnly?: boolean; sessionId?: string; epoch?: number } = {}): ServerEvent {
   return custom("welcome", {
     sessionId: extra.sessionId ?? SESSION_ID,
     ...(extra.readOnly !== undefined ? { readOnly: extra.readOnly } : {}),
     demo: true,
     model: "demo",
     lastSeq,
+    epoch: extra.epoch ?? 1,
     mode,
     ...(mode === "snapshot" ? { reason: lastSeq === 0 ? "empty" : "log_truncated" } : {}),
     // No `flow`: the socket tests that need acks add it themselves.

@@ -94,6 +94,7 @@ fn samples() -> Vec<(&'static str, Option<u64>, Event)> {
                 demo: true,
                 model: "demo".into(),
                 last_seq: 20,
+                epoch: 1,
                 mode: WelcomeMode::Replay,
                 reason: None,
                 flow: Some(FlowValue {
@@ -111,8 +112,9 @@ fn samples() -> Vec<(&'static str, Option<u64>, Event)> {
                 demo: false,
                 model: "gpt-4o-mini".into(),
                 last_seq: 20,
+                epoch: 2,
                 mode: WelcomeMode::Snapshot,
-                reason: Some(SnapshotReason::Truncated),
+                reason: Some(SnapshotReason::Restarted),
                 flow: Some(FlowValue {
                     window: 8 * 1024 * 1024,
                     page: 1024 * 1024,

@@ -3,4 +3,4 @@
 /**
  * Why a `hello` is answered with a snapshot (`welcome.reason`).
  */
-export type SnapshotReason = "empty" | "log_truncated" | "client_ahead";
+export type SnapshotReason = "empty" | "log_truncated" | "client_ahead" | "server_restarted";

@@ -6,7 +6,12 @@ import type { WelcomeMode } from "./WelcomeMode";
 /**
  * `welcome`: the first answer to `hello`.
  */
-export type WelcomeValue = { sessionId: string, demo: boolean, model: string, lastSeq: number, mode: WelcomeMode, 
+export type WelcomeValue = { sessionId: string, demo: boolean, model: string, lastSeq: number, 
+/**
+ * The numbering `last_seq` and the events that follow belong to: send it back in the
+ * next `hello`. It changes only when the server restarted while streaming.
+ */
+epoch: number, mode: WelcomeMode, 
 /**
  * Snapshot mode only: why.
  */
