@@ -56,7 +56,8 @@ pub struct Config {
     pub backoff_cap_ms: u64,
     pub demo_token_interval_ms: u64,
     /// How long a streamed event waits, once sent, before it is stored (0: the next turn of the
-    /// event loop). Only tests set it: it widens the window a crash can fall into.
+    /// event loop; docs/protocol.md, "Epochs"). Only tests set it: it widens the window a
+    /// crash can fall into.
     pub store_after_send_ms: u64,
     pub socket_idle_ms: u64,
     pub cache: CacheScope,

@@ -285,6 +285,10 @@ impl DurableObject for SessionDo {
                 let name = env.command.name();
                 let id = env.id.clone();
                 let result = self.with_inner(|i| i.session.command(env, now));
+                // Stored before the answer: an `ack` means the command survives a crash (a
+                // failed write sends none, and the client resends the same id).
+                self.touch(now)?;
+                self.commit()?;
                 match result {
                     Ok(ack) => self.send(
                         &ws,
@@ -297,8 +301,6 @@ impl DurableObject for SessionDo {
                     ),
                     Err(r) => self.reply_rejection(&ws, &key, &r),
                 }
-                self.touch(now)?;
-                self.commit()?;
                 self.kick().await?;
             }
         }
@@ -474,10 +476,10 @@ impl SessionDo {
         self.apply(effects, false)
     }
 
-    /// The streaming call's commit: its events go to the sockets first, and are stored after
-    /// the next turn of the event loop. Writing them in the same turn would hold the frames
-    /// until the write is committed (the runtime's output gate), which was most of the relay's
-    /// latency. A crash between the two is covered by epochs ([`crate::session::replay`]):
+    /// The streaming call's commit: its events go to the sockets at once and are stored on the
+    /// next turn of the event loop. Writing them in the same turn would hold the frames until
+    /// the write is committed (the runtime's output gate), which was most of the relay's
+    /// latency. A crash in between is covered by epochs ([`crate::session::replay`]):
     /// `streaming` stays set in storage for the whole call, so a restart begins a new epoch.
     /// AG-UI HTTP streams are still fed after storage.
     async fn commit_streaming(&self) -> Result<()> {
@@ -1769,10 +1771,11 @@ impl SessionDo {
     /// Makes sure a pending LLM call gets run: the alarm loop picks it up, or a new alarm
     /// fires at once.
     async fn kick(&self) -> Result<()> {
-        self.push_index().await;
         if self.next_call.borrow().is_some() && !self.running.get() {
+            self.push_index().await;
             self.set_alarm_at(now_ms()).await?;
         } else {
+            // (which pushes the index too)
             self.schedule_alarm().await?;
         }
         Ok(())

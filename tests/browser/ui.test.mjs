@@ -72,10 +72,10 @@ before(async () => {
     const h = await health(url);
     target = { url, kind: String(h.version).includes('mock') ? 'mock' : 'external', demo: h.provider === 'demo' };
   } else {
-    const shim = path.join(ROOT, 'build', 'worker', 'shim.mjs');
+    const built = path.join(ROOT, 'build', 'index.js');
     const dist = path.join(ROOT, 'frontend', 'dist', 'index.html');
-    if (!fs.existsSync(shim) || !fs.existsSync(dist)) {
-      skipReason = `the Worker or the UI is not built (${!fs.existsSync(shim) ? 'build/worker/shim.mjs' : 'frontend/dist'} missing: run the build first), and BOTARMY_URL is not set`;
+    if (!fs.existsSync(built) || !fs.existsSync(dist)) {
+      skipReason = `the Worker or the UI is not built (${!fs.existsSync(built) ? 'build/index.js' : 'frontend/dist'} missing: run the build first), and BOTARMY_URL is not set`;
       return;
     }
     const worker = await startWorker({ name: 'browser-demo' });

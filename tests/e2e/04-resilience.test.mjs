@@ -8,7 +8,7 @@ import { startWorker } from '../support/harness.mjs';
 import { startFakeOpenAI } from '../support/fake-openai.mjs';
 import { SessionClient, createSession, fetchEvents, getSession } from '../support/client.mjs';
 import { verifyStream, messagesOf } from '../support/agui.mjs';
-import { STAGES, tag, briefFor, newSessionClient, finalChecks, ofType, mustAck, sleep, assertPlainWords, assertClean, assertSameEvents } from '../support/e2e.mjs';
+import { STAGES, tag, briefFor, newSessionClient, finalChecks, ofType, mustAck, sleep, assertPlainWords, assertClean, assertSameEvents, assertRejoined } from '../support/e2e.mjs';
 
 let fake;
 let worker;
@@ -325,9 +325,10 @@ test('a crash mid-call does not leak the global concurrency slot (LLM_MAX_CONCUR
     // restart below cuts the stage after its first tokens are in the log (the crash window
     // itself is the next test's).
     await fetchEvents(h.w.url, id, 0);
+    const seen = c.lastSeq;
     await h.restart();
     const { welcome } = await c.reconnect();
-    assert.equal(welcome.mode, 'replay');
+    assertRejoined(welcome, seen, 'slot-leak');
     const end = await c.waitFor(isEnd, 60000);
     const errs = ofType(c.transcript, 'CUSTOM', 'agent_error').map((e) => `${e.value.code}: ${e.value.message}`);
     assert.equal(end.type, 'RUN_FINISHED', `the run after the restart failed: ${JSON.stringify(end)}; agent errors: ${JSON.stringify(errs)}; provider calls after the restart: ${fake.requestsFor(t).length - 1}`);

@@ -86,7 +86,7 @@ export class SessionClient {
     this.arrivals = new Map(); // seq -> Date.now() when the event arrived
     this.state = null;
     this.messages = new Map();
-    this.snapshots = []; // snapshot-mode joins: {atTranscript, lastSeq}
+    this.snapshots = []; // snapshot-mode joins: {atTranscript, lastSeq, reason}
     this.pending = new Map(); // command id -> {resolve, reject, timer}
     this.waiters = new Set();
     this._snapshotMode = false;
@@ -212,7 +212,7 @@ export class SessionClient {
       this.welcomeEpoch = frame.value && Number.isInteger(frame.value.epoch) ? frame.value.epoch : null;
       if (frame.value && frame.value.mode === 'snapshot') {
         this._snapshotMode = true;
-        this.snapshots.push({ atTranscript: this.transcript.length, lastSeq: frame.value.lastSeq });
+        this.snapshots.push({ atTranscript: this.transcript.length, lastSeq: frame.value.lastSeq, reason: frame.value.reason });
         this.lastSeq = frame.value.lastSeq;
       }
     } else if (frame.type === 'CUSTOM' && frame.name === 'caught_up') {
