@@ -68,8 +68,9 @@ fs.renameSync(`${wasmOut}.opt`, wasmOut);
 const bindings = path.join(STAGING, 'index.js');
 // `import source` (source-phase import) is what wasm-bindgen's module target writes; workerd
 // reads the plain import of a .wasm file as a WebAssembly.Module.
-fs.writeFileSync(bindings, fs.readFileSync(bindings, 'utf8').replace(/\bimport source /g, 'import '));
-const classes = [...fs.readFileSync(bindings, 'utf8').matchAll(/^export class (\w+)/gm)].map((m) => m[1]);
+const bindingsJs = fs.readFileSync(bindings, 'utf8').replace(/\bimport source /g, 'import ');
+fs.writeFileSync(bindings, bindingsJs);
+const classes = [...bindingsJs.matchAll(/^export class (\w+)/gm)].map((m) => m[1]);
 if (!classes.includes('SessionDo')) {
   console.error(`build-worker: no SessionDo among the exported classes (${classes.join(', ')})`);
   process.exit(1);

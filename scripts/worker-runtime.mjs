@@ -34,8 +34,8 @@ export function makeRuntime(wasm, WorkerEntrypoint) {
   }
 
   // A failure thrown synchronously or by the returned promise marks a crash, then propagates.
+  // (Callers recover from an earlier crash first, before they pick `self`.)
   function guarded(fn, self, args) {
-    recoverIfCrashed();
     let result;
     try {
       result = fn.apply(self, args);
@@ -57,6 +57,7 @@ export function makeRuntime(wasm, WorkerEntrypoint) {
     const handler = wasm[name];
     if (typeof handler !== 'function') continue;
     Entrypoint.prototype[name] = function (arg) {
+      recoverIfCrashed();
       return guarded(handler, this, [arg, this.env, this.ctx]);
     };
   }

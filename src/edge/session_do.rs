@@ -397,7 +397,7 @@ impl SessionDo {
             // Whatever reads next (a catch-up, a snapshot, a page of events) sees every event
             // that was sent.
             self.store_sent_ahead()?;
-            return Ok(self.inner.borrow().is_some());
+            return Ok(true);
         }
         let Some(store) = Store::open_existing(self.state.storage().sql())? else {
             return Ok(false);
@@ -430,9 +430,7 @@ impl SessionDo {
             None => now,
         };
         let mut epochs: Epochs = match store.meta("epochs")? {
-            Some(j) => {
-                serde_json::from_str(&j).map_err(|e| worker::Error::RustError(e.to_string()))?
-            }
+            Some(j) => serde_json::from_str(&j)?,
             None => Epochs::default(),
         };
         if store.meta("streaming")?.is_some() {
@@ -476,16 +474,31 @@ impl SessionDo {
         self.apply(effects, false)
     }
 
-    /// The streaming call's commit: its events go to the sockets at once and are stored on the
-    /// next turn of the event loop. Writing them in the same turn would hold the frames until
-    /// the write is committed (the runtime's output gate), which was most of the relay's
-    /// latency. A crash in between is covered by epochs ([`crate::session::replay`]):
-    /// `streaming` stays set in storage for the whole call, so a restart begins a new epoch.
-    /// AG-UI HTTP streams are still fed after storage.
+    /// The streaming call's commit. A batch of nothing but deltas (text, tool arguments,
+    /// reasoning, state) goes to the sockets at once and is stored on the next turn of the
+    /// event loop. Writing it in the same turn would hold the frames until the write is
+    /// committed (the runtime's output gate), which was most of the relay's latency. A crash in
+    /// between is covered by epochs ([`crate::session::replay`]): `streaming` stays set in
+    /// storage for the whole call, so a restart begins a new epoch. Any other batch (a message
+    /// or call that starts or ends, a stage or run that ends, anything saved) is stored first,
+    /// so what a client saw of those always survives; AG-UI HTTP streams are always fed after
+    /// storage.
     async fn commit_streaming(&self) -> Result<()> {
         let effects = self.drain_effects();
+        let deltas_only = effects.iter().all(|e| {
+            matches!(
+                e,
+                Effect::Emit {
+                    event: Event::TextMessageContent { .. }
+                        | Event::ToolCallArgs { .. }
+                        | Event::ReasoningMessageContent { .. }
+                        | Event::StateDelta { .. },
+                    ..
+                }
+            )
+        });
         let mut sent = false;
-        if !self.gone.get() {
+        if deltas_only && !self.gone.get() {
             let frames: Vec<(u64, &str)> = effects
                 .iter()
                 .filter_map(|e| match e {
@@ -872,7 +885,7 @@ impl SessionDo {
         }
     }
 
-    /// `hello {lastSeq}`: welcome, then the catch-up (replay pages under flow control, or a
+    /// `hello {lastSeq, epoch}`: welcome, then the catch-up (replay pages under flow control, or a
     /// bounded snapshot), then `caught_up`; from then on the socket gets live events.
     fn hello(&self, ws: &WebSocket, key: &str, last_seq: u64, epoch: Option<u64>) -> Result<()> {
         let read_only = self.with_conn(ws, key, |a| a.view.is_some());

@@ -256,7 +256,7 @@ impl Connection {
         self.last_seen = now;
         self.ready = false;
         self.catch_up = None;
-        // A new epoch: acks of seqs sent before this hello match nothing.
+        // A fresh catch-up: acks of seqs sent before this hello match nothing.
         self.checkpoints.clear();
         Action::Hello { last_seq, epoch }
     }
