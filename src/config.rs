@@ -59,6 +59,12 @@ pub struct Config {
     /// event loop; docs/protocol.md, "Epochs"). Only tests set it: it widens the window a
     /// crash can fall into.
     pub store_after_send_ms: u64,
+    /// How long the router waits for a session to answer a read before it asks once more
+    /// (then `503 session_busy`).
+    pub read_deadline_ms: u64,
+    /// How long a session waits before it answers a read. Only tests set it, to show the
+    /// router's deadline.
+    pub read_delay_ms: u64,
     pub socket_idle_ms: u64,
     pub cache: CacheScope,
     pub cache_ttl_ms: u64,
@@ -145,6 +151,8 @@ impl Config {
             backoff_cap_ms: num("LLM_BACKOFF_CAP_MS", CAP_MS, 1, 600_000)?,
             demo_token_interval_ms: num("DEMO_TOKEN_INTERVAL_MS", DEMO_TOKEN_INTERVAL_MS, 0, 1000)?,
             store_after_send_ms: num("STORE_AFTER_SEND_MS", 0, 0, 10_000)?,
+            read_deadline_ms: num("READ_DEADLINE_MS", 10_000, 100, 60_000)?,
+            read_delay_ms: num("READ_DELAY_MS", 0, 0, 60_000)?,
             socket_idle_ms: num("SOCKET_IDLE_MS", IDLE_SOCKET_MS, 1000, 3_600_000)?,
             cache: match text("LLM_CACHE") {
                 None => CacheScope::Session,

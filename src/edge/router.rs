@@ -5,12 +5,15 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::time::Duration;
+
+use futures_util::future::{select, Either};
 
 use serde_json::json;
-use worker::{Env, Headers, Method, Request, RequestInit, Response, Result};
+use worker::{Delay, Env, Headers, Method, Request, RequestInit, Response, Result};
 
 use super::admission_do::{self, Ask};
-use super::session_do::{index_call, index_request, random_hex};
+use super::session_do::{index_call, index_request, random_hex, SENT_AT};
 use super::{config, error_response, log, now_ms, read_only_response};
 use crate::admission::{client_key, Refusal};
 use crate::config::Config;
@@ -289,7 +292,7 @@ async fn route(req: Request, env: &Env, cfg: &Config, path: &str) -> Result<Resp
                 _ => return error_response(404, "not_found", "Unknown route."),
             };
             if !is_ws {
-                return forward(env, id, &target, Method::Get, None).await;
+                return forward_read(env, cfg, id, &target).await;
             }
             // A socket holds a lease on its client's share of sockets until it closes.
             let ask = Ask {
@@ -454,6 +457,7 @@ async fn forward_with_body(
         .id_from_name(id)?
         .get_stub()?;
     headers.set("x-session-id", id)?;
+    headers.set(SENT_AT, &now_ms().to_string())?;
     let mut init = RequestInit::new();
     init.with_method(method).with_headers(headers);
     if let Some(b) = body {
@@ -462,6 +466,33 @@ async fn forward_with_body(
     }
     let req = Request::new_with_init(&format!("https://session{target}"), &init)?;
     stub.fetch_with_request(req).await
+}
+
+/// A read (GET) forwarded to a session, with a deadline: a request that sees no answer in
+/// `READ_DEADLINE_MS` (10 s; a read takes milliseconds, a few hundred under load) is logged (`session_slow`) and sent once more, then answered `503
+/// session_busy`. Local runs have seen a request to a session object stay unanswered until its
+/// client gave up (up to undici's 300 s) while a second request was answered at once; a read
+/// changes nothing, so asking again is safe, and no client waits for ever.
+async fn forward_read(env: &Env, cfg: &Config, id: &str, target: &str) -> Result<Response> {
+    let route = target.split('?').next().unwrap_or_default();
+    for attempt in 1..=2 {
+        let sent = Box::pin(forward(env, id, target, Method::Get, None));
+        let deadline = Box::pin(Delay::from(Duration::from_millis(cfg.read_deadline_ms)));
+        match select(sent, deadline).await {
+            Either::Left((resp, _)) => return resp,
+            Either::Right(_) => log::warn(
+                "session_slow",
+                json!({"route": route, "attempt": attempt, "waitedMs": cfg.read_deadline_ms}),
+            ),
+        }
+    }
+    let mut resp = error_response(
+        503,
+        "session_busy",
+        "The session did not answer in time; try again in a moment.",
+    )?;
+    resp.headers_mut().set("retry-after", "1")?;
+    Ok(resp)
 }
 
 /// Forwards to the session named by `id`: a session id, or a view key (then the object is
@@ -490,6 +521,7 @@ async fn forward(
             ns.id_from_name(id)?.get_stub()?
         }
     };
+    headers.set(SENT_AT, &now_ms().to_string())?;
     let mut init = RequestInit::new();
     init.with_method(method).with_headers(headers);
     let req = Request::new_with_init(&format!("https://session{target}"), &init)?;

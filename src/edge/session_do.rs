@@ -78,6 +78,11 @@ struct ViewConn {
 const LEASE_RENEW_MS: u64 = 5 * 60_000;
 /// The last-activity time is written at most this often (it only moves the expiry).
 const ACTIVE_WRITE_MS: u64 = 60_000;
+/// The header in which the router says when it sent a request here (epoch ms).
+pub(crate) const SENT_AT: &str = "x-sent-at";
+/// A request that reaches the object this late is logged (`session_request_late`): it waited
+/// for the object (its input gate or event queue), not for its own handler.
+const LATE_MS: u64 = 2_000;
 
 struct Inner {
     pub session: Session,
@@ -174,6 +179,18 @@ impl DurableObject for SessionDo {
 
     async fn fetch(&self, req: Request) -> Result<Response> {
         let path = req.path();
+        let sent_at = req
+            .headers()
+            .get(SENT_AT)?
+            .and_then(|v| v.parse::<u64>().ok());
+        if let Some(waited) = sent_at.map(|t| now_ms().saturating_sub(t)) {
+            if waited >= LATE_MS {
+                log::warn(
+                    "session_request_late",
+                    json!({"path": path, "waitedMs": waited}),
+                );
+            }
+        }
         let id = req.headers().get("x-session-id")?.unwrap_or_default();
         if path == "/init" {
             let resp = self.init(&id)?;
@@ -216,9 +233,13 @@ impl DurableObject for SessionDo {
             // a push to the owners' indexes (another object, which may be slow). The alarm is
             // durable, so a session woken by a read still resumes its work on time.
             p => {
+                let delay = self.with_inner(|i| i.cfg.read_delay_ms);
+                if delay > 0 {
+                    Delay::from(Duration::from_millis(delay)).await;
+                }
                 return self
                     .read(&req, p)
-                    .unwrap_or_else(|| error_response(404, "not_found", "Unknown route."))
+                    .unwrap_or_else(|| error_response(404, "not_found", "Unknown route."));
             }
         };
         self.kick().await?;

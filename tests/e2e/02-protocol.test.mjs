@@ -394,3 +394,34 @@ test('two tabs approving the same gate at once: one ack, one invalid_state, one 
   await a.close();
   await b.close();
 });
+
+test('a read the session does not answer in time is asked once more, then answered 503 session_busy; no client waits for ever', async () => {
+  // READ_DELAY_MS (tests only) holds every read in the session object past the router's deadline.
+  const slow = await startWorker({ name: '02-slow-reads', env: { READ_DELAY_MS: '3000', READ_DEADLINE_MS: '400' } });
+  try {
+    const id = await createSession(slow.url);
+    const t0 = Date.now();
+    const res = await fetch(`${slow.url}/api/sessions/${id}/events?after=0`);
+    const ms = Date.now() - t0;
+    const body = await res.json();
+    assert.equal(res.status, 503, JSON.stringify(body));
+    assert.equal(body.error.code, 'session_busy');
+    assert.match(body.error.message, /try again/i);
+    assert.equal(res.headers.get('retry-after'), '1');
+    assert.equal(res.headers.get('cache-control'), 'no-store');
+    assert.ok(ms >= 800 && ms < 2500, `answered after two deadlines, not after the session: ${ms} ms`);
+    await sleep(300);
+    const slowLines = slow.logs().split('\n').filter((l) => l.includes('"session_slow"'));
+    assert.deepEqual(slowLines.map((l) => JSON.parse(l.slice(l.indexOf('{'))).attempt), [1, 2], slowLines.join('\n'));
+    assert.match(slowLines[0], /"route":"\/events"/);
+    // Only reads wait: the socket and its commands do not go through this path.
+    const c = await SessionClient.open(slow.url, id, { label: 'slow-reads' });
+    await mustAck(c, { type: 'start', brief: 'A to-do app with due dates.', approval: 'auto' });
+    await c.close();
+  } finally {
+    await slow.stop();
+  }
+  // A read that answers within the deadline is answered once: every other test here.
+  const { status } = await getSession(worker.url, (await createSession(worker.url)));
+  assert.equal(status, 200);
+});

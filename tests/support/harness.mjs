@@ -34,6 +34,28 @@ const WRANGLER_NODE = fs.existsSync(PINNED_NODE) ? PINNED_NODE : process.execPat
 
 const live = new Set(); // workers whose process group may still be alive
 
+// undici reports every transport failure as a bare "fetch failed"; the cause (a reset, a
+// refused connection, a headers timeout) and how long the request was open are what tell a
+// stalled server from a dropped connection, so failures carry them.
+if (!globalThis.fetch.botarmyWrapped) {
+  const realFetch = globalThis.fetch;
+  const wrapped = async (input, init) => {
+    const started = Date.now();
+    try {
+      return await realFetch(input, init);
+    } catch (e) {
+      if (e instanceof TypeError && e.cause) {
+        const url = typeof input === 'string' ? input : input?.url ?? String(input);
+        const method = init?.method ?? input?.method ?? 'GET';
+        e.message = `${e.message}: ${method} ${url} after ${Date.now() - started} ms (${e.cause.code ?? e.cause.name}: ${e.cause.message})`;
+      }
+      throw e;
+    }
+  };
+  wrapped.botarmyWrapped = true;
+  globalThis.fetch = wrapped;
+}
+
 // Ports are drawn below the kernel's ephemeral range (ip_local_port_range, 32768+ on Linux):
 // a port from bind(0) is in that range, so between our probe and workerd's bind an outgoing
 // connection (a test client, the fake provider's peers) could take it as its local port, and
