@@ -36,20 +36,32 @@ const live = new Set(); // workers whose process group may still be alive
 
 // undici reports every transport failure as a bare "fetch failed"; the cause (a reset, a
 // refused connection, a headers timeout) and how long the request was open are what tell a
-// stalled server from a dropped connection, so failures carry them.
+// stalled server from a dropped connection, so failures carry them. A connection the server
+// closed just as undici reused it from its keep-alive pool fails before any answer; browsers
+// send such a request once more on a new connection, and so do the tests (said on stderr).
+const RESENT_ON = new Set(['UND_ERR_SOCKET', 'ECONNRESET', 'EPIPE']);
 if (!globalThis.fetch.botarmyWrapped) {
   const realFetch = globalThis.fetch;
+  const describe = (input, init) => {
+    const url = typeof input === 'string' ? input : input?.url ?? String(input);
+    return `${init?.method ?? input?.method ?? 'GET'} ${url}`;
+  };
   const wrapped = async (input, init) => {
     const started = Date.now();
-    try {
-      return await realFetch(input, init);
-    } catch (e) {
-      if (e instanceof TypeError && e.cause) {
-        const url = typeof input === 'string' ? input : input?.url ?? String(input);
-        const method = init?.method ?? input?.method ?? 'GET';
-        e.message = `${e.message}: ${method} ${url} after ${Date.now() - started} ms (${e.cause.code ?? e.cause.name}: ${e.cause.message})`;
+    const resendable = typeof input === 'string' && (init?.body == null || typeof init.body === 'string');
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await realFetch(input, init);
+      } catch (e) {
+        if (!(e instanceof TypeError) || !e.cause) throw e;
+        const code = e.cause.code ?? e.cause.name;
+        if (attempt === 1 && resendable && RESENT_ON.has(code) && !init?.signal?.aborted) {
+          console.error(`# ${describe(input, init)}: ${code} (${e.cause.message}) after ${Date.now() - started} ms; sent once more`);
+          continue;
+        }
+        e.message = `${e.message}: ${describe(input, init)} after ${Date.now() - started} ms (${code}: ${e.cause.message})`;
+        throw e;
       }
-      throw e;
     }
   };
   wrapped.botarmyWrapped = true;
