@@ -7,16 +7,23 @@
 //
 //   node bench/profile.mjs                       # 4 sessions, demo pace 2 ms/token
 //   PROFILE_SESSIONS=8 PROFILE_TOKEN_MS=5 node bench/profile.mjs
+//   PROFILE_PROVIDER=fake node bench/profile.mjs # the OpenAI test double, 520-byte tokens as
+//                                                # fast as read (the throughput bench's path)
+//
+// wrangler dev's network tracing is switched off (CDP `Network.disable`), as in
+// `bench/run.mjs --no-trace`: it is not the Worker's own work.
 //
 // Needs a built Worker (`make build`). Loopback only; bounded: a 240 s deadline.
 import fs from 'node:fs';
 import path from 'node:path';
 import { ROOT, startWorker } from '../tests/support/harness.mjs';
 import { SessionClient, createSession } from '../tests/support/client.mjs';
-import { cpuSeconds, inspector, workerdProcs } from './lib.mjs';
+import { cpuSeconds, inspector, startFakeProcess, workerdProcs } from './lib.mjs';
 
 const SESSIONS = Number(process.env.PROFILE_SESSIONS || 4);
 const TOKEN_MS = process.env.PROFILE_TOKEN_MS || '2';
+const FAKE = process.env.PROFILE_PROVIDER === 'fake';
+const FAKE_TOKENS = 100; // per stage, 520 bytes each
 const DEADLINE_MS = 240_000;
 const TOP = 30;
 
@@ -61,15 +68,31 @@ function table(title, map, samples) {
   }
 }
 
-const worker = await startWorker({ name: 'bench-profile', env: { DEMO_TOKEN_INTERVAL_MS: TOKEN_MS } });
+const fake = FAKE ? await startFakeProcess() : null;
+const env = FAKE
+  ? {
+      OPENAI_API_KEY: 'bench-key-not-a-secret',
+      OPENAI_BASE_URL: fake.url,
+      OPENAI_MODEL: 'bench-model',
+      LLM_REQUESTS_PER_MIN: '100000',
+      LLM_TOKENS_PER_MIN: '100000000',
+      LLM_MAX_CONCURRENT: '1000',
+      SESSION_TOKEN_BUDGET: '100000000',
+      LLM_CACHE: 'off',
+    }
+  : { DEMO_TOKEN_INTERVAL_MS: TOKEN_MS };
+const bigText = (prefix) => Array.from({ length: FAKE_TOKENS }, (_, j) => ` ${prefix}${j}_${'x'.repeat(520 - String(j).length - prefix.length - 2)}`).join('');
+const worker = await startWorker({ name: 'bench-profile', env });
 let cdp;
 try {
   const sessions = [];
   for (let i = 0; i < SESSIONS; i++) {
     const id = await createSession(worker.url);
-    sessions.push({ id, client: await SessionClient.open(worker.url, id, { label: `p${i}` }) });
+    if (FAKE) await fake.setScenario(`prof${i}`, [0, 1, 2, 3, 4].map((s) => ({ text: bigText(`P${s}x`), delayMs: 0 })));
+    sessions.push({ id, i, client: await SessionClient.open(worker.url, id, { label: `p${i}` }) });
   }
   cdp = await inspector(worker.inspectorPort);
+  await cdp.send('Network.disable');
   await cdp.send('Profiler.enable');
   await cdp.send('Profiler.setSamplingInterval', { interval: 200 });
   const runtime = workerdProcs(worker.pid).find((p) => p.role === 'runtime').pid;
@@ -77,8 +100,9 @@ try {
   const cpu0 = cpuSeconds(runtime);
   const t0 = Date.now();
   await Promise.all(
-    sessions.map(async ({ client }) => {
-      await client.send({ type: 'start', brief: 'Build a shared shopping list app for families.', approval: 'auto' });
+    sessions.map(async ({ client, i }) => {
+      const brief = FAKE ? `Profile [[scenario:prof${i}]]` : 'Build a shared shopping list app for families.';
+      await client.send({ type: 'start', brief, approval: 'auto' });
       await client.waitFor((e) => e.type === 'RUN_FINISHED' || e.type === 'RUN_ERROR', DEADLINE_MS - 30_000);
     }),
   );
@@ -91,7 +115,8 @@ try {
   fs.writeFileSync(path.join(ROOT, 'bench-output', 'worker.cpuprofile'), JSON.stringify(profile));
   const { samples, self, total } = summarise(profile);
   const idle = (self.get('(idle)') || 0) + (self.get('(program)') || 0);
-  console.log(`sessions ${SESSIONS}, demo pace ${TOKEN_MS} ms/token, ${events} logged events (${text} text) in ${(wallMs / 1000).toFixed(1)} s`);
+  const source = FAKE ? `OpenAI test double, ${FAKE_TOKENS} × 520 B tokens per stage` : `demo pace ${TOKEN_MS} ms/token`;
+  console.log(`sessions ${SESSIONS}, ${source}, ${events} logged events (${text} text) in ${(wallMs / 1000).toFixed(1)} s`);
   // The sampling interval is a request: V8 takes samples only while the isolate runs, so the
   // gaps between samples are uneven. Read the tables as shares of the Worker's own time, not
   // as times. The process CPU also counts workerd's own work (storage, sockets, the dev
@@ -105,5 +130,6 @@ try {
 } finally {
   cdp?.close();
   await worker.stop();
+  await fake?.close();
   clearTimeout(timer);
 }

@@ -64,16 +64,34 @@ pub(crate) async fn fetch(
     ))
 }
 
-/// The next piece of a response body, or [`Input::Tick`] at `deadline`.
-pub(crate) async fn read(stream: &mut ByteStream, deadline: Option<u64>) -> Input {
+/// A timer kept across reads of one body: `(fires at, timer)`. A new `Delay` per read cost a
+/// JS closure and a setTimeout/clearTimeout pair per chunk (about a tenth of the runtime's CPU
+/// per event); the driver's deadline mostly moves later (the stall watchdog follows the last
+/// chunk), and a timer that fires before it is only a [`Input::Tick`] the driver ignores.
+pub(crate) type ReadTimer = Option<(u64, std::pin::Pin<Box<Delay>>)>;
+
+/// The next piece of a response body, or [`Input::Tick`] at `deadline` (or earlier, when the
+/// kept `timer` fires first).
+pub(crate) async fn read(
+    stream: &mut ByteStream,
+    deadline: Option<u64>,
+    timer: &mut ReadTimer,
+) -> Input {
     let read = stream.next();
-    let res = match deadline.map(|t| t.saturating_sub(now_ms())) {
+    let res = match deadline {
         None => Some(read.await),
-        Some(ms) => {
-            let timer = Delay::from(Duration::from_millis(ms));
-            match select(read, Box::pin(timer)).await {
+        Some(t) => {
+            if timer.as_ref().is_none_or(|(at, _)| *at > t) {
+                let ms = t.saturating_sub(now_ms());
+                *timer = Some((t, Box::pin(Delay::from(Duration::from_millis(ms)))));
+            }
+            let (_, delay) = timer.as_mut().expect("armed above");
+            match select(read, delay.as_mut()).await {
                 Either::Left((r, _)) => Some(r),
-                Either::Right(_) => None,
+                Either::Right(_) => {
+                    *timer = None;
+                    None
+                }
             }
         }
     };

@@ -1872,6 +1872,7 @@ impl SessionDo {
         // Stored before the first event is sent ahead of storage; cleared once all are stored.
         self.with_inner(|i| i.store.set_meta("streaming", &id.to_string()))?;
         let mut body = None;
+        let mut timer: provider::ReadTimer = None;
         let mut input = Input::Start;
         loop {
             let started = input == Input::Start;
@@ -1909,10 +1910,11 @@ impl SessionDo {
                     let (answer, stream) =
                         provider::fetch(&url, &headers, request, timeout_ms, &signal).await?;
                     body = stream;
+                    timer = None;
                     answer
                 }
                 Step::Read { deadline } => match body.as_mut() {
-                    Some(b) => provider::read(b, deadline).await,
+                    Some(b) => provider::read(b, deadline, &mut timer).await,
                     None => Input::End,
                 },
                 Step::Sleep { until } => {

@@ -196,13 +196,14 @@ impl Session {
         }
     }
 
-    pub(super) fn flush(&mut self, now: u64) {
+    /// Sends the buffered text; whether the state changed (the agent's progress moved).
+    pub(super) fn flush(&mut self, now: u64) -> bool {
         if self.buf.is_empty() {
-            return;
+            return false;
         }
         let Some(id) = self.p.call.as_ref().and_then(|c| c.message_id.clone()) else {
             self.buf.clear();
-            return;
+            return false;
         };
         let delta = std::mem::take(&mut self.buf);
         self.last_flush = now;
@@ -220,7 +221,9 @@ impl Session {
         if pct >= a.progress + 5 {
             a.progress = pct;
             self.dirty = true;
+            return true;
         }
+        false
     }
 
     /// Emits a `STATE_DELTA` with whatever changed since the state was last sent.
