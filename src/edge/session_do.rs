@@ -11,6 +11,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use futures_channel::mpsc::{unbounded, UnboundedSender};
+use futures_util::future::{select, Either};
 use futures_util::StreamExt;
 use percent_encoding::{percent_decode_str, utf8_percent_encode, NON_ALPHANUMERIC};
 
@@ -496,15 +497,17 @@ impl SessionDo {
     }
 
     /// The streaming call's commit. A batch of nothing but deltas (text, tool arguments,
-    /// reasoning, state) goes to the sockets at once and is stored on the next turn of the
-    /// event loop. Writing it in the same turn would hold the frames until the write is
-    /// committed (the runtime's output gate), which was most of the relay's latency. A crash in
-    /// between is covered by epochs ([`crate::session::replay`]): `streaming` stays set in
-    /// storage for the whole call, so a restart begins a new epoch. Any other batch (a message
-    /// or call that starts or ends, a stage or run that ends, anything saved) is stored first,
-    /// so what a client saw of those always survives; AG-UI HTTP streams are always fed after
-    /// storage.
-    async fn commit_streaming(&self) -> Result<()> {
+    /// reasoning, state) goes to the sockets at once and is kept in `sent_ahead`; the call
+    /// loop stores it on a later turn of the event loop ([`Self::run_call`]), while the next
+    /// read is already waiting. Writing it in the same turn would hold the frames until the
+    /// write is committed (the runtime's output gate), which was most of the relay's latency.
+    /// A crash in between is covered by epochs ([`crate::session::replay`]): `streaming` stays
+    /// set in storage for the whole call, so a restart begins a new epoch. Any other batch (a
+    /// message or call that starts or ends, a stage or run that ends, anything saved) is
+    /// stored first, with whatever was sent ahead before it, so what a client saw of those
+    /// always survives; AG-UI HTTP streams are always fed after storage. Returns whether the
+    /// batch was sent ahead.
+    fn commit_streaming(&self) -> Result<bool> {
         let effects = self.drain_effects();
         let deltas_only = effects.iter().all(|e| {
             matches!(
@@ -532,16 +535,32 @@ impl SessionDo {
         }
         if !sent {
             self.store_sent_ahead()?;
-            return self.apply(effects, false);
+            self.apply(effects, false)?;
+            return Ok(false);
         }
         self.sent_ahead.borrow_mut().extend(effects);
-        let wait = self
-            .inner
-            .borrow()
-            .as_ref()
-            .map_or(0, |i| i.cfg.store_after_send_ms);
-        Delay::from(Duration::from_millis(wait)).await;
-        self.store_sent_ahead()
+        Ok(true)
+    }
+
+    /// Awaits `fut`; if `store_at` fires first, stores what was sent ahead and goes on waiting.
+    async fn storing_meanwhile<T>(
+        &self,
+        fut: impl std::future::Future<Output = T>,
+        store_at: &mut Option<std::pin::Pin<Box<Delay>>>,
+    ) -> Result<T> {
+        futures_util::pin_mut!(fut);
+        loop {
+            let Some(at) = store_at.as_mut() else {
+                return Ok(fut.await);
+            };
+            match select(fut.as_mut(), at.as_mut()).await {
+                Either::Left((v, _)) => return Ok(v),
+                Either::Right(_) => {
+                    *store_at = None;
+                    self.store_sent_ahead()?;
+                }
+            }
+        }
     }
 
     /// Stores what [`Self::commit_streaming`] sent ahead. A failure here leaves clients with
@@ -1873,6 +1892,8 @@ impl SessionDo {
         self.with_inner(|i| i.store.set_meta("streaming", &id.to_string()))?;
         let mut body = None;
         let mut timer: provider::ReadTimer = None;
+        // Set while events sent ahead wait to be stored: fires on a later turn.
+        let mut store_at: Option<std::pin::Pin<Box<Delay>>> = None;
         let mut input = Input::Start;
         loop {
             let started = input == Input::Start;
@@ -1884,7 +1905,17 @@ impl SessionDo {
             for (level, event, fields) in driver.take_notes() {
                 log::at(level, event, fields);
             }
-            self.commit_streaming().await?;
+            if !self.commit_streaming()? {
+                store_at = None;
+            } else if store_at.is_none() {
+                let wait = self.with_inner(|i| i.cfg.store_after_send_ms);
+                store_at = Some(Box::pin(Delay::from(Duration::from_millis(wait))));
+            }
+            if store_at.is_some() && !matches!(step, Step::Read { .. } | Step::Sleep { .. }) {
+                // The call's other steps talk to other objects at its edges: store first.
+                store_at = None;
+                self.store_sent_ahead()?;
+            }
             if started {
                 // The call has begun: its watchdog and crash-recovery timers go in the table.
                 self.schedule_alarm().await?;
@@ -1914,11 +1945,17 @@ impl SessionDo {
                     answer
                 }
                 Step::Read { deadline } => match body.as_mut() {
-                    Some(b) => provider::read(b, deadline, &mut timer).await,
+                    // What was sent ahead is stored once its timer fires, while this read
+                    // waits: the next chunk does not wait for the write's turn.
+                    Some(b) => {
+                        let read = provider::read(b, deadline, &mut timer);
+                        self.storing_meanwhile(read, &mut store_at).await?
+                    }
                     None => Input::End,
                 },
                 Step::Sleep { until } => {
-                    provider::sleep_until(until).await;
+                    let sleep = provider::sleep_until(until);
+                    self.storing_meanwhile(sleep, &mut store_at).await?;
                     Input::Woke
                 }
                 Step::Release {
