@@ -505,10 +505,14 @@ impl SessionDo {
     /// set in storage for the whole call, so a restart begins a new epoch. Any other batch (a
     /// message or call that starts or ends, a stage or run that ends, anything saved) is
     /// stored first, with whatever was sent ahead before it, so what a client saw of those
-    /// always survives; AG-UI HTTP streams are always fed after storage. Returns whether the
-    /// batch was sent ahead.
+    /// always survives; AG-UI HTTP streams are always fed after storage. Returns whether
+    /// anything sent ahead waits to be stored.
     fn commit_streaming(&self) -> Result<bool> {
         let effects = self.drain_effects();
+        if effects.is_empty() {
+            // (A chunk that made no event: what was sent ahead keeps waiting for its turn.)
+            return Ok(!self.sent_ahead.borrow().is_empty());
+        }
         let deltas_only = effects.iter().all(|e| {
             matches!(
                 e,
