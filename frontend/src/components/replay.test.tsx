@@ -64,7 +64,10 @@ describe("the replay page", () => {
     fireEvent.change(screen.getByTestId("replay-speed"), { target: { value: "instant" } });
     fireEvent.click(screen.getByTestId("replay-play"));
     await waitFor(() => expect(scrubber.value).toBe(String(events.length)));
-    for (const stage of STAGES) expect(screen.getByTestId(`agent-card-${stage}`).dataset.status).toBe("done");
+    // The cards render after the scrubber moves (a busy machine showed one render between).
+    await waitFor(() => {
+      for (const stage of STAGES) expect(screen.getByTestId(`agent-card-${stage}`).dataset.status).toBe("done");
+    });
 
     // The live page's view of the same events has the same cards.
     const live = reduceAll(initialView(SESSION_ID), [welcome(0), ...events, caughtUp(events.length)], Date.now());
