@@ -469,10 +469,11 @@ async fn forward_with_body(
 }
 
 /// A read (GET) forwarded to a session, with a deadline: a request that sees no answer in
-/// `READ_DEADLINE_MS` (10 s; a read takes milliseconds, a few hundred under load) is logged (`session_slow`) and sent once more, then answered `503
-/// session_busy`. Local runs have seen a request to a session object stay unanswered until its
-/// client gave up (up to undici's 300 s) while a second request was answered at once; a read
-/// changes nothing, so asking again is safe, and no client waits for ever.
+/// `READ_DEADLINE_MS` (10 s; a read takes milliseconds, a few hundred under load) is logged
+/// (`session_slow`) and sent once more, then answered `503 session_busy`. Local runs have seen
+/// a request to a session object stay unanswered until its client gave up (up to undici's
+/// 300 s) while a second request was answered at once; a read changes nothing, so asking again
+/// is safe, and no client waits for ever.
 async fn forward_read(env: &Env, cfg: &Config, id: &str, target: &str) -> Result<Response> {
     let route = target.split('?').next().unwrap_or_default();
     for attempt in 1..=2 {
