@@ -2010,20 +2010,15 @@ impl SessionDo {
             let Some(i) = g.as_mut() else {
                 return Ok(());
             };
-            let call = if self.next_call.borrow().is_some() && !running {
-                Some(now)
-            } else {
-                i.session.alarm_deadline()
-            };
             let needs = Needs {
-                call,
+                start_call: self.next_call.borrow().is_some() && !running,
                 live_call,
                 sockets: !sockets.is_empty(),
                 sweep_every: i.cfg.sweep_interval_ms(),
                 hello_deadline,
                 expire_at: Some(i.active_at + i.cfg.session_idle_ttl_ms),
             };
-            let want = schedule::plan(&i.timers, needs, now);
+            let want = schedule::plan(&i.timers, &i.session.timers(), needs, now);
             let (upserts, deletes) = schedule::changes(&i.timers, &want);
             for (timer, at) in upserts {
                 i.store.set_timer(timer, at)?;

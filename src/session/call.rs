@@ -32,6 +32,7 @@ use std::collections::VecDeque;
 use serde_json::{json, Value};
 
 use super::machine::{CallSpec, Session, StageFailure, Usage};
+use super::schedule::next_alarm;
 use crate::agents::{demo_answer, demo_script, demo_usage, Stage, MAX_ANSWER_TOKENS};
 use crate::config::Config;
 use crate::llm::openai::messages_chars;
@@ -528,7 +529,7 @@ impl CallDriver {
         if !self.live(s) {
             return self.wind_up();
         }
-        if s.poll_timeout().is_some_and(|t| now >= t) {
+        if next_alarm(&s.timers()).is_some_and(|t| now >= t) {
             s.on_timeout(now);
             if !self.live(s) {
                 return self.wind_up();
@@ -553,7 +554,7 @@ impl CallDriver {
                 None => return self.done(s, now),
             }
         }
-        let until = match s.poll_timeout() {
+        let until = match next_alarm(&s.timers()) {
             Some(t) => t.min(self.next_at),
             None => self.next_at,
         };
@@ -565,7 +566,7 @@ impl CallDriver {
             return self.wind_up();
         }
         Step::Read {
-            deadline: s.poll_timeout(),
+            deadline: next_alarm(&s.timers()),
         }
     }
 

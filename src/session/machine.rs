@@ -16,6 +16,7 @@ use std::collections::{BTreeMap, VecDeque};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::schedule::{Rows, Timer};
 use super::state::{AgentStatus, ErrorInfo, Gate, RunStatus, SessionState};
 use crate::agents::Stage;
 use crate::llm::backoff;
@@ -475,33 +476,21 @@ impl Session {
         self.p.call.as_ref().filter(|c| c.begun).map(|c| c.id)
     }
 
-    /// Earliest time [`Session::on_timeout`] has work: a text flush, a retry, the watchdog.
-    pub fn poll_timeout(&self) -> Option<u64> {
-        let mut t: Option<u64> = None;
-        let mut at = |x: u64| t = Some(t.map_or(x, |t| t.min(x)));
+    /// The machine's deadlines, in the schedule's terms: `flush` while text waits to be sent
+    /// (the streaming loop's), `call` for a retry or a running call's watchdog (the alarm's).
+    /// [`Session::on_timeout`] does whatever is due.
+    pub fn timers(&self) -> Rows {
+        let mut rows = Rows::new();
         if !self.buf.is_empty() || self.side_buf.is_some() {
-            at(self.last_flush + COALESCE_MS);
+            rows.insert(Timer::Flush, self.last_flush + COALESCE_MS);
         }
         if let Some(c) = &self.p.call {
-            if let Some(r) = c.retry_at {
-                at(r);
-            }
-            if c.begun {
-                at(c.last_activity + self.cfg.stall_timeout_ms);
+            let watchdog = c.begun.then(|| c.last_activity + self.cfg.stall_timeout_ms);
+            if let Some(t) = c.retry_at.into_iter().chain(watchdog).min() {
+                rows.insert(Timer::Call, t);
             }
         }
-        t
-    }
-
-    /// Like [`Session::poll_timeout`] but without the text flush, which the edge's streaming
-    /// loop handles itself: the deadline for the Durable Object alarm.
-    pub fn alarm_deadline(&self) -> Option<u64> {
-        let c = self.p.call.as_ref()?;
-        match (c.retry_at, c.begun) {
-            (Some(r), _) => Some(r),
-            (None, true) => Some(c.last_activity + self.cfg.stall_timeout_ms),
-            (None, false) => None,
-        }
+        rows
     }
 
     pub fn on_timeout(&mut self, now: u64) {

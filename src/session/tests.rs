@@ -7,6 +7,7 @@ use proptest::prelude::*;
 use serde_json::{json, Value};
 
 use super::replay::{plan, ReplayPlan};
+use super::schedule::{next_alarm, Timer};
 use super::*;
 use crate::agents::Stage;
 use crate::protocol::{decode_frame, patch, Frame, PatchOpList, Rejection};
@@ -174,7 +175,7 @@ impl H {
     }
 
     fn advance_to_retry(&mut self) {
-        let t = self.s.poll_timeout().expect("a timer is set");
+        let t = next_alarm(&self.s.timers()).expect("a timer is set");
         self.now = self.now.max(t);
         self.s.on_timeout(self.now);
         self.drain();
@@ -654,7 +655,7 @@ fn retries_exhausted_fails_the_run_in_plain_words() {
         !msg.contains("will wait and try again"),
         "no false promise: {msg}"
     );
-    assert_eq!(h.s.poll_timeout(), None, "no timer left behind");
+    assert!(h.s.timers().is_empty(), "no timer left behind");
     // Retry restarts the failed stage in a new run.
     h.cmd(r#"{"type":"retry","stage":"analyst"}"#).unwrap();
     assert_eq!(h.status(), RunStatus::Running);
@@ -691,7 +692,7 @@ fn manual_retry_waits_for_the_providers_retry_after() {
     assert_eq!(queued["value"]["reason"], "provider_retry_after");
     let msg = queued["value"]["message"].as_str().unwrap();
     assert!(msg.contains("starts by itself in 20 seconds"), "{msg}");
-    assert_eq!(h.s.alarm_deadline(), Some(until));
+    assert_eq!(h.s.timers().get(&Timer::Call), Some(&until));
     h.advance_to_retry();
     assert_eq!(h.now, until);
     assert_eq!(h.answer(ANSWER).attempt, 1);
@@ -776,7 +777,7 @@ fn watchdog_aborts_a_stalled_stream() {
     h.now += 5;
     h.s.on_chunk(spec.call_id, "some ", h.now);
     h.drain();
-    assert_eq!(h.s.alarm_deadline(), Some(h.now + 30_000));
+    assert_eq!(h.s.timers().get(&Timer::Call), Some(&(h.now + 30_000)));
     h.now += 30_000;
     h.s.on_timeout(h.now);
     h.drain();
