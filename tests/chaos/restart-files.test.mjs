@@ -54,7 +54,7 @@ test('a kill after the Developer wrote its files: the replayed calls write nothi
 
   w2 = await startWorker({ name: 'restart-files-2', env, cwd, persistDir: w1.persistDir, port: w1.port });
   await reconnect(c);
-  const end = await c.waitFor((e) => e.type === 'RUN_FINISHED' || e.type === 'RUN_ERROR', 120000, { what: 'the run end' });
+  const end = await c.waitForRunEnd(120000, { what: 'the run end' });
   assert.equal(end.type, 'RUN_FINISHED', JSON.stringify(end));
 
   const events = await fetchEvents(w2.url, id, 0);

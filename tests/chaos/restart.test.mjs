@@ -67,9 +67,10 @@ async function reconnectAfterRestart(c) {
 
 /** Drive a session to its final run end: approve every gate (each_stage). */
 async function driveToEnd(c, from = 0, timeoutMs = 60000) {
-  for (;;) {
-    const end = await c.waitFor(isEnd, timeoutMs, { from, what: 'a run end' });
-    from = c.transcript.findIndex((e) => e.seq === end.seq) + 1;
+  for (let after = 0; ; ) {
+    // (After a re-sync the end may be inside the snapshot, and not in the transcript.)
+    const end = await c.waitForRunEnd(timeoutMs, { from, after });
+    after = end.seq;
     if (end.type === 'RUN_FINISHED' && end.outcome?.type === 'interrupt') {
       await mustAck(c, { type: 'approve', stage: c.state.gate.stage });
       continue;
@@ -166,7 +167,7 @@ test('SIGKILL mid-stream, restart on the same state: no logged event lost or dup
     const end = await driveToEnd(s.clients[0], s.driveFrom || 0);
     assert.equal(end.type, 'RUN_FINISHED', `${name}: ${JSON.stringify(end)}`);
     assert.deepEqual(end.outcome, { type: 'success' }, name);
-    await s.clients[1].waitFor((e) => e.seq === end.seq, 10000);
+    await s.clients[1].waitForSeq(end.seq, 10000);
   }
 
   for (const name of ['streamAuto', 'streamGate', 'atGate', 'retrying']) {
@@ -239,7 +240,7 @@ test('after the restart, a run with no client connected resumes by itself (its a
   const end = await driveToEnd(s.clients[0]);
   assert.equal(end.type, 'RUN_FINISHED', JSON.stringify(end));
   assert.deepEqual(end.outcome, { type: 'success' });
-  await s.clients[1].waitFor((e) => e.seq === end.seq, 10000);
+  await s.clients[1].waitForSeq(end.seq, 10000);
   const { events } = await finalChecks(w2, s.id, s.clients, { complete: true });
   assertPrefix(s.logBefore, events, 'unattended: GET /events before the kill');
   s.before.forEach((b, i) => assertKeptOrResynced(s.clients[i], b, events, `unattended: ${s.clients[i].label} transcript before the kill`));

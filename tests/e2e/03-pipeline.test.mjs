@@ -646,7 +646,7 @@ test('restart: SIGKILL wrangler mid-stream, start it again on the same state; th
     w2 = await startWorker({ name: '03-restart-2', env, persistDir: w1.persistDir, port: w1.port });
     const { welcome } = await c.reconnect();
     assertRejoined(welcome, seqBefore, 'restart');
-    const end = await c.waitFor(isEnd, 60000);
+    const end = await c.waitForRunEnd(60000);
     assert.equal(end.type, 'RUN_FINISHED', JSON.stringify(end));
     assert.deepEqual(end.outcome, { type: 'success' });
 

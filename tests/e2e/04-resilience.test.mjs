@@ -288,7 +288,7 @@ test('a restart between sending events and storing them: the client that saw the
     assert.equal(welcome.reason, 'server_restarted');
     assert.equal(welcome.epoch, 2);
     assert.equal(c.epoch, 2);
-    const end = await c.waitFor(isEnd, 60000);
+    const end = await c.waitForRunEnd(60000);
     assert.deepEqual(end.outcome, { type: 'success' }, JSON.stringify(end));
     // The log is whole (a fresh client replays all of it), and the re-synced client ends as
     // the server: from the snapshot on, the same events, and the same state.
@@ -332,7 +332,7 @@ test('a crash mid-call does not leak the global concurrency slot (LLM_MAX_CONCUR
     await h.restart();
     const { welcome } = await c.reconnect();
     assertRejoined(welcome, seen, 'slot-leak');
-    const end = await c.waitFor(isEnd, 60000);
+    const end = await c.waitForRunEnd(60000);
     const errs = ofType(c.transcript, 'CUSTOM', 'agent_error').map((e) => `${e.value.code}: ${e.value.message}`);
     assert.equal(end.type, 'RUN_FINISHED', `the run after the restart failed: ${JSON.stringify(end)}; agent errors: ${JSON.stringify(errs)}; provider calls after the restart: ${fake.requestsFor(t).length - 1}`);
     assert.deepEqual(end.outcome, { type: 'success' });

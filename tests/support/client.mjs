@@ -86,7 +86,7 @@ export class SessionClient {
     this.arrivals = new Map(); // seq -> Date.now() when the event arrived
     this.state = null;
     this.messages = new Map();
-    this.snapshots = []; // snapshot-mode joins: {atTranscript, lastSeq, reason}
+    this.snapshots = []; // snapshot-mode joins: {atTranscript, lastSeq, reason, runStatus once caught up}
     this.pending = new Map(); // command id -> {resolve, reject, timer}
     this.waiters = new Set();
     this._snapshotMode = false;
@@ -216,6 +216,8 @@ export class SessionClient {
         this.lastSeq = frame.value.lastSeq;
       }
     } else if (frame.type === 'CUSTOM' && frame.name === 'caught_up') {
+      // The run's status as the snapshot left it (events after it arrive as events).
+      if (this._snapshotMode) this.snapshots.at(-1).runStatus = this.state?.run?.status;
       this._snapshotMode = false;
       if (this.welcomeEpoch !== null) this.epoch = this.welcomeEpoch;
       this._scheduleAck(true);
@@ -335,6 +337,50 @@ export class SessionClient {
       timeoutMs,
       what || `event matching ${pred.toString().slice(0, 160)}`,
     );
+  }
+
+  /**
+   * Wait for the run's end (RUN_FINISHED or RUN_ERROR) from transcript index `from`, with a seq
+   * above `after`. A re-sync snapshot after `from` (a restart lost events this client saw)
+   * holds the events up to its `lastSeq` as state only: when the state it gave says the run no
+   * longer runs, the end is inside it, and is read from the session's log.
+   */
+  async waitForRunEnd(timeoutMs = 60000, { from = 0, after = 0, what = 'a run end' } = {}) {
+    const isEnd = (e) => (e.type === 'RUN_FINISHED' || e.type === 'RUN_ERROR') && e.seq > after;
+    const deadline = Date.now() + timeoutMs;
+    const looked = new Set();
+    let scanned = from;
+    for (;;) {
+      let found;
+      let snap;
+      await this._wait(
+        () => {
+          for (; scanned < this.transcript.length; scanned++) {
+            if (isEnd(this.transcript[scanned])) {
+              found = this.transcript[scanned];
+              return true;
+            }
+          }
+          snap = this.snapshots.findLast((s) => s.atTranscript >= from && s.reason === 'server_restarted' && s.runStatus !== undefined && s.runStatus !== 'running' && s.lastSeq > after && !looked.has(s));
+          return Boolean(snap);
+        },
+        () => null,
+        Math.max(1, deadline - Date.now()),
+        what,
+      );
+      if (found) return found;
+      looked.add(snap);
+      const end = (await fetchEvents(this.baseUrl, this.sessionId, 0)).filter((e) => isEnd(e) && e.seq <= snap.lastSeq).at(-1);
+      if (end) {
+        console.error(`# ${this.label}: the run end (seq ${end.seq}) came inside a re-sync snapshot`);
+        return end;
+      }
+    }
+  }
+
+  /** Wait until this client holds every event up to `seq` (by event or by snapshot). */
+  waitForSeq(seq, timeoutMs = 15000) {
+    return this._wait(() => this.lastSeq >= seq, () => this.lastSeq, timeoutMs, `seq ${seq}`);
   }
 
   /** Wait until a connection frame (from control index `from`) satisfies pred; resolves with the frame. */
