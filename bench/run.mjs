@@ -345,13 +345,20 @@ async function benchThroughput(worker, baseUrl, via, fake, requested, tokensPerS
   const clients = [];
   const refusals = [];
   for (let i = 0; i < requested; i++) {
-    const st = { first: null, last: null };
+    // Per message: its first and last text event, to split the run into streaming and the
+    // time between stages (call set-up, stage hand-over).
+    const st = { first: null, last: null, spans: [] };
     const c = new LeanClient(baseUrl, id, {
       keepRaw: false,
       label: `${name}-${i}`,
       onEvent: (ev, t) => {
         if (ev.type === 'RUN_STARTED') st.first = t;
         else if (ev.type === 'RUN_FINISHED') st.last = t;
+        else if (ev.type === 'TEXT_MESSAGE_CONTENT') {
+          const s = st.spans.at(-1);
+          if (s && s.id === ev.messageId) s.end = t;
+          else st.spans.push({ id: ev.messageId, start: t, end: t });
+        }
       },
     });
     c.st = st;
@@ -382,6 +389,9 @@ async function benchThroughput(worker, baseUrl, via, fake, requested, tokensPerS
   for (const c of clients) await c.close();
   await fake.take(name);
   const delivered = snap.lastSeq * clients.length;
+  const c0 = clients[0].st;
+  const streamingMs = c0.spans.reduce((n, s) => n + (s.end - s.start), 0);
+  const handovers = c0.spans.slice(1).map((s, i) => s.start - c0.spans[i].end);
   return {
     via,
     clientsRequested: requested,
@@ -394,6 +404,9 @@ async function benchThroughput(worker, baseUrl, via, fake, requested, tokensPerS
     runEventsPerSecPerClient: r2(percentiles(clients.map(runRate), [50]).p50),
     deliveriesPerSec: Math.round((delivered / runWall) * 1000),
     runWallMs: Math.round(runWall),
+    streamingMs: Math.round(streamingMs),
+    betweenStagesMs: r2(percentiles(handovers, [50]).p50),
+    beforeFirstTextMs: Math.round(c0.spans[0].start - c0.first),
     cpuMsPerEvent: { runtime: r2((used.runtime * 1000) / snap.lastSeq), proxy: r2((used.proxy * 1000) / snap.lastSeq), wrangler: r2((used.wrangler * 1000) / snap.lastSeq) },
     cpuUsPerDelivery: { runtime: r2((used.runtime * 1e6) / delivered), proxy: r2((used.proxy * 1e6) / delivered) },
     lostEvents: lost,
@@ -685,6 +698,7 @@ function table(res) {
     const via = t.via === 'proxy' ? 'via wrangler dev' : 'via runtime';
     add('throughput', `${who}, ${via}: events/s per client (RUN_STARTED → RUN_FINISHED)`, `${Math.round(t.runEventsPerSecPerClient)}`);
     if (t.clientsConnected > 1) add('throughput', `${who}, ${via}: deliveries/s, all clients`, `${t.deliveriesPerSec}`);
+    add('throughput', `${who}, ${via}: run ${t.runWallMs} ms = streaming text ${t.streamingMs} ms + the rest; p50 between stages, first text after RUN_STARTED`, `${t.betweenStagesMs} ms, ${t.beforeFirstTextMs} ms`);
     add('throughput', `${who}, ${via}: CPU per event: workerd runtime / dev proxy / wrangler`, `${t.cpuMsPerEvent.runtime} / ${t.cpuMsPerEvent.proxy} / ${t.cpuMsPerEvent.wrangler} ms`);
   }
   if (res.longMessage) {
