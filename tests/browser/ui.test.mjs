@@ -78,7 +78,9 @@ before(async () => {
       skipReason = `the Worker or the UI is not built (${!fs.existsSync(built) ? 'build/index.js' : 'frontend/dist'} missing: run the build first), and BOTARMY_URL is not set`;
       return;
     }
-    const worker = await startWorker({ name: 'browser-demo' });
+    // The demo at 6 ms a token (15 by default): every stage still streams for a second or
+    // more, and the suite takes minutes less.
+    const worker = await startWorker({ name: 'browser-demo', env: { DEMO_TOKEN_INTERVAL_MS: 6 } });
     owned.push(worker);
     target = { url: worker.url, kind: 'worker', worker, demo: true };
   }
