@@ -33,6 +33,7 @@ use crate::llm::price::{parse_budget_usd, MicroUsd, PriceTable};
 use crate::llm::providers::Providers;
 use crate::llm::{DEFAULT_BASE_URL, DEFAULT_MODEL};
 use crate::protocol::limits::{IDLE_SOCKET_MS, SWEEP_INTERVAL_MS};
+use crate::session::call::CallConfig;
 use crate::session::SessionConfig;
 
 #[derive(Clone, PartialEq)]
@@ -196,9 +197,16 @@ impl Config {
         keys.chain(self.access_token.clone()).collect()
     }
 
-    /// The answer cache applies: a real provider (the demo costs nothing) and not switched off.
-    pub fn cache_on(&self) -> bool {
-        !self.demo() && self.cache != CacheScope::Off
+    /// What an LLM call needs of this configuration.
+    pub fn call(&self) -> CallConfig {
+        CallConfig {
+            providers: self.providers.clone(),
+            thinking_tokens: self.thinking_tokens,
+            cache: self.cache,
+            secrets: self.secrets(),
+            stall_timeout_ms: self.stall_timeout_ms,
+            demo_token_interval_ms: self.demo_token_interval_ms,
+        }
     }
 
     /// The model name clients see for the session (each agent's own is in its state).
@@ -303,7 +311,7 @@ mod tests {
         assert!(cfg(&[("SOCKET_IDLE_MS", "5")]).is_err());
         assert!(c.session().demo);
         assert_eq!((c.cache, c.cache_ttl_ms), (CacheScope::Session, 86_400_000));
-        assert!(!c.cache_on(), "the demo provider is never cached");
+        assert!(!c.call().cache_on(), "the demo provider is never cached");
     }
 
     #[test]
@@ -360,9 +368,10 @@ mod tests {
         ])
         .unwrap();
         assert_eq!((c.cache, c.cache_ttl_ms), (CacheScope::Global, 60_000));
-        assert!(c.cache_on());
+        assert!(c.call().cache_on());
         assert!(!cfg(&[("OPENAI_API_KEY", "k"), ("LLM_CACHE", "off")])
             .unwrap()
+            .call()
             .cache_on());
         assert!(cfg(&[("LLM_CACHE", "yes")])
             .unwrap_err()

@@ -34,9 +34,9 @@ use serde_json::{json, Value};
 use super::machine::{CallSpec, Session, StageFailure, Usage};
 use super::schedule::next_alarm;
 use crate::agents::{demo_answer, demo_script, demo_usage, Stage, MAX_ANSWER_TOKENS};
-use crate::config::Config;
+use crate::llm::cache::CacheScope;
 use crate::llm::openai::messages_chars;
-use crate::llm::providers::{Decoder, HttpRequest, Provider, ProviderKind};
+use crate::llm::providers::{Decoder, HttpRequest, Provider, ProviderKind, Providers};
 use crate::llm::tools::{ToolCall, ToolDef};
 use crate::llm::{
     cache, estimate_tokens, redact, ChatMessage, ErrorKind, LlmError, StreamDecoder, StreamItem,
@@ -172,13 +172,36 @@ pub struct CallDriver {
     round_calls: Vec<ToolCall>,
 }
 
+/// What a call needs of the Worker's configuration ([`crate::config::Config::call`]).
+#[derive(Debug, Clone)]
+pub struct CallConfig {
+    pub providers: Providers,
+    pub thinking_tokens: Option<u32>,
+    pub cache: CacheScope,
+    /// Every secret, for redaction.
+    pub secrets: Vec<String>,
+    pub stall_timeout_ms: u64,
+    pub demo_token_interval_ms: u64,
+}
+
+impl CallConfig {
+    fn demo(&self) -> bool {
+        self.providers.demo()
+    }
+
+    /// The answer cache applies: a real provider (the demo costs nothing) and not switched off.
+    pub fn cache_on(&self) -> bool {
+        !self.demo() && self.cache != CacheScope::Off
+    }
+}
+
 impl CallDriver {
     /// A driver for `spec`, whose prompt is `messages`; `version` is the artifact version
     /// this attempt would make (the demo quotes it).
     pub fn new(
         spec: CallSpec,
         messages: &[ChatMessage],
-        cfg: &Config,
+        cfg: &CallConfig,
         session_id: &str,
         version: u32,
     ) -> Self {
@@ -237,7 +260,7 @@ impl CallDriver {
             provider,
             bucket,
             thinking_tokens,
-            secrets: cfg.secrets(),
+            secrets: cfg.secrets.clone(),
             stall_timeout_ms: cfg.stall_timeout_ms,
             prompt_chars: messages_chars(messages),
             demo,
