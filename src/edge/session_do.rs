@@ -1886,7 +1886,7 @@ impl SessionDo {
             );
             let version = i.session.state().agent(spec.stage).version + 1;
             let session_id = i.session.state().session_id.clone();
-            let driver = CallDriver::new(spec, &messages, &i.cfg.call(), &session_id, version);
+            let driver = CallDriver::new(spec, &messages, i.cfg.call(), &session_id, version);
             Ok((i.cfg.clone(), driver))
         })?;
         let controller = AbortController::default();

@@ -201,7 +201,7 @@ impl CallDriver {
     pub fn new(
         spec: CallSpec,
         messages: &[ChatMessage],
-        cfg: &CallConfig,
+        cfg: CallConfig,
         session_id: &str,
         version: u32,
     ) -> Self {
@@ -260,7 +260,7 @@ impl CallDriver {
             provider,
             bucket,
             thinking_tokens,
-            secrets: cfg.secrets.clone(),
+            secrets: cfg.secrets,
             stall_timeout_ms: cfg.stall_timeout_ms,
             prompt_chars: messages_chars(messages),
             demo,

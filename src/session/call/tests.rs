@@ -43,7 +43,7 @@ fn setup(cfg: &Config) -> (Session, CallDriver) {
     command(&mut s, r#"{"type":"start","brief":"A todo app"}"#, NOW);
     let spec = s.pending_call().expect("pending");
     let msgs = vec![ChatMessage::system("role"), ChatMessage::user("A todo app")];
-    let d = CallDriver::new(spec, &msgs, &cfg.call(), "s1", 1);
+    let d = CallDriver::new(spec, &msgs, cfg.call(), "s1", 1);
     (s, d)
 }
 
@@ -189,7 +189,7 @@ fn a_rerun_call_does_not_read_the_cache_but_stores_its_new_answer() {
     assert!(!spec.fresh, "a first run reads the cache");
     spec.fresh = true;
     let msgs = vec![ChatMessage::system("role"), ChatMessage::user("A todo app")];
-    let mut d = CallDriver::new(spec, &msgs, &cfg.call(), "s1", 1);
+    let mut d = CallDriver::new(spec, &msgs, cfg.call(), "s1", 1);
     let Step::AcquireLease { .. } = d.advance(&mut s, Input::Start, NOW) else {
         panic!("straight to the provider")
     };
@@ -383,7 +383,7 @@ fn at_stage(cfg: &Config, stage: Stage) -> (Session, CallDriver) {
         let spec = s.pending_call().expect("pending");
         if spec.stage == stage {
             let msgs = vec![ChatMessage::system("role"), ChatMessage::user("A todo app")];
-            let d = CallDriver::new(spec, &msgs, &cfg.call(), "s1", 1);
+            let d = CallDriver::new(spec, &msgs, cfg.call(), "s1", 1);
             while s.poll_effect().is_some() {}
             return (s, d);
         }
