@@ -5,7 +5,7 @@ SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 PORT ?= 8787
 
-.PHONY: setup setup-test build build-worker build-frontend dev test test-rust lint test-frontend test-e2e test-chaos test-security test-soak test-security-and-soak test-browser chaos-long fuzz bench bench-ui deploy clean
+.PHONY: setup setup-test build build-worker build-frontend dev test test-rust lint test-frontend test-e2e test-chaos test-security test-soak test-security-and-soak build-and-test-frontend test-browser chaos-long fuzz bench bench-ui deploy clean
 
 setup:
 	scripts/setup.sh
@@ -67,7 +67,12 @@ test-browser:
 test-security-and-soak:
 	$(MAKE) -j2 --output-sync=target test-security test-soak
 
-test: setup-test lint test-rust build test-frontend test-e2e test-chaos test-security-and-soak test-browser
+# The Worker build ends on one core (the crate's LTO, then wasm-opt: about 100 s): the
+# frontend's typecheck and unit tests run beside it on the other.
+build-and-test-frontend:
+	$(MAKE) -j2 --output-sync=target build test-frontend
+
+test: setup-test lint test-rust build-and-test-frontend test-e2e test-chaos test-security-and-soak test-browser
 
 # Long fuzz run of the command decoder, SSE parser and JSON-Patch reducer (property tests).
 fuzz:
