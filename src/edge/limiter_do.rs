@@ -20,6 +20,15 @@ struct Ask {
     rpm: u32,
     tpm: u32,
     max: u32,
+    /// On `/acquire`: the caller's previous lease, given back first ([`ProviderLimiter::hand_over`]).
+    #[serde(default)]
+    release: Option<GiveBack>,
+}
+
+#[derive(Deserialize)]
+struct GiveBack {
+    lease: String,
+    tokens: u32,
 }
 
 #[durable_object]
@@ -49,7 +58,12 @@ impl DurableObject for ProviderLimiterDo {
             let l = g.as_mut().expect("loaded");
             l.reconfigure(ask.rpm, ask.tpm, ask.max);
             let answer = match req.path().as_str() {
-                "/acquire" => match l.try_acquire(&ask.lease, ask.tokens, now) {
+                "/acquire" => match l.hand_over(
+                    ask.release.as_ref().map(|b| (b.lease.as_str(), b.tokens)),
+                    &ask.lease,
+                    ask.tokens,
+                    now,
+                ) {
                     Ok(()) => json!({"ok": true}),
                     Err(wait) => json!({"ok": false, "waitMs": wait}),
                 },

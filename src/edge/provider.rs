@@ -164,15 +164,29 @@ async fn cache_call(
     resp.json().await
 }
 
-/// Asks the global limiter for a slot; `Err(wait_ms)` when the provider budget is spent.
+/// A lease a finished call gave back, not sent yet: the session's next lease request to the
+/// same limiter carries it ([`acquire`]), so a hand-over from one stage to the next costs one
+/// limiter request (and one write there) instead of two.
+pub(crate) struct GivenBack {
+    pub bucket: String,
+    pub lease: String,
+    pub tokens: u32,
+    /// The limits the limiter is told with the release.
+    pub cfg: Config,
+}
+
+/// Asks the global limiter for a slot, giving `back` first (a lease of the same limiter);
+/// `Err(wait_ms)` when the provider budget is spent (`back` is released all the same).
 pub(crate) async fn acquire(
     env: &Env,
     cfg: &Config,
     bucket: &str,
     lease: &str,
     tokens: u32,
+    back: Option<GivenBack>,
 ) -> std::result::Result<(), u64> {
-    match limiter_call(env, cfg, bucket, "/acquire", lease, tokens).await {
+    let back = back.map(|b| json!({"lease": b.lease, "tokens": b.tokens}));
+    match limiter_call(env, cfg, bucket, "/acquire", lease, tokens, back).await {
         Ok(v) if v["ok"] == json!(true) => Ok(()),
         Ok(v) => Err(v["waitMs"].as_u64().unwrap_or(1000)),
         Err(e) => {
@@ -183,8 +197,10 @@ pub(crate) async fn acquire(
     }
 }
 
-pub(crate) async fn release(env: &Env, cfg: &Config, bucket: &str, lease: &str, tokens: u32) {
-    if let Err(e) = limiter_call(env, cfg, bucket, "/release", lease, tokens).await {
+pub(crate) async fn release(env: &Env, back: GivenBack) {
+    let (cfg, bucket) = (&back.cfg, &back.bucket);
+    if let Err(e) = limiter_call(env, cfg, bucket, "/release", &back.lease, back.tokens, None).await
+    {
         log::error("limiter_unavailable", json!({"message": e.to_string()}));
     }
 }
@@ -197,9 +213,13 @@ async fn limiter_call(
     path: &str,
     lease: &str,
     tokens: u32,
+    release: Option<serde_json::Value>,
 ) -> Result<serde_json::Value> {
-    let body = json!({"lease": lease, "tokens": tokens, "rpm": cfg.requests_per_min,
-                      "tpm": cfg.tokens_per_min, "max": cfg.max_concurrent});
+    let mut body = json!({"lease": lease, "tokens": tokens, "rpm": cfg.requests_per_min,
+                          "tpm": cfg.tokens_per_min, "max": cfg.max_concurrent});
+    if let Some(r) = release {
+        body["release"] = r;
+    }
     let ns = env.durable_object("LIMITER")?;
     // One limiter per provider and model (`provider:model`), never keyed by the key itself.
     let stub = ns.id_from_name(bucket)?.get_stub()?;

@@ -114,6 +114,9 @@ pub struct SessionDo {
     live: RefCell<Option<(u64, AbortController)>>,
     /// The call the session announced last ([`Effect::StartCall`]), not yet started.
     next_call: RefCell<Option<CallSpec>>,
+    /// The last call's lease, given back with the next call's lease request
+    /// ([`Self::run_call`]); sent alone before anything else waits.
+    given_back: RefCell<Option<provider::GivenBack>>,
     /// Effects whose events were sent and are not stored yet ([`Self::commit_streaming`]).
     sent_ahead: RefCell<Vec<Effect>>,
     /// The alarm loop is running calls; a newly announced call will be picked up by it.
@@ -168,6 +171,7 @@ impl DurableObject for SessionDo {
             conns: RefCell::new(HashMap::new()),
             live: RefCell::new(None),
             next_call: RefCell::new(None),
+            given_back: RefCell::new(None),
             sent_ahead: RefCell::new(Vec::new()),
             running: Cell::new(false),
             alarm_at: Cell::new(None),
@@ -1860,6 +1864,16 @@ impl SessionDo {
                 break;
             }
         }
+        // No call follows at once (a gate, the run's end, a failure): give the lease back now.
+        self.give_back_lease().await;
+    }
+
+    /// Sends the lease the last call gave back, if the next call's lease request did not.
+    async fn give_back_lease(&self) {
+        let back = self.given_back.borrow_mut().take();
+        if let Some(back) = back {
+            provider::release(&self.env, back).await;
+        }
     }
 
     /// Runs one LLM call: the core's [`CallDriver`] decides, this loop executes its steps
@@ -1924,6 +1938,14 @@ impl SessionDo {
                 // The call has begun: its watchdog and crash-recovery timers go in the table.
                 self.schedule_alarm().await?;
             }
+            if matches!(
+                step,
+                Step::Fetch { .. } | Step::Read { .. } | Step::Sleep { .. }
+            ) {
+                // The last call's lease waits for this call's lease request only through the
+                // steps before it (a cache lookup); a call without one sends it here.
+                self.give_back_lease().await;
+            }
             input = match step {
                 Step::Finished => break,
                 Step::LookupCache { key } => {
@@ -1934,7 +1956,13 @@ impl SessionDo {
                     bucket,
                     tokens,
                 } => {
-                    Input::Lease(provider::acquire(&self.env, &cfg, &bucket, &lease, tokens).await)
+                    let mut back = self.given_back.borrow_mut().take();
+                    if let Some(other) = back.take_if(|b| b.bucket != bucket) {
+                        // Another limiter (the next stage uses another model): on its own.
+                        provider::release(&self.env, other).await;
+                    }
+                    let got = provider::acquire(&self.env, &cfg, &bucket, &lease, tokens, back);
+                    Input::Lease(got.await)
                 }
                 Step::Fetch {
                     url,
@@ -1968,7 +1996,17 @@ impl SessionDo {
                     tokens,
                 } => {
                     self.set_live(None);
-                    provider::release(&self.env, &cfg, &bucket, &lease, tokens).await;
+                    // Kept for the next call's lease request (a stage usually follows at once).
+                    let back = provider::GivenBack {
+                        bucket,
+                        lease,
+                        tokens,
+                        cfg: cfg.clone(),
+                    };
+                    let earlier = self.given_back.borrow_mut().replace(back);
+                    if let Some(earlier) = earlier {
+                        provider::release(&self.env, earlier).await;
+                    }
                     Input::Done
                 }
                 Step::Store { key, text, usage } => {

@@ -144,6 +144,23 @@ impl ProviderLimiter {
         true
     }
 
+    /// Gives `back` (a lease the caller holds, with the tokens it used) and then asks for
+    /// `lease_id`, as [`Self::release`] then [`Self::try_acquire`]: a caller going straight on
+    /// to its next call hands its slot over in one request, which the limiter stores once.
+    /// The lease given back is released even when the new one must wait.
+    pub fn hand_over(
+        &mut self,
+        back: Option<(&str, u32)>,
+        lease_id: &str,
+        est_tokens: u32,
+        now_ms: u64,
+    ) -> Result<(), u64> {
+        if let Some((old, used)) = back {
+            self.release(old, used, now_ms);
+        }
+        self.try_acquire(lease_id, est_tokens, now_ms)
+    }
+
     /// Leases currently held (after dropping expired ones at `now_ms`).
     pub fn active_leases(&mut self, now_ms: u64) -> usize {
         self.advance(now_ms);
@@ -284,6 +301,27 @@ mod tests {
         assert!(l.release("a", 500, T0));
         assert!(!l.release("a", 500, T0), "double release");
         assert_eq!(l.available_tokens(T0), 500);
+    }
+
+    #[test]
+    fn hand_over_is_a_release_then_an_acquire() {
+        let mut l = ProviderLimiter::new(60, 6000, 1);
+        l.try_acquire("a", 4000, T0).unwrap();
+        // The only slot is a's: b waits, c (handed a's slot) gets it at once.
+        assert_eq!(l.try_acquire("b", 100, T0), Err(CONCURRENCY_RETRY_MS));
+        let mut apart = l.clone();
+        assert!(apart.release("a", 1000, T0));
+        assert_eq!(apart.try_acquire("c", 500, T0), Ok(()));
+        assert_eq!(l.hand_over(Some(("a", 1000)), "c", 500, T0), Ok(()));
+        assert_eq!(l, apart);
+        assert_eq!(l.available_tokens(T0), 4500);
+        // Given back although the next lease must wait (for tokens: 1000 short at 100 a second).
+        let mut m = ProviderLimiter::new(60, 6000, 2);
+        m.try_acquire("c", 5000, T0).unwrap();
+        assert_eq!(m.hand_over(Some(("c", 5000)), "d", 2000, T0), Err(10_000));
+        assert_eq!(m.active_leases(T0), 0);
+        // Without a lease to give back it is try_acquire.
+        assert_eq!(m.hand_over(None, "e", 10, T0), Ok(()));
     }
 
     #[test]

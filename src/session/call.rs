@@ -74,7 +74,9 @@ pub enum Step {
     Read { deadline: Option<u64> },
     /// Wait until `until` (epoch ms), then answer [`Input::Woke`].
     Sleep { until: u64 },
-    /// Give the lease back, with the tokens the call used; answer [`Input::Done`].
+    /// Give the lease back, with the tokens the call used; answer [`Input::Done`]. Nothing
+    /// the session does depends on it, so the edge may send it with the session's next lease
+    /// request rather than on its own.
     Release {
         lease: String,
         bucket: String,

@@ -39,7 +39,11 @@ before(async () => {
     LLM_CACHE: 'off',
   };
   [w, broke, budget] = await Promise.all([
-    startWorker({ name: '12-models', env }),
+    // One call at a time per limiter (one per provider and model): a stage's lease goes back
+    // with the next stage's lease request, or on its own when the next stage uses another
+    // limiter (A, A, B, A, A). A lease never given back would keep its limiter's only slot
+    // from the next session: the later tests here, which call B again, would stall.
+    startWorker({ name: '12-models', env: { ...env, LLM_MAX_CONCURRENT: '1' } }),
     startWorker({ name: '12-models-badkey', env: { ...env, ANTHROPIC_API_KEY: 'sk-ant-wrong-key' } }),
     // $0.0004: the Analyst's first call (a few hundred tokens at $1–2/Mtok) spends it.
     startWorker({ name: '12-models-budget', env: { ...env, SESSION_BUDGET_USD: '0.0004' } }),
