@@ -501,16 +501,19 @@ impl SessionDo {
     }
 
     /// The streaming call's commit. A batch of nothing but deltas (text, tool arguments,
-    /// reasoning, state) goes to the sockets at once and is kept in `sent_ahead`; the call
+    /// reasoning, state) and text messages that start goes to the sockets at once and is kept
+    /// in `sent_ahead`; the call
     /// loop stores it on a later turn of the event loop ([`Self::run_call`]), while the next
     /// read is already waiting. Writing it in the same turn would hold the frames until the
     /// write is committed (the runtime's output gate), which was most of the relay's latency.
     /// A crash in between is covered by epochs ([`crate::session::replay`]): `streaming` stays
-    /// set in storage for the whole call, so a restart begins a new epoch. Any other batch (a
-    /// message or call that starts or ends, a stage or run that ends, anything saved) is
-    /// stored first, with whatever was sent ahead before it, so what a client saw of those
-    /// always survives; AG-UI HTTP streams are always fed after storage. Returns whether
-    /// anything sent ahead waits to be stored.
+    /// set in storage for the whole call, so a restart begins a new epoch. (A text message's
+    /// start comes with the answer's first token: storing it first cost every stage one
+    /// commit before its first word. Nothing a client does refers to it.) Any other batch (a
+    /// message that ends, a call that starts or ends, a stage or run that ends, anything
+    /// saved) is stored first, with whatever was sent ahead before it, so what a client saw of
+    /// those always survives; AG-UI HTTP streams are always fed after storage. Returns
+    /// whether anything sent ahead waits to be stored.
     fn commit_streaming(&self) -> Result<bool> {
         let effects = self.drain_effects();
         if effects.is_empty() {
@@ -521,7 +524,8 @@ impl SessionDo {
             matches!(
                 e,
                 Effect::Emit {
-                    event: Event::TextMessageContent { .. }
+                    event: Event::TextMessageStart { .. }
+                        | Event::TextMessageContent { .. }
                         | Event::ToolCallArgs { .. }
                         | Event::ReasoningMessageContent { .. }
                         | Event::StateDelta { .. },
