@@ -502,9 +502,8 @@ impl SessionDo {
 
     /// The streaming call's commit. A batch of nothing but deltas (text, tool arguments,
     /// reasoning, state) and text messages that start goes to the sockets at once and is kept
-    /// in `sent_ahead`; the call
-    /// loop stores it on a later turn of the event loop ([`Self::run_call`]), while the next
-    /// read is already waiting. Writing it in the same turn would hold the frames until the
+    /// in `sent_ahead`; the call loop stores it on a later turn of the event loop
+    /// ([`Self::run_call`]), while the next read is already waiting. Writing it in the same turn would hold the frames until the
     /// write is committed (the runtime's output gate), which was most of the relay's latency.
     /// A crash in between is covered by epochs ([`crate::session::replay`]): `streaming` stays
     /// set in storage for the whole call, so a restart begins a new epoch. (A text message's
