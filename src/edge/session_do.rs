@@ -1941,12 +1941,10 @@ impl SessionDo {
                 // The call has begun: its watchdog and crash-recovery timers go in the table.
                 self.schedule_alarm().await?;
             }
-            if matches!(
-                step,
-                Step::Fetch { .. } | Step::Read { .. } | Step::Sleep { .. }
-            ) {
+            if matches!(step, Step::Fetch { .. } | Step::Sleep { .. }) {
                 // The last call's lease waits for this call's lease request only through the
-                // steps before it (a cache lookup); a call without one sends it here.
+                // steps before it (a cache lookup); a call without one sends it here. (Reads
+                // come after a fetch: not checked per chunk.)
                 self.give_back_lease().await;
             }
             input = match step {
