@@ -2,7 +2,9 @@
 //! the global request, token and concurrency budget shared by every session. A Durable
 //! Object rather than the Workers rate-limit binding because the budget counts tokens (known
 //! only after a call) and concurrent calls, not just requests; the rules are the core's
-//! [`ProviderLimiter`].
+//! [`ProviderLimiter`]. Routes: `/acquire` (optionally giving a lease back first; a granted
+//! lease comes with a follow-on set aside when there is room), `/go-on` (the holder's next
+//! call started under that set-aside) and `/release`.
 
 use std::cell::RefCell;
 
@@ -23,6 +25,9 @@ struct Ask {
     /// On `/acquire`: the caller's previous lease, given back first ([`ProviderLimiter::hand_over`]).
     #[serde(default)]
     release: Option<GiveBack>,
+    /// On `/go-on`: the tokens the caller's previous call used ([`ProviderLimiter::go_on`]).
+    #[serde(default)]
+    used: u32,
 }
 
 #[derive(Deserialize)]
@@ -64,9 +69,18 @@ impl DurableObject for ProviderLimiterDo {
                     ask.tokens,
                     now,
                 ) {
-                    Ok(()) => json!({"ok": true}),
+                    Ok(()) => {
+                        let follow_on = l.reserve_follow_on(&ask.lease, ask.tokens, now);
+                        json!({"ok": true, "followOn": follow_on})
+                    }
                     Err(wait) => json!({"ok": false, "waitMs": wait}),
                 },
+                // The caller's next call has started under its set-aside: never refused.
+                "/go-on" => {
+                    let had = l.go_on(&ask.lease, ask.used, ask.tokens, now);
+                    let follow_on = l.reserve_follow_on(&ask.lease, ask.tokens, now);
+                    json!({"ok": true, "hadFollowOn": had, "followOn": follow_on})
+                }
                 "/release" => json!({"ok": l.release(&ask.lease, ask.tokens, now)}),
                 _ => return Response::error("unknown limiter route", 404),
             };

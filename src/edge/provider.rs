@@ -165,18 +165,22 @@ async fn cache_call(
 }
 
 /// A lease a finished call gave back, not sent yet: the session's next lease request to the
-/// same limiter carries it ([`acquire`]), so a hand-over from one stage to the next costs one
-/// limiter request (and one write there) instead of two.
+/// same limiter carries it ([`acquire`], [`go_on`]), so a hand-over from one stage to the next
+/// costs one limiter request (and one write there) instead of two.
 pub(crate) struct GivenBack {
     pub bucket: String,
     pub lease: String,
     pub tokens: u32,
+    /// The next call set aside with the lease: up to this many tokens
+    /// ([`crate::llm::ProviderLimiter::reserve_follow_on`]).
+    pub follow_on: Option<u32>,
     /// The limits the limiter is told with the release.
     pub cfg: Config,
 }
 
-/// Asks the global limiter for a slot, giving `back` first (a lease of the same limiter);
-/// `Err(wait_ms)` when the provider budget is spent (`back` is released all the same).
+/// Asks the global limiter for a slot, giving `back` first (a lease of the same limiter):
+/// the follow-on set aside with it, or `Err(wait_ms)` when the provider budget is spent
+/// (`back` is released all the same).
 pub(crate) async fn acquire(
     env: &Env,
     cfg: &Config,
@@ -184,42 +188,68 @@ pub(crate) async fn acquire(
     lease: &str,
     tokens: u32,
     back: Option<GivenBack>,
-) -> std::result::Result<(), u64> {
-    let back = back.map(|b| json!({"lease": b.lease, "tokens": b.tokens}));
-    match limiter_call(env, cfg, bucket, "/acquire", lease, tokens, back).await {
-        Ok(v) if v["ok"] == json!(true) => Ok(()),
+) -> std::result::Result<Option<u32>, u64> {
+    let mut body = ask(cfg, lease, tokens);
+    if let Some(b) = back {
+        body["release"] = json!({"lease": b.lease, "tokens": b.tokens});
+    }
+    match limiter_call(env, bucket, "/acquire", body).await {
+        Ok(v) if v["ok"] == json!(true) => Ok(follow_on(&v)),
         Ok(v) => Err(v["waitMs"].as_u64().unwrap_or(1000)),
         Err(e) => {
             // A broken limiter must not stop every session: log and go on.
             log::error("limiter_unavailable", json!({"message": e.to_string()}));
-            Ok(())
+            Ok(None)
+        }
+    }
+}
+
+/// Tells the limiter that the session's next call (`tokens` estimated) has started under the
+/// follow-on set aside with `back`; the next follow-on set aside.
+pub(crate) async fn go_on(env: &Env, cfg: &Config, back: GivenBack, tokens: u32) -> Option<u32> {
+    let mut body = ask(cfg, &back.lease, tokens);
+    body["used"] = json!(back.tokens);
+    match limiter_call(env, &back.bucket, "/go-on", body).await {
+        Ok(v) => {
+            if v["hadFollowOn"] != json!(true) {
+                // (The lease expired meanwhile: the call was charged as it is.)
+                log::warn("limiter_follow_on_lost", json!({"bucket": back.bucket}));
+            }
+            follow_on(&v)
+        }
+        Err(e) => {
+            log::error("limiter_unavailable", json!({"message": e.to_string()}));
+            None
         }
     }
 }
 
 pub(crate) async fn release(env: &Env, back: GivenBack) {
-    let (cfg, bucket) = (&back.cfg, &back.bucket);
-    if let Err(e) = limiter_call(env, cfg, bucket, "/release", &back.lease, back.tokens, None).await
-    {
+    let body = ask(&back.cfg, &back.lease, back.tokens);
+    if let Err(e) = limiter_call(env, &back.bucket, "/release", body).await {
         log::error("limiter_unavailable", json!({"message": e.to_string()}));
     }
 }
 
-/// One limiter request; the limits travel with it so the limiter follows the configuration.
+fn follow_on(answer: &serde_json::Value) -> Option<u32> {
+    answer["followOn"]
+        .as_u64()
+        .map(|t| t.min(u32::MAX as u64) as u32)
+}
+
+/// A limiter request's body; the limits travel with it so the limiter follows the
+/// configuration.
+fn ask(cfg: &Config, lease: &str, tokens: u32) -> serde_json::Value {
+    json!({"lease": lease, "tokens": tokens, "rpm": cfg.requests_per_min,
+           "tpm": cfg.tokens_per_min, "max": cfg.max_concurrent})
+}
+
 async fn limiter_call(
     env: &Env,
-    cfg: &Config,
     bucket: &str,
     path: &str,
-    lease: &str,
-    tokens: u32,
-    release: Option<serde_json::Value>,
+    body: serde_json::Value,
 ) -> Result<serde_json::Value> {
-    let mut body = json!({"lease": lease, "tokens": tokens, "rpm": cfg.requests_per_min,
-                          "tpm": cfg.tokens_per_min, "max": cfg.max_concurrent});
-    if let Some(r) = release {
-        body["release"] = r;
-    }
     let ns = env.durable_object("LIMITER")?;
     // One limiter per provider and model (`provider:model`), never keyed by the key itself.
     let stub = ns.id_from_name(bucket)?.get_stub()?;

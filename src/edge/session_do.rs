@@ -11,7 +11,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use futures_channel::mpsc::{unbounded, UnboundedSender};
-use futures_util::future::{select, Either};
+use futures_util::future::{join, select, Either, LocalBoxFuture};
 use futures_util::StreamExt;
 use percent_encoding::{percent_decode_str, utf8_percent_encode, NON_ALPHANUMERIC};
 
@@ -1916,6 +1916,10 @@ impl SessionDo {
         // Set while events sent ahead wait to be stored: fires on a later turn.
         let mut store_at: Option<std::pin::Pin<Box<Delay>>> = None;
         let mut input = Input::Start;
+        // The follow-on the limiter set aside with this call's lease, and the limiter's
+        // answer pending while a call that went on under the last one starts.
+        let mut follow_on: Option<u32> = None;
+        let mut going_on: Option<LocalBoxFuture<'_, Option<u32>>> = None;
         loop {
             let started = input == Input::Start;
             let step = {
@@ -1947,6 +1951,9 @@ impl SessionDo {
                 // come after a fetch: not checked per chunk.)
                 self.give_back_lease().await;
             }
+            if let Some(g) = going_on.take_if(|_| !matches!(step, Step::Fetch { .. })) {
+                follow_on = g.await;
+            }
             input = match step {
                 Step::Finished => break,
                 Step::LookupCache { key } => {
@@ -1962,8 +1969,19 @@ impl SessionDo {
                         // Another limiter (the next stage uses another model): on its own.
                         provider::release(&self.env, other).await;
                     }
-                    let got = provider::acquire(&self.env, &cfg, &bucket, &lease, tokens, back);
-                    Input::Lease(got.await)
+                    match back.take_if(|b| b.follow_on.is_some_and(|t| tokens <= t)) {
+                        // Set aside for this call: it starts now, and the limiter hears of it
+                        // beside the fetch instead of before it.
+                        Some(b) => {
+                            going_on = Some(Box::pin(provider::go_on(&self.env, &cfg, b, tokens)));
+                            Input::Lease(Ok(()))
+                        }
+                        None => {
+                            let got =
+                                provider::acquire(&self.env, &cfg, &bucket, &lease, tokens, back);
+                            Input::Lease(got.await.map(|f| follow_on = f))
+                        }
+                    }
                 }
                 Step::Fetch {
                     url,
@@ -1971,8 +1989,16 @@ impl SessionDo {
                     body: request,
                     timeout_ms,
                 } => {
-                    let (answer, stream) =
-                        provider::fetch(&url, &headers, request, timeout_ms, &signal).await?;
+                    let fetch = provider::fetch(&url, &headers, request, timeout_ms, &signal);
+                    let fetched = match going_on.take() {
+                        Some(g) => {
+                            let (fetched, f) = join(fetch, g).await;
+                            follow_on = f;
+                            fetched
+                        }
+                        None => fetch.await,
+                    };
+                    let (answer, stream) = fetched?;
                     body = stream;
                     timer = None;
                     answer
@@ -2002,6 +2028,7 @@ impl SessionDo {
                         bucket,
                         lease,
                         tokens,
+                        follow_on: follow_on.take(),
                         cfg: cfg.clone(),
                     };
                     let earlier = self.given_back.borrow_mut().replace(back);

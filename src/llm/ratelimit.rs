@@ -29,6 +29,10 @@ pub struct Lease {
     pub est_tokens: u32,
     pub acquired_ms: u64,
     pub expires_ms: u64,
+    /// A follow-on call reserved with this lease ([`ProviderLimiter::reserve_follow_on`]): one
+    /// request and this many tokens, already taken from the buckets.
+    #[serde(default)]
+    pub follow_on: Option<u32>,
 }
 
 /// Global limits for one provider key. A limit of 0 means "unlimited" for that dimension
@@ -124,6 +128,7 @@ impl ProviderLimiter {
                 est_tokens,
                 acquired_ms: now_ms,
                 expires_ms: now_ms.saturating_add(self.lease_timeout_ms),
+                follow_on: None,
             },
         );
         Ok(())
@@ -134,14 +139,122 @@ impl ProviderLimiter {
     /// since an expired lease's estimate was already charged.
     pub fn release(&mut self, lease_id: &str, actual_tokens: u32, now_ms: u64) -> bool {
         self.advance(now_ms);
-        let Some(lease) = self.leases.remove(lease_id) else {
+        let Some(mut lease) = self.leases.remove(lease_id) else {
             return false;
         };
+        self.refund_follow_on(&mut lease);
+        self.correct(lease.est_tokens, actual_tokens);
+        true
+    }
+
+    /// Sets one request and up to twice `est_tokens` aside for `lease_id`'s next call, when the
+    /// buckets hold them beyond what is taken already: that call can then start at once, its
+    /// limiter request ([`Self::go_on`]) sent beside it instead of awaited before it. Taken
+    /// from the buckets now, so the limits hold exactly; given back by [`Self::release`].
+    /// Returns the tokens set aside (`u32::MAX` without a token limit), or `None`: no lease,
+    /// no room, or the set-aside would exceed a quarter of a minute's tokens (a call that
+    /// large waits its turn like any other).
+    pub fn reserve_follow_on(
+        &mut self,
+        lease_id: &str,
+        est_tokens: u32,
+        now_ms: u64,
+    ) -> Option<u32> {
+        self.advance(now_ms);
+        let lease = self.leases.get(lease_id)?;
+        if lease.follow_on.is_some() {
+            return lease.follow_on;
+        }
+        let tokens = match self.tokens_per_min {
+            0 => u32::MAX,
+            tpm => {
+                let want = est_tokens.saturating_mul(2);
+                if want > tpm / 4 || self.token_level < scaled(want) {
+                    return None;
+                }
+                want
+            }
+        };
+        if self.requests_per_min > 0 && self.request_level < scaled(1) {
+            return None;
+        }
+        if self.requests_per_min > 0 {
+            self.request_level -= scaled(1);
+        }
         if self.tokens_per_min > 0 {
-            let correction = scaled(lease.est_tokens) - scaled(actual_tokens);
+            self.token_level -= scaled(tokens);
+        }
+        self.leases.get_mut(lease_id).expect("checked").follow_on = Some(tokens);
+        Some(tokens)
+    }
+
+    /// `lease_id`'s holder has started its next call (estimated at `est_tokens`) after one
+    /// that used `used_tokens`, keeping its slot: the call set aside by
+    /// [`Self::reserve_follow_on`] is spent, the rest of its tokens given back and the lease
+    /// renewed. The call is already on its way, so this never refuses: without a set-aside
+    /// (the lease expired meanwhile) the call is charged as it is, into debt if need be.
+    /// Returns whether it had one.
+    pub fn go_on(
+        &mut self,
+        lease_id: &str,
+        used_tokens: u32,
+        est_tokens: u32,
+        now_ms: u64,
+    ) -> bool {
+        self.advance(now_ms);
+        let expires_ms = now_ms.saturating_add(self.lease_timeout_ms);
+        let renewed = Lease {
+            est_tokens,
+            acquired_ms: now_ms,
+            expires_ms,
+            follow_on: None,
+        };
+        let reserved = match self.leases.insert(lease_id.to_string(), renewed) {
+            Some(old) => {
+                self.correct(old.est_tokens, used_tokens);
+                old.follow_on
+            }
+            None => None,
+        };
+        let charge = match reserved {
+            Some(tokens) => {
+                if self.tokens_per_min > 0 {
+                    self.token_level += scaled(tokens);
+                }
+                0
+            }
+            None => 1,
+        };
+        if self.requests_per_min > 0 {
+            self.request_level -= scaled(charge);
+        }
+        if self.tokens_per_min > 0 {
+            self.token_level =
+                (self.token_level - scaled(est_tokens)).min(capacity(self.tokens_per_min));
+        }
+        reserved.is_some()
+    }
+
+    /// Gives a lease's unused set-aside back to the buckets.
+    fn refund_follow_on(&mut self, lease: &mut Lease) {
+        if let Some(tokens) = lease.follow_on.take() {
+            if self.requests_per_min > 0 {
+                self.request_level =
+                    (self.request_level + scaled(1)).min(capacity(self.requests_per_min));
+            }
+            if self.tokens_per_min > 0 {
+                self.token_level =
+                    (self.token_level + scaled(tokens)).min(capacity(self.tokens_per_min));
+            }
+        }
+    }
+
+    /// Corrects the token bucket by what a call used against its estimate.
+    fn correct(&mut self, est_tokens: u32, used_tokens: u32) {
+        if self.tokens_per_min > 0 {
+            let correction = scaled(est_tokens) - scaled(used_tokens);
             self.token_level = (self.token_level + correction).min(capacity(self.tokens_per_min));
         }
-        true
     }
 
     /// Gives `back` (a lease the caller holds, with the tokens it used) and then asks for
@@ -325,6 +438,92 @@ mod tests {
     }
 
     #[test]
+    fn a_follow_on_is_set_aside_then_spent() {
+        let mut l = ProviderLimiter::new(60, 60_000, 1);
+        l.try_acquire("a", 1000, T0).unwrap();
+        assert_eq!(l.reserve_follow_on("a", 1000, T0), Some(2000));
+        assert_eq!(
+            (l.available_requests(T0), l.available_tokens(T0)),
+            (58, 57_000)
+        );
+        // Asking again sets nothing more aside.
+        assert_eq!(l.reserve_follow_on("a", 5000, T0), Some(2000));
+        assert_eq!(l.try_acquire("b", 10, T0), Err(CONCURRENCY_RETRY_MS));
+        // The next call (est 1500) after one that used 500 of its 1000: no request charged,
+        // the set-aside's unused tokens and the first call's surplus come back.
+        assert!(l.go_on("a", 500, 1500, T0));
+        assert_eq!(
+            (l.available_requests(T0), l.available_tokens(T0)),
+            (58, 58_000)
+        );
+        let lease = l.lease("a").unwrap();
+        assert_eq!(
+            (lease.est_tokens, lease.acquired_ms, lease.follow_on),
+            (1500, T0, None)
+        );
+        assert_eq!(lease.expires_ms, T0 + LEASE_TIMEOUT_MS);
+        // A release gives back an unused set-aside.
+        assert_eq!(l.reserve_follow_on("a", 1500, T0), Some(3000));
+        assert!(l.release("a", 1500, T0));
+        assert_eq!(
+            (l.available_requests(T0), l.available_tokens(T0)),
+            (58, 58_000)
+        );
+        assert_eq!(l.try_acquire("b", 10, T0), Ok(()));
+        // Without a token limit the set-aside covers any call.
+        let mut u = ProviderLimiter::new(60, 0, 1);
+        u.try_acquire("a", 1000, T0).unwrap();
+        assert_eq!(u.reserve_follow_on("a", 1000, T0), Some(u32::MAX));
+        assert_eq!(u.available_requests(T0), 58);
+    }
+
+    #[test]
+    fn a_follow_on_is_set_aside_only_from_room_to_spare() {
+        // The last request of the minute is not set aside, and one set aside is nobody else's.
+        let mut l = ProviderLimiter::new(2, 0, 0);
+        l.try_acquire("a", 0, T0).unwrap();
+        assert_eq!(l.reserve_follow_on("a", 0, T0), Some(u32::MAX));
+        assert_eq!(l.try_acquire("b", 0, T0), Err(30_000));
+        let mut one = ProviderLimiter::new(1, 0, 0);
+        one.try_acquire("a", 0, T0).unwrap();
+        assert_eq!(one.reserve_follow_on("a", 0, T0), None);
+        // Tokens: twice the estimate must be there, and within a quarter of a minute's worth.
+        let mut t = ProviderLimiter::new(0, 20_000, 0);
+        t.try_acquire("a", 2000, T0).unwrap();
+        assert_eq!(t.reserve_follow_on("a", 3000, T0), None);
+        assert_eq!(t.reserve_follow_on("a", 2500, T0), Some(5000));
+        t.try_acquire("b", 10_000, T0).unwrap();
+        t.try_acquire("c", 1500, T0).unwrap();
+        assert_eq!(
+            t.reserve_follow_on("c", 1500, T0),
+            None,
+            "3000 wanted, 1500 left"
+        );
+        // No lease, no set-aside.
+        assert_eq!(t.reserve_follow_on("nobody", 1, T0), None);
+        assert_eq!(t.available_tokens(T0), 1500);
+    }
+
+    #[test]
+    fn going_on_without_a_follow_on_charges_the_call_as_it_is() {
+        let mut l = ProviderLimiter::new(60, 6000, 1).with_lease_timeout(5000);
+        l.try_acquire("a", 5000, T0).unwrap();
+        // The lease expired before its holder went on: the call is on its way, so it is
+        // charged (tokens into debt) and holds the slot again.
+        assert!(!l.go_on("a", 5000, 3000, T0 + 5000));
+        assert_eq!(
+            l.available_requests(T0 + 5000),
+            59,
+            "60 after 5 s, less this call"
+        );
+        // 1500 refilled, 3000 charged: 1500 in debt, 15 s at 100 a second.
+        assert_eq!(l.available_tokens(T0 + 5000), 0);
+        assert_eq!(l.try_acquire("b", 0, T0 + 5000), Err(15_000));
+        assert_eq!(l.active_leases(T0 + 5000), 1);
+        assert_eq!(l.lease("a").unwrap().est_tokens, 3000);
+    }
+
+    #[test]
     fn concurrency_slots() {
         let mut l = ProviderLimiter::new(0, 0, 2);
         assert_eq!(l.try_acquire("a", 0, T0), Ok(()));
@@ -434,6 +633,8 @@ mod tests {
     enum Op {
         Acquire(u8, u32),
         Release(u8, u32),
+        Reserve(u8, u32),
+        GoOn(u8, u32),
         Tick(u64),
     }
 
@@ -441,13 +642,16 @@ mod tests {
         prop_oneof![
             (0u8..8, 0u32..3000).prop_map(|(id, t)| Op::Acquire(id, t)),
             (0u8..8, 0u32..3000).prop_map(|(id, t)| Op::Release(id, t)),
+            (0u8..8, 0u32..3000).prop_map(|(id, t)| Op::Reserve(id, t)),
+            (0u8..8, 0u32..3000).prop_map(|(id, t)| Op::GoOn(id, t)),
             (0u64..20_000).prop_map(Op::Tick),
         ]
     }
 
     proptest! {
         /// Never more leases than slots; within any window no more requests granted than
-        /// the bucket allows (burst of a full bucket plus what refilled meanwhile).
+        /// the bucket allows (burst of a full bucket plus what refilled meanwhile), counting
+        /// a follow-on call when it starts (its holder goes on only under a set-aside).
         #[test]
         fn limits_hold_under_any_sequence(ops in proptest::collection::vec(op(), 0..200), rpm in 1u32..50, slots in 1u32..4) {
             let mut l = ProviderLimiter::new(rpm, 5000, slots).with_lease_timeout(30_000);
@@ -471,6 +675,15 @@ mod tests {
                         }
                     }
                     Op::Release(id, t) => { l.release(&id.to_string(), t, now); }
+                    Op::Reserve(id, t) => { l.reserve_follow_on(&id.to_string(), t, now); }
+                    Op::GoOn(id, t) => {
+                        let id = id.to_string();
+                        l.active_leases(now);
+                        if l.lease(&id).is_some_and(|x| x.follow_on.is_some()) {
+                            prop_assert!(l.go_on(&id, t, t / 2, now));
+                            granted += 1;
+                        }
+                    }
                     Op::Tick(d) => now += d,
                 }
                 prop_assert!(l.active_leases(now) <= slots as usize);

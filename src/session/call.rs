@@ -54,7 +54,9 @@ pub enum Step {
     /// Ask the answer cache for `key`; answer [`Input::Cache`].
     LookupCache { key: String },
     /// Ask the global limiter of `bucket` (one per provider and model) for a lease; answer
-    /// [`Input::Lease`].
+    /// [`Input::Lease`]. When the session's last lease came with a follow-on set aside that
+    /// covers `tokens` ([`crate::llm::ProviderLimiter::reserve_follow_on`]), the edge answers
+    /// at once and tells the limiter beside the fetch that follows.
     AcquireLease {
         lease: String,
         bucket: String,

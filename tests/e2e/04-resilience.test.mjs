@@ -77,6 +77,39 @@ test('LLM_MAX_CONCURRENT=1: two sessions never have two provider calls in flight
   await b.client.close();
 });
 
+test('LLM_REQUESTS_PER_MIN=6: stages that go on under a set-aside request spend the budget exactly', async () => {
+  // Each granted lease sets the next call's request aside when there is room, so a stage
+  // starts without waiting for the limiter. A run of five stages takes five requests and
+  // sets a sixth aside, given back at its end: the next session's first call gets it at once,
+  // and its second call (the minute spent) waits in the queue.
+  const ta = tag('rpm-a');
+  const tb = tag('rpm-b');
+  fake.setScenario(ta, [{ ok: true }]);
+  fake.setScenario(tb, [{ ok: true }]);
+  const w = await startWorker({ name: '04-rpm', env: { ...env, LLM_REQUESTS_PER_MIN: '6', LLM_MAX_CONCURRENT: '8' } });
+  try {
+    const a = await newSessionClient(w, { label: 'rpm-a' });
+    await mustAck(a.client, { type: 'start', brief: briefFor(ta), approval: 'auto' });
+    const ea = await a.client.waitFor(isEnd, 30000);
+    assert.deepEqual(ea.outcome, { type: 'success' }, JSON.stringify(ea));
+    assert.deepEqual(ofType(a.client.transcript, 'CUSTOM', 'agent_queued'), [], 'five calls fit in six requests');
+    assert.equal(fake.requestsFor(ta).length, 5);
+    const b = await newSessionClient(w, { label: 'rpm-b' });
+    await mustAck(b.client, { type: 'start', brief: briefFor(tb), approval: 'auto' });
+    const queued = await b.client.waitFor((e) => e.type === 'CUSTOM' && e.name === 'agent_queued', 15000);
+    assert.deepEqual([queued.value.stage, queued.value.reason], ['architect', 'provider_limit'], JSON.stringify(queued.value));
+    assert.ok(queued.value.nextRetryAt - Date.now() > 5000, `waits for the minute to refill (${queued.value.nextRetryAt - Date.now()} ms)`);
+    assertPlainWords(queued.value.message);
+    assert.equal(fake.requestsFor(tb).length, 1, 'only the analyst reached the provider');
+    await mustAck(b.client, { type: 'cancel' });
+    await finalChecks(w, a.id, a.client);
+    await a.client.close();
+    await b.client.close();
+  } finally {
+    await w.stop();
+  }
+});
+
 test('token budget: the run stops with budget_exhausted in plain words; a new start is refused', async () => {
   const t = tag('budget');
   fake.setScenario(t, [{ ok: true }]);
