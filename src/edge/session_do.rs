@@ -11,7 +11,8 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use futures_channel::mpsc::{unbounded, UnboundedSender};
-use futures_util::future::{join, select, Either, LocalBoxFuture};
+use futures_channel::oneshot;
+use futures_util::future::{select, Either};
 use futures_util::StreamExt;
 use percent_encoding::{percent_decode_str, utf8_percent_encode, NON_ALPHANUMERIC};
 
@@ -1916,10 +1917,11 @@ impl SessionDo {
         // Set while events sent ahead wait to be stored: fires on a later turn.
         let mut store_at: Option<std::pin::Pin<Box<Delay>>> = None;
         let mut input = Input::Start;
-        // The follow-on the limiter set aside with this call's lease, and the limiter's
-        // answer pending while a call that went on under the last one starts.
+        // The follow-on the limiter set aside with this call's lease. A call that went on
+        // under the last one's: the limiter is to hear of it (`go_on`), then its answer.
         let mut follow_on: Option<u32> = None;
-        let mut going_on: Option<LocalBoxFuture<'_, Option<u32>>> = None;
+        let mut go_on: Option<(provider::GivenBack, u32)> = None;
+        let mut going_on: Option<oneshot::Receiver<Option<u32>>> = None;
         loop {
             let started = input == Input::Start;
             let step = {
@@ -1951,9 +1953,6 @@ impl SessionDo {
                 // come after a fetch: not checked per chunk.)
                 self.give_back_lease().await;
             }
-            if let Some(g) = going_on.take_if(|_| !matches!(step, Step::Fetch { .. })) {
-                follow_on = g.await;
-            }
             input = match step {
                 Step::Finished => break,
                 Step::LookupCache { key } => {
@@ -1971,9 +1970,9 @@ impl SessionDo {
                     }
                     match back.take_if(|b| b.follow_on.is_some_and(|t| tokens <= t)) {
                         // Set aside for this call: it starts now, and the limiter hears of it
-                        // beside the fetch instead of before it.
+                        // once the provider has answered.
                         Some(b) => {
-                            going_on = Some(Box::pin(provider::go_on(&self.env, &cfg, b, tokens)));
+                            go_on = Some((b, tokens));
                             Input::Lease(Ok(()))
                         }
                         None => {
@@ -1989,16 +1988,19 @@ impl SessionDo {
                     body: request,
                     timeout_ms,
                 } => {
-                    let fetch = provider::fetch(&url, &headers, request, timeout_ms, &signal);
-                    let fetched = match going_on.take() {
-                        Some(g) => {
-                            let (fetched, f) = join(fetch, g).await;
-                            follow_on = f;
-                            fetched
-                        }
-                        None => fetch.await,
-                    };
-                    let (answer, stream) = fetched?;
+                    let (answer, stream) =
+                        provider::fetch(&url, &headers, request, timeout_ms, &signal).await?;
+                    // Told on its own task while the body streams: locally every object
+                    // shares one thread, and the limiter's write before the provider's
+                    // answer held that answer up. Wanted again only at the release.
+                    if let Some((b, tokens)) = go_on.take() {
+                        let (tx, rx) = oneshot::channel();
+                        let (env, cfg) = (self.env.clone(), cfg.clone());
+                        wasm_bindgen_futures::spawn_local(async move {
+                            let _ = tx.send(provider::go_on(&env, &cfg, b, tokens).await);
+                        });
+                        going_on = Some(rx);
+                    }
                     body = stream;
                     timer = None;
                     answer
@@ -2023,6 +2025,11 @@ impl SessionDo {
                     tokens,
                 } => {
                     self.set_live(None);
+                    // The limiter hears of this call before it hears of its lease again.
+                    follow_on = self
+                        .gone_on(&cfg, &mut go_on, &mut going_on)
+                        .await
+                        .or(follow_on);
                     // Kept for the next call's lease request (a stage usually follows at once).
                     let back = provider::GivenBack {
                         bucket,
@@ -2043,6 +2050,7 @@ impl SessionDo {
                 }
             };
         }
+        self.gone_on(&cfg, &mut go_on, &mut going_on).await;
         self.set_live(None);
         self.store_sent_ahead()?;
         if let Some(i) = self.inner.borrow().as_ref() {
@@ -2051,6 +2059,21 @@ impl SessionDo {
         // The stage's end (status, tokens, cost) reaches the owners' lists now.
         self.push_index().await;
         Ok(())
+    }
+
+    /// Makes sure the limiter has heard that the call went on under the last one's lease
+    /// (telling it now if the call never reached the provider); the next follow-on it set
+    /// aside, if it was told.
+    async fn gone_on(
+        &self,
+        cfg: &Config,
+        go_on: &mut Option<(provider::GivenBack, u32)>,
+        going_on: &mut Option<oneshot::Receiver<Option<u32>>>,
+    ) -> Option<u32> {
+        if let Some((b, tokens)) = go_on.take() {
+            return provider::go_on(&self.env, cfg, b, tokens).await;
+        }
+        going_on.take()?.await.ok().flatten()
     }
 
     /// Plans the session's timers into the `schedule` table (writing only rows that change)
