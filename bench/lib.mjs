@@ -254,8 +254,9 @@ export class LeanClient {
 
 // ---- HTTP helpers ---------------------------------------------------------------------------
 
-export async function createSession(url) {
-  const res = await fetch(`${url}/api/sessions`, { method: 'POST', signal: AbortSignal.timeout(15000) });
+/** POST /api/sessions; `headers` e.g. an `x-botarmy-owner` key, as the UI sends. */
+export async function createSession(url, headers = {}) {
+  const res = await fetch(`${url}/api/sessions`, { method: 'POST', headers, signal: AbortSignal.timeout(15000) });
   const body = await res.json();
   if (res.status !== 201) throw new Error(`POST /api/sessions: ${res.status} ${JSON.stringify(body)}`);
   return body.id;

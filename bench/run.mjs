@@ -1,7 +1,10 @@
 #!/usr/bin/env node
 // BotArmy benchmarks: programs that print numbers, not timed tests.
 //
-//   node bench/run.mjs [--quick] [--no-trace] [--only relay,throughput,replay,scale,cost]
+//   node bench/run.mjs [--quick] [--no-trace] [--owner] [--only relay,throughput,replay,scale,cost]
+//
+// --owner creates the throughput sessions with an owner key (`x-botarmy-owner`), as the UI
+// does: each stage's status then also goes to that owner's session list (the Index object).
 //
 // --no-trace switches off wrangler dev's network tracing in the Worker's runtime (CDP
 // `Network.disable` on its inspector port): with it on, every fetch chunk the Worker reads
@@ -40,6 +43,7 @@ import {
 const argv = process.argv.slice(2);
 const QUICK = argv.includes('--quick');
 const NO_TRACE = argv.includes('--no-trace');
+const OWNER = argv.includes('--owner') ? { 'x-botarmy-owner': 'b0a1b2c3d4e5f60718293a4b5c6d7e8f' } : {};
 const onlyArg = argv.find((a) => a.startsWith('--only'));
 const ONLY = onlyArg ? new Set((onlyArg.includes('=') ? onlyArg.split('=')[1] : argv[argv.indexOf(onlyArg) + 1]).split(',')) : null;
 const want = (name) => !ONLY || ONLY.has(name);
@@ -48,6 +52,7 @@ const viaArg = argv.indexOf('--scale-via');
 const CFG = {
   mode: QUICK ? 'quick' : 'full',
   inspectorTracing: NO_TRACE ? 'off' : 'on (as wrangler dev sets it)',
+  throughputOwner: Boolean(OWNER['x-botarmy-owner']),
   startupSamples: QUICK ? 2 : 5,
   relayTokens: QUICK ? 80 : 300,
   relayPaceMs: 30,
@@ -341,7 +346,7 @@ function cpuProbe(wranglerPid) {
 async function benchThroughput(worker, baseUrl, via, fake, requested, tokensPerStage) {
   const name = `tp-${via}-${requested}-${tokensPerStage}`;
   await fake.setScenario(name, [0, 1, 2, 3, 4].map((s) => ({ text: bigText(`T${s}x`, tokensPerStage), delayMs: 0 })));
-  const id = await createSession(baseUrl);
+  const id = await createSession(baseUrl, OWNER);
   const clients = [];
   const refusals = [];
   for (let i = 0; i < requested; i++) {
