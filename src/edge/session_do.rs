@@ -1988,11 +1988,12 @@ impl SessionDo {
                     body: request,
                     timeout_ms,
                 } => {
-                    let (answer, stream) =
-                        provider::fetch(&url, &headers, request, timeout_ms, &signal).await?;
+                    let fetched =
+                        provider::fetch(&url, &headers, request, timeout_ms, &signal).await;
                     // Told on its own task while the body streams: locally every object
                     // shares one thread, and the limiter's write before the provider's
-                    // answer held that answer up. Wanted again only at the release.
+                    // answer held that answer up. Wanted again only at the release. (Told
+                    // also when the runtime failed the request: it may have left.)
                     if let Some((b, tokens)) = go_on.take() {
                         let (tx, rx) = oneshot::channel();
                         let (env, cfg) = (self.env.clone(), cfg.clone());
@@ -2001,6 +2002,7 @@ impl SessionDo {
                         });
                         going_on = Some(rx);
                     }
+                    let (answer, stream) = fetched?;
                     body = stream;
                     timer = None;
                     answer
