@@ -1990,10 +1990,10 @@ impl SessionDo {
                 } => {
                     let fetched =
                         provider::fetch(&url, &headers, request, timeout_ms, &signal).await;
-                    // Told on its own task while the body streams: locally every object
-                    // shares one thread, and the limiter's write before the provider's
-                    // answer held that answer up. Wanted again only at the release. (Told
-                    // also when the runtime failed the request: it may have left.)
+                    // Told on its own task while the body streams: under `wrangler dev` the
+                    // limiter's write before the provider's answer held that answer up, and
+                    // deployed the limiter may be far away. Wanted again only at the release.
+                    // (Told also when the runtime failed the request: it may have left.)
                     if let Some((b, tokens)) = go_on.take() {
                         let (tx, rx) = oneshot::channel();
                         let (env, cfg) = (self.env.clone(), cfg.clone());
