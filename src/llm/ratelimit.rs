@@ -149,7 +149,7 @@ impl ProviderLimiter {
 
     /// Sets one request and up to twice `est_tokens` aside for `lease_id`'s next call, when the
     /// buckets hold them beyond what is taken already: that call can then start at once, its
-    /// limiter request ([`Self::go_on`]) sent beside it instead of awaited before it. Taken
+    /// limiter request ([`Self::go_on`]) sent while it runs instead of awaited before it. Taken
     /// from the buckets now, so the limits hold exactly; given back by [`Self::release`].
     /// Returns the tokens set aside (`u32::MAX` without a token limit), or `None`: no lease,
     /// no room, or the set-aside would exceed a quarter of a minute's tokens (a call that

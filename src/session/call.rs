@@ -56,7 +56,7 @@ pub enum Step {
     /// Ask the global limiter of `bucket` (one per provider and model) for a lease; answer
     /// [`Input::Lease`]. When the session's last lease came with a follow-on set aside that
     /// covers `tokens` ([`crate::llm::ProviderLimiter::reserve_follow_on`]), the edge answers
-    /// at once and tells the limiter beside the fetch that follows.
+    /// at once and tells the limiter once the provider has answered the fetch that follows.
     AcquireLease {
         lease: String,
         bucket: String,
