@@ -116,12 +116,7 @@ impl ProviderLimiter {
         if wait > 0 {
             return Err(wait);
         }
-        if self.requests_per_min > 0 {
-            self.request_level -= scaled(1);
-        }
-        if self.tokens_per_min > 0 {
-            self.token_level -= scaled(est_tokens);
-        }
+        self.take(1, est_tokens);
         self.leases.insert(
             lease_id.to_string(),
             Lease {
@@ -178,12 +173,7 @@ impl ProviderLimiter {
         if self.requests_per_min > 0 && self.request_level < scaled(1) {
             return None;
         }
-        if self.requests_per_min > 0 {
-            self.request_level -= scaled(1);
-        }
-        if self.tokens_per_min > 0 {
-            self.token_level -= scaled(tokens);
-        }
+        self.take(1, tokens);
         self.leases.get_mut(lease_id).expect("checked").follow_on = Some(tokens);
         Some(tokens)
     }
@@ -216,17 +206,11 @@ impl ProviderLimiter {
             }
             None => None,
         };
-        let charge = match reserved {
-            Some(tokens) => {
-                if self.tokens_per_min > 0 {
-                    self.token_level += scaled(tokens);
-                }
-                0
-            }
-            None => 1,
-        };
-        if self.requests_per_min > 0 {
-            self.request_level -= scaled(charge);
+        match reserved {
+            // The set-aside's request is this call's; its tokens go back for the estimate.
+            Some(tokens) if self.tokens_per_min > 0 => self.token_level += scaled(tokens),
+            Some(_) => {}
+            None => self.take(1, 0),
         }
         if self.tokens_per_min > 0 {
             self.token_level =
@@ -235,17 +219,24 @@ impl ProviderLimiter {
         reserved.is_some()
     }
 
-    /// Gives a lease's unused set-aside back to the buckets.
+    /// Gives a lease's unused set-aside back to the buckets (never past full).
     fn refund_follow_on(&mut self, lease: &mut Lease) {
         if let Some(tokens) = lease.follow_on.take() {
             if self.requests_per_min > 0 {
                 self.request_level =
                     (self.request_level + scaled(1)).min(capacity(self.requests_per_min));
             }
-            if self.tokens_per_min > 0 {
-                self.token_level =
-                    (self.token_level + scaled(tokens)).min(capacity(self.tokens_per_min));
-            }
+            self.correct(tokens, 0);
+        }
+    }
+
+    /// Takes `requests` and `tokens` from the buckets that have a limit.
+    fn take(&mut self, requests: u32, tokens: u32) {
+        if self.requests_per_min > 0 {
+            self.request_level -= scaled(requests);
+        }
+        if self.tokens_per_min > 0 {
+            self.token_level -= scaled(tokens);
         }
     }
 
