@@ -26,6 +26,7 @@ pub mod anthropic;
 pub mod backoff;
 pub mod cache;
 pub mod error;
+pub mod inbox;
 pub mod openai;
 pub mod price;
 pub mod providers;

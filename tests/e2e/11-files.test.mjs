@@ -233,6 +233,29 @@ test("a provider's streamed tool calls run as sent; bad ones are answered with e
   assert.equal(artifact, 'Laying out the skeleton. ## Overview\nA list app. Wrote README.md.\n');
 });
 
+test('tool calls sent in pieces of 200 KiB arrive whole', async () => {
+  // Six files, each call's arguments in one write: the body's chunks are as large as the
+  // runtime hands them over, gathered by the Worker's body reader (src/llm/inbox.rs).
+  const scenario = tag('large');
+  const body = (i) => `${String(i)}${'abcdefghij'.repeat(20 * 1024)}\n`;
+  const names = [0, 1, 2, 3, 4, 5].map((i) => `big/${i}.txt`);
+  fake.setScenario(scenario, [
+    { ok: true },
+    { toolCalls: names.map((p, i) => ({ name: 'write_file', arguments: { path: p, content: body(i) } })), argChunk: 1 << 20, delayMs: 0 },
+    { text: '## Overview\nSix files.\n' },
+    { ok: true },
+    { ok: true },
+    { ok: true },
+  ]);
+  const id = await runToEnd(provider.url, briefFor(scenario));
+  const events = await fetchEvents(provider.url, id, 0);
+  checkInvariants(events, 'provider');
+  assert.equal(events.at(-1).type, 'RUN_FINISHED');
+  for (const [i, p] of names.entries()) {
+    assert.equal(await (await fetch(`${provider.url}/api/sessions/${id}/files/${p}`)).text(), body(i), p);
+  }
+});
+
 test('a rerun from the Developer replaces its files and the later stages\', keeping the Architect\'s', async () => {
   const id = await runToEnd(demo.url, 'A tiny todo list');
   const before = await files(demo.url, id);
