@@ -517,6 +517,9 @@ export class SessionClient {
 
 // ---- HTTP helpers ----
 
+/** How wrangler dev's proxy answers a request it lost because the runtime went away. */
+const DEV_PROXY_RESTARTED = 'Your worker restarted mid-request.';
+
 async function jsonOf(res) {
   const text = await res.text();
   try {
@@ -528,7 +531,15 @@ async function jsonOf(res) {
 
 /** POST /api/sessions; returns the new id (throws unless 201). */
 export async function createSession(url, { headers = {} } = {}) {
-  const res = await fetch(`${url}/api/sessions`, { method: 'POST', headers });
+  let res = await fetch(`${url}/api/sessions`, { method: 'POST', headers });
+  if (res.status === 503 && (await res.clone().text()).startsWith(DEV_PROXY_RESTARTED)) {
+    // wrangler dev's own proxy lost its connection to the runtime for a moment (seen once in
+    // a clean-clone run, right after another wrangler dev of the same test file stopped); it
+    // retries only GETs itself and asks the client to send a POST again. BotArmy's 503s are
+    // JSON, so this never hides one of ours.
+    await new Promise((r) => setTimeout(r, 200));
+    res = await fetch(`${url}/api/sessions`, { method: 'POST', headers });
+  }
   const body = await jsonOf(res);
   if (res.status !== 201) throw new Error(`POST /api/sessions: expected 201, got ${res.status} ${JSON.stringify(body)}`);
   return body.id;
