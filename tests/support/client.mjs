@@ -537,7 +537,7 @@ export async function createSession(url, { headers = {} } = {}) {
     // a clean-clone run, right after another wrangler dev of the same test file stopped); it
     // retries only GETs itself and asks the client to send a POST again. BotArmy's 503s are
     // JSON, so this never hides one of ours.
-    await new Promise((r) => setTimeout(r, 200));
+    await sleep(200);
     res = await fetch(`${url}/api/sessions`, { method: 'POST', headers });
   }
   const body = await jsonOf(res);
