@@ -127,24 +127,24 @@ impl Body {
         let on_chunk = Closure::<dyn FnMut(JsValue, JsValue) -> bool>::new(
             move |chunk: JsValue, error: JsValue| {
                 let (inbox, waker) = &mut *shared.borrow_mut();
-                let mut read_on = true;
-                if chunk.is_undefined() {
+                let pushed = if chunk.is_undefined() {
                     // The call's own abort just ends the body, as a cancelled call wants.
                     inbox.end(error.as_string().filter(|e| e != "Error: aborted"));
+                    Pushed::ReadOn
                 } else {
                     let chunk = js_sys::Uint8Array::unchecked_from_js(chunk);
                     let len = chunk.length() as usize;
-                    if let Pushed::Wait { first } = inbox.push(len, |buf| chunk.copy_to(buf)) {
-                        read_on = false;
-                        if first {
-                            log::info("provider_body_held", json!({"bytes": INBOX_MAX_BYTES}));
-                        }
+                    inbox.push(len, |buf| chunk.copy_to(buf))
+                };
+                if pushed == (Pushed::Wait { first: true }) {
+                    log::info("provider_body_held", json!({"bytes": INBOX_MAX_BYTES}));
+                }
+                if pushed != Pushed::Gathering {
+                    if let Some(w) = waker.take() {
+                        w.wake();
                     }
                 }
-                if let Some(w) = waker.take() {
-                    w.wake();
-                }
-                read_on
+                !matches!(pushed, Pushed::Wait { .. })
             },
         );
         let pump = pump_body(stream, on_chunk.as_ref());
