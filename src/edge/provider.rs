@@ -127,24 +127,28 @@ impl Body {
         let on_chunk = Closure::<dyn FnMut(JsValue, JsValue) -> bool>::new(
             move |chunk: JsValue, error: JsValue| {
                 let (inbox, waker) = &mut *shared.borrow_mut();
-                let pushed = if chunk.is_undefined() {
+                let read_on = if chunk.is_undefined() {
                     // The call's own abort just ends the body, as a cancelled call wants.
                     inbox.end(error.as_string().filter(|e| e != "Error: aborted"));
-                    Pushed::ReadOn
+                    true
                 } else {
                     let chunk = js_sys::Uint8Array::unchecked_from_js(chunk);
                     let len = chunk.length() as usize;
-                    inbox.push(len, |buf| chunk.copy_to(buf))
-                };
-                if pushed == (Pushed::Wait { first: true }) {
-                    log::info("provider_body_held", json!({"bytes": INBOX_MAX_BYTES}));
-                }
-                if pushed != Pushed::Gathering {
-                    if let Some(w) = waker.take() {
-                        w.wake();
+                    match inbox.push(len, |buf| chunk.copy_to(buf)) {
+                        Pushed::Gathering => return true,
+                        Pushed::ReadOn => true,
+                        Pushed::Wait { first } => {
+                            if first {
+                                log::info("provider_body_held", json!({"bytes": INBOX_MAX_BYTES}));
+                            }
+                            false
+                        }
                     }
+                };
+                if let Some(w) = waker.take() {
+                    w.wake();
                 }
-                !matches!(pushed, Pushed::Wait { .. })
+                read_on
             },
         );
         let pump = pump_body(stream, on_chunk.as_ref());
