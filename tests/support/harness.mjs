@@ -104,13 +104,25 @@ function killGroup(pid, signal) {
   }
 }
 
-function groupAlive(pid) {
-  try {
-    process.kill(-pid, 0);
-    return true;
-  } catch {
-    return false;
+/**
+ * Whether a process of the group still runs. A member that has exited but is not yet reaped
+ * (a zombie) does not count: it holds no port or file, and when its parent died first it waits
+ * for the container's init, which here reaps only every second or so.
+ */
+function groupAlive(pgid) {
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    let stat;
+    try {
+      stat = fs.readFileSync(`/proc/${entry}/stat`, 'utf8');
+    } catch {
+      continue; // gone meanwhile
+    }
+    // "pid (comm) state ppid pgrp ...": comm may hold spaces, so split after its last ')'.
+    const [state, , pgrp] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    if (Number(pgrp) === pgid && state !== 'Z') return true;
   }
+  return false;
 }
 
 function killAllSync() {
