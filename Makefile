@@ -65,12 +65,13 @@ test-e2e:
 # The wasm32 lint costs about 300 CPU-seconds that no other step shares (it checks std for wasm32
 # too), and the e2e suite leaves much of the machine idle while its tests wait on timers. So the
 # lint runs beside it at the lowest priority (nice 19 yields the CPU to the tests: their timing
-# is not touched), in a process group and a target folder of its own, and its verdict is
-# awaited after the suite's.
+# is not touched) and in a process group of its own, and its verdict is awaited after the
+# suite's. It shares target/ with the Worker's build before it, whose host half (build scripts,
+# proc macros) it reuses; nothing else runs cargo meanwhile.
 test-e2e-beside-lint-wasm:
 	mkdir -p target
 	set -m
-	nice -n 19 $(MAKE) --no-print-directory lint-wasm CARGO_TARGET_DIR=target/lint-wasm >target/lint-wasm.log 2>&1 &
+	nice -n 19 $(MAKE) --no-print-directory lint-wasm >target/lint-wasm.log 2>&1 &
 	lint=$$!
 	set +m
 	trap 'kill -- -$$lint 2>/dev/null || true' EXIT
