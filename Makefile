@@ -62,12 +62,12 @@ test-frontend:
 test-e2e:
 	scripts/test-suite.sh 30m tests/e2e/
 
-# The wasm32 lint costs about 300 CPU-seconds that no other step shares (it checks std for wasm32
-# too), and the e2e suite leaves much of the machine idle while its tests wait on timers. So the
-# lint runs beside it at the lowest priority (nice 19 yields the CPU to the tests: their timing
-# is not touched) and in a process group of its own, and its verdict is awaited after the
-# suite's. It shares target/ with the Worker's build before it, whose host half (build scripts,
-# proc macros) it reuses; nothing else runs cargo meanwhile.
+# The wasm32 lint checks std and every dependency for wasm32 again (1.5 min of both cores after
+# the Worker build), and the e2e suite leaves much of the machine idle while its tests wait on
+# timers. So the lint runs beside it at the lowest priority (nice 19 yields the CPU to the
+# tests: their timing is not touched) and in a process group of its own, and its verdict is
+# awaited after the suite's. It shares target/ with the Worker's build before it, whose host
+# half (build scripts, proc macros) it reuses; nothing else runs cargo meanwhile.
 test-e2e-beside-lint-wasm:
 	mkdir -p target
 	set -m
