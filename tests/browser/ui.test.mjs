@@ -98,7 +98,6 @@ after(async () => {
 // ---------------------------------------------------------------------------------------------
 // Helpers
 
-/** A fresh page (in `ctx`, the main browser by default) that fails the test on uncaught page errors and records dialogs. */
 /**
  * A navigation (goto or reload), given a second try if the first has not loaded in 15 s. Once in
  * a CI run, `wrangler dev`'s own asset server held one 304 for the page's script until the
@@ -115,6 +114,7 @@ async function navigate(t, page, go) {
   }
 }
 
+/** A fresh page (in `ctx`, the main browser by default) that fails the test on uncaught page errors and records dialogs. */
 async function openPage(t, url = target.url, ctx = context) {
   const page = await ctx.newPage();
   const problems = { pageErrors: [], dialogs: [], csp: [] };
