@@ -319,20 +319,26 @@ function readProc(pid) {
     const comm = stat.slice(stat.indexOf('(') + 1, close);
     const f = stat.slice(close + 2).split(' ');
     // f[0]=state f[1]=ppid f[2]=pgrp … f[11]=utime f[12]=stime (clock ticks)
-    return { pid, comm, ppid: Number(f[1]), pgrp: Number(f[2]), cpuTicks: Number(f[11]) + Number(f[12]) };
+    return { pid, comm, state: f[0], ppid: Number(f[1]), pgrp: Number(f[2]), cpuTicks: Number(f[11]) + Number(f[12]) };
   } catch {
     return null;
   }
 }
 
-/** Processes in the tree under `rootPid` (inclusive), from /proc. */
-export function processTree(rootPid) {
+/** Every process, from /proc: `{pid, comm, state, ppid, pgrp, cpuTicks}`. */
+export function processes() {
   const all = [];
   for (const d of fs.readdirSync('/proc')) {
     if (!/^\d+$/.test(d)) continue;
-    const p = readProc(Number(d));
+    const p = readProc(Number(d)); // null if it ended meanwhile
     if (p) all.push(p);
   }
+  return all;
+}
+
+/** Processes in the tree under `rootPid` (inclusive), from /proc. */
+export function processTree(rootPid) {
+  const all = processes();
   const out = [];
   const want = new Set([rootPid]);
   let grew = true;

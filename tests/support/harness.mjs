@@ -20,6 +20,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { after } from 'node:test';
+import { processes } from '../../bench/lib.mjs';
 
 export const ROOT = path.resolve(import.meta.dirname, '../..');
 export const OUTPUT_DIR = path.join(ROOT, 'test-output');
@@ -110,19 +111,7 @@ function killGroup(pid, signal) {
  * for the container's init, which here reaps only every second or so.
  */
 function groupAlive(pgid) {
-  for (const entry of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    let stat;
-    try {
-      stat = fs.readFileSync(`/proc/${entry}/stat`, 'utf8');
-    } catch {
-      continue; // gone meanwhile
-    }
-    // "pid (comm) state ppid pgrp ...": comm may hold spaces, so split after its last ')'.
-    const [state, , pgrp] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    if (Number(pgrp) === pgid && state !== 'Z') return true;
-  }
-  return false;
+  return processes().some((p) => p.pgrp === pgid && p.state !== 'Z');
 }
 
 function killAllSync() {
