@@ -32,7 +32,7 @@
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::agents::demo::excerpt;
+use crate::agents::prompts::excerpt;
 use crate::session::{AgentStatus, SessionState};
 
 /// Rows one owner keeps; past it the least recently updated rows are forgotten.

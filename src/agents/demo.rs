@@ -3,7 +3,7 @@
 //! the box and tests get the same text every time.
 
 use super::demo_project::{demo_rounds, files_section};
-use super::prompts::document_title;
+use super::prompts::{document_title, excerpt};
 use super::Stage;
 use crate::llm::openai::estimate_tokens;
 use crate::llm::StreamItem;
@@ -258,31 +258,6 @@ Redeploy the previous image with one command; migrations are backward compatible
 - Backups: daily, restore tested monthly on staging.
 ";
 
-/// `text` on one line (runs of whitespace and control characters become one space), cut to
-/// `max_chars` at a word boundary when one is near, with `…` when cut.
-pub fn excerpt(text: &str, max_chars: usize) -> String {
-    let mut flat = String::new();
-    for word in text.split(|c: char| c.is_whitespace() || c.is_control()) {
-        if word.is_empty() {
-            continue;
-        }
-        if !flat.is_empty() {
-            flat.push(' ');
-        }
-        flat.push_str(word);
-    }
-    if flat.chars().count() <= max_chars {
-        return flat;
-    }
-    let cut: String = flat.chars().take(max_chars).collect();
-    // Back up to a space if that loses at most a quarter of the excerpt.
-    let cut = match cut.rfind(' ') {
-        Some(at) if cut[..at].chars().count() >= max_chars * 3 / 4 => cut[..at].to_string(),
-        _ => cut,
-    };
-    format!("{}…", cut.trim_end())
-}
-
 /// The demo's whole streamed answer for `stage`, as a provider's stream would bring it: each
 /// round of tool calls (start, arguments in pieces, end) closed by `finish_reason:
 /// "tool_calls"`, then the Markdown answer in token-sized pieces. Call ids are stable
@@ -429,18 +404,6 @@ mod tests {
             demo_answer(Stage::Architect, BRIEF, Some("  "), 3),
             demo_answer(Stage::Architect, BRIEF, None, 3)
         );
-    }
-
-    #[test]
-    fn excerpts() {
-        assert_eq!(excerpt("a\r\n b\u{7}c", 80), "a b c");
-        assert_eq!(excerpt("", 10), "");
-        assert_eq!(excerpt("one two three four five", 16), "one two three…");
-        // No space near the end: cut mid-word rather than lose most of the excerpt.
-        assert_eq!(excerpt("one two three four", 12), "one two thre…");
-        assert_eq!(excerpt("abcdefghijklmnop", 5), "abcde…");
-        assert_eq!(excerpt("ééééé ééééé", 8), "ééééé éé…");
-        assert_eq!(excerpt("ééééé ééééé", 11), "ééééé ééééé");
     }
 
     #[test]

@@ -8,7 +8,7 @@
 
 use serde_json::json;
 
-use super::demo::excerpt;
+use super::prompts::excerpt;
 use super::Stage;
 
 /// One round of tool calls the demo makes: (tool name, JSON arguments).

@@ -54,6 +54,31 @@ pub fn document_title(stage: Stage) -> &'static str {
     }
 }
 
+/// `text` on one line (runs of whitespace and control characters become one space), cut to
+/// `max_chars` at a word boundary when one is near, with `…` when cut.
+pub fn excerpt(text: &str, max_chars: usize) -> String {
+    let mut flat = String::new();
+    for word in text.split(|c: char| c.is_whitespace() || c.is_control()) {
+        if word.is_empty() {
+            continue;
+        }
+        if !flat.is_empty() {
+            flat.push(' ');
+        }
+        flat.push_str(word);
+    }
+    if flat.chars().count() <= max_chars {
+        return flat;
+    }
+    let cut: String = flat.chars().take(max_chars).collect();
+    // Back up to a space if that loses at most a quarter of the excerpt.
+    let cut = match cut.rfind(' ') {
+        Some(at) if cut[..at].chars().count() >= max_chars * 3 / 4 => cut[..at].to_string(),
+        _ => cut,
+    };
+    format!("{}…", cut.trim_end())
+}
+
 /// The section headings the role prompt asks for, in order (the demo answers use them too).
 pub fn required_headings(stage: Stage) -> &'static [&'static str] {
     match stage {
@@ -224,6 +249,18 @@ fn neutralise(text: &str) -> String {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn excerpts() {
+        assert_eq!(excerpt("a\r\n b\u{7}c", 80), "a b c");
+        assert_eq!(excerpt("", 10), "");
+        assert_eq!(excerpt("one two three four five", 16), "one two three…");
+        // No space near the end: cut mid-word rather than lose most of the excerpt.
+        assert_eq!(excerpt("one two three four", 12), "one two thre…");
+        assert_eq!(excerpt("abcdefghijklmnop", 5), "abcde…");
+        assert_eq!(excerpt("ééééé ééééé", 8), "ééééé éé…");
+        assert_eq!(excerpt("ééééé ééééé", 11), "ééééé ééééé");
+    }
 
     #[test]
     fn each_prompt_is_specific_and_asks_for_its_headings() {

@@ -11,7 +11,7 @@
 use serde_json::{Map, Value};
 
 use super::limits::{MAX_BRIEF_CHARS, MAX_FEEDBACK_CHARS, MAX_FRAME_BYTES, MAX_ID_CHARS};
-use super::wire::RejectionCode;
+use super::wire::{RejectedValue, RejectionCode};
 use crate::agents::Stage;
 
 /// How a run stops between stages.
@@ -110,6 +110,18 @@ impl Rejection {
             message: message.into(),
             command: None,
             id: None,
+        }
+    }
+}
+
+/// The `rejected` frame's value. (Here, not in `wire`: `wire` does not depend on commands.)
+impl From<&Rejection> for RejectedValue {
+    fn from(r: &Rejection) -> Self {
+        RejectedValue {
+            id: r.id.clone(),
+            command: r.command.clone(),
+            code: r.code,
+            message: r.message.clone(),
         }
     }
 }

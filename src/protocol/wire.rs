@@ -422,17 +422,6 @@ impl ConnectionCustom {
     }
 }
 
-impl From<&super::command::Rejection> for RejectedValue {
-    fn from(r: &super::command::Rejection) -> Self {
-        RejectedValue {
-            id: r.id.clone(),
-            command: r.command.clone(),
-            code: r.code,
-            message: r.message.clone(),
-        }
-    }
-}
-
 // ---- To and from events ----------------------------------------------------------------------
 
 /// `{"name": …, "value": …}` → `Event::Custom` (keys sorted, as `json!` wrote them).
