@@ -5,7 +5,7 @@ SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 PORT ?= 8787
 
-.PHONY: setup setup-test build build-worker build-frontend dev test test-rust test-rust-and-lint-native lint fmt-check lint-native lint-wasm test-frontend test-e2e-beside-lint-wasm test-e2e test-chaos test-security test-soak test-chaos-and-security test-browser-and-soak build-and-test-frontend test-browser chaos-long fuzz bench bench-ui deploy clean
+.PHONY: setup setup-test build build-worker build-frontend dev test test-rust test-rust-and-lint-native lint fmt-check imports lint-native lint-wasm test-frontend test-e2e-beside-lint-wasm test-e2e test-chaos test-security test-soak test-chaos-and-security test-browser-and-soak build-and-test-frontend test-browser chaos-long fuzz bench bench-ui deploy clean
 
 setup:
 	scripts/setup.sh
@@ -43,6 +43,10 @@ test-rust-and-lint-native:
 fmt-check:
 	cargo fmt --check
 
+# The module graph of src/, and no file importing one that imports it back.
+imports:
+	node scripts/imports.mjs
+
 lint-native:
 	cargo clippy --all-targets -- -D warnings
 
@@ -51,7 +55,7 @@ lint-wasm:
 	source scripts/env.sh
 	cargo clippy --release --target wasm32-unknown-unknown --lib -- -D warnings
 
-lint: fmt-check lint-native lint-wasm
+lint: fmt-check imports lint-native lint-wasm
 
 test-frontend:
 	cd frontend && npm run typecheck && npm test
@@ -114,7 +118,7 @@ test-browser-and-soak:
 build-and-test-frontend:
 	$(MAKE) -j2 --output-sync=target build test-frontend
 
-test: setup-test fmt-check test-rust-and-lint-native build-and-test-frontend test-e2e-beside-lint-wasm test-chaos-and-security test-browser-and-soak
+test: setup-test fmt-check imports test-rust-and-lint-native build-and-test-frontend test-e2e-beside-lint-wasm test-chaos-and-security test-browser-and-soak
 
 # Long fuzz run of the command decoder, SSE parser and JSON-Patch reducer (property tests).
 fuzz:
