@@ -5,7 +5,7 @@ SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 PORT ?= 8787
 
-.PHONY: setup setup-test build build-worker build-frontend dev test test-rust test-rust-and-lint-native lint fmt-check imports lint-native lint-wasm test-frontend test-e2e-beside-lint-wasm test-e2e test-chaos test-security test-soak test-chaos-and-security test-browser-and-soak build-and-test-frontend test-browser chaos-long fuzz bench bench-ui deploy clean
+.PHONY: setup setup-test build build-worker build-frontend dev test test-rust test-rust-and-lint-native lint fmt-check imports lint-native lint-wasm test-frontend test-e2e-beside-lint-wasm test-e2e test-chaos test-security test-soak test-chaos-and-security test-browser-and-soak build-and-test-frontend test-browser chaos-long fuzz bench bench-ab bench-ui deploy clean
 
 setup:
 	scripts/setup.sh
@@ -127,6 +127,11 @@ fuzz:
 
 bench: setup build
 	node bench/run.mjs
+
+# An earlier commit's build against this one, interleaved pairs (bench/ab.mjs), e.g.
+# make bench-ab AB_ARGS='--base 25990e2 --pairs 5 --quick'
+bench-ab: setup build
+	node bench/ab.mjs $(AB_ARGS)
 
 # How fast the page answers input while agents stream (Chromium, Event Timing).
 bench-ui: setup-test build
