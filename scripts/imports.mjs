@@ -4,6 +4,7 @@
 //
 //   node scripts/imports.mjs            # the module table; exit 1 on a cycle between files
 //   node scripts/imports.mjs --files    # also every file's imports
+//   node scripts/imports.mjs --root=DIR # another checkout's src/ (e.g. an old build's worktree)
 //
 // It reads `crate::` and `super::` paths (in `use` lines, with their `{…}` groups, and inline)
 // outside comments and outside each file's `#[cfg(test)] mod tests`, and resolves each to the
