@@ -112,7 +112,8 @@ export class SessionClient {
     const conn = ++this.connections;
     const headers = { ...this.headers };
     if (this.origin) headers.Origin = this.origin;
-    const ws = new WebSocket(this.wsUrl, this.protocols, { headers, perMessageDeflate: false, maxPayload: 16 * 1024 * 1024 });
+    // handshakeTimeout: an upgrade that gets no answer fails (an 'error') instead of hanging.
+    const ws = new WebSocket(this.wsUrl, this.protocols, { headers, perMessageDeflate: false, maxPayload: 16 * 1024 * 1024, handshakeTimeout: 30_000 });
     this.ws = ws;
     ws.conn = conn;
     ws.closed = new Promise((resolve) => {
@@ -529,16 +530,32 @@ async function jsonOf(res) {
   }
 }
 
+/** How long a session's creation may take before it is asked for again (normally < 1 s). */
+const CREATE_TIMEOUT_MS = 20_000;
+
 /** POST /api/sessions; returns the new id (throws unless 201). */
 export async function createSession(url, { headers = {} } = {}) {
-  let res = await fetch(`${url}/api/sessions`, { method: 'POST', headers });
+  const post = () => fetch(`${url}/api/sessions`, { method: 'POST', headers, signal: AbortSignal.timeout(CREATE_TIMEOUT_MS) });
+  let res;
+  try {
+    res = await post();
+  } catch (e) {
+    // Seen once in a clean-clone run: wrangler dev answered /api/health, then never answered
+    // (nor logged) the first POST, and the test file hung until its 10-minute cap. Say so and
+    // ask once more; a second silence fails the test, saying why.
+    if (e.name !== 'TimeoutError') throw e;
+    console.error(`# createSession: POST ${url}/api/sessions had no answer in ${CREATE_TIMEOUT_MS} ms; sending it once more`);
+    res = await post().catch((again) => {
+      throw again.name === 'TimeoutError' ? new Error(`POST ${url}/api/sessions: no answer in ${CREATE_TIMEOUT_MS} ms, twice`) : again;
+    });
+  }
   if (res.status === 503 && (await res.clone().text()).startsWith(DEV_PROXY_RESTARTED)) {
     // wrangler dev's own proxy lost its connection to the runtime for a moment (seen once in
     // a clean-clone run, right after another wrangler dev of the same test file stopped); it
     // retries only GETs itself and asks the client to send a POST again. BotArmy's 503s are
     // JSON, so this never hides one of ours.
     await sleep(200);
-    res = await fetch(`${url}/api/sessions`, { method: 'POST', headers });
+    res = await post();
   }
   const body = await jsonOf(res);
   if (res.status !== 201) throw new Error(`POST /api/sessions: expected 201, got ${res.status} ${JSON.stringify(body)}`);
