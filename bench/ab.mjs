@@ -17,7 +17,7 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { ROOT } from './lib.mjs';
+import { ROOT, percentiles, r2 } from './lib.mjs';
 
 const argv = process.argv.slice(2);
 const arg = (name, dflt) => {
@@ -101,11 +101,9 @@ function figures(j) {
   };
 }
 
-const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
-const fmt = (x) => (x >= 100 ? Math.round(x).toLocaleString('en-US') : String(Math.round(x * 100) / 100));
+// The median as bench/run.mjs takes it (percentiles' p50: the lower middle of an even count).
+const median = (xs) => percentiles(xs, [50]).p50;
+const fmt = (x) => (x >= 100 ? Math.round(x).toLocaleString('en-US') : String(r2(x)));
 
 const base = prepareBase();
 const runs = { base: [], now: [] };
@@ -128,7 +126,11 @@ for (const key of Object.keys(runs.base[0])) {
   const b = runs.base.map((f) => f[key]).filter((x) => typeof x === 'number');
   const n = runs.now.map((f) => f[key]).filter((x) => typeof x === 'number');
   if (!b.length || !n.length) continue;
-  const cell = (xs) => (key.startsWith('events lost') ? fmt(xs.reduce((a, x) => a + x, 0)) : `${fmt(median(xs))} (${fmt(Math.min(...xs))}–${fmt(Math.max(...xs))})`);
+  const cell = (xs) => {
+    if (key.startsWith('events lost')) return fmt(xs.reduce((a, x) => a + x, 0));
+    const { p50, min, max } = percentiles(xs, [50]);
+    return `${fmt(p50)} (${fmt(min)}–${fmt(max)})`;
+  };
   const ratio = key.startsWith('events lost') || median(b) === 0 ? '' : `${(median(n) / median(b)).toFixed(2)}×`;
   table[key] = { old: b, now: n };
   console.log(`| ${key} | ${cell(b)} | ${cell(n)} | ${ratio} |`);
