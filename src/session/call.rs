@@ -16,7 +16,8 @@
 //! with tool calls (`finish_reason: "tool_calls"`) has them run by the session
 //! ([`Session::run_tools`]), and the next request carries the assistant's calls and one `tool`
 //! message per result: `Fetch … End ─▶ (tools) Fetch … End ─▶ …` under the same lease, until
-//! an answer without calls. After [`MAX_TOOL_ROUNDS`] answers with calls, the next request asks
+//! an answer without calls. Big arguments and results of earlier rounds are left out of what is
+//! resent ([`history`]: 1 MiB of tool context per request at most). After [`MAX_TOOL_ROUNDS`] answers with calls, the next request asks
 //! for text only (`tool_choice: "none"`); calls in that answer fail the attempt in plain
 //! words. The demo plays the same kind of stream ([`crate::agents::demo_script`]), so its tool
 //! calls take the same path; an answer with tool calls is never cached.
@@ -166,8 +167,10 @@ pub struct CallDriver {
     /// The usage of an answer the session accepted as an artifact.
     accepted: Option<Usage>,
     notes: Vec<Note>,
-    /// The conversation so far (grows by each round's calls and results), and what to send.
+    /// The conversation so far (grows by each round's calls and results, bounded by
+    /// [`history::fit`]), and what to send; the first `prompt_messages` are the prompt.
     messages: Vec<ChatMessage>,
+    prompt_messages: usize,
     model: String,
     tools: Vec<ToolDef>,
     /// Answers with tool calls so far in this attempt; the current answer's text and calls.
@@ -284,6 +287,7 @@ impl CallDriver {
             accepted: None,
             notes: Vec::new(),
             messages: messages.to_vec(),
+            prompt_messages: messages.len(),
             model,
             tools,
             round: 0,
@@ -528,6 +532,7 @@ impl CallDriver {
         self.messages
             .push(ChatMessage::assistant_tool_calls(text, calls));
         self.messages.extend(answers);
+        history::fit(&mut self.messages, self.prompt_messages);
         let choice = (self.round as usize >= MAX_TOOL_ROUNDS).then_some("none");
         let Ok(Some(p)) = &self.provider else {
             unreachable!("only a provider's answer has rounds")
@@ -747,6 +752,7 @@ impl CallDriver {
     }
 }
 
+pub mod history;
 #[cfg(test)]
 mod tests;
 

@@ -754,3 +754,152 @@ fn a_wrong_key_names_the_provider_and_the_agent() {
     );
     assert!(!err.to_string().contains("sk-ant-secret"), "{err}");
 }
+
+/// Runs `rounds` answers of tool calls made by `calls(round)` through the driver; returns the
+/// sizes of every request body sent, and the driver's step after the last answer.
+fn tool_rounds(
+    s: &mut Session,
+    d: &mut CallDriver,
+    rounds: usize,
+    calls: impl Fn(usize) -> Vec<(String, String, String)>,
+) -> (Vec<usize>, Step) {
+    let mut step = d.advance(s, Input::Start, NOW);
+    if let Step::AcquireLease { .. } = step {
+        step = d.advance(s, Input::Lease(Ok(())), NOW);
+    }
+    let mut sizes = Vec::new();
+    for round in 0..rounds {
+        let Step::Fetch { body, .. } = &step else {
+            panic!("round {round}: {step:?}")
+        };
+        sizes.push(body.len());
+        d.advance(s, ok_response(), NOW);
+        let made = calls(round);
+        let refs: Vec<(&str, &str, &str)> = made
+            .iter()
+            .map(|(a, b, c)| (a.as_str(), b.as_str(), c.as_str()))
+            .collect();
+        d.advance(s, Input::Bytes(sse_calls(&refs)), NOW);
+        step = d.advance(s, Input::End, NOW);
+        while s.poll_effect().is_some() {}
+    }
+    if let Step::Fetch { body, .. } = &step {
+        sizes.push(body.len());
+    }
+    (sizes, step)
+}
+
+fn no_cache_provider() -> Config {
+    config(&[
+        ("OPENAI_API_KEY", "sk-test-secret"),
+        ("OPENAI_BASE_URL", "http://127.0.0.1:9/v1"),
+        ("LLM_CACHE", "off"),
+    ])
+}
+
+/// What a request may weigh besides its tool context: the prompt, the attempt's text, and the
+/// JSON around each message (generous: each call and result is a few hundred bytes of it).
+const REQUEST_OVERHEAD: usize = 64 * 1024 + 64 * 1024;
+
+#[test]
+fn a_model_writing_sixteen_big_files_a_round_never_makes_a_request_past_the_bound() {
+    let (mut s, mut d) = at_stage(&no_cache_provider(), Stage::Developer);
+    let content = "x".repeat(240 * 1024);
+    let (sizes, _) = tool_rounds(&mut s, &mut d, MAX_TOOL_ROUNDS, |round| {
+        (0..16)
+            .map(|i| {
+                (
+                    format!("c{round}-{i}"),
+                    "write_file".to_string(),
+                    write_args(&format!("big/{round}-{i}.txt"), &content),
+                )
+            })
+            .collect()
+    });
+    assert_eq!(sizes.len(), MAX_TOOL_ROUNDS + 1);
+    let bound = history::MAX_TOOL_CONTEXT_BYTES + REQUEST_OVERHEAD;
+    for (round, size) in sizes.iter().enumerate() {
+        assert!(*size <= bound, "request {round}: {size} bytes");
+    }
+    // Writes are left out of what is resent at once: nothing near 1 MiB is resent at all.
+    let total: usize = sizes.iter().sum();
+    assert!(total < 4 * 1024 * 1024, "the attempt sent {total} bytes");
+}
+
+#[test]
+fn a_model_reading_one_big_file_sixteen_times_a_round_gets_what_fits_and_a_note_for_the_rest() {
+    let (mut s, mut d) = at_stage(&no_cache_provider(), Stage::Developer);
+    let content = "y".repeat(250 * 1024);
+    // Round 0 writes the file; every later round reads it sixteen times.
+    let (sizes, step) = tool_rounds(&mut s, &mut d, 4, |round| match round {
+        0 => vec![(
+            "w".to_string(),
+            "write_file".to_string(),
+            write_args("big.txt", &content),
+        )],
+        _ => (0..16)
+            .map(|i| {
+                (
+                    format!("r{round}-{i}"),
+                    "read_file".to_string(),
+                    r#"{"path":"big.txt"}"#.to_string(),
+                )
+            })
+            .collect(),
+    });
+    let bound = history::MAX_TOOL_CONTEXT_BYTES + REQUEST_OVERHEAD;
+    for (round, size) in sizes.iter().enumerate() {
+        assert!(*size <= bound, "request {round}: {size} bytes");
+    }
+    let Step::Fetch { body, .. } = step else {
+        panic!("a request after the reads")
+    };
+    let v: Value = serde_json::from_str(&body).unwrap();
+    let msgs = v["messages"].as_array().unwrap();
+    let results: Vec<&str> = msgs[msgs.len() - 16..]
+        .iter()
+        .map(|m| m["content"].as_str().unwrap())
+        .collect();
+    // The first reads of the round just run come whole, the rest as a note naming the tool.
+    assert_eq!(results[0].len(), content.len());
+    assert!(results.iter().filter(|r| r.len() == content.len()).count() >= 3);
+    assert!(
+        results[15].contains("read_file answered") && results[15].contains("Call it again"),
+        "{}",
+        results[15]
+    );
+    // Earlier rounds' reads are notes now.
+    let earlier = &msgs[msgs.len() - 18];
+    assert_eq!(earlier["role"], "tool");
+    assert!(earlier["content"]
+        .as_str()
+        .unwrap()
+        .starts_with("[BotArmy left"));
+}
+
+#[test]
+fn small_calls_and_results_are_resent_word_for_word() {
+    let (mut s, mut d) = at_stage(&no_cache_provider(), Stage::Developer);
+    let args = write_args("a.txt", "small");
+    let (_, step) = tool_rounds(&mut s, &mut d, 2, |round| {
+        vec![
+            (format!("w{round}"), "write_file".to_string(), args.clone()),
+            (
+                format!("r{round}"),
+                "read_file".to_string(),
+                r#"{"path":"a.txt"}"#.to_string(),
+            ),
+        ]
+    });
+    let Step::Fetch { body, .. } = step else {
+        panic!("a third request")
+    };
+    let v: Value = serde_json::from_str(&body).unwrap();
+    let msgs = v["messages"].as_array().unwrap();
+    let n = msgs.len();
+    // Both rounds, as sent and as answered.
+    for at in [n - 6, n - 3] {
+        assert_eq!(msgs[at]["tool_calls"][0]["function"]["arguments"], args);
+        assert_eq!(msgs[at + 2]["content"], "small");
+    }
+}
