@@ -17,9 +17,9 @@
 //! ([`Session::run_tools`]), and the next request carries the assistant's calls and one `tool`
 //! message per result: `Fetch … End ─▶ (tools) Fetch … End ─▶ …` under the same lease, until
 //! an answer without calls. Big arguments and results of earlier rounds are left out of what is
-//! resent ([`history`]: 1 MiB of tool context per request at most). After [`MAX_TOOL_ROUNDS`] answers with calls, the next request asks
-//! for text only (`tool_choice: "none"`); calls in that answer fail the attempt in plain
-//! words. The demo plays the same kind of stream ([`crate::agents::demo_script`]), so its tool
+//! resent ([`history`]: 1 MiB of tool context per request at most). After [`MAX_TOOL_ROUNDS`]
+//! answers with calls, the next request asks for text only (`tool_choice: "none"`); calls in
+//! that answer fail the attempt in plain words. The demo plays the same kind of stream ([`crate::agents::demo_script`]), so its tool
 //! calls take the same path; an answer with tool calls is never cached.
 //!
 //! Rules: the call stops being fed the moment the session no longer calls it live (cancel,
