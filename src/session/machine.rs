@@ -247,9 +247,11 @@ struct Persisted {
     /// BotArmy to wait until. A manual `retry` before then waits for it instead of calling.
     #[serde(default)]
     provider_wait_until: Option<u64>,
-    /// Tokens of the answers accepted since the current AG-UI run began (its `usage`).
-    #[serde(default)]
-    run_usage: Usage,
+    /// Tokens of the answers accepted since the current AG-UI run began (its `usage`), per
+    /// model that answered (`provider:model`, or the session's model in demo mode), in the
+    /// order they first answered: stages of one run may use different providers.
+    #[serde(default, deserialize_with = "run_usage_row")]
+    run_usage: Vec<(String, Usage)>,
     /// Since a `rerun {stage}` (until the next `start`): calls for this stage and later ones
     /// do not read the answer cache.
     #[serde(default)]
@@ -257,6 +259,22 @@ struct Persisted {
     /// Attempts begun over the session's life: each one's workspace number.
     #[serde(default)]
     work_attempts: u32,
+}
+
+/// Reads `run_usage` as stored now (per model) or as rows stored before usage was per model
+/// kept it (one total), which counts under the session's model (`""`, named at the run's end).
+fn run_usage_row<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<(String, Usage)>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Row {
+        PerModel(Vec<(String, Usage)>),
+        Total(Usage),
+    }
+    Ok(match Row::deserialize(d)? {
+        Row::PerModel(v) => v,
+        Row::Total(u) if u == Usage::default() => Vec::new(),
+        Row::Total(u) => vec![(String::new(), u)],
+    })
 }
 
 pub struct Session {
@@ -307,7 +325,7 @@ impl Session {
                 user_messages: 0,
                 rng,
                 provider_wait_until: None,
-                run_usage: Usage::default(),
+                run_usage: Vec::new(),
                 fresh_from: None,
                 work_attempts: 0,
             },

@@ -136,6 +136,17 @@ impl H {
 
     /// Runs the pending call to completion with `text`, one word every 5 ms.
     fn answer(&mut self, text: &str) -> CallSpec {
+        self.answer_reporting(
+            text,
+            Usage {
+                input_tokens: 100,
+                output_tokens: 50,
+            },
+        )
+    }
+
+    /// [`H::answer`], with the provider reporting `usage`.
+    fn answer_reporting(&mut self, text: &str, usage: Usage) -> CallSpec {
         let spec = self.begin();
         for w in text.split_inclusive(' ') {
             self.now += 5;
@@ -143,14 +154,7 @@ impl H {
             self.drain();
         }
         self.now += 5;
-        self.s.on_done(
-            spec.call_id,
-            Usage {
-                input_tokens: 100,
-                output_tokens: 50,
-            },
-            self.now,
-        );
+        self.s.on_done(spec.call_id, usage, self.now);
         self.drain();
         spec
     }
@@ -387,8 +391,8 @@ fn each_stage_runs_through_five_gates_to_success() {
     }
     assert_eq!(h.status(), RunStatus::Completed);
     assert_eq!(h.last("RUN_FINISHED")["outcome"]["type"], "success");
-    // The last run only closed the pipeline: it spent nothing.
-    assert_eq!(h.last("RUN_FINISHED")["usage"][0]["totalTokens"], 0);
+    // The last run only closed the pipeline: no model answered in it.
+    assert_eq!(h.last("RUN_FINISHED")["usage"], json!([]));
     assert_eq!(h.types().iter().filter(|t| *t == "RUN_STARTED").count(), 6);
     assert_eq!(h.s.state().run.tokens_used, 5 * 150);
     check_invariants(&h.log, h.s.state());
@@ -1619,6 +1623,52 @@ fn priced() -> SessionConfig {
         budget_micros: Some(1_000),
         ..SessionConfig::default()
     }
+}
+
+#[test]
+fn a_runs_usage_lists_each_model_with_the_tokens_it_reported() {
+    let mut h = H::with(SessionConfig {
+        budget_micros: None,
+        ..priced()
+    });
+    h.cmd(r#"{"type":"start","brief":"b","approval":"auto"}"#)
+        .unwrap();
+    // The Developer is on Anthropic, the rest on the OpenAI-compatible provider.
+    let reported = [(11, 1), (22, 2), (968, 93), (44, 4), (55, 5)];
+    for (stage, (i, o)) in Stage::ALL.into_iter().zip(reported) {
+        let usage = Usage {
+            input_tokens: i,
+            output_tokens: o,
+        };
+        assert_eq!(h.answer_reporting(ANSWER, usage).stage, stage);
+    }
+    assert_eq!(h.status(), RunStatus::Completed);
+    assert_eq!(
+        h.last("RUN_FINISHED")["usage"],
+        json!([
+            {"model": "openai:gpt-4o-mini", "inputTokens": 132, "outputTokens": 12, "totalTokens": 144},
+            {"model": "anthropic:claude-sonnet-4-5", "inputTokens": 968, "outputTokens": 93, "totalTokens": 1061},
+        ])
+    );
+    // A row stored before usage was per model restores its total under the session's model.
+    h.cmd(r#"{"type":"start","brief":"b2","approval":"auto"}"#)
+        .unwrap();
+    h.answer(ANSWER);
+    let mut old: Value = serde_json::from_str(&h.s.persisted()).unwrap();
+    old["run_usage"] = json!({"input_tokens": 7, "output_tokens": 3});
+    h.s = Session::restore(&old.to_string(), h.log.len() as u64, h.cfg.clone(), h.now).unwrap();
+    h.saved = h.s.persisted();
+    h.drain();
+    for _ in 1..Stage::ALL.len() {
+        h.answer(ANSWER);
+    }
+    let usage = &h.last("RUN_FINISHED")["usage"];
+    assert_eq!(usage[0]["model"], "gpt-4o-mini");
+    assert_eq!(usage[0]["totalTokens"], 10);
+    assert_eq!(usage[1]["model"], "openai:gpt-4o-mini");
+    assert_eq!(usage[1]["totalTokens"], 3 * 150);
+    assert_eq!(usage[2]["model"], "anthropic:claude-sonnet-4-5");
+    check_invariants(&h.log, h.s.state());
 }
 
 #[test]

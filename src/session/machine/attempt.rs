@@ -17,7 +17,7 @@ impl Session {
         let run_id = format!("run-{}", self.p.runs);
         self.p.state.run.run_id = Some(run_id.clone());
         self.p.in_run = true;
-        self.p.run_usage = Usage::default();
+        self.p.run_usage.clear();
         self.emit(Event::RunStarted {
             thread_id: self.p.state.session_id.clone(),
             run_id,
@@ -38,15 +38,35 @@ impl Session {
         self.p.in_run = false;
     }
 
-    /// The current run's usage in AG-UI's form: one model per session today.
+    /// The current run's usage in AG-UI's form: one entry per model that answered in it, in
+    /// the order they first did (none when no answer was accepted).
     pub(super) fn run_usage(&self) -> Vec<TokenUsage> {
-        let u = self.p.run_usage;
-        vec![TokenUsage {
-            model: self.p.state.model.clone(),
-            input_tokens: u.input_tokens,
-            output_tokens: u.output_tokens,
-            total_tokens: u.input_tokens + u.output_tokens,
-        }]
+        self.p
+            .run_usage
+            .iter()
+            .map(|(model, u)| TokenUsage {
+                model: match model.as_str() {
+                    "" => self.p.state.model.clone(),
+                    m => m.to_string(),
+                },
+                input_tokens: u.input_tokens,
+                output_tokens: u.output_tokens,
+                total_tokens: u.input_tokens + u.output_tokens,
+            })
+            .collect()
+    }
+
+    /// Counts an accepted answer's tokens toward the run's usage of `model`.
+    pub(super) fn add_run_usage(&mut self, model: &str, usage: Usage) {
+        let entry = match self.p.run_usage.iter().position(|(m, _)| m == model) {
+            Some(i) => &mut self.p.run_usage[i].1,
+            None => {
+                self.p.run_usage.push((model.to_string(), Usage::default()));
+                &mut self.p.run_usage.last_mut().expect("just pushed").1
+            }
+        };
+        entry.input_tokens += usage.input_tokens;
+        entry.output_tokens += usage.output_tokens;
     }
 
     pub(super) fn user_message(&mut self, text: &str) {

@@ -116,11 +116,13 @@ impl Session {
         self.emit(Event::StepFinished {
             step_name: stage.name().into(),
         });
+        // Under the model that answered: stages of one run may use different providers.
+        let model =
+            (self.p.state.agent(stage).model.clone()).unwrap_or_else(|| self.p.state.model.clone());
+        self.add_run_usage(&model, usage);
         {
             let st = &mut self.p.state;
             st.run.tokens_used += usage.input_tokens + usage.output_tokens;
-            self.p.run_usage.input_tokens += usage.input_tokens;
-            self.p.run_usage.output_tokens += usage.output_tokens;
             let cost = match (&st.agent(stage).model, st.agent(stage).cached) {
                 (Some(id), cached) => {
                     let model = id.split_once(':').map_or(id.as_str(), |(_, m)| m);
