@@ -262,6 +262,28 @@ mod tests {
         assert_eq!(excerpt("ééééé ééééé", 11), "ééééé ééééé");
     }
 
+    /// A session's name is `excerpt(brief, 60)` (`index::default_name`), as docs/protocol.md
+    /// ("Your sessions") describes it: one line; over 60 characters, cut at the last space
+    /// within them when that keeps at least 45, then "…".
+    #[test]
+    fn a_briefs_name_is_cut_as_documented() {
+        let sixty = format!("{} {}", "a".repeat(29), "b".repeat(30));
+        assert_eq!(excerpt(&format!("\n{sixty}\t"), 60), sixty, "60 fit whole");
+        let long = format!("{sixty}c and more words");
+        // The last space would keep only 29: cut mid-word instead.
+        assert_eq!(excerpt(&long, 60), format!("{sixty}…"));
+        let late_space = format!("{} {}", "a".repeat(50), "b".repeat(30));
+        let name = excerpt(&late_space, 60);
+        assert_eq!(
+            name,
+            format!("{}…", "a".repeat(50)),
+            "back to the word break"
+        );
+        let one_word = "x".repeat(100);
+        assert_eq!(excerpt(&one_word, 60), format!("{}…", "x".repeat(60)));
+        assert_eq!(excerpt(&one_word, 60).chars().count(), 61, "61 at most");
+    }
+
     #[test]
     fn each_prompt_is_specific_and_asks_for_its_headings() {
         for stage in Stage::ALL {

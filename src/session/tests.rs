@@ -1067,12 +1067,23 @@ fn restart_mid_stream_closes_the_message_and_reruns() {
         .rev()
         .find(|e| e["name"] == "message_interrupted");
     assert_eq!(mi.unwrap()["value"]["reason"], "restart");
+    // The same attempt goes on (docs/protocol.md, STEP_STARTED): its step is closed and
+    // started again, and the restart is not counted as an attempt.
+    let steps: Vec<&Value> = h
+        .log
+        .iter()
+        .filter(|e| e["stepName"] == "architect")
+        .collect();
+    let kinds: Vec<&str> = steps.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["STEP_STARTED", "STEP_FINISHED", "STEP_STARTED"]);
+    assert_eq!(h.s.state().agent(Stage::Architect).attempts, 1);
     let next = h.s.pending_call().expect("the stage runs again");
     assert_eq!(next.stage, Stage::Architect);
     assert_ne!(next.call_id, spec.call_id);
     assert_eq!(next.prior, vec![(Stage::Analyst, 1)]);
     h.answer(ANSWER);
     assert_eq!(h.artifacts[&(Stage::Architect, 1)], ANSWER);
+    assert_eq!(h.s.state().agent(Stage::Architect).attempts, 1);
     // A restart while nothing was in flight changes nothing.
     let before = h.s.persisted();
     h.restart();
