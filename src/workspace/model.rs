@@ -37,7 +37,7 @@ use serde::{Deserialize, Serialize};
 use super::limits::{
     MAX_FILES, MAX_FILE_BYTES, MAX_HISTORY_BYTES, MAX_TOOL_CALLS_PER_ATTEMPT, MAX_WORKSPACE_BYTES,
 };
-use super::paths::normalize;
+use super::paths::{fold, normalize, well_formed};
 use super::tools::{parse_args, NoArgs, PathArgs, Tool, WriteArgs};
 use crate::agents::Stage;
 
@@ -121,7 +121,8 @@ impl Workspace {
     ) -> Result<Self, String> {
         let mut ws = Workspace::new();
         for v in versions {
-            if normalize(&v.path).as_deref() != Ok(v.path.as_str()) {
+            // Not `normalize`: rows stored before its rules on misleading characters still load.
+            if !well_formed(&v.path) {
                 return Err(format!(
                     "file row {} has an invalid path {:?}",
                     v.version, v.path
@@ -381,10 +382,17 @@ impl Workspace {
     }
 }
 
-/// A new path must not differ from another only in case, be a folder of an existing file, or
-/// be a file where existing files need a folder.
+/// A new path must not differ from another only in case (any script's: `Élan.md`, `élan.md`)
+/// or Unicode form, be a folder of an existing file, or be a file where existing files need a
+/// folder.
 fn check_new_path(files: &BTreeMap<&str, FileView<'_>>, path: &str) -> Result<(), String> {
-    if let Some(other) = files.keys().find(|p| p.eq_ignore_ascii_case(path)) {
+    // Compared as a file system that ignores case sees them.
+    let folds: Vec<(String, &str)> = files.keys().map(|p| (fold(p), *p)).collect();
+    let same = |p: &str| {
+        let f = fold(p);
+        folds.iter().find(|(k, _)| *k == f).map(|(_, other)| *other)
+    };
+    if let Some(other) = same(path) {
         return Err(format!(
             "{other} already exists, and {path} differs from it only in case, which breaks on \
              Windows and macOS. Write to {other} instead, or delete it first."
@@ -401,15 +409,15 @@ fn check_new_path(files: &BTreeMap<&str, FileView<'_>>, path: &str) -> Result<()
             prefix.push('/');
         }
         prefix.push_str(segment);
-        if files.contains_key(prefix.as_str()) {
+        if let Some(file) = same(&prefix) {
             return Err(format!(
-                "{prefix} is a file, so it cannot also be a folder holding {path}. Choose another \
-                 path or delete {prefix} first."
+                "{file} is a file, so it cannot also be a folder holding {path}. Choose another \
+                 path or delete {file} first."
             ));
         }
     }
-    let folder = format!("{path}/");
-    if let Some(inside) = files.keys().find(|p| p.starts_with(&folder)) {
+    let folder = format!("{}/", fold(path));
+    if let Some((_, inside)) = folds.iter().find(|(k, _)| k.starts_with(&folder)) {
         return Err(format!(
             "{path} is a folder (it holds {inside}), so it cannot also be a file. Choose another \
              path."
@@ -685,9 +693,19 @@ mod tests {
         let mut ws = Workspace::new();
         ok(&mut ws, "1", "write_file", &write("a", "same"), DEV, 1);
         let o = ok(&mut ws, "2", "write_file", &write("a", "same"), DEV, 1);
-        assert!(o.result_text.contains("nothing changed"));
+        // As docs/protocol.md ("Project files") says: no row, no version, not an error.
+        assert_eq!(
+            o.result_text,
+            "a already has exactly this content (4 bytes); nothing changed."
+        );
         assert_eq!(o.change, None);
         assert_eq!(ws.file_rows().count(), 1);
+        let o = ok(&mut ws, "3", "write_file", &write("a", "new"), DEV, 1);
+        assert_eq!(
+            o.change.unwrap().version,
+            2,
+            "the identical write took no version"
+        );
     }
 
     #[test]
@@ -783,6 +801,58 @@ mod tests {
         ok(&mut ws, "1", "write_file", &write("README.md", "a"), DEV, 1);
         let e = err(&mut ws, "2", "write_file", &write("readme.md", "b"));
         assert!(e.contains("Write to README.md instead"), "{e}");
+    }
+
+    #[test]
+    fn paths_that_differ_only_in_the_case_of_any_script_are_refused() {
+        let mut ws = Workspace::new();
+        ok(&mut ws, "1", "write_file", &write("Élan.md", "a"), DEV, 1);
+        let e = err(&mut ws, "2", "write_file", &write("élan.md", "b"));
+        assert!(e.contains("Write to Élan.md instead"), "{e}");
+        let e = err(&mut ws, "3", "write_file", &write("ÉLAN.MD", "b"));
+        assert!(e.contains("differs from it only in case"), "{e}");
+        // A file and a folder collide in any case too.
+        ok(&mut ws, "4", "write_file", &write("Docs", "a"), DEV, 1);
+        let e = err(&mut ws, "5", "write_file", &write("docs/x.md", "b"));
+        assert!(e.contains("Docs is a file"), "{e}");
+        ok(&mut ws, "6", "write_file", &write("Src/a.rs", "a"), DEV, 1);
+        let e = err(&mut ws, "7", "write_file", &write("src", "b"));
+        assert!(e.contains("holds Src/a.rs"), "{e}");
+    }
+
+    #[test]
+    fn a_decomposed_path_names_the_same_file_as_the_composed_one() {
+        let mut ws = Workspace::new();
+        let nfc = "caf\u{e9}.txt";
+        let nfd = "cafe\u{301}.txt";
+        ok(&mut ws, "1", "write_file", &write(nfc, "one"), DEV, 1);
+        let o = ok(&mut ws, "2", "write_file", &write(nfd, "two"), DEV, 1);
+        assert!(
+            o.result_text.contains("replacing 3 bytes"),
+            "{}",
+            o.result_text
+        );
+        assert_eq!(seen(&ws, DEV, 1), pairs(&[(nfc, "two")]));
+        let o = ok(&mut ws, "3", "read_file", &path(nfd), DEV, 1);
+        assert_eq!(o.result_text, "two");
+        // A row stored decomposed before the rule loads, and a new composed name collides.
+        let row = FileVersion {
+            version: 1,
+            path: nfd.into(),
+            stage: DEV,
+            attempt: 1,
+            call_id: "old".into(),
+            content: Some("x".into()),
+        };
+        let mut old = Workspace::from_rows([row], []).unwrap();
+        let e = err(&mut old, "4", "write_file", &write(nfc, "y"));
+        assert!(e.contains("only in case"), "{e}");
+        // So does one with a character the rules now refuse.
+        let row = FileVersion {
+            path: "a\u{200b}b".into(),
+            ..old.file_rows().next().unwrap().clone()
+        };
+        assert!(Workspace::from_rows([row], []).is_ok());
     }
 
     #[test]

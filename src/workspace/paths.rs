@@ -10,16 +10,28 @@
 //! - a segment over [`MAX_SEGMENT_BYTES`] or a path over [`MAX_PATH_BYTES`] bytes;
 //! - a segment ending in `.` or a space (Windows drops them, so `a.` and `a` would collide);
 //! - Windows' reserved device names (`CON`, `PRN`, `AUX`, `NUL`, `COM0`–`COM9`, `LPT0`–`LPT9`,
-//!   also with an extension and in any case: `con.txt`, `Lpt1.md`);
-//! - a `.git` segment in any case (a project must not ship its own repository internals).
+//!   `CONIN$`, `CONOUT$`, `CLOCK$`, also with an extension and in any case: `con.txt`,
+//!   `Lpt1.md`);
+//! - a `.git` segment in any case (a project must not ship its own repository internals);
+//! - characters that mislead a reader or another system about what the path is: invisible and
+//!   formatting ones (Unicode category Cf: bidi overrides such as U+202E, zero-width spaces and
+//!   joiners, U+FEFF; and the other default-ignorable ones such as variation selectors), line
+//!   and paragraph separators, and spaces other than U+0020;
+//! - a segment that reads differently once compatibility forms are folded (Unicode NFKC): a
+//!   fullwidth `．．` is `..`, `／` is `/`, `ｃｏｎ` is `CON`; such a segment is held to the
+//!   rules above as it reads, and a folded `/` or `\` or a `.`/`..` segment is refused.
 //!
 //! A `.` segment is dropped rather than refused (`./src/main.rs` is `src/main.rs`), because
-//! models write it often and it cannot escape. Nothing else is rewritten: case is kept, and
-//! Unicode is taken as it is.
+//! models write it often and it cannot escape. Unicode is put in its composed form (NFC), so
+//! the `café.txt` a model writes decomposed (NFD) is the same file as the composed one, as on
+//! macOS. Nothing else is rewritten: case is kept (paths that differ only in case are refused
+//! where the project's files are known: [`super::Workspace`]; [`fold`] is that comparison).
 //!
 //! Each refusal is a [`PathError`] whose [`PathError::message`] tells the model what to do.
 
 use std::fmt;
+
+use unicode_normalization::UnicodeNormalization;
 
 use super::limits::{MAX_PATH_BYTES, MAX_SEGMENT_BYTES};
 
@@ -35,11 +47,22 @@ pub enum PathError {
     TrailingSlash,
     EmptySegment,
     ParentSegment,
-    SegmentTooLong { bytes: usize },
-    PathTooLong { bytes: usize },
+    SegmentTooLong {
+        bytes: usize,
+    },
+    PathTooLong {
+        bytes: usize,
+    },
     TrailingDotOrSpace(String),
     ReservedName(String),
     GitFolder,
+    /// An invisible, formatting or look-alike space character.
+    Invisible(char),
+    /// A segment whose NFKC form (`reads_as`) is refused, or splits or dots the path.
+    LookAlike {
+        segment: String,
+        reads_as: String,
+    },
 }
 
 impl PathError {
@@ -76,6 +99,15 @@ impl PathError {
                 format!("{s:?} is a reserved device name on Windows; choose another name")
             }
             PathError::GitFolder => "files inside .git cannot be written; it belongs to version control".into(),
+            PathError::Invisible(c) => format!(
+                "the path has the invisible or formatting character U+{:04X}, which hides what the \
+                 name really is; use visible characters and plain spaces only",
+                *c as u32
+            ),
+            PathError::LookAlike { segment, reads_as } => format!(
+                "the name {segment:?} reads as {reads_as:?} (its characters are look-alikes of \
+                 . / \\ or of a reserved name); write it with plain ASCII . and / instead"
+            ),
         }
     }
 }
@@ -100,6 +132,68 @@ pub fn normalize(raw: &str) -> Result<String, PathError> {
     if raw.len() > 4 * MAX_PATH_BYTES {
         return Err(PathError::PathTooLong { bytes: raw.len() });
     }
+    if raw.chars().any(char::is_control) {
+        return Err(PathError::ControlChar);
+    }
+    if let Some(c) = raw.chars().find(|&c| is_invisible(c)) {
+        return Err(PathError::Invisible(c));
+    }
+    let composed: String = raw.nfc().collect();
+    let path = structure(&composed)?;
+    for segment in path.split('/') {
+        let reads_as: String = segment.nfkc().collect();
+        if reads_as == segment {
+            continue;
+        }
+        let look_alike = || PathError::LookAlike {
+            segment: segment.to_string(),
+            reads_as: reads_as.clone(),
+        };
+        if reads_as.contains(['/', '\\']) || reads_as == "." || reads_as == ".." {
+            return Err(look_alike());
+        }
+        if reads_as.chars().any(|c| c.is_control() || is_invisible(c)) {
+            return Err(look_alike());
+        }
+        check_meaning(&reads_as).map_err(|_| look_alike())?;
+    }
+    Ok(path)
+}
+
+/// Whether a stored path keeps the rules that make it safe to join and unpack (everything
+/// [`normalize`] checks but the misleading characters and NFC, which came later): rows stored
+/// before those rules still load.
+pub fn well_formed(path: &str) -> bool {
+    !path.is_empty() && structure(path).as_deref() == Ok(path)
+}
+
+/// How two paths compare on a file system that ignores case (Windows, macOS): equal folds
+/// name the same file there.
+pub fn fold(path: &str) -> String {
+    path.nfc().collect::<String>().to_lowercase()
+}
+
+/// Cf (format) characters, the other default-ignorable code points, line and paragraph
+/// separators and every space but U+0020: nothing a reader sees, or a space that is not one.
+fn is_invisible(c: char) -> bool {
+    if c.is_ascii() {
+        return false;
+    }
+    c.is_whitespace()
+        || matches!(c as u32,
+            // Cf, Unicode 16.
+            0x00AD | 0x0600..=0x0605 | 0x061C | 0x06DD | 0x070F | 0x0890..=0x0891 | 0x08E2
+            | 0x180E | 0x200B..=0x200F | 0x202A..=0x202E | 0x2060..=0x2064 | 0x2066..=0x206F
+            | 0xFEFF | 0xFFF9..=0xFFFB | 0x110BD | 0x110CD | 0x13430..=0x1343F
+            | 0x1BCA0..=0x1BCA3 | 0x1D173..=0x1D17A | 0xE0001 | 0xE0020..=0xE007F
+            // Other default-ignorable code points: a combining grapheme joiner, Hangul
+            // fillers, Khmer and Mongolian invisibles, variation selectors, unassigned tags.
+            | 0x034F | 0x115F..=0x1160 | 0x17B4..=0x17B5 | 0x180B..=0x180F | 0x3164
+            | 0xFE00..=0xFE0F | 0xFFA0 | 0xE0000..=0xE0FFF)
+}
+
+/// The structural rules: one path made of safe segments, `.` segments dropped.
+fn structure(raw: &str) -> Result<String, PathError> {
     if raw.chars().any(char::is_control) {
         return Err(PathError::ControlChar);
     }
@@ -129,20 +223,7 @@ pub fn normalize(raw: &str) -> Result<String, PathError> {
             ".." => return Err(PathError::ParentSegment),
             _ => {}
         }
-        if segment.len() > MAX_SEGMENT_BYTES {
-            return Err(PathError::SegmentTooLong {
-                bytes: segment.len(),
-            });
-        }
-        if segment.eq_ignore_ascii_case(".git") {
-            return Err(PathError::GitFolder);
-        }
-        if segment.ends_with('.') || segment.ends_with(' ') {
-            return Err(PathError::TrailingDotOrSpace(segment.to_string()));
-        }
-        if is_reserved(segment) {
-            return Err(PathError::ReservedName(segment.to_string()));
-        }
+        check_segment(segment)?;
         kept.push(segment);
     }
     if kept.is_empty() {
@@ -155,8 +236,35 @@ pub fn normalize(raw: &str) -> Result<String, PathError> {
     Ok(path)
 }
 
-/// `CON`, `con.txt`, `Com1.tar.gz`, `LPT²`: the part before the first dot, trailing spaces
-/// ignored, is a device name.
+/// The rules for one segment that is neither empty, `.` nor `..`.
+fn check_segment(segment: &str) -> Result<(), PathError> {
+    if segment.len() > MAX_SEGMENT_BYTES {
+        return Err(PathError::SegmentTooLong {
+            bytes: segment.len(),
+        });
+    }
+    check_meaning(segment)
+}
+
+/// What a segment must not say, as written or as it reads (NFKC): the length is not part of it.
+fn check_meaning(segment: &str) -> Result<(), PathError> {
+    if segment.eq_ignore_ascii_case(".git") {
+        return Err(PathError::GitFolder);
+    }
+    if segment.ends_with('.') || segment.ends_with(' ') {
+        return Err(PathError::TrailingDotOrSpace(segment.to_string()));
+    }
+    if is_reserved(segment) {
+        return Err(PathError::ReservedName(segment.to_string()));
+    }
+    if let Some(c) = segment.chars().find(|c| FORBIDDEN.contains(c)) {
+        return Err(PathError::ForbiddenChar(c));
+    }
+    Ok(())
+}
+
+/// `CON`, `con.txt`, `Com1.tar.gz`, `LPT²`, `CONIN$`: the part before the first dot, trailing
+/// spaces ignored, is a device name.
 fn is_reserved(segment: &str) -> bool {
     let stem = segment
         .split('.')
@@ -165,7 +273,7 @@ fn is_reserved(segment: &str) -> bool {
         .trim_end_matches(' ');
     let upper = stem.to_ascii_uppercase();
     match upper.as_str() {
-        "CON" | "PRN" | "AUX" | "NUL" => true,
+        "CON" | "PRN" | "AUX" | "NUL" | "CONIN$" | "CONOUT$" | "CLOCK$" => true,
         _ => {
             let mut chars = upper.chars();
             let prefix: String = chars.by_ref().take(3).collect();
@@ -323,9 +431,112 @@ mod tests {
     }
 
     #[test]
+    fn windows_console_and_clock_devices_are_refused() {
+        for p in [
+            "CONIN$",
+            "conout$",
+            "Conout$.txt",
+            "CLOCK$",
+            "src/clock$.log",
+        ] {
+            assert!(
+                matches!(normalize(p), Err(PathError::ReservedName(_))),
+                "{p:?}: {:?}",
+                normalize(p)
+            );
+        }
+        assert_eq!(ok("CONIN"), "CONIN");
+        assert_eq!(ok("clock.rs"), "clock.rs");
+    }
+
+    #[test]
+    fn invisible_and_formatting_characters_are_refused() {
+        for (p, c) in [
+            // A right-to-left override: "txt.exe" shows as "exe.txt".
+            ("invoice\u{202e}txt.exe", '\u{202e}'),
+            ("\u{2066}a.md", '\u{2066}'),
+            ("a\u{200b}b.md", '\u{200b}'),
+            ("zw\u{200d}j", '\u{200d}'),
+            ("\u{feff}bom.txt", '\u{feff}'),
+            ("soft\u{ad}hyphen", '\u{ad}'),
+            ("x\u{fe0f}.md", '\u{fe0f}'),
+            ("tag\u{e0041}", '\u{e0041}'),
+            ("no\u{a0}break.md", '\u{a0}'),
+            ("wide\u{3000}space", '\u{3000}'),
+            ("line\u{2028}sep", '\u{2028}'),
+        ] {
+            assert_eq!(normalize(p), Err(PathError::Invisible(c)), "{p:?}");
+        }
+        let m = normalize("a\u{202e}b").unwrap_err().message();
+        assert!(m.contains("U+202E"), "{m}");
+        assert_eq!(ok("plain space.md"), "plain space.md");
+    }
+
+    #[test]
+    fn look_alikes_of_dots_slashes_and_reserved_names_are_refused() {
+        for p in [
+            "\u{ff0e}\u{ff0e}\u{ff0f}escape.txt",
+            "\u{ff0e}\u{ff0e}/x",
+            "src/\u{ff0e}",
+            "a\u{ff0f}b",
+            "a\u{ff3c}b",
+            "\u{ff43}\u{ff4f}\u{ff4e}.txt",
+            "x\u{ff0e}",
+            "a\u{ff1a}b",
+            "\u{ff0e}git/config",
+            "one\u{2024}",
+        ] {
+            assert!(
+                matches!(normalize(p), Err(PathError::LookAlike { .. })),
+                "{p:?}: {:?}",
+                normalize(p)
+            );
+        }
+        let m = normalize("\u{ff0e}\u{ff0e}\u{ff0f}escape.txt")
+            .unwrap_err()
+            .message();
+        assert!(m.contains("reads as \"../escape.txt\""), "{m}");
+        // Compatibility forms that read as an ordinary name are kept as written.
+        for p in [
+            "\u{ff41}\u{ff42}.txt",
+            "\u{fb01}le.md",
+            "x\u{2026}y.md",
+            "\u{bd}.md",
+        ] {
+            assert_eq!(ok(p), p);
+        }
+    }
+
+    #[test]
+    fn paths_are_kept_composed() {
+        assert_eq!(ok("cafe\u{301}.txt"), "caf\u{e9}.txt");
+        assert_eq!(ok("caf\u{e9}.txt"), "caf\u{e9}.txt");
+        assert_eq!(ok("A\u{30a}ngstr\u{f6}m/x"), "\u{c5}ngstr\u{f6}m/x");
+        assert_eq!(fold("\u{c9}lan.md"), fold("e\u{301}lan.md"));
+        assert!(
+            well_formed("a\u{200b}b"),
+            "rows stored before the rule still load"
+        );
+        assert!(!well_formed("../x") && !well_formed("./x") && !well_formed(""));
+    }
+
+    #[test]
     fn every_refusal_reads_as_advice() {
         for p in [
-            "", "/a", "C:a", "a\\b", "a\0", "a|b", "a/", "a//b", "..", "CON", "a.", ".git/x",
+            "",
+            "/a",
+            "C:a",
+            "a\\b",
+            "a\0",
+            "a|b",
+            "a/",
+            "a//b",
+            "..",
+            "CON",
+            "a.",
+            ".git/x",
+            "a\u{202e}",
+            "\u{ff0e}\u{ff0e}",
         ] {
             let e = normalize(p).unwrap_err();
             assert!(e.message().len() > 20, "{p:?}: {e}");
@@ -356,12 +567,16 @@ mod tests {
 
     proptest! {
         #[test]
-        fn accepted_paths_never_leave_the_workspace(raw in "(\\.|\\.\\.|/|\\\\|a|B|é|:|C:|con|\\.git| |\0|\n){0,24}") {
+        fn accepted_paths_never_leave_the_workspace(raw in "(\\.|\\.\\.|/|\\\\|a|B|é|e\u{301}|:|C:|con|\\.git| |\0|\n|\u{ff0e}|\u{ff0f}|\u{202e}|\u{200b}|\u{ff43}\u{ff4f}\u{ff4e}){0,24}") {
             if let Ok(p) = normalize(&raw) {
                 prop_assert!(!p.is_empty());
                 prop_assert!(!p.starts_with('/'));
                 prop_assert!(!p.contains('\\') && !p.contains('\0') && !p.contains(':'));
                 prop_assert!(p.split('/').all(|s| !s.is_empty() && s != "." && s != ".."));
+                // Nothing that reads as a separator, a dot segment or a device hides in it.
+                let reads_as: String = p.nfkc().collect();
+                prop_assert!(reads_as.split('/').all(|s| s != "." && s != ".." && !is_reserved(s)));
+                prop_assert!(!p.chars().any(is_invisible));
                 prop_assert!(p.len() <= MAX_PATH_BYTES);
                 let root = Path::new("/srv/workspace");
                 let joined = lexical_join(root, &p);
