@@ -1,9 +1,9 @@
 // Models and money (issue 13), against real `wrangler dev` with two test doubles at once: the
 // OpenAI-compatible one (provider A) and the Anthropic Messages one (provider B). Only the
 // stages configured (or chosen at start) for B reach B, with B's model; usage from both
-// yields exact costs at configured prices; a dollar budget stops the run in plain words; a
-// wrong key for one provider names that provider and the agent; the catalog the start form
-// reads carries no secret.
+// yields exact costs at configured prices, and the run's `usage` lists both models with what
+// each reported; a dollar budget stops the run in plain words; a wrong key for one provider
+// names that provider and the agent; the catalog the start form reads carries no secret.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startWorker } from '../support/harness.mjs';
@@ -97,6 +97,20 @@ test('only the Developer reaches provider B, with its model, and the costs are e
   assert.equal(state.agents.tester.model, 'openai:fake-a');
   assert.equal(state.run.costMicroUsd, Object.values(want).reduce((x, y) => x + y, 0));
   const events = await fetchEvents(w.url, id, 0);
+  // The run's usage (issue 33): one entry per model, each with exactly the tokens its own
+  // provider reported (Anthropic's input counts its cache reads and writes too).
+  const sum = (rs, f) => rs.reduce((n, r) => n + f(r.usage), 0);
+  const inA = sum(mineA, (u) => u.prompt_tokens);
+  const outA = sum(mineA, (u) => u.completion_tokens);
+  const inB = sum(mineB, (u) => u.input_tokens + (u.cache_read_input_tokens ?? 0) + (u.cache_creation_input_tokens ?? 0));
+  const outB = sum(mineB, (u) => u.output_tokens);
+  assert.ok(inA > 0 && outA > 0 && inB > 0 && outB > 0);
+  const fin = events.filter((e) => e.type === 'RUN_FINISHED').at(-1);
+  assert.deepEqual(fin.usage, [
+    { model: 'openai:fake-a', inputTokens: inA, outputTokens: outA, totalTokens: inA + outA },
+    { model: 'anthropic:claude-fake', inputTokens: inB, outputTokens: outB, totalTokens: inB + outB },
+  ]);
+  assert.equal(state.run.tokensUsed, inA + outA + inB + outB);
   checkInvariants(events, 'two providers');
   await verifyStream(events, { threadId: id, complete: true, label: 'two providers' });
 });
