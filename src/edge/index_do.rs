@@ -1,7 +1,7 @@
 //! The session index Durable Object: one per owner, "your sessions" in its SQLite. The rules
 //! (who the owner is, names, bounds, why not D1) are in [`crate::index`]; the routes, all
 //! `POST` with JSON, come from the router (`/remember`, `/forget`, `/list`) and from sessions
-//! (`/upsert`, `/drop`). Clients never reach it directly.
+//! (`/upsert`, `/drop`, `/drop_link`). Clients never reach it directly.
 
 use serde::Deserialize;
 use serde_json::json;
@@ -9,7 +9,7 @@ use worker::{durable_object, DurableObject, Env, Request, Response, Result, SqlS
 
 use super::now_ms;
 use super::store::int;
-use crate::index::{like_pattern, Summary, MAX_ENTRIES_PER_OWNER, MAX_LIST};
+use crate::index::{Link, ListRow, Search, Summary, MAX_ENTRIES_PER_OWNER, MAX_LIST};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS entries (
@@ -54,25 +54,13 @@ struct List {
     q: String,
 }
 
-/// A row as SQLite gives it (snake_case columns), as the list sends it (camelCase).
-#[derive(Deserialize, serde::Serialize)]
-#[serde(rename_all(serialize = "camelCase"))]
-struct Row {
-    key: String,
-    #[serde(serialize_with = "as_bool")]
-    read_only: f64,
-    name: String,
-    status: String,
-    stages_done: f64,
-    tokens: f64,
-    #[serde(rename(serialize = "costMicroUsd"))]
-    cost: f64,
-    created_at: f64,
-    updated_at: f64,
-}
-
-fn as_bool<S: serde::Serializer>(v: &f64, s: S) -> std::result::Result<S::Ok, S::Error> {
-    s.serialize_bool(*v != 0.0)
+/// `/drop_link`: an owner pushed out of one of its links to a session loses the rows made
+/// through that link (see [`crate::index::remember`]).
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DropLink {
+    session_ref: String,
+    link: String,
 }
 
 #[durable_object]
@@ -205,20 +193,56 @@ impl DurableObject for IndexDo {
             }
             "/list" => {
                 let l: List = req.json().await?;
-                let pattern = match like_pattern(&l.q) {
-                    Ok(p) => p,
+                let search = match Search::parse(&l.q) {
+                    Ok(s) => s,
                     Err(e) => return super::error_response(400, "invalid_field", &e),
                 };
-                let rows: Vec<Row> = self
+                // At most MAX_ENTRIES_PER_OWNER rows: matched here (Unicode case folding), not
+                // by SQLite's LIKE (ASCII only, 50-byte patterns).
+                let rows: Vec<ListRow> = self
                     .sql
                     .exec(
                         "SELECT key, read_only, name, status, stages_done, tokens, cost, \
-                         created_at, updated_at FROM entries WHERE name LIKE ? ESCAPE '\\' \
-                         ORDER BY updated_at DESC, created_at DESC LIMIT ?",
-                        vec![pattern.into(), int(MAX_LIST as u64)],
+                         created_at, updated_at FROM entries \
+                         ORDER BY updated_at DESC, created_at DESC",
+                        None,
                     )?
                     .to_array()?;
+                let rows: Vec<ListRow> = rows
+                    .into_iter()
+                    .filter(|r| search.matches(&r.name))
+                    .take(MAX_LIST)
+                    .collect();
                 Response::from_json(&json!({"sessions": rows}))
+            }
+            "/drop_link" => {
+                let d: DropLink = req.json().await?;
+                let Some(link) = Link::parse(&d.link) else {
+                    return Response::error("unknown link", 400);
+                };
+                #[derive(Deserialize)]
+                struct Key {
+                    key: String,
+                    read_only: f64,
+                }
+                let keys: Vec<Key> = self
+                    .sql
+                    .exec(
+                        "SELECT key, read_only FROM entries WHERE session_ref = ?",
+                        vec![d.session_ref.into()],
+                    )?
+                    .to_array()?;
+                for k in keys
+                    .iter()
+                    .filter(|k| link.made(&k.key, k.read_only != 0.0))
+                {
+                    self.sql.exec(
+                        "DELETE FROM entries WHERE key = ?",
+                        vec![k.key.as_str().into()],
+                    )?;
+                }
+                self.drop_if_empty().await?;
+                Response::from_json(&json!({"ok": true}))
             }
             _ => Response::error("unknown index route", 404),
         }

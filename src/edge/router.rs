@@ -125,7 +125,7 @@ async fn route(req: Request, env: &Env, cfg: &Config, path: &str) -> Result<Resp
             if resp.status_code() == 201 {
                 if let Some(owner) = owner_of(&req, cfg)? {
                     // Best effort: the session exists either way; a failure is logged.
-                    remember(env, &owner, &id).await?;
+                    remember(env, &owner, &id, true).await?;
                 }
             }
             Ok(resp)
@@ -143,7 +143,7 @@ async fn route(req: Request, env: &Env, cfg: &Config, path: &str) -> Result<Resp
                 .find(|(k, _)| k == "q")
                 .map(|(_, v)| v.into_owned())
                 .unwrap_or_default();
-            if let Err(e) = index::like_pattern(&q) {
+            if let Err(e) = index::Search::parse(&q) {
                 return error_response(400, "invalid_field", &e);
             }
             index_request(env, &owner, "/list", &json!({"q": q})).await
@@ -173,7 +173,7 @@ async fn route(req: Request, env: &Env, cfg: &Config, path: &str) -> Result<Resp
                 return owner_required();
             };
             match method {
-                Method::Post => remember(env, &owner, key).await,
+                Method::Post => remember(env, &owner, key, false).await,
                 Method::Delete => {
                     let resp = index_request(env, &owner, "/forget", &json!({"key": key})).await?;
                     if resp.status_code() != 200 {
@@ -662,10 +662,14 @@ fn owner_required() -> Result<Response> {
     )
 }
 
-/// Registers `key` (a session id or view key) in `owner`'s list with the session's summary.
-async fn remember(env: &Env, owner: &str, key: &str) -> Result<Response> {
+/// Registers `key` (a session id or view key) in `owner`'s list with the session's summary;
+/// `creator` only from `POST /api/sessions` (the creator's place is never given up).
+async fn remember(env: &Env, owner: &str, key: &str, creator: bool) -> Result<Response> {
     let headers = Headers::new();
     headers.set("x-owner", owner)?;
+    if creator {
+        headers.set("x-creator", "1")?;
+    }
     let mut resp = forward(env, key, "/remember", Method::Post, Some(headers)).await?;
     if resp.status_code() != 200 {
         return Ok(resp);

@@ -224,10 +224,10 @@ impl DurableObject for SessionDo {
             return Ok(Response::empty()?.with_status(204));
         }
         if path == "/views" || path.starts_with("/views/") {
-            return self.views(&req, &path);
+            return self.views(&req, &path).await;
         }
         if path == "/remember" {
-            return self.remember(&req, false).await;
+            return self.remember(&req, None).await;
         }
         if path == "/rename" {
             return self.rename(req).await;
@@ -798,7 +798,10 @@ impl SessionDo {
         for st in self.streams.borrow_mut().drain(..) {
             let _ = st.tx.unbounded_send(format!(": session {why}\n\n"));
         }
-        let owners = self.with_inner(|i| i.store.owners()).unwrap_or_default();
+        let owners = self
+            .with_inner(|i| i.store.owners())
+            .map(|o| index::push_targets(&o))
+            .unwrap_or_default();
         self.with_inner(|i| i.store.wipe())?;
         self.state.storage().delete_alarm().await?;
         self.state.storage().delete_all().await?;
@@ -1333,7 +1336,7 @@ impl SessionDo {
     /// session id replaced by the view key in every body; anything else is refused.
     async fn view_request(&self, req: Request, path: &str, v: ViewConn) -> Result<Response> {
         if path == "/remember" {
-            return self.remember(&req, true).await;
+            return self.remember(&req, Some(&v.id)).await;
         }
         if path == "/ws" {
             let resp = self.upgrade(&req, Some(v)).await;
@@ -1370,7 +1373,7 @@ impl SessionDo {
 
     /// `POST /views` creates a view link, `GET /views` lists them, `DELETE /views/{id}`
     /// revokes one (its sockets are closed with 4403).
-    fn views(&self, req: &Request, path: &str) -> Result<Response> {
+    async fn views(&self, req: &Request, path: &str) -> Result<Response> {
         let method = req.method();
         match (method, path.strip_prefix("/views/")) {
             (Method::Get, None) => {
@@ -1420,6 +1423,14 @@ impl SessionDo {
                         self.close(&ws, &key, CLOSE_VIEW_REVOKED, "view link revoked");
                     }
                 }
+                // Its owners are forgotten and their read-only rows go: a revoked link stops
+                // following the session in anyone's list.
+                let (gone, session) = self.with_inner(|i| -> Result<_> {
+                    let gone = index::revoked(&i.store.owners()?, id);
+                    i.store.remove_owners(&gone)?;
+                    Ok((gone, i.session.state().session_id.clone()))
+                })?;
+                drop_links(&self.env, &session, &gone).await;
                 log::info("view_revoked", json!({"view": id}));
                 Ok(Response::empty()?.with_status(204))
             }
@@ -1449,23 +1460,26 @@ impl SessionDo {
         })
     }
 
-    /// `/remember`: an owner (`x-owner`, its index's name) keeps this session in its list;
-    /// answers what the row shows.
-    async fn remember(&self, req: &Request, read_only: bool) -> Result<Response> {
+    /// `/remember`: an owner (`x-owner`, its index's name) keeps this session in its list,
+    /// through the view link `view` or else the session id (`x-creator: 1` from the router
+    /// when it created the session); answers what the row shows.
+    async fn remember(&self, req: &Request, view: Option<&str>) -> Result<Response> {
         let owner = req.headers().get("x-owner")?.unwrap_or_default();
         if owner.len() != 64 || !owner.bytes().all(|b| b.is_ascii_hexdigit()) {
             return error_response(400, "owner_required", "No owner to remember this for.");
         }
-        let forgotten = self.with_inner(|i| i.store.add_owner(&owner, now_ms()))?;
+        let link = match view {
+            Some(id) => index::Link::View(id.to_string()),
+            None if req.headers().get("x-creator")?.as_deref() == Some("1") => index::Link::Creator,
+            None => index::Link::Control,
+        };
+        let forgotten = self.with_inner(|i| i.store.add_owner(&owner, link, now_ms()))?;
         let id = self.with_inner(|i| i.session.state().session_id.clone());
-        // An owner pushed out of the session's list loses its row: every row in every index
-        // names a session that still keeps that owner up to date.
-        let body = json!({"sessionRef": index::session_ref(&id)});
-        for gone in forgotten {
-            index_call(&self.env, &gone, "/drop", &body).await;
-        }
+        // An owner pushed out of one of its links loses that link's rows: every row in every
+        // index names a session that still keeps that owner up to date.
+        drop_links(&self.env, &id, &forgotten).await;
         Response::from_json(&json!({"sessionRef": index::session_ref(&id),
-            "readOnly": read_only, "summary": self.summary()?}))
+            "readOnly": view.is_some(), "summary": self.summary()?}))
     }
 
     /// `/rename {name}`: the owners' lists show the new name.
@@ -1504,7 +1518,7 @@ impl SessionDo {
         }
         let (owners, id) = self.with_inner(|i| {
             (
-                i.store.owners().unwrap_or_default(),
+                index::push_targets(&i.store.owners().unwrap_or_default()),
                 i.session.state().session_id.clone(),
             )
         });
@@ -2253,6 +2267,16 @@ pub(crate) async fn index_request(
         .with_body(Some(body.to_string().into()));
     let req = Request::new_with_init(&format!("https://index{path}"), &init)?;
     stub.fetch_with_request(req).await
+}
+
+/// Each owner's rows of `session` made through the link it was pushed out of go from its
+/// index (see [`crate::index::remember`]).
+async fn drop_links(env: &Env, session: &str, gone: &[(String, index::Link)]) {
+    let session_ref = index::session_ref(session);
+    for (owner, link) in gone {
+        let body = json!({"sessionRef": session_ref, "link": link.as_text()});
+        index_call(env, owner, "/drop_link", &body).await;
+    }
 }
 
 /// [`index_request`] where only success matters: false (and a log line) if it failed.

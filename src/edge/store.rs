@@ -9,6 +9,7 @@ use serde::Deserialize;
 use worker::{SqlStorage, SqlStorageValue};
 
 use crate::agents::Stage;
+use crate::index::{Link, Owner};
 use crate::protocol::event::{Message, MessageRole};
 use crate::session::schedule::{Rows, Timer};
 use crate::workspace::{CallRecord, FileVersion, Workspace};
@@ -25,7 +26,8 @@ CREATE TABLE IF NOT EXISTS artifacts (
   created_at INTEGER NOT NULL, PRIMARY KEY (stage, version));
 CREATE TABLE IF NOT EXISTS schedule (timer TEXT PRIMARY KEY, due_at INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS views (hash TEXT PRIMARY KEY, created_at INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS owners (name TEXT PRIMARY KEY, added_at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS owner_links (
+  name TEXT NOT NULL, link TEXT NOT NULL, added_at INTEGER NOT NULL, PRIMARY KEY (name, link));
 CREATE TABLE IF NOT EXISTS files (
   version INTEGER PRIMARY KEY, path TEXT NOT NULL, stage TEXT NOT NULL, attempt INTEGER NOT NULL,
   call_id TEXT NOT NULL, content TEXT);
@@ -268,6 +270,7 @@ impl Store {
             "files",
             "tool_calls",
             "owners",
+            "owner_links",
             "meta",
         ] {
             // `table` is one of our own constants, never input.
@@ -295,6 +298,22 @@ impl Store {
         }
         // Tables added since the session was created.
         sql.exec(SCHEMA, None)?;
+        // Owners kept before links were (issue 33): each came through the session id, and
+        // which was the creator is not known.
+        let old_owners: Vec<Name> = sql
+            .exec(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'owners'",
+                None,
+            )?
+            .to_array()?;
+        if !old_owners.is_empty() {
+            sql.exec(
+                "INSERT OR IGNORE INTO owner_links (name, link, added_at) \
+                 SELECT name, 'control', added_at FROM owners",
+                None,
+            )?;
+            sql.exec("DROP TABLE owners", None)?;
+        }
         Ok(Some(Store::with(sql)))
     }
 
@@ -683,42 +702,59 @@ impl Store {
         Workspace::from_rows(versions, records).map_err(worker::Error::RustError)
     }
 
-    /// Remembers an owner's index (a hash; see [`crate::index`]) to keep up to date; past
-    /// [`crate::index::MAX_OWNERS_PER_SESSION`] the oldest is forgotten.
-    /// Returns the owners forgotten to make room (their rows of this session must go too).
-    pub fn add_owner(&self, name: &str, now: u64) -> worker::Result<Vec<String>> {
-        #[derive(Deserialize)]
-        struct Name {
-            name: String,
-        }
+    /// An owner's index (a hash; see [`crate::index`]) remembers this session through
+    /// `link`; who is pushed out to make room is [`crate::index::remember`]'s decision.
+    /// Returns the owners pushed out (their rows of that link must go too).
+    pub fn add_owner(
+        &self,
+        name: &str,
+        link: Link,
+        now: u64,
+    ) -> worker::Result<Vec<(String, Link)>> {
+        let r = crate::index::remember(&self.owners()?, name, link);
+        self.remove_owners(&r.evicted)?;
         self.write(
-            "INSERT INTO owners (name, added_at) VALUES (?, ?) \
-             ON CONFLICT(name) DO UPDATE SET added_at = excluded.added_at",
-            vec![name.into(), int(now)],
+            "INSERT INTO owner_links (name, link, added_at) VALUES (?, ?, ?) \
+             ON CONFLICT(name, link) DO UPDATE SET added_at = excluded.added_at",
+            vec![
+                r.keep.0.as_str().into(),
+                r.keep.1.as_text().into(),
+                int(now),
+            ],
         )?;
-        let keep = int(crate::index::MAX_OWNERS_PER_SESSION as u64);
-        let gone: Vec<Name> = self
-            .sql
-            .exec(
-                "SELECT name FROM owners WHERE name NOT IN \
-                 (SELECT name FROM owners ORDER BY added_at DESC LIMIT ?)",
-                vec![keep.clone()],
-            )?
-            .to_array()?;
-        self.write(
-            "DELETE FROM owners WHERE name NOT IN \
-             (SELECT name FROM owners ORDER BY added_at DESC LIMIT ?)",
-            vec![keep],
-        )?;
-        Ok(gone.into_iter().map(|n| n.name).collect())
+        Ok(r.evicted)
     }
 
-    pub fn owners(&self) -> worker::Result<Vec<String>> {
-        #[derive(Deserialize)]
-        struct Name {
-            name: String,
+    pub fn remove_owners(&self, gone: &[(String, Link)]) -> worker::Result<()> {
+        for (name, link) in gone {
+            self.write(
+                "DELETE FROM owner_links WHERE name = ? AND link = ?",
+                vec![name.as_str().into(), link.as_text().into()],
+            )?;
         }
-        let rows: Vec<Name> = self.sql.exec("SELECT name FROM owners", None)?.to_array()?;
-        Ok(rows.into_iter().map(|r| r.name).collect())
+        Ok(())
+    }
+
+    pub fn owners(&self) -> worker::Result<Vec<Owner>> {
+        #[derive(Deserialize)]
+        struct Row {
+            name: String,
+            link: String,
+            added_at: f64,
+        }
+        let rows: Vec<Row> = self
+            .sql
+            .exec("SELECT name, link, added_at FROM owner_links", None)?
+            .to_array()?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|r| {
+                Some(Owner {
+                    link: Link::parse(&r.link)?,
+                    name: r.name,
+                    added_at: r.added_at as u64,
+                })
+            })
+            .collect())
     }
 }

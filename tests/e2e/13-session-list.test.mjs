@@ -3,6 +3,9 @@
 // search; a view link opened is listed read-only under its view key (never the session id);
 // forget; delete removes the session's storage and its row; without an access token each
 // browser key is its own list, with one the list is the token's, the same from any browser.
+// Issue 33: a view key changes no session's owners (the creator's row stays whoever remembers
+// it), a revoked view's rows go, numbers are JSON integers, and a search is plain text of up
+// to 100 characters folded by Unicode lowercase (NUL and other control characters refused).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
@@ -147,14 +150,78 @@ test('with an access token the list is the token\'s: the same from another brows
   assert.equal((await api(guarded, browserKey(), { token: 'wrong' })('/api/sessions')).status, 401);
 });
 
-test("an owner pushed out of a session's 16 owners loses its row; an index left empty keeps nothing", async () => {
-  const first = api(open, browserKey());
-  const { id } = await (await first('/api/sessions', { method: 'POST' })).json();
+test("an owner pushed out of a session's 16 owners loses its row, never the creator; an index left empty keeps nothing", async () => {
+  const creator = api(open, browserKey());
+  const { id } = await (await creator('/api/sessions', { method: 'POST' })).json();
   const others = Array.from({ length: 16 }, () => api(open, browserKey()));
   for (const o of others) assert.equal((await o(`/api/sessions/${id}/remember`, { method: 'POST' })).status, 200);
-  // The first owner was the oldest of 17: pushed out, its row dropped.
-  await eventually(async () => assert.deepEqual(await list(first), []), 'the first owner lost its row');
-  for (const o of others) assert.deepEqual((await list(o)).map((r) => r.key), [id]);
+  // 17 through the session id: the oldest who is not the creator is pushed out, its row dropped.
+  await eventually(async () => assert.deepEqual(await list(others[0]), []), 'the oldest other owner lost its row');
+  for (const o of others.slice(1)) assert.deepEqual((await list(o)).map((r) => r.key), [id]);
+  assert.deepEqual((await list(creator)).map((r) => r.key), [id], "the creator's row stays");
   // Listing an owner that never had a row, with an over-long search, is still refused.
   assert.equal((await api(open, browserKey())(`/api/sessions?q=${'q'.repeat(101)}`)).status, 400);
+});
+
+test('a view key changes no owners: 16 fresh keys remembering it keep the creator\'s and every control row; a revoked view\'s rows go', async () => {
+  const creator = api(open, browserKey());
+  const { id } = await (await creator('/api/sessions', { method: 'POST' })).json();
+  const controls = Array.from({ length: 15 }, () => api(open, browserKey()));
+  for (const c of controls) assert.equal((await c(`/api/sessions/${id}/remember`, { method: 'POST' })).status, 200);
+  const view = await (await creator(`/api/sessions/${id}/views`, { method: 'POST' })).json();
+  const viewers = Array.from({ length: 16 }, () => api(open, browserKey()));
+  for (const v of viewers) assert.equal((await v(`/api/sessions/${view.key}/remember`, { method: 'POST' })).status, 200);
+  // The session keeps 16 owners through its id (full) and 4 per view link: the viewers pushed
+  // out only each other.
+  assert.deepEqual((await list(creator)).map((r) => [r.key, r.readOnly]), [[id, false]]);
+  for (const c of controls) assert.deepEqual((await list(c)).map((r) => r.key), [id]);
+  await eventually(async () => {
+    for (const v of viewers.slice(0, 12)) assert.deepEqual(await list(v), []);
+  }, 'the older viewers lost their rows');
+  const kept = viewers.slice(12);
+  for (const v of kept) assert.deepEqual((await list(v)).map((r) => [r.key, r.readOnly]), [[view.key, true]]);
+
+  // The creator's own read-only row through the view stays beside its control row.
+  await creator(`/api/sessions/${view.key}/remember`, { method: 'POST' });
+  assert.deepEqual((await list(creator)).map((r) => r.readOnly).sort(), [false, true]);
+
+  // Revoked: every row made through that view goes, and a rename no longer reaches them.
+  assert.equal((await creator(`/api/sessions/${id}/views/${view.id}`, { method: 'DELETE' })).status, 204);
+  await eventually(async () => {
+    for (const v of kept) assert.deepEqual(await list(v), []);
+  }, "the revoked view's rows are gone");
+  assert.deepEqual((await list(creator)).map((r) => [r.key, r.readOnly]), [[id, false]], "the creator keeps its control row");
+  assert.equal((await creator(`/api/sessions/${id}`, { method: 'PATCH', body: '{"name":"After revoke"}' })).status, 200);
+  assert.equal((await list(creator))[0].name, 'After revoke');
+  for (const v of kept) assert.deepEqual(await list(v), [], 'a revoked viewer follows nothing');
+  assert.equal((await kept[0](`/api/sessions/${view.key}/remember`, { method: 'POST' })).status, 404, 'nor remembers it again');
+});
+
+test('the list sends integers as JSON integers, and a search is plain text: 80 characters, Unicode case, NUL refused', async () => {
+  const me = api(open, browserKey());
+  const { id } = await (await me('/api/sessions', { method: 'POST' })).json();
+  const raw = await (await me('/api/sessions')).text();
+  assert.doesNotMatch(raw, /\d\.\d/, `no float in ${raw}`);
+  const [row] = JSON.parse(raw).sessions;
+  for (const k of ['stagesDone', 'tokens', 'costMicroUsd', 'createdAt', 'updatedAt']) {
+    assert.ok(Number.isInteger(row[k]), `${k}: ${row[k]}`);
+    assert.match(raw, new RegExp(`"${k}":\\d+[,}]`), k);
+  }
+
+  const long = `Élan ${'plan '.repeat(15)}`.trim(); // 79 characters
+  assert.equal((await me(`/api/sessions/${id}`, { method: 'PATCH', body: JSON.stringify({ name: `${long}!` }) })).status, 200);
+  const q80 = `${long}!`;
+  assert.equal(q80.length, 80);
+  assert.deepEqual((await list(me, q80)).map((r) => r.key), [id], 'an 80-character search (SQLite LIKE refused over 50 bytes)');
+  assert.deepEqual((await list(me, q80.toUpperCase())).map((r) => r.key), [id], 'ÉLAN finds Élan');
+  assert.deepEqual((await list(me, 'élan plan')).map((r) => r.key), [id]);
+  assert.deepEqual(await list(me, `${q80.slice(0, 79)}?`), []);
+  assert.deepEqual((await list(me, 'x'.repeat(100))), [], '100 characters: answered');
+  for (const bad of ['\0', 'plan\0', 'a\u0007b']) {
+    const res = await me(`/api/sessions?q=${encodeURIComponent(bad)}`);
+    assert.equal(res.status, 400, JSON.stringify(bad));
+    const body = await res.json();
+    assert.equal(body.error.code, 'invalid_field');
+    assert.match(body.error.message, /control characters/);
+  }
 });
