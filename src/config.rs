@@ -178,6 +178,20 @@ impl Config {
         })
     }
 
+    /// How often a session in use writes down that it was active (its idle expiry counts from
+    /// there): at most once a minute, and at least four times per `SESSION_IDLE_TTL_S`. A
+    /// fixed minute let a TTL under 60 s expire a session the moment its socket closed (the
+    /// last activity written was older than the TTL); now one in use outlives its last
+    /// activity by at least three quarters of the TTL, whatever the TTL.
+    pub fn activity_write_ms(&self) -> u64 {
+        (self.session_idle_ttl_ms / 4).clamp(1, 60_000)
+    }
+
+    /// Whether activity at `now` is written down, the last written being `written_at`.
+    pub fn activity_due(&self, written_at: u64, now: u64) -> bool {
+        now >= written_at + self.activity_write_ms()
+    }
+
     /// How often the alarm looks for idle sockets: a third of the idle limit, at most the
     /// protocol's sweep interval.
     pub fn sweep_interval_ms(&self) -> u64 {
@@ -457,6 +471,53 @@ mod tests {
         assert!(cfg(&[("MAX_SESSIONS", "0")])
             .unwrap_err()
             .contains("MAX_SESSIONS"));
+    }
+
+    /// A session in use under `ttl_s`: a command at 0, a socket open until `close_at` (the
+    /// expiry timer fires while it is open and only moves on), then nothing. When it is
+    /// deleted, as the Session DO's `touch` and `expire_due` decide.
+    fn deleted_at(ttl_s: &str, close_at: u64) -> u64 {
+        let c = cfg(&[("SESSION_IDLE_TTL_S", ttl_s)]).unwrap();
+        let ttl = c.session_idle_ttl_ms;
+        let mut active_at = 0;
+        let mut expire_at = ttl;
+        // Each expiry while the socket is open finds the session busy and touches it; a
+        // timer left in the past fires again at once.
+        while expire_at < close_at {
+            if c.activity_due(active_at, expire_at) {
+                active_at = expire_at;
+            }
+            expire_at = (active_at + ttl).max(expire_at + 1);
+        }
+        // The socket's close touches it too.
+        if c.activity_due(active_at, close_at) {
+            active_at = close_at;
+        }
+        (active_at + ttl).max(close_at)
+    }
+
+    #[test]
+    fn a_short_idle_ttl_keeps_a_session_in_use_past_its_socket_closing() {
+        for (ttl_s, close_at) in [
+            ("30", 45_000),
+            ("30", 59_999),
+            ("2", 4_500),
+            ("59", 100_000),
+        ] {
+            let ttl = ttl_s.parse::<u64>().unwrap() * 1000;
+            let at = deleted_at(ttl_s, close_at);
+            assert!(
+                at >= close_at + ttl * 3 / 4,
+                "TTL {ttl_s} s, closed at {close_at}: deleted at {at}"
+            );
+        }
+        // Days-long TTLs still write at most once a minute.
+        let c = cfg(&[]).unwrap();
+        assert_eq!(c.activity_write_ms(), 60_000);
+        assert!(!c.activity_due(0, 59_999));
+        assert!(c.activity_due(0, 60_000));
+        let short = cfg(&[("SESSION_IDLE_TTL_S", "2")]).unwrap();
+        assert_eq!(short.activity_write_ms(), 500);
     }
 
     #[test]

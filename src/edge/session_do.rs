@@ -78,8 +78,6 @@ struct ViewConn {
 
 /// Sessions tell the admission object their sockets are alive this often.
 const LEASE_RENEW_MS: u64 = 5 * 60_000;
-/// The last-activity time is written at most this often (it only moves the expiry).
-const ACTIVE_WRITE_MS: u64 = 60_000;
 /// The header in which the router says when it sent a request here (epoch ms).
 pub(crate) const SENT_AT: &str = "x-sent-at";
 /// A request that reaches the object this late is logged (`session_request_late`): it waited
@@ -754,13 +752,14 @@ impl SessionDo {
         }
     }
 
-    /// Moves the idle expiry (written at most once a minute).
+    /// Moves the idle expiry (written at most once a minute, and often enough for a short
+    /// `SESSION_IDLE_TTL_S`: [`Config::activity_write_ms`]).
     fn touch(&self, now: u64) -> Result<()> {
         let mut g = self.inner.borrow_mut();
         let Some(i) = g.as_mut() else {
             return Ok(());
         };
-        if now >= i.active_at + ACTIVE_WRITE_MS {
+        if i.cfg.activity_due(i.active_at, now) {
             i.store.set_meta("active_at", &now.to_string())?;
             i.active_at = now;
         }
