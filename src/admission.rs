@@ -5,13 +5,18 @@
 //!
 //! | rule | default | on breach |
 //! |---|---|---|
-//! | sessions created per client address | 10/min, burst 20 | `429 too_many_sessions` + `Retry-After` |
+//! | sessions created per client address | 10/min, burst 20; an IPv6 /48 4× that | `429 too_many_sessions` + `Retry-After` |
 //! | sessions that exist at once | 10,000 (`MAX_SESSIONS`) | `503 session_limit_reached` + `Retry-After` |
-//! | sockets per client address, all sessions | 32 (`SOCKETS_PER_CLIENT`) | `429 too_many_connections` |
+//! | sockets per client address, all sessions | 32 (`SOCKETS_PER_CLIENT`); an IPv6 /48 128 | `429 too_many_connections` |
 //! | wrong access tokens per client address | 20 per minute (a missing token is not counted) | `429 too_many_failures` for a minute, before the token is looked at |
 //!
-//! A client is its address (`CF-Connecting-IP`; locally the peer address); an IPv6 address
-//! counts by its /64, which one user usually holds whole. Buckets and leases are soft state:
+//! A client is its address ([`client_of`]: `CF-Connecting-IP` as Cloudflare sets it; under
+//! `wrangler dev` one local bucket, since there the header is whatever the client sent). An
+//! IPv6 address counts by its /64, which one user usually holds whole, and also by its /48
+//! ([`network_key`]), which holds [`NETWORK_SHARE`] times a client's share of sessions and
+//! sockets: a home line is often a /56 (256 /64s), so without it one line could create 256 ×
+//! the burst at once. The global cap stays exposed to clients with many networks (many /48s
+//! or many IPv4 addresses): each holds its own share. Buckets and leases are soft state:
 //! if the object restarts they start afresh (lenient, never stuck), and sessions renew their
 //! sockets' leases from their sweep, so a lease whose socket died unseen lapses after
 //! [`SOCKET_LEASE_MS`]. The count of sessions is the one durable number. Memory is bounded:
@@ -32,6 +37,11 @@ pub const SOCKET_LEASE_MS: u64 = 10 * 60_000;
 pub const MAX_CLIENTS: usize = 50_000;
 /// How long a refusal for the global cap asks the client to wait.
 pub const SESSION_CAP_RETRY_MS: u64 = 60_000;
+/// An IPv6 /48 may hold this many times one client's (/64's) sessions a minute, burst and
+/// sockets.
+pub const NETWORK_SHARE: u32 = 4;
+/// The bucket every request counts in under `wrangler dev`.
+pub const LOCAL_CLIENT: &str = "local";
 
 /// The configurable limits (see [`crate::config`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -72,6 +82,9 @@ impl Refusal {
 struct Client {
     /// Session-creation bucket (`None` = full).
     tokens: Option<f64>,
+    /// When `tokens` was last refilled (its own clock: a socket or a guess adds nothing).
+    #[serde(default)]
+    bucket_ms: u64,
     last_ms: u64,
     failures: u32,
     window_start: u64,
@@ -80,6 +93,16 @@ struct Client {
 }
 
 impl Client {
+    /// The session bucket refilled to `now` (`per_ms` tokens a millisecond, at most `burst`).
+    fn refill(&mut self, per_ms: f64, burst: f64, now: u64) -> f64 {
+        let elapsed = now.saturating_sub(self.bucket_ms) as f64;
+        let tokens = (self.tokens.unwrap_or(burst) + elapsed * per_ms).min(burst);
+        self.bucket_ms = self.bucket_ms.max(now);
+        self.last_ms = self.last_ms.max(now);
+        self.tokens = (tokens < burst).then_some(tokens);
+        tokens
+    }
+
     fn forgettable(&self, now: u64) -> bool {
         self.tokens.is_none()
             && self.sockets == 0
@@ -116,6 +139,43 @@ pub fn client_key(addr: &str) -> String {
     }
     groups.truncate(4);
     format!("{}::/64", groups.join(":"))
+}
+
+/// The wider bucket a client also counts in: an IPv6 client's /48 (from its /64 key);
+/// `None` for IPv4 and the local bucket.
+pub fn network_key(client: &str) -> Option<String> {
+    let groups: Vec<&str> = client.strip_suffix("::/64")?.split(':').collect();
+    (groups.len() == 4).then(|| format!("{}::/48", groups[..3].join(":")))
+}
+
+/// Which client a request counts as. Deployed, Cloudflare sets `CF-Connecting-IP` to the
+/// peer's address, replacing any the client sent. Under `wrangler dev` (`local`) the header
+/// is the client's own if it sent one (wrangler sets it from the socket only when absent), so
+/// it is not read: every local request counts in one bucket, [`LOCAL_CLIENT`]. That is the
+/// only sound choice there, since the Worker never sees the peer address itself, and a
+/// `wrangler dev` listening on loopback serves one machine anyway.
+pub fn client_of(connecting_ip: Option<&str>, local: bool) -> String {
+    match connecting_ip.map(str::trim).filter(|ip| !ip.is_empty()) {
+        Some(ip) if !local => client_key(ip),
+        _ => LOCAL_CLIENT.to_string(),
+    }
+}
+
+/// Whether a request reached `wrangler dev` rather than Cloudflare: its URL is plain `http`
+/// on a loopback host, or its `Host` is loopback. Cloudflare's edge reaches a Worker only by
+/// its own name, so a loopback name never arrives deployed. A local client may send any
+/// `Host`, but not the scheme: wrangler builds the URL's scheme from its own listening socket
+/// (plain HTTP unless started with `--local-protocol https`).
+pub fn is_local(url_scheme: &str, url_host: &str, host_header: &str) -> bool {
+    let loopback = |h: &str| {
+        let h = h.trim().to_ascii_lowercase();
+        let name = match h.strip_prefix('[') {
+            Some(rest) => rest.split(']').next().unwrap_or_default().to_string(),
+            None => h.rsplit_once(':').map_or(h.clone(), |(n, _)| n.to_string()),
+        };
+        name == "localhost" || name == "::1" || name.starts_with("127.")
+    };
+    url_scheme == "http" || loopback(url_host) || loopback(host_header)
 }
 
 impl Admission {
@@ -164,26 +224,46 @@ impl Admission {
         }
         let per_ms = limits.sessions_per_min as f64 / 60_000.0;
         let burst = limits.session_burst as f64;
-        let c = self.client(client, now);
-        let elapsed = now.saturating_sub(c.last_ms) as f64;
-        let tokens = (c.tokens.unwrap_or(burst) + elapsed * per_ms).min(burst);
-        c.last_ms = c.last_ms.max(now);
-        if tokens < 1.0 {
-            c.tokens = Some(tokens);
-            let wait = ((1.0 - tokens) / per_ms).ceil() as u64;
+        let share = NETWORK_SHARE as f64;
+        // The client's own bucket, and its network's (a /48) at NETWORK_SHARE times the rate:
+        // both must hold a token, and both give one.
+        let mut buckets = vec![(client.to_string(), per_ms, burst, false)];
+        if let Some(net) = network_key(client) {
+            buckets.push((net, per_ms * share, burst * share, true));
+        }
+        let mut wait: Option<(u64, bool)> = None;
+        for (key, per_ms, burst, network) in &buckets {
+            let tokens = self.client(key, now).refill(*per_ms, *burst, now);
+            if tokens < 1.0 {
+                let ms = ((1.0 - tokens) / per_ms).ceil() as u64;
+                if wait.is_none_or(|(w, _)| ms > w) {
+                    wait = Some((ms, *network));
+                }
+            }
+        }
+        if let Some((wait, network)) = wait {
+            let (who, rate) = if network {
+                (
+                    "your network (its /48)",
+                    limits.sessions_per_min * NETWORK_SHARE,
+                )
+            } else {
+                ("your address", limits.sessions_per_min)
+            };
             return Err(Refusal::new(
                 429,
                 "too_many_sessions",
                 format!(
-                    "Too many new sessions from your address (at most {} a minute); try again in {} s.",
-                    limits.sessions_per_min,
+                    "Too many new sessions from {who} (at most {rate} a minute); try again in {} s.",
                     wait.div_ceil(1000).max(1)
                 ),
                 Some(wait),
             ));
         }
-        let left = tokens - 1.0;
-        c.tokens = if left >= burst { None } else { Some(left) };
+        for (key, _, burst, _) in &buckets {
+            let c = self.client(key, now);
+            c.tokens = Some(c.tokens.unwrap_or(*burst) - 1.0);
+        }
         self.sessions += 1;
         Ok(())
     }
@@ -205,6 +285,20 @@ impl Admission {
         if self.leases.contains_key(lease) {
             return Ok(());
         }
+        let network = network_key(client);
+        let net_cap = limits.sockets_per_client.saturating_mul(NETWORK_SHARE);
+        if let Some(net) = &network {
+            if self.client(net, now).sockets >= net_cap {
+                return Err(Refusal::new(
+                    429,
+                    "too_many_connections",
+                    format!(
+                        "Your network (its /48) already holds {net_cap} connections to BotArmy; close some tabs."
+                    ),
+                    None,
+                ));
+            }
+        }
         let c = self.client(client, now);
         if c.sockets >= limits.sockets_per_client {
             return Err(Refusal::new(
@@ -217,8 +311,11 @@ impl Admission {
                 None,
             ));
         }
-        c.sockets += 1;
-        c.last_ms = c.last_ms.max(now);
+        for key in std::iter::once(client.to_string()).chain(network) {
+            let c = self.client(&key, now);
+            c.sockets += 1;
+            c.last_ms = c.last_ms.max(now);
+        }
         self.leases
             .insert(lease.to_string(), (client.to_string(), now));
         Ok(())
@@ -226,8 +323,11 @@ impl Admission {
 
     pub fn close_socket(&mut self, lease: &str) {
         if let Some((client, _)) = self.leases.remove(lease) {
-            if let Some(c) = self.clients.get_mut(&client) {
-                c.sockets = c.sockets.saturating_sub(1);
+            let network = network_key(&client);
+            for key in std::iter::once(client).chain(network) {
+                if let Some(c) = self.clients.get_mut(&key) {
+                    c.sockets = c.sockets.saturating_sub(1);
+                }
             }
         }
     }
@@ -238,7 +338,9 @@ impl Admission {
             match self.leases.get_mut(lease) {
                 Some(l) => l.1 = now,
                 None => {
-                    self.client(client, now).sockets += 1;
+                    for key in std::iter::once(client.clone()).chain(network_key(client)) {
+                        self.client(&key, now).sockets += 1;
+                    }
                     self.leases.insert(lease.clone(), (client.clone(), now));
                 }
             }
@@ -433,6 +535,171 @@ mod tests {
         let _ = a.create_session("x", &limits(), 10 * 60_000);
         let _ = a.create_session("y", &limits(), 30 * 60_000);
         assert!(a.sizes().0 <= 2, "{:?}", a.sizes());
+    }
+
+    /// The /64 key of the `i`-th /64 of one /56 (a home line).
+    fn home_line(i: u32) -> String {
+        client_key(&format!("2001:db8:1:{:x}::1", 0x4200 + i))
+    }
+
+    #[test]
+    fn one_ipv6_line_of_256_slash_64s_creates_only_its_slash_48s_share_of_sessions() {
+        let mut a = Admission::new(0);
+        let burst = limits().session_burst * NETWORK_SHARE;
+        let made = (0..256)
+            .flat_map(|i| std::iter::repeat_n(home_line(i), 20))
+            .filter(|c| a.create_session(c, &limits(), 0).is_ok())
+            .count();
+        assert_eq!(made, burst as usize, "not 256 × 20 = 5,120");
+        let r = a.create_session(&home_line(255), &limits(), 0).unwrap_err();
+        assert_eq!((r.status, r.code.as_str()), (429, "too_many_sessions"));
+        assert!(r.message.contains("/48"), "{}", r.message);
+        assert_eq!(r.retry_after_ms, Some(1500), "40 a minute: one every 1.5 s");
+        // Another /48, and IPv4, are not affected; the line refills at four clients' rate.
+        assert!(a
+            .create_session(&client_key("2001:db8:2::1"), &limits(), 0)
+            .is_ok());
+        assert!(a.create_session("203.0.113.9", &limits(), 0).is_ok());
+        assert!(a.create_session(&home_line(7), &limits(), 1_500).is_ok());
+        assert!(a.create_session(&home_line(8), &limits(), 1_500).is_err());
+    }
+
+    #[test]
+    fn filling_max_sessions_from_one_line_takes_hours_not_minutes() {
+        // The line: 256 /64s at 10 a minute each filled 10,000 in about two minutes.
+        let l = AdmissionLimits {
+            max_sessions: 10_000,
+            ..limits()
+        };
+        let mut a = Admission::new(0);
+        let mut minute = 0;
+        while a.sessions() < l.max_sessions && minute < 600 {
+            // Each /64 asks once a minute (ten would be refused the same way, only slower).
+            for i in 0..256 {
+                let _ = a.create_session(&home_line(i), &l, minute * 60_000);
+            }
+            minute += 1;
+        }
+        assert!(
+            a.sessions() <= 80 + 40 * minute,
+            "{} in {minute} min",
+            a.sessions()
+        );
+        assert!(minute >= 240, "filled after {minute} minutes");
+    }
+
+    #[test]
+    fn a_full_slash_64_does_not_spend_its_networks_tokens() {
+        let mut a = Admission::new(0);
+        let me = home_line(0);
+        for _ in 0..limits().session_burst {
+            a.create_session(&me, &limits(), 0).unwrap();
+        }
+        for _ in 0..100 {
+            assert!(a.create_session(&me, &limits(), 0).is_err());
+        }
+        // The rest of the line still has its network's remaining 60.
+        let rest = (1..=60)
+            .filter(|i| a.create_session(&home_line(*i), &limits(), 0).is_ok())
+            .count();
+        assert_eq!(rest, 60);
+    }
+
+    #[test]
+    fn sockets_are_capped_per_slash_48_too_and_freed_with_their_lease() {
+        let mut a = Admission::new(0);
+        let cap = (limits().sockets_per_client * NETWORK_SHARE) as usize;
+        let mut opened = Vec::new();
+        for i in 0..(cap as u32 + 5) {
+            let lease = format!("l{i}");
+            if a.open_socket(&home_line(i), &lease, &limits(), 0).is_ok() {
+                opened.push(lease);
+            }
+        }
+        assert_eq!(opened.len(), cap);
+        let r = a
+            .open_socket(&home_line(99), "x", &limits(), 0)
+            .unwrap_err();
+        assert_eq!(r.code, "too_many_connections");
+        assert!(r.message.contains("/48"));
+        a.close_socket(&opened[0]);
+        assert!(a.open_socket(&home_line(99), "x", &limits(), 0).is_ok());
+        // A restarted object learns both counts back from the sessions' renewals.
+        let mut fresh = Admission::new(0);
+        let leases: Vec<(String, String)> = (0..cap as u32)
+            .map(|i| (format!("r{i}"), home_line(i)))
+            .collect();
+        fresh.renew(&leases, 0);
+        assert!(fresh
+            .open_socket(&home_line(200), "y", &limits(), 0)
+            .is_err());
+    }
+
+    #[test]
+    fn a_socket_or_a_guess_does_not_cost_the_session_bucket_its_refill() {
+        let mut a = Admission::new(0);
+        for _ in 0..20 {
+            a.create_session("c", &limits(), 0).unwrap();
+        }
+        // A socket opened at 59 s used to restart the refill clock: one minute refills ten.
+        a.open_socket("c", "l", &limits(), 59_000).unwrap();
+        let _ = a.auth_failed("c", 59_500);
+        let made = (0..20)
+            .filter(|_| a.create_session("c", &limits(), 60_000).is_ok())
+            .count();
+        assert_eq!(made, 10);
+    }
+
+    #[test]
+    fn under_wrangler_dev_a_client_set_address_is_not_trusted() {
+        // Deployed (https, the Worker's own name): Cloudflare's header, IPv6 by its /64.
+        assert!(!is_local(
+            "https",
+            "botarmy.example.workers.dev",
+            "botarmy.example.workers.dev"
+        ));
+        assert_eq!(client_of(Some("2001:db8::9"), false), "2001:db8:0:0::/64");
+        assert_eq!(client_of(Some(" 203.0.113.9 "), false), "203.0.113.9");
+        // wrangler dev: plain http, or a loopback name, whatever Host the client claims.
+        for (scheme, url_host, host) in [
+            ("http", "127.0.0.1", "127.0.0.1:8787"),
+            (
+                "http",
+                "botarmy.example.workers.dev",
+                "botarmy.example.workers.dev",
+            ),
+            ("https", "localhost", "localhost:8787"),
+            ("https", "[::1]", "[::1]:8787"),
+            ("https", "x.workers.dev", "127.0.0.1:8787"),
+        ] {
+            assert!(
+                is_local(scheme, url_host, host),
+                "{scheme} {url_host} {host}"
+            );
+        }
+        for made_up in ["198.51.100.1", "198.51.100.2", "2001:db8:ffff::1", ""] {
+            assert_eq!(client_of(Some(made_up), true), LOCAL_CLIENT);
+        }
+        assert_eq!(client_of(None, true), LOCAL_CLIENT);
+        assert_eq!(
+            client_of(None, false),
+            LOCAL_CLIENT,
+            "no header deployed: one bucket"
+        );
+    }
+
+    #[test]
+    fn the_network_of_a_client_is_its_slash_48_and_ipv4_has_none() {
+        assert_eq!(
+            network_key(&client_key("2001:db8:1:4200::1")).as_deref(),
+            Some("2001:db8:1::/48")
+        );
+        assert_eq!(
+            network_key(&client_key("2001:db8:1:42ff:1:2:3:4")),
+            network_key(&client_key("2001:DB8:1:4201::"))
+        );
+        assert_eq!(network_key("203.0.113.9"), None);
+        assert_eq!(network_key(LOCAL_CLIENT), None);
     }
 
     #[test]

@@ -15,7 +15,7 @@ use worker::{Delay, Env, Headers, Method, Request, RequestInit, Response, Result
 use super::admission_do::{self, Ask};
 use super::session_do::{index_call, index_request, random_hex, SENT_AT};
 use super::{config, error_response, log, now_ms, read_only_response};
-use crate::admission::{client_key, Refusal};
+use crate::admission::{client_of, is_local, Refusal};
 use crate::config::Config;
 use crate::index;
 use crate::protocol::agui_http::{self, MAX_BODY_BYTES};
@@ -548,11 +548,14 @@ fn check_origin(req: &Request, cfg: &Config) -> Result<Option<Response>> {
     .map(Some)
 }
 
-/// The client's address: `CF-Connecting-IP` (set by Cloudflare, and by `wrangler dev`
-/// locally), IPv6 counted by its /64.
+/// The client a request counts as ([`client_of`]): `CF-Connecting-IP` deployed, one local
+/// bucket under `wrangler dev`, where that header is the client's own.
 fn client(req: &Request) -> Result<String> {
-    let ip = req.headers().get("cf-connecting-ip")?.unwrap_or_default();
-    Ok(client_key(if ip.is_empty() { "local" } else { &ip }))
+    let url = req.url()?;
+    let host = req.headers().get("host")?.unwrap_or_default();
+    let local = is_local(url.scheme(), url.host_str().unwrap_or_default(), &host);
+    let ip = req.headers().get("cf-connecting-ip")?;
+    Ok(client_of(ip.as_deref(), local))
 }
 
 /// An admission refusal as an HTTP answer, with `Retry-After` when it has one.

@@ -10,7 +10,9 @@
 //   - Host: a name that is not the Worker's (DNS rebinding) is refused 421 before anything;
 //   - the access token: `bearer` in any case; a token subprotocol is never echoed; repeated
 //     wrong tokens are refused 429 for a while; a malformed frame is one warning log line;
-//   - an idempotency id reused for another command is refused `id_reused`.
+//   - an idempotency id reused for another command is refused `id_reused`;
+//   - under `wrangler dev` a made-up `CF-Connecting-IP` (any value, any Host) is not a new
+//     client: it gets past no empty bucket, no socket cap and no wrong-token block.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
@@ -164,6 +166,51 @@ test('an idle session expires by its own alarm and leaves no rows; an open socke
   assert.equal(status, 404, 'expired once nothing was connected');
   await w.stop();
   assert.deepEqual(sessionTables(w), [], 'no session rows left on disk');
+});
+
+test('under wrangler dev a made-up CF-Connecting-IP is the one local client: no way past an empty bucket, the socket cap or the wrong-token block', async () => {
+  const TOKEN = 'spoof-test-token-0123456789abcdef';
+  const auth = { Authorization: `Bearer ${TOKEN}` };
+  const w = await worker('harden-spoof', { BOTARMY_ACCESS_TOKEN: TOKEN, SESSIONS_PER_MIN_PER_CLIENT: '1', SESSION_BURST_PER_CLIENT: '3', SOCKETS_PER_CLIENT: '2' }, { limits: 'default' });
+  const port = new URL(w.url).port;
+  let n = 0;
+  // Each request claims another address; some also name another Host (loopback or the
+  // platform's), none of which makes wrangler dev's plain HTTP a Cloudflare request.
+  const spoof = () => {
+    n += 1;
+    const ip = n % 2 ? `198.51.100.${n}` : `2001:db8:${n.toString(16)}::1`;
+    const host = [`127.0.0.1:${port}`, `localhost:${port}`, 'botarmy.example.workers.dev'][n % 3];
+    return { 'CF-Connecting-IP': ip, Host: host };
+  };
+  const created = [];
+  for (let i = 0; i < 18; i++) created.push(await raw(w.url, '/api/sessions', { method: 'POST', headers: { ...auth, ...spoof() } }));
+  const statuses = created.map((r) => r.status);
+  assert.deepEqual(statuses.slice(0, 3), [201, 201, 201], 'the burst of 3');
+  assert.deepEqual(statuses.slice(3), Array(15).fill(429), `15 of 15 refused: ${statuses}`);
+  assert.equal(created[3].json.error.code, 'too_many_sessions');
+
+  // Sockets: two, then every made-up address is refused; a closed one frees its place.
+  const id = created[0].json.id;
+  const protocols = ['botarmy.v1', `botarmy.token.${TOKEN}`];
+  const open = [];
+  for (let i = 0; i < 2; i++) open.push(await SessionClient.open(w.url, id, { protocols, headers: { 'CF-Connecting-IP': `203.0.113.${i}` } }));
+  for (let i = 0; i < 3; i++) {
+    const refused = await SessionClient.open(w.url, id, { protocols, headers: { 'CF-Connecting-IP': `192.0.2.${i}` } }).catch((e) => e);
+    assert.equal(refused.status, 429, `a 3rd socket from a made-up address: ${refused}`);
+    assert.equal(refused.json.error.code, 'too_many_connections');
+  }
+  for (const c of open) await c.close();
+
+  // Wrong tokens: blocked after 20, whatever address each guess claims — the right token too.
+  const guesses = [];
+  for (let i = 0; i < 24; i++) {
+    guesses.push((await raw(w.url, `/api/sessions/${id}`, { headers: { Authorization: `Bearer guess-${i}`, ...spoof() } })).status);
+  }
+  assert.deepEqual(guesses.slice(0, 20), Array(20).fill(401), JSON.stringify(guesses));
+  assert.ok(guesses.slice(21).every((s) => s === 429), JSON.stringify(guesses));
+  const blocked = await raw(w.url, `/api/sessions/${id}`, { headers: { ...auth, ...spoof() } });
+  assert.equal(blocked.status, 429, 'a fresh made-up address is still the blocked client');
+  assert.equal(blocked.json.error.code, 'too_many_failures');
 });
 
 test('DELETE removes a session: token required when set, sockets closed 4404, storage and timers gone', async () => {
