@@ -101,6 +101,13 @@ export class LeanClient {
     this.pending = new Map();
     this.control = [];
     this.closed = null;
+    // Flow control, as the UI and tests/support/client.mjs do it: when the welcome offers
+    // `flow`, ack every 256 KiB read, 250 ms after the last event, and at caught_up; without
+    // acks a catch-up stops after its first 1 MiB page (docs/protocol.md, "Flow control").
+    this.flow = null;
+    this.unackedBytes = 0;
+    this.ackTimer = null;
+    this.acksSent = 0;
   }
 
   connect(timeoutMs = 15000) {
@@ -108,6 +115,7 @@ export class LeanClient {
     this.ws = ws;
     this.closed = new Promise((resolve) =>
       ws.once('close', (code) => {
+        clearTimeout(this.ackTimer);
         this.closeCode = code;
         resolve(code);
         // Nothing more will arrive on this socket: fail whoever waits for it.
@@ -165,6 +173,7 @@ export class LeanClient {
     } catch {
       return; // "pong" auto-response
     }
+    this.unackedBytes += raw.length;
     if (typeof ev.seq === 'number') {
       if (ev.seq <= this.lastSeq) this.duplicates += 1;
       else {
@@ -174,8 +183,11 @@ export class LeanClient {
         this.times.push(t);
         if (this.keepRaw) this.raw.push(raw);
       }
+      this._scheduleAck();
     } else {
       this.control.push({ t, ev });
+      if (ev.type === 'CUSTOM' && ev.name === 'welcome') this.flow = (ev.value && ev.value.flow) || null;
+      if (ev.type === 'CUSTOM' && ev.name === 'caught_up') this._scheduleAck(true);
       if (ev.type === 'CUSTOM' && (ev.name === 'ack' || ev.name === 'rejected')) {
         const p = this.pending.get(ev.value && ev.value.id);
         if (p) {
@@ -195,6 +207,27 @@ export class LeanClient {
         }
       }
     }
+  }
+
+  _scheduleAck(now = false) {
+    if (!this.flow) return;
+    if (now || this.unackedBytes >= 256 * 1024) {
+      clearTimeout(this.ackTimer);
+      this.ackTimer = null;
+      this._sendAck();
+    } else if (!this.ackTimer) {
+      this.ackTimer = setTimeout(() => {
+        this.ackTimer = null;
+        this._sendAck();
+      }, 250);
+    }
+  }
+
+  _sendAck() {
+    if (!this.ws || this.ws.readyState !== WebSocket.OPEN) return;
+    this.unackedBytes = 0;
+    this.acksSent += 1;
+    this.ws.send(JSON.stringify({ type: 'ack', seq: this.lastSeq }));
   }
 
   /** Resolves {ev, t} with the next frame (logged or not) satisfying pred. */
@@ -245,6 +278,8 @@ export class LeanClient {
   }
 
   async close() {
+    clearTimeout(this.ackTimer);
+    this.ackTimer = null;
     if (!this.ws || this.ws.readyState === WebSocket.CLOSED) return;
     this.ws.close(1000);
     await Promise.race([this.closed, sleep(3000)]);
