@@ -335,3 +335,26 @@ test("a rejected Developer's files are replaced by the rerun's, and a retry afte
   checkInvariants(events, 'redo');
   assert.ok(events.some((e) => e.type === 'CUSTOM' && e.name === 'agent_error' && e.value.stage === 'developer' && e.value.retryable), 'the cut stream was retried');
 });
+
+test('paths that would mislead elsewhere are refused in words: device names, look-alikes, invisible characters, case in any script', async () => {
+  // Issue 33: each of these was accepted. The decomposed café.txt is the composed one's file.
+  const scenario = tag('misleading');
+  const write = (p) => ({ name: 'write_file', arguments: { path: p, content: 'x' } });
+  const paths = ['\u00c9lan.md', '\u00e9lan.md', 'CONIN$', 'clock$.txt', '\uff0e\uff0e\uff0fescape.txt', 'invoice\u202etxt.exe', 'zero\u200bwidth.md', 'cafe\u0301.txt', 'caf\u00e9.txt'];
+  fake.setScenario(scenario, [{ ok: true }, { toolCalls: paths.map(write) }, { text: '## Overview\nDone.\n' }, { ok: true }, { ok: true }, { ok: true }]);
+  const id = await runToEnd(provider.url, briefFor(scenario));
+  const events = await fetchEvents(provider.url, id, 0);
+  checkInvariants(events, 'misleading');
+  const results = events.filter((e) => e.type === 'TOOL_CALL_RESULT').slice(0, paths.length).map((e) => e.content);
+  assert.match(results[0], /^Wrote \u00c9lan\.md/);
+  assert.match(results[1], /^Error: .*\u00c9lan\.md already exists, and \u00e9lan\.md differs from it only in case/);
+  assert.match(results[2], /^Error: .*"CONIN\$" is a reserved device name on Windows/);
+  assert.match(results[3], /^Error: .*"clock\$\.txt" is a reserved device name/);
+  assert.match(results[4], /^Error: .*reads as "\.\.\/escape\.txt"/);
+  assert.match(results[5], /^Error: .*U\+202E/);
+  assert.match(results[6], /^Error: .*U\+200B/);
+  assert.match(results[7], /^Wrote caf\u00e9\.txt/, 'stored composed (NFC)');
+  assert.match(results[8], /^caf\u00e9\.txt already has exactly this content/, 'one file, not two');
+  const tree = await files(provider.url, id);
+  assert.deepEqual(tree.files.map((f) => f.path).filter((p) => !p.startsWith('src/') && p !== 'README.md'), ['caf\u00e9.txt', '\u00c9lan.md']);
+});
