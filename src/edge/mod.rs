@@ -7,12 +7,13 @@
 //! - [`limiter_do`]: one Durable Object per provider — the global request/token limit.
 //! - [`cache_do`]: sixteen Durable Objects holding cached provider answers.
 //! - [`index_do`]: one Durable Object per owner — "your sessions", kept current by the sessions.
-//! - [`store`]: the session's SQLite tables.
+//! - [`store`]: the session's SQLite tables; [`export`]: `export.jsonl` read from them as it is sent.
 //! - [`provider`]: running one LLM call (OpenAI-compatible fetch, or the demo provider).
 //! - [`log`]: structured JSON logs (never secrets).
 
 mod admission_do;
 mod cache_do;
+mod export;
 mod index_do;
 mod limiter_do;
 mod log;

@@ -7,13 +7,10 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
-use std::rc::Rc;
 use std::time::Duration;
 
-use futures_channel::mpsc::{unbounded, UnboundedSender};
 use futures_channel::oneshot;
 use futures_util::future::{select, Either};
-use futures_util::StreamExt;
 use percent_encoding::{percent_decode_str, utf8_percent_encode, NON_ALPHANUMERIC};
 
 use serde::{Deserialize, Serialize};
@@ -31,10 +28,12 @@ use crate::agents::{self, Stage};
 use crate::config::Config;
 use crate::index::{self, Summary};
 use crate::protocol::agui_http::{
-    decode_run_input, plan_stream, remember_run, run_key, HttpError, Offer, OpenGate, RunStream,
+    decode_run_input, plan_stream, remember_run, repeated_run, HttpError, OpenGate, RememberedRun,
     StreamStart,
 };
+use crate::protocol::agui_readers::{Cut, Readers};
 use crate::protocol::event::{frame, Event};
+use crate::protocol::export::Export;
 use crate::protocol::limits::{
     ARTIFACT_VERSIONS_KEPT, EVENTS_PAGE_DEFAULT, EVENTS_PAGE_MAX, LOG_MAX_BYTES, LOG_RETENTION,
     LOG_TRIM_TO, MAX_MESSAGES, MAX_SOCKETS_PER_SESSION, MESSAGES_MAX_BYTES,
@@ -126,34 +125,18 @@ pub struct SessionDo {
     gone: Cell<bool>,
     renewed_at: Cell<u64>,
     /// Open AG-UI HTTP streams (`/agui`): each follows one run to its end.
-    streams: RefCell<Vec<HttpStream>>,
+    readers: RefCell<Readers>,
     /// The summary the owners' indexes last got.
     pushed: RefCell<Option<Summary>>,
 }
 
-/// One AG-UI HTTP stream: the core's view of it, the channel its response body reads, and
-/// the bytes written to that channel and not yet taken by the reader.
-struct HttpStream {
-    run: RunStream,
-    tx: UnboundedSender<String>,
-    unread: Rc<Cell<u64>>,
-}
-
-impl HttpStream {
-    /// Offers one committed event; false when the stream is finished (or its reader gone).
-    fn offer(&mut self, seq: u64, json: &str) -> bool {
-        match self.run.offer(seq, json, self.unread.get()) {
-            Offer::Skip => !self.run.done(),
-            Offer::Send { chunk, last } => {
-                self.unread.set(self.unread.get() + chunk.len() as u64);
-                self.tx.unbounded_send(chunk).is_ok() && !last
-            }
-            Offer::Overflow { chunk } => {
-                log::warn("agui_stream_overflow", json!({"seq": seq}));
-                let _ = self.tx.unbounded_send(chunk);
-                false
-            }
-        }
+/// Logs the AG-UI streams the readers' bounds cut (`agui_stream_cut`).
+fn log_cuts(cuts: Vec<Cut>) {
+    for c in cuts {
+        log::warn(
+            "agui_stream_cut",
+            json!({"reason": c.reason.as_str(), "heldBytes": c.held, "resumeAfter": c.resume_after}),
+        );
     }
 }
 
@@ -176,7 +159,7 @@ impl DurableObject for SessionDo {
             alarm_at: Cell::new(None),
             gone: Cell::new(false),
             renewed_at: Cell::new(0),
-            streams: RefCell::new(Vec::new()),
+            readers: RefCell::new(Readers::new()),
             pushed: RefCell::new(None),
         }
     }
@@ -731,14 +714,10 @@ impl SessionDo {
         if frames.is_empty() {
             return;
         }
-        self.streams.borrow_mut().retain_mut(|st| {
-            for (seq, f) in frames {
-                if !st.offer(*seq, f) {
-                    return false;
-                }
-            }
-            true
-        });
+        let mut readers = self.readers.borrow_mut();
+        for (seq, f) in frames {
+            log_cuts(readers.offer(*seq, f));
+        }
     }
 
     fn abort(&self, ids: &[u64]) {
@@ -794,9 +773,9 @@ impl SessionDo {
             leases.push(self.forget(&ws, &key));
             let _ = ws.close(Some(CLOSE_SESSION_GONE), Some(format!("session {why}")));
         }
-        for st in self.streams.borrow_mut().drain(..) {
-            let _ = st.tx.unbounded_send(format!(": session {why}\n\n"));
-        }
+        self.readers
+            .borrow_mut()
+            .end_all(&format!(": session {why}\n\n"));
         let owners = self
             .with_inner(|i| i.store.owners())
             .map(|o| index::push_targets(&o))
@@ -1163,6 +1142,11 @@ impl SessionDo {
     /// `POST /agui` (a `RunAgentInput`: one command, then its run as SSE) or `GET /agui`
     /// (`?after=<seq>` or `Last-Event-ID`: the rest of the run in progress).
     async fn agui(&self, mut req: Request) -> Result<Response> {
+        // The client's address as the router counts it (the streams' caps are per client).
+        let client = req
+            .headers()
+            .get("x-client")?
+            .unwrap_or_else(|| "unknown".into());
         let last_event_id = match req.headers().get("last-event-id")? {
             None => None,
             Some(v) => match v.trim().parse::<u64>() {
@@ -1186,28 +1170,38 @@ impl SessionDo {
                     )
                 }
             };
-            return self.open_stream(after);
+            return self.open_stream(&client, after);
         }
         let body = req.bytes().await?;
         let now = now_ms();
-        let mut runs: Vec<(String, u64)> = self
+        // Past the client's or the session's cap on streams nothing is applied.
+        if let Err(e) = self.readers.borrow_mut().admit(&client) {
+            log::warn("agui_refused", json!({"code": e.code}));
+            return http_error(&e);
+        }
+        let mut runs: Vec<RememberedRun> = self
             .with_inner(|i| i.store.meta("agui_runs"))?
             .and_then(|j| serde_json::from_str(&j).ok())
             .unwrap_or_default();
-        // A repeated runId applies nothing: it streams its run again (or from Last-Event-ID).
+        // A repeated runId applies nothing: it streams its run again (or from Last-Event-ID),
+        // or is refused id_reused when its body means another command.
         let sid = self.with_inner(|i| i.session.state().session_id.clone());
-        if let Some(key) = run_key(&body, &sid) {
-            if let Some((_, from)) = runs.iter().find(|(k, _)| *k == key) {
-                return self.open_stream(last_event_id.unwrap_or(from - 1));
+        match repeated_run(&runs, &body, &sid) {
+            Ok(Some(from)) => return self.open_stream(&client, last_event_id.unwrap_or(from - 1)),
+            Ok(None) => {}
+            Err(e) => {
+                log::warn("agui_refused", json!({"code": e.code}));
+                return http_error(&e);
             }
         }
-        let decoded = self.with_inner(|i| {
+        let (decoded, gate) = self.with_inner(|i| {
             let st = i.session.state();
             let gate = st.gate.as_ref().map(|g| OpenGate {
                 id: &g.id,
                 stage: g.stage,
             });
-            decode_run_input(&body, &st.session_id, gate)
+            let held = st.gate.as_ref().map(|g| (g.id.clone(), g.stage));
+            (decode_run_input(&body, &st.session_id, gate), held)
         });
         let run = match decoded {
             Ok(r) => r,
@@ -1217,6 +1211,7 @@ impl SessionDo {
             }
         };
         let key = run.envelope.id.clone().unwrap_or_default();
+        let digest = run.digest.clone();
         let before = self.with_inner(|i| i.session.last_seq());
         let result = self.with_inner(|i| i.session.command(run.envelope, now));
         self.touch(now)?;
@@ -1229,14 +1224,22 @@ impl SessionDo {
             }
         };
         let after = if !ack.duplicate {
-            remember_run(&mut runs, &key, before + 1);
+            remember_run(
+                &mut runs,
+                RememberedRun {
+                    key: key.clone(),
+                    from: before + 1,
+                    digest: Some(digest),
+                    gate,
+                },
+            );
             let j = serde_json::to_string(&runs).unwrap_or_default();
             self.with_inner(|i| i.store.set_meta("agui_runs", &j))?;
             last_event_id.unwrap_or(before)
         } else if let Some(n) = last_event_id {
             n
-        } else if let Some((_, from)) = runs.iter().find(|(k, _)| *k == key) {
-            from - 1
+        } else if let Some(r) = runs.iter().find(|r| r.key == key) {
+            r.from - 1
         } else {
             return error_response(
                 409,
@@ -1245,13 +1248,13 @@ impl SessionDo {
                  with GET ?after=<seq>.",
             );
         };
-        self.open_stream(after)
+        self.open_stream(&client, after)
     }
 
     /// The SSE response for the events after `after`, to the end of the run: the logged
     /// ones now, in this same synchronous step the live ones are hooked up (no gap, no
     /// duplicate).
-    fn open_stream(&self, after: u64) -> Result<Response> {
+    fn open_stream(&self, client: &str, after: u64) -> Result<Response> {
         let (oldest, newest, open) = self.with_inner(|i| {
             let status = i.session.state().run.status;
             (
@@ -1278,34 +1281,32 @@ impl SessionDo {
                 )
             }
         };
-        let (tx, rx) = unbounded::<String>();
-        let unread = Rc::new(Cell::new(0u64));
-        let mut st = HttpStream {
-            run: RunStream::new(from),
-            tx,
-            unread: unread.clone(),
+        let (id, mut body) = match self.readers.borrow_mut().open(client, from) {
+            Ok(opened) => opened,
+            Err(e) => {
+                log::warn("agui_refused", json!({"code": e.code}));
+                return http_error(&e);
+            }
         };
-        let mut live = true;
         let mut next = from;
-        while live && next <= newest {
+        'replay: while next <= newest {
             let page = self.with_inner(|i| i.store.events(next, newest, 200))?;
             if page.is_empty() {
                 break;
             }
             for f in &page {
-                if !st.offer(next, f) {
-                    live = false;
-                    break;
+                log_cuts(self.readers.borrow_mut().offer_to(id, next, f));
+                if !self.readers.borrow().is_live(id) {
+                    break 'replay;
                 }
                 next += 1;
             }
         }
-        if live {
-            self.streams.borrow_mut().push(st);
-        }
-        let body = rx.map(move |chunk: String| {
-            unread.set(unread.get().saturating_sub(chunk.len() as u64));
-            Ok::<Vec<u8>, worker::Error>(chunk.into_bytes())
+        // The runtime pulls a chunk when its client reads: what is not read stays in the
+        // readers' queue, within their bounds.
+        let body = futures_util::stream::poll_fn(move |cx| {
+            body.poll_chunk(cx)
+                .map(|c| c.map(|c| Ok::<Vec<u8>, worker::Error>(c.into_bytes())))
         });
         let mut resp = Response::from_stream(body)?;
         sse_headers(&mut resp)?;
@@ -1341,6 +1342,10 @@ impl SessionDo {
             let resp = self.upgrade(&req, Some(v)).await;
             self.kick().await?;
             return resp;
+        }
+        if path == "/export" {
+            // Redacted line by line as it streams, and counted after redaction.
+            return self.export(Some((v.session.clone(), v.key.clone())));
         }
         let Some(resp) = self.read(&req, path) else {
             return read_only_response();
@@ -1539,7 +1544,7 @@ impl SessionDo {
             "/snapshot" => self.snapshot(),
             "/events" => self.events(req),
             "/messages" => self.messages_page(req),
-            "/export" => self.export(),
+            "/export" => self.export(None),
             "/files" => self.files(),
             "/project.zip" => self.project_zip(),
             p => match p.strip_prefix("/files/") {
@@ -1634,52 +1639,20 @@ impl SessionDo {
         )
     }
 
-    /// `GET /export`: the whole session as JSON Lines: a `session` line (id, lastSeq, oldest
-    /// kept seq, state now), every kept event in order (`event`), then every kept artifact
-    /// version (`artifact`), then every kept file version (`file`). At most the log's 4 MiB plus
-    /// the artifacts' and the files' bounds, built at once.
-    fn export(&self) -> Result<Response> {
-        let body = self.with_inner(|i| -> Result<String> {
+    /// `GET /export`: the whole session as JSON Lines (`crate::protocol::export`): the
+    /// `session` line now, then the kept events, artifact versions and file versions, read
+    /// from SQLite page by page as the reader takes them; `redact` = a view's (session id,
+    /// key).
+    fn export(&self, redact: Option<(String, String)>) -> Result<Response> {
+        let (export, head) = self.with_inner(|i| {
             let newest = i.session.last_seq();
-            let mut out = json!({"kind": "session", "id": i.session.state().session_id,
+            let head = json!({"kind": "session", "id": i.session.state().session_id,
                 "exportedAt": now_ms(), "lastSeq": newest, "oldestSeq": i.oldest,
                 "demo": i.cfg.demo(), "state": i.session.state().to_json()})
             .to_string();
-            out.push('\n');
-            if newest > 0 {
-                for e in i.store.events(i.oldest, newest, LOG_RETENTION as usize)? {
-                    // Stored events are JSON already: wrap them without re-parsing.
-                    out.push_str("{\"kind\":\"event\",\"event\":");
-                    out.push_str(&e);
-                    out.push_str("}\n");
-                }
-            }
-            for stage in Stage::ALL {
-                for r in i.store.artifact_versions(stage)? {
-                    let line = json!({"kind": "artifact", "stage": stage.name(),
-                        "version": r.version, "createdAt": r.created_at as u64,
-                        "feedback": r.feedback, "content": r.content});
-                    out.push_str(&line.to_string());
-                    out.push('\n');
-                }
-            }
-            for v in i.session.workspace().file_rows() {
-                let line = json!({"kind": "file", "path": v.path, "version": v.version,
-                    "stage": v.stage, "attempt": v.attempt, "deleted": v.content.is_none(),
-                    "content": v.content});
-                out.push_str(&line.to_string());
-                out.push('\n');
-            }
-            Ok(out)
-        })?;
-        let mut resp = Response::ok(body)?;
-        let h = resp.headers_mut();
-        h.set("content-type", "application/x-ndjson; charset=utf-8")?;
-        h.set(
-            "content-disposition",
-            "attachment; filename=\"botarmy-session.jsonl\"",
-        )?;
-        Ok(resp)
+            Export::new(&head, i.oldest, newest, redact)
+        });
+        super::export::response(self.state.storage().sql(), export, head)
     }
 
     /// `GET /files`: the current project's files with their kept history.

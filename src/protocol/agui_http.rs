@@ -12,11 +12,12 @@
 //! | no gate open, no `resume` | the last `user` message is the brief: `start`; `forwardedProps.approval` = `each_stage` \| `auto`; `forwardedProps.models` = `{stage: "provider:model"}` as in `start` |
 //! | a gate open | `resume` must answer its interrupt (`gate-<stage>-<version>`), else `409 interrupts_unanswered`; `resolved` + payload `{decision: "approve"}` (or no payload) = `approve`, `{decision: "reject", feedback}` = `reject` (feedback defaults to the last user message), `cancelled` = `cancel` |
 //! | an id no open interrupt has | `409 unknown_interrupt` (an interrupt answered twice is applied once) |
-//! | idempotency | the `runId` is the command's idempotency key ([`idempotency_key`]) |
+//! | idempotency | the `runId` is the command's idempotency key ([`idempotency_key`]); the same `runId` with a body that means another command is `409 id_reused` ([`repeated_run`]) |
 //! | validation | the command is built as a WebSocket frame and decoded by [`decode_frame`]: same checks, same codes |
 //! | stream | from the first event after the command (or after `Last-Event-ID` / `?after=`) to the first `RUN_FINISHED` / `RUN_ERROR`, each as `id: <seq>` + `data: <event without seq>` |
-//! | bound | at most [`STREAM_QUEUE_BYTES`] written and not yet read by the client: the stream ends with an `overflow` comment; the client resumes from its last id |
+//! | bound | at most [`STREAM_QUEUE_BYTES`] written and not yet read by the client: the stream ends with an `overflow` comment; the client resumes from its last id (the caps on streams and the session's total: [`super::agui_readers`]) |
 
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
 use super::command::{decode_frame, Envelope, Frame};
@@ -74,6 +75,8 @@ pub struct RunRequest {
     pub run_id: String,
     /// The command, with the `runId`'s idempotency key as its `id`.
     pub envelope: Envelope,
+    /// SHA-256 (hex) of the command's JSON: what a repeated `runId` must mean again.
+    pub digest: String,
 }
 
 /// The JSON Schema of an answer to a gate interrupt (`Interrupt.responseSchema`).
@@ -209,14 +212,73 @@ pub fn decode_run_input(
     };
     let mut command = command;
     command["id"] = Value::String(key);
-    match decode_frame(&command.to_string()) {
+    let text = command.to_string();
+    match decode_frame(&text) {
         Ok(Frame::Command(envelope)) => Ok(RunRequest {
             run_id: run_id.to_string(),
             envelope,
+            digest: sha256_hex(text.as_bytes()),
         }),
         Ok(_) => unreachable!("only session commands are built here"),
         Err(r) => Err(HttpError::from_rejection(&r)),
     }
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// A run remembered for a repeated `runId`: where its stream began, and what its body meant.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RememberedRun {
+    /// The `runId`'s idempotency key.
+    pub key: String,
+    /// The first seq of its stream.
+    pub from: u64,
+    /// [`RunRequest::digest`] of its body (absent for runs remembered before it was kept:
+    /// those replay whatever the body).
+    #[serde(default)]
+    pub digest: Option<String>,
+    /// The gate its body answered, to decode a repeat the same way once the gate is closed.
+    #[serde(default)]
+    pub gate: Option<(String, Stage)>,
+}
+
+/// A body whose `runId` the session remembers: `Ok(Some(from))` when it means the same command
+/// as the first time (stream that run again from `from`), `409 id_reused` when it means
+/// another (as on the WebSocket: an idempotency key sent again with a different command);
+/// `Ok(None)` for a `runId` not remembered.
+pub fn repeated_run(
+    runs: &[RememberedRun],
+    body: &[u8],
+    session_id: &str,
+) -> Result<Option<u64>, HttpError> {
+    let Some(key) = run_key(body, session_id) else {
+        return Ok(None);
+    };
+    let Some(run) = runs.iter().find(|r| r.key == key) else {
+        return Ok(None);
+    };
+    if let Some(digest) = &run.digest {
+        let gate = run
+            .gate
+            .as_ref()
+            .map(|(id, stage)| OpenGate { id, stage: *stage });
+        let same = decode_run_input(body, session_id, gate).is_ok_and(|r| r.digest == *digest);
+        if !same {
+            return Err(HttpError::new(
+                409,
+                RejectionCode::IdReused.as_str(),
+                "This runId was already used for another input: a repeated runId must repeat its \
+                 input (its run is then streamed again); send a new input with a new runId.",
+            ));
+        }
+    }
+    Ok(Some(run.from))
 }
 
 /// The idempotency key of a body that names this session's thread and a `runId`, before
@@ -495,13 +557,13 @@ impl RunStream {
     }
 }
 
-/// Remembered `(idempotency key, first seq of its stream)` pairs, newest last, bounded.
-pub fn remember_run(runs: &mut Vec<(String, u64)>, key: &str, from: u64) {
-    runs.retain(|(k, _)| k != key);
+/// Remembers a run (newest last, at most [`REMEMBERED_RUNS`]).
+pub fn remember_run(runs: &mut Vec<RememberedRun>, run: RememberedRun) {
+    runs.retain(|r| r.key != run.key);
     if runs.len() >= REMEMBERED_RUNS {
         runs.remove(0);
     }
-    runs.push((key.to_string(), from));
+    runs.push(run);
 }
 
 #[cfg(test)]
@@ -768,15 +830,90 @@ mod tests {
         assert_eq!(plan_stream(0, 1, 0, false), StreamStart::Nothing);
     }
 
+    fn remembered(key: &str, from: u64) -> RememberedRun {
+        RememberedRun {
+            key: key.into(),
+            from,
+            digest: None,
+            gate: None,
+        }
+    }
+
     #[test]
     fn remembered_runs_are_bounded() {
         let mut runs = Vec::new();
         for i in 0..(REMEMBERED_RUNS as u64 + 10) {
-            remember_run(&mut runs, &format!("k{i}"), i);
+            remember_run(&mut runs, remembered(&format!("k{i}"), i));
         }
         assert_eq!(runs.len(), REMEMBERED_RUNS);
-        remember_run(&mut runs, "k70", 99);
-        assert_eq!(runs.last(), Some(&("k70".to_string(), 99)));
-        assert_eq!(runs.iter().filter(|(k, _)| k == "k70").count(), 1);
+        remember_run(&mut runs, remembered("k70", 99));
+        assert_eq!(runs.last(), Some(&remembered("k70", 99)));
+        assert_eq!(runs.iter().filter(|r| r.key == "k70").count(), 1);
+    }
+
+    #[test]
+    fn runs_remembered_as_pairs_before_digests_still_read() {
+        let runs: Vec<RememberedRun> = serde_json::from_str(r#"[["agui-r",5]]"#).unwrap();
+        assert_eq!(runs, vec![remembered("agui-r", 5)]);
+        let v = input(json!({"runId": "r", "messages": []}));
+        assert_eq!(repeated_run(&runs, &body(v), SID), Ok(Some(5)));
+    }
+
+    fn remember(v: &Value, g: Option<OpenGate<'_>>, from: u64) -> RememberedRun {
+        let r = decode_run_input(&body(v.clone()), SID, g).unwrap();
+        RememberedRun {
+            key: r.envelope.id.clone().unwrap(),
+            from,
+            digest: Some(r.digest),
+            gate: g.map(|g| (g.id.to_string(), g.stage)),
+        }
+    }
+
+    #[test]
+    fn a_run_id_repeated_with_the_same_input_streams_its_run_again() {
+        let start = input(json!({}));
+        let runs = vec![remember(&start, None, 3)];
+        assert_eq!(repeated_run(&runs, &body(start.clone()), SID), Ok(Some(3)));
+        // Other messages before the same last one, and ignored fields, mean the same command.
+        let mut again = start.clone();
+        again["messages"] = json!([{"id": "0", "role": "assistant", "content": "hi"},
+            {"id": "m1", "role": "user", "content": "Build a todo app"}]);
+        again["state"] = json!({"x": 1});
+        assert_eq!(repeated_run(&runs, &body(again), SID), Ok(Some(3)));
+        // A new runId is not a repeat.
+        let other = input(json!({"runId": "r-2"}));
+        assert_eq!(repeated_run(&runs, &body(other), SID), Ok(None));
+    }
+
+    #[test]
+    fn a_run_id_repeated_with_another_input_is_id_reused() {
+        let runs = vec![remember(&input(json!({})), None, 3)];
+        let v =
+            input(json!({"messages": [{"id": "m", "role": "user", "content": "Another brief"}]}));
+        let e = repeated_run(&runs, &body(v), SID).unwrap_err();
+        assert_eq!((e.status, e.code), (409, "id_reused"));
+        let v = input(json!({"forwardedProps": {"approval": "auto"}}));
+        assert_eq!(
+            repeated_run(&runs, &body(v), SID).unwrap_err().code,
+            "id_reused"
+        );
+    }
+
+    #[test]
+    fn an_answered_interrupt_repeated_is_compared_against_the_gate_it_answered() {
+        let approve = input(json!({"runId": "r-ok",
+            "resume": [{"interruptId": "gate-analyst-1", "status": "resolved"}]}));
+        let runs = vec![remember(&approve, gate(), 9)];
+        // The gate is closed now; the same answer still streams its run again.
+        assert_eq!(
+            repeated_run(&runs, &body(approve.clone()), SID),
+            Ok(Some(9))
+        );
+        let mut reject = approve.clone();
+        reject["resume"][0]["payload"] = json!({"decision": "reject", "feedback": "No"});
+        assert_eq!(
+            repeated_run(&runs, &body(reject), SID).unwrap_err().code,
+            "id_reused"
+        );
     }
 }

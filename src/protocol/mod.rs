@@ -2,8 +2,10 @@
 //! back, and the limits that guard both. Pure data and validation; no I/O.
 
 pub mod agui_http;
+pub mod agui_readers;
 pub mod command;
 pub mod event;
+pub mod export;
 pub mod limits;
 pub mod patch;
 pub mod view;
