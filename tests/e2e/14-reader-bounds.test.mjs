@@ -287,24 +287,23 @@ test('readers that never read are cut and their bytes dropped; a reader that rea
 
 test('an export of files full of U+0001 stays within 32 MiB as sent and is valid JSON Lines', async () => {
   const id = await createSession(worker.url);
-  // Four rounds of sixteen 40 KiB files of U+0001 (one answer's arguments stay under 4 MiB):
-  // 2.5 MiB of kept versions, 15 MiB escaped — 99 MiB before, for 16 MiB of versions, when the
-  // export was one string. (Eight rounds would pass 32 MiB, but stall the session for minutes
-  // first: the cut itself is shown natively, src/protocol/export.rs.)
+  // Eight rounds of sixteen 40 KiB files of U+0001 (one answer's arguments stay under 4 MiB):
+  // 5 MiB of kept versions, 30 MiB escaped, with the log past the bound (an export of 16 MiB of
+  // such versions was 99 MiB when it was built as one string).
   const FILE_CHARS = 40 * 1024;
   const ctl = '\u0001'.repeat(FILE_CHARS - 1);
   const round = (r) => ({
     toolCalls: Array.from({ length: 16 }, (_, i) => ({ name: 'write_file', arguments: { path: `ctl/${i}.bin`, content: `${r}${ctl}` } })),
     argChunk: 256 * 1024,
   });
-  const rounds = [1, 2, 3, 4].map(round);
+  const rounds = [1, 2, 3, 4, 5, 6, 7, 8].map(round);
   const steps = [{ ok: true }, ...rounds, { text: '## Overview\nControl characters.\n' }, { ok: true }];
   await startRun(id, 'export-ctl', steps, 'auto');
   const session = await runEnded(id);
   assert.equal(session.state.run.status, 'completed', JSON.stringify(session.state.run.error));
   const tree = await (await fetch(`${worker.url}/api/sessions/${id}/files`)).json();
   const versions = tree.files.reduce((n, f) => n + f.versions.length, 0);
-  assert.ok(versions >= 4 * 16, `four versions of each of the sixteen files are kept (${versions})`);
+  assert.ok(versions >= 8 * 16, `eight versions of each of the sixteen files are kept (${versions})`);
 
   const res = await fetch(`${worker.url}/api/sessions/${id}/export.jsonl`);
   assert.equal(res.status, 200);
@@ -322,9 +321,12 @@ test('an export of files full of U+0001 stays within 32 MiB as sent and is valid
     }
   });
   assert.equal(lines[0].kind, 'session');
-  assert.ok(!lines.some((l) => l.kind === 'cut'), 'within the bound: not cut');
+  const last = lines.at(-1);
+  assert.deepEqual([last.kind, last.reason], ['cut', 'too_large'], 'the export says it was cut');
+  assert.equal(last.bytes + Buffer.byteLength(JSON.stringify(last)) + 1, bytes, 'the cut line counts what came before it');
+  assert.ok(bytes > EXPORT_MAX_BYTES - MIB, 'cut near the bound, not before');
   const files = lines.filter((l) => l.kind === 'file');
-  assert.equal(files.length, versions, 'every kept file version');
+  assert.ok(files.length > 0 && files.length < versions, `${files.length} of ${versions} file versions fit whole`);
   const ctlFiles = files.filter((x) => x.path.startsWith('ctl/'));
   for (const f of ctlFiles) assert.equal(f.content.length, FILE_CHARS, `${f.path} v${f.version} whole`);
   // What is sent is the escaped text: six bytes a character.
