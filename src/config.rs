@@ -12,6 +12,7 @@
 //! | `SESSION_TOKEN_BUDGET` | 200000 | tokens one session may use |
 //! | `LLM_REQUESTS_PER_MIN`, `LLM_TOKENS_PER_MIN`, `LLM_MAX_CONCURRENT` | 60, 200000, 8 | global provider limit |
 //! | `LLM_STALL_TIMEOUT_MS` | 30000 | watchdog for a silent stream |
+//! | `STAGE_MAX_MS` | 1200000 | one attempt may stream this long, however lively |
 //! | `LLM_BACKOFF_BASE_MS`, `LLM_BACKOFF_CAP_MS` | 1000, 30000 | retry backoff |
 //! | `DEMO_TOKEN_INTERVAL_MS` | 15 | demo provider pace |
 //! | `SOCKET_IDLE_MS` | 90000 | a socket silent this long (no frame, no ping) is closed |
@@ -32,7 +33,7 @@ use crate::llm::cache::{CacheScope, DEFAULT_TTL_S};
 use crate::llm::price::{parse_budget_usd, MicroUsd, PriceTable};
 use crate::llm::providers::Providers;
 use crate::llm::{DEFAULT_BASE_URL, DEFAULT_MODEL};
-use crate::protocol::limits::{IDLE_SOCKET_MS, SWEEP_INTERVAL_MS};
+use crate::protocol::limits::{IDLE_SOCKET_MS, MAX_ATTEMPT_MS, SWEEP_INTERVAL_MS};
 use crate::session::call::CallConfig;
 use crate::session::SessionConfig;
 
@@ -53,6 +54,8 @@ pub struct Config {
     pub tokens_per_min: u32,
     pub max_concurrent: u32,
     pub stall_timeout_ms: u64,
+    /// `STAGE_MAX_MS`: how long one attempt may stream.
+    pub max_attempt_ms: u64,
     pub backoff_base_ms: u64,
     pub backoff_cap_ms: u64,
     pub demo_token_interval_ms: u64,
@@ -148,6 +151,7 @@ impl Config {
             tokens_per_min: num("LLM_TOKENS_PER_MIN", 200_000, 100, 100_000_000)? as u32,
             max_concurrent: num("LLM_MAX_CONCURRENT", 8, 1, 1000)? as u32,
             stall_timeout_ms: num("LLM_STALL_TIMEOUT_MS", 30_000, 100, 600_000)?,
+            max_attempt_ms: num("STAGE_MAX_MS", MAX_ATTEMPT_MS, 1_000, 24 * 3_600_000)?,
             backoff_base_ms: num("LLM_BACKOFF_BASE_MS", BASE_MS, 1, 60_000)?,
             backoff_cap_ms: num("LLM_BACKOFF_CAP_MS", CAP_MS, 1, 600_000)?,
             demo_token_interval_ms: num("DEMO_TOKEN_INTERVAL_MS", DEMO_TOKEN_INTERVAL_MS, 0, 1000)?,
@@ -250,6 +254,7 @@ impl Config {
             budget_micros: self.budget_micros,
             max_attempts: MAX_ATTEMPTS,
             stall_timeout_ms: self.stall_timeout_ms,
+            max_attempt_ms: self.max_attempt_ms,
             backoff_base_ms: self.backoff_base_ms,
             backoff_cap_ms: self.backoff_cap_ms,
         }

@@ -12,7 +12,7 @@ use crate::agents::Stage;
 use crate::index::{Link, Owner};
 use crate::protocol::event::{Message, MessageRole};
 use crate::session::schedule::{Rows, Timer};
-use crate::workspace::{CallRecord, FileVersion, Workspace};
+use crate::workspace::{CallRecord, FileVersion, StoredResult, Workspace};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -33,7 +33,8 @@ CREATE TABLE IF NOT EXISTS files (
   call_id TEXT NOT NULL, content TEXT);
 CREATE TABLE IF NOT EXISTS tool_calls (
   call_id TEXT PRIMARY KEY, stage TEXT NOT NULL, attempt INTEGER NOT NULL, tool TEXT NOT NULL,
-  result TEXT NOT NULL, is_error INTEGER NOT NULL, version INTEGER);
+  result TEXT NOT NULL, is_error INTEGER NOT NULL, version INTEGER, result_sha256 TEXT,
+  result_bytes INTEGER, read_args TEXT);
 ";
 
 pub(crate) struct Store {
@@ -298,6 +299,34 @@ impl Store {
         }
         // Tables added since the session was created.
         sql.exec(SCHEMA, None)?;
+        // Columns too: a read's digest (issue 33) in place of its answer.
+        #[derive(Deserialize)]
+        struct Sql {
+            sql: String,
+        }
+        let calls: Vec<Sql> = sql
+            .exec(
+                "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'tool_calls'",
+                None,
+            )?
+            .to_array()?;
+        if calls.iter().any(|t| !t.sql.contains("result_sha256")) {
+            sql.exec(
+                "ALTER TABLE tool_calls ADD COLUMN result_sha256 TEXT; \
+                 ALTER TABLE tool_calls ADD COLUMN result_bytes INTEGER; \
+                 ALTER TABLE tool_calls ADD COLUMN read_args TEXT;",
+                None,
+            )?;
+            // A read stored whole before: its size, an unknown digest, and no text; it reads
+            // again as what the project holds now (its arguments were not kept: `list_files`
+            // needs none, and a repeated `read_file` is told to read once more).
+            sql.exec(
+                "UPDATE tool_calls SET result_sha256 = '', \
+                 result_bytes = length(CAST(result AS BLOB)), result = '', read_args = '{}' \
+                 WHERE tool IN ('read_file', 'list_files') AND is_error = 0",
+                None,
+            )?;
+        }
         // Owners kept before links were (issue 33): each came through the session id, and
         // which was the creator is not known.
         let old_owners: Vec<Name> = sql
@@ -615,19 +644,38 @@ impl Store {
         )
     }
 
-    /// Keeps one applied tool call and its first answer.
+    /// Keeps one applied tool call and what is kept of its first answer (a read's digest in
+    /// `result_sha256`, `result_bytes` and `read_args`, `result` empty).
     pub fn save_tool_call(&self, c: &CallRecord) -> worker::Result<()> {
+        let null = || SqlStorageValue::Null;
+        let (text, sha256, bytes, args) = match &c.result {
+            StoredResult::Text(t) => (t.as_str(), null(), null(), null()),
+            StoredResult::Digest {
+                sha256,
+                bytes,
+                args,
+            } => (
+                "",
+                sha256.as_str().into(),
+                int(*bytes),
+                args.as_str().into(),
+            ),
+        };
         self.write(
             "INSERT OR REPLACE INTO tool_calls (call_id, stage, attempt, tool, result, is_error, \
-             version) VALUES (?, ?, ?, ?, ?, ?, ?)",
+             version, result_sha256, result_bytes, read_args) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             vec![
                 c.call_id.as_str().into(),
                 c.stage.name().into(),
                 int(c.attempt as u64),
                 c.tool.as_str().into(),
-                c.result_text.as_str().into(),
+                text.into(),
                 int(c.is_error as u64),
                 c.version.map(int).unwrap_or(SqlStorageValue::Null),
+                sha256,
+                bytes,
+                args,
             ],
         )
     }
@@ -666,6 +714,9 @@ impl Store {
             result: String,
             is_error: f64,
             version: Option<f64>,
+            result_sha256: Option<String>,
+            result_bytes: Option<f64>,
+            read_args: Option<String>,
         }
         let stage = |name: &str| {
             Stage::parse(name)
@@ -694,7 +745,14 @@ impl Store {
                 stage: stage(&c.stage)?,
                 attempt: c.attempt as u32,
                 tool: c.tool,
-                result_text: c.result,
+                result: match (c.result_sha256, c.result_bytes, c.read_args) {
+                    (Some(sha256), Some(bytes), Some(args)) => StoredResult::Digest {
+                        sha256,
+                        bytes: bytes as u64,
+                        args,
+                    },
+                    _ => StoredResult::Text(c.result),
+                },
                 is_error: c.is_error != 0.0,
                 version: c.version.map(|v| v as u64),
             });

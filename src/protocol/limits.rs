@@ -30,6 +30,14 @@ pub const MAX_MESSAGES: u64 = 400;
 pub const MESSAGES_MAX_BYTES: u64 = 2 * 1024 * 1024;
 /// One answer (an agent's message and artifact) is stopped past this size.
 pub const MAX_ANSWER_BYTES: usize = 64 * 1024;
+/// Reasoning ("thinking") one attempt may stream, over all its requests; past it the attempt
+/// stops (`reasoning_too_long`). Shown and logged like text, so it is bounded like text: a
+/// provider streaming 64 MiB of it grew the runtime by 1.2 GiB.
+pub const MAX_REASONING_BYTES: usize = 256 * 1024;
+/// How long one attempt may keep streaming, however lively: past it the attempt stops
+/// (`stage_too_long`). The watchdog only sees silence; a provider that never ends is caught
+/// here. Default of `STAGE_MAX_MS`.
+pub const MAX_ATTEMPT_MS: u64 = 20 * 60 * 1000;
 /// Versions of one stage's artifact kept (the newest always).
 pub const ARTIFACT_VERSIONS_KEPT: u32 = 8;
 /// Events + messages + 5 stages × versions × answer, plus the session row (state, ids).

@@ -127,6 +127,10 @@ wire_enum! {
         AnswerTooLong = "answer_too_long",
         /// The model kept calling tools after the last round (`MAX_TOOL_ROUNDS`).
         TooManyToolRounds = "too_many_tool_rounds",
+        /// The attempt's reasoning passed its size limit (`MAX_REASONING_BYTES`).
+        ReasoningTooLong = "reasoning_too_long",
+        /// The attempt kept streaming past `STAGE_MAX_MS`.
+        StageTooLong = "stage_too_long",
     }
 }
 

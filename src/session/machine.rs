@@ -55,6 +55,8 @@ pub struct SessionConfig {
     pub max_attempts: u32,
     /// Watchdog: a call that sends nothing for this long is aborted as a timeout.
     pub stall_timeout_ms: u64,
+    /// An attempt streaming for this long is stopped (`stage_too_long`), however lively.
+    pub max_attempt_ms: u64,
     pub backoff_base_ms: u64,
     pub backoff_cap_ms: u64,
 }
@@ -70,6 +72,7 @@ impl Default for SessionConfig {
             budget_micros: None,
             max_attempts: backoff::MAX_ATTEMPTS,
             stall_timeout_ms: 30_000,
+            max_attempt_ms: crate::protocol::limits::MAX_ATTEMPT_MS,
             backoff_base_ms: backoff::BASE_MS,
             backoff_cap_ms: backoff::CAP_MS,
         }
@@ -191,6 +194,12 @@ struct Call {
     /// (which sets it afresh), so saving it would only rewrite the session row per token.
     #[serde(skip, default)]
     last_activity: u64,
+    /// When the request began, and the reasoning bytes streamed since: not persisted, like
+    /// `last_activity` (a restarted attempt begins again).
+    #[serde(skip, default)]
+    begun_at: u64,
+    #[serde(skip, default)]
+    reasoning_bytes: usize,
     retry_at: Option<u64>,
     /// Answer length the progress estimate aims at (the demo knows it exactly).
     #[serde(default)]
@@ -467,6 +476,8 @@ impl Session {
         let c = self.p.call.as_mut().expect("a startable call");
         c.begun = true;
         c.last_activity = now;
+        c.begun_at = now;
+        c.reasoning_bytes = 0;
         c.expected_chars = expected_chars.unwrap_or_else(|| crate::agents::expected_chars(c.stage));
         let stage = c.stage;
         self.p.state.agent_mut(stage).cached = false;
@@ -504,7 +515,8 @@ impl Session {
         }
         if let Some(c) = &self.p.call {
             let watchdog = c.begun.then(|| c.last_activity + self.cfg.stall_timeout_ms);
-            if let Some(t) = c.retry_at.into_iter().chain(watchdog).min() {
+            let cap = c.begun.then(|| c.begun_at + self.cfg.max_attempt_ms);
+            if let Some(t) = c.retry_at.into_iter().chain(watchdog).chain(cap).min() {
                 rows.insert(Timer::Call, t);
             }
         }
@@ -523,17 +535,37 @@ impl Session {
                 self.flush_side();
             }
         }
-        let (retry_due, stalled) = match &self.p.call {
+        let (retry_due, stalled, too_long) = match &self.p.call {
             Some(c) => (
                 c.retry_at.is_some_and(|r| now >= r),
                 c.begun && now >= c.last_activity + self.cfg.stall_timeout_ms,
+                c.begun && now >= c.begun_at + self.cfg.max_attempt_ms,
             ),
-            None => (false, false),
+            None => (false, false, false),
         };
-        self.dirty |= retry_due || stalled;
+        self.dirty |= retry_due || stalled || too_long;
         if retry_due {
             let stage = self.p.call.as_ref().map(|c| c.stage).expect("call");
             self.begin_attempt(stage, now);
+        } else if too_long {
+            let id = self.p.call.as_ref().map(|c| c.id).expect("call");
+            self.effects.push_back(Effect::AbortCall { call_id: id });
+            let mins = self.cfg.max_attempt_ms / 60_000;
+            self.on_failure(
+                id,
+                StageFailure {
+                    code: FailureCode::StageTooLong,
+                    message: format!(
+                        "The AI was still going after {mins} minutes on this stage, longer than \
+                         BotArmy lets one attempt run, so it was stopped. Retry it, or ask for a \
+                         shorter answer."
+                    ),
+                    detail: format!("attempt streaming for over {} ms", self.cfg.max_attempt_ms),
+                    retryable: false,
+                    retry_after_ms: None,
+                },
+                now,
+            );
         } else if stalled {
             let id = self.p.call.as_ref().map(|c| c.id).expect("call");
             self.effects.push_back(Effect::AbortCall { call_id: id });

@@ -24,6 +24,6 @@ pub mod paths;
 pub mod tools;
 
 pub use archive::{zip_files, zip_project};
-pub use model::{CallRecord, FileVersion, FileView, ToolOutcome, Workspace};
+pub use model::{CallRecord, FileVersion, FileView, StoredResult, ToolOutcome, Workspace};
 pub use paths::{normalize, PathError};
 pub use tools::Tool;

@@ -7,7 +7,7 @@
 //! | row | key | holds |
 //! |---|---|---|
 //! | [`FileVersion`] | `version` | `path`, `stage`, `attempt`, `call_id`, `content` (`None`: deleted) |
-//! | [`CallRecord`] | `call_id` | `stage`, `attempt`, `tool`, `result_text`, `is_error`, `version` |
+//! | [`CallRecord`] | `call_id` | `stage`, `attempt`, `tool`, `result` ([`StoredResult`]: a read keeps only a digest), `is_error`, `version` |
 //!
 //! # Rules
 //!
@@ -21,7 +21,13 @@
 //!   each earlier stage contributes exactly its approved attempt. (Should one be left behind,
 //!   a later stage still sees one attempt per stage, never a mixture.)
 //! - **Exactly once.** [`Workspace::apply`] with a `call_id` already applied returns the first
-//!   outcome's text and error flag and changes nothing (no new rows to store).
+//!   outcome's text and error flag and changes nothing (no new rows to store). A read
+//!   (`read_file`, `list_files`) changes nothing either way, and its answer is content the
+//!   project holds: its record keeps the answer's SHA-256 and size, not the answer (a model
+//!   reading one 256 KiB file 16 times a round stored 194 MiB otherwise), and a repeat reads
+//!   again. The digest says whether that answer is the first one word for word
+//!   ([`ToolOutcome::same_as_first`]); when a write in between changed the file it is not, and
+//!   the model is told what the file holds now.
 //! - **Errors change nothing.** Invalid JSON, an unknown tool, a refused path, a missing file or
 //!   a cap reached ([`super::limits`]) give an error result in plain words and no file row; the
 //!   call is still recorded, so repeating it gives the same answer.
@@ -62,11 +68,68 @@ pub struct CallRecord {
     pub stage: Stage,
     pub attempt: u32,
     pub tool: String,
-    /// What the model is told (the `tool` message's content).
-    pub result_text: String,
+    /// What is kept of the model's answer (the `tool` message's content).
+    pub result: StoredResult,
     pub is_error: bool,
     /// The [`FileVersion`] it wrote, if any.
     pub version: Option<u64>,
+}
+
+/// What a [`CallRecord`] keeps of a call's answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum StoredResult {
+    /// The answer itself: a write's, a delete's or an error's (a line or two).
+    Text(String),
+    /// A successful read's answer: its SHA-256 (hex; empty when not known, for rows stored
+    /// before digests were) and size in bytes, and the read's arguments in canonical form
+    /// (`{"path": normal form}` or `{}`: a path's bytes at most), to read again.
+    Digest {
+        sha256: String,
+        bytes: u64,
+        args: String,
+    },
+}
+
+impl StoredResult {
+    /// What to keep of `text`, the answer of a call of `tool` with `args_json` that did (not)
+    /// fail.
+    fn of(tool: &str, args_json: &str, text: &str, is_error: bool) -> StoredResult {
+        let args = match Tool::parse(tool) {
+            _ if is_error => None,
+            Some(Tool::ListFiles) => Some("{}".to_string()),
+            Some(t @ Tool::ReadFile) => parse_args::<PathArgs>(t, args_json)
+                .ok()
+                .and_then(|a| normalize(&a.path).ok())
+                .map(|path| serde_json::json!({ "path": path }).to_string()),
+            _ => None,
+        };
+        match args {
+            Some(args) => StoredResult::Digest {
+                sha256: sha256_hex(text),
+                bytes: text.len() as u64,
+                args,
+            },
+            None => StoredResult::Text(text.to_string()),
+        }
+    }
+
+    /// True when `text` is the answer this keeps.
+    pub fn matches(&self, text: &str) -> bool {
+        match self {
+            StoredResult::Text(t) => t == text,
+            StoredResult::Digest { sha256, bytes, .. } => {
+                *bytes == text.len() as u64 && *sha256 == sha256_hex(text)
+            }
+        }
+    }
+}
+
+fn sha256_hex(text: &str) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// What [`Workspace::apply`] did.
@@ -79,6 +142,9 @@ pub struct ToolOutcome {
     pub change: Option<FileVersion>,
     /// The call row to store; `None` when the call had been applied before (nothing new).
     pub record: Option<CallRecord>,
+    /// For a repeat: whether this answer is the first one word for word (a read repeated
+    /// after a write to its file is not). Always true for a first application.
+    pub same_as_first: bool,
 }
 
 impl ToolOutcome {
@@ -228,11 +294,25 @@ impl Workspace {
         attempt: u32,
     ) -> ToolOutcome {
         if let Some(first) = self.calls.get(call_id) {
+            let (result_text, is_error, same_as_first) = match &first.result {
+                StoredResult::Text(t) => (t.clone(), first.is_error, true),
+                // A read changes nothing: read again, as the first application did.
+                StoredResult::Digest { args, .. } => {
+                    let (text, is_error) =
+                        match self.run(&first.tool, args, first.stage, first.attempt) {
+                            Ok((t, _)) => (t, false),
+                            Err(t) => (t, true),
+                        };
+                    let same = !is_error && first.result.matches(&text);
+                    (text, is_error, same)
+                }
+            };
             return ToolOutcome {
-                result_text: first.result_text.clone(),
-                is_error: first.is_error,
+                result_text,
+                is_error,
                 change: None,
                 record: None,
+                same_as_first,
             };
         }
         let made = self
@@ -265,7 +345,7 @@ impl Workspace {
             stage,
             attempt,
             tool: tool.to_string(),
-            result_text: result_text.clone(),
+            result: StoredResult::of(tool, args_json, &result_text, is_error),
             is_error,
             version: change.as_ref().map(|v| v.version),
         };
@@ -275,6 +355,7 @@ impl Workspace {
             is_error,
             change,
             record: Some(record),
+            same_as_first: true,
         }
     }
 
@@ -559,6 +640,49 @@ mod tests {
         assert_eq!(
             seen(&ws, DEV, 2),
             pairs(&[("src/main.rs", "fn main() { }")])
+        );
+    }
+
+    #[test]
+    fn a_read_is_recorded_as_a_digest_and_a_repeat_reads_again() {
+        let mut ws = Workspace::new();
+        let big = "z".repeat(200_000);
+        ok(&mut ws, "w1", "write_file", &write("big.txt", &big), DEV, 1);
+        let first = ok(&mut ws, "r1", "read_file", &path("./big.txt"), DEV, 1);
+        assert_eq!(first.result_text, big);
+        let rec = first.record.unwrap();
+        let StoredResult::Digest { bytes, args, .. } = &rec.result else {
+            panic!("a read keeps its digest, not its answer: {:?}", rec.result)
+        };
+        assert_eq!((*bytes, args.as_str()), (200_000, r#"{"path":"big.txt"}"#));
+        assert!(format!("{rec:?}").len() < 400, "the record is small");
+        // Repeated (whatever arguments come with the id): the same answer, word for word.
+        let again = ws.apply("r1", "read_file", "{}", DEV, 1);
+        assert!(again.repeated() && again.same_as_first && !again.is_error);
+        assert_eq!(again.result_text, big);
+        // After a write to the file the repeat answers what it holds now, and says so.
+        ok(
+            &mut ws,
+            "w2",
+            "write_file",
+            &write("big.txt", "new"),
+            DEV,
+            1,
+        );
+        let changed = ws.apply("r1", "read_file", "{}", DEV, 1);
+        assert_eq!(
+            (changed.result_text.as_str(), changed.same_as_first),
+            ("new", false)
+        );
+        // Writes and errors keep their answer: it is a line.
+        let w = ws.call("w2").unwrap();
+        assert_eq!(
+            w.result,
+            StoredResult::Text("Wrote big.txt (3 bytes, replacing 200000 bytes).".into())
+        );
+        let e = ws.apply("r2", "read_file", &path("nope.txt"), DEV, 1);
+        assert!(
+            matches!(e.record.unwrap().result, StoredResult::Text(t) if t.contains("nope.txt"))
         );
     }
 
@@ -1164,7 +1288,7 @@ mod tests {
             stage: DEV,
             attempt: 1,
             tool: "list_files".into(),
-            result_text: String::new(),
+            result: StoredResult::Text(String::new()),
             is_error: false,
             version: None,
         };
@@ -1238,7 +1362,14 @@ mod tests {
                         if let Some(first) = ids.get(k % ids.len().max(1)).and_then(|id| ws.call(id)).cloned() {
                             let again = ws.apply(&first.call_id, "write_file", &write("zzz", "z"), st, attempt);
                             prop_assert!(again.repeated());
-                            prop_assert_eq!(&again.result_text, &first.result_text);
+                            match &first.result {
+                                StoredResult::Text(t) => prop_assert_eq!(&again.result_text, t),
+                                // A read reads again: the same answer unless a write changed it.
+                                StoredResult::Digest { .. } => prop_assert_eq!(
+                                    again.same_as_first,
+                                    first.result.matches(&again.result_text)
+                                ),
+                            }
                             prop_assert_eq!(&ws, &before);
                         }
                         continue;

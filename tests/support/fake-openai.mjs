@@ -31,6 +31,9 @@
 //   {finish: 'content_filter', tokens?: K}      K (default 3) tokens, then that finish_reason
 //   {headerDelayMs: D}                          (combinable) wait D ms before the response head
 //   {text: '…'}                                 (combinable) stream this exact text instead
+//   {reasoning: {bytes, chunk?, delayMs?}}      (combinable) that much `reasoning_content` first,
+//                                               in pieces of `chunk` (default 16 KiB); stops when
+//                                               the client goes away (`entry.reasoningSent`)
 //   {toolCalls: [{name, arguments, id?}], argChunk?: N}
 //                                               function calling: `text` (if given) first, then
 //                                               each call as OpenAI streams it (`delta.tool_calls`
@@ -372,6 +375,19 @@ export async function startFakeOpenAI(options = {}) {
     res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive' });
     res.flushHeaders();
     res.write(chunk({ role: 'assistant', content: '' }));
+
+    if (step.reasoning) {
+      // Reasoning first (`delta.reasoning_content`), `bytes` in pieces of `chunk`, honouring
+      // backpressure so a client that stops reading does not make this process buffer it all.
+      const piece = 'r'.repeat(Math.max(1, step.reasoning.chunk ?? 16 * 1024));
+      entry.reasoningSent = 0;
+      while (entry.reasoningSent < (step.reasoning.bytes ?? 0)) {
+        if (gone()) return;
+        if (!res.write(chunk({ reasoning_content: piece }))) await new Promise((r) => res.once('drain', r).once('close', r));
+        entry.reasoningSent += piece.length;
+        if (step.reasoning.delayMs) await sleep(step.reasoning.delayMs);
+      }
+    }
 
     if (Array.isArray(step.toolCalls)) {
       const text = typeof step.text === 'string' ? tokenize(step.text) : [];

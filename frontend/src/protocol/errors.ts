@@ -77,6 +77,14 @@ const PROVIDER: Readonly<Record<FailureCode, CodeWords>> = {
     title: "The AI kept calling tools instead of finishing",
     next: "Press Retry, or rerun the stage with feedback asking for fewer, larger file writes.",
   },
+  reasoning_too_long: {
+    title: "The AI thought for longer than BotArmy allows for one stage",
+    next: "Press Retry, or choose a model or setting that thinks less for this agent.",
+  },
+  stage_too_long: {
+    title: "The AI kept going for longer than one stage may run",
+    next: "Press Retry, or ask for a shorter answer in your feedback.",
+  },
 };
 
 const REJECTION: Readonly<Record<RejectionCode | WarningCode, CodeWords>> = {

@@ -54,14 +54,13 @@ pub fn fit(messages: &mut [ChatMessage], from: usize) {
             .map_or("the tool", String::as_str)
             .to_string()
     };
-    for i in 0..rounds.len() {
-        let tool = name_of(&rounds[i]);
-        let m = &mut rounds[i];
+    let tools: Vec<String> = rounds.iter().map(name_of).collect();
+    for (i, (m, tool)) in rounds.iter_mut().zip(&tools).enumerate() {
         for c in &mut m.tool_calls {
             c.arguments = shrink_arguments(&c.name, &c.arguments);
         }
         if i < last_round && m.tool_call_id.is_some() && m.content.len() > KEEP_BYTES {
-            m.content = left_out(&tool, m.content.len());
+            m.content = left_out(tool, m.content.len());
         }
     }
     // Still over: leave out whole results, the earlier rounds' oldest first, then the last
@@ -72,10 +71,9 @@ pub fn fit(messages: &mut [ChatMessage], from: usize) {
         if carried(rounds) <= MAX_TOOL_CONTEXT_BYTES {
             return;
         }
-        let tool = name_of(&rounds[i]);
         let m = &mut rounds[i];
         if m.tool_call_id.is_some() && m.content.len() > NOTE_BYTES {
-            m.content = left_out(&tool, m.content.len());
+            m.content = left_out(&tools[i], m.content.len());
         }
         for c in m
             .tool_calls

@@ -903,3 +903,88 @@ fn small_calls_and_results_are_resent_word_for_word() {
         assert_eq!(msgs[at + 2]["content"], "small");
     }
 }
+
+fn reasoning_sse(piece: &str, times: usize) -> Vec<u8> {
+    let line = format!(
+        "data: {}\n\n",
+        json!({"choices":[{"delta":{"reasoning_content": piece}}]})
+    );
+    line.repeat(times).into_bytes()
+}
+
+fn last_error(s: &Session, stage: Stage) -> String {
+    s.state()
+        .agent(stage)
+        .last_error
+        .as_ref()
+        .map(|e| e.code.clone())
+        .unwrap_or_default()
+}
+
+#[test]
+fn reasoning_past_its_bound_stops_the_attempt_like_an_answer_without_end() {
+    let cfg = config(&[("OPENAI_API_KEY", "k"), ("LLM_CACHE", "off")]);
+    let (mut s, mut d) = setup(&cfg);
+    d.advance(&mut s, Input::Start, NOW);
+    d.advance(&mut s, Input::Lease(Ok(())), NOW);
+    d.advance(&mut s, ok_response(), NOW);
+    let piece = "r".repeat(8 * 1024);
+    // Just under the bound: still streaming.
+    let under = crate::protocol::limits::MAX_REASONING_BYTES / piece.len();
+    let step = d.advance(&mut s, Input::Bytes(reasoning_sse(&piece, under)), NOW + 1);
+    assert!(matches!(step, Step::Read { .. }), "{step:?}");
+    assert_eq!(last_error(&s, Stage::Analyst), "");
+    // One more piece: the attempt stops, the request is aborted, nothing more is read.
+    let step = d.advance(&mut s, Input::Bytes(reasoning_sse(&piece, 4)), NOW + 2);
+    assert!(matches!(step, Step::Release { .. }), "{step:?}");
+    assert_eq!(last_error(&s, Stage::Analyst), "reasoning_too_long");
+    let mut aborted = false;
+    let mut shown = 0;
+    while let Some(e) = s.poll_effect() {
+        match e {
+            crate::session::Effect::AbortCall { .. } => aborted = true,
+            crate::session::Effect::Emit { json, .. }
+                if json.contains("REASONING_MESSAGE_CONTENT") =>
+            {
+                let v: Value = serde_json::from_str(&json).unwrap();
+                shown += v["delta"].as_str().unwrap().len();
+            }
+            _ => {}
+        }
+    }
+    assert!(aborted, "the request is aborted");
+    assert!(
+        shown <= crate::protocol::limits::MAX_REASONING_BYTES,
+        "{shown}"
+    );
+}
+
+#[test]
+fn an_attempt_streaming_past_its_time_is_stopped_however_lively() {
+    let cfg = config(&[
+        ("OPENAI_API_KEY", "k"),
+        ("LLM_CACHE", "off"),
+        ("LLM_STALL_TIMEOUT_MS", "1000"),
+        ("STAGE_MAX_MS", "5000"),
+    ]);
+    let (mut s, mut d) = setup(&cfg);
+    d.advance(&mut s, Input::Start, NOW);
+    d.advance(&mut s, Input::Lease(Ok(())), NOW);
+    d.advance(&mut s, ok_response(), NOW);
+    // A thought every half second: the watchdog never fires.
+    let mut now = NOW;
+    let mut step = Step::Finished;
+    while now < NOW + 6000 {
+        now += 500;
+        step = match d.advance(&mut s, Input::Bytes(reasoning_sse("hmm ", 1)), now) {
+            Step::Read { deadline: Some(t) } if t <= now => d.advance(&mut s, Input::Tick, now),
+            other => other,
+        };
+        if !matches!(step, Step::Read { .. }) {
+            break;
+        }
+    }
+    assert!(matches!(step, Step::Release { .. }), "{step:?}");
+    assert_eq!(now, NOW + 5000, "stopped when its time was up");
+    assert_eq!(last_error(&s, Stage::Analyst), "stage_too_long");
+}

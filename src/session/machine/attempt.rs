@@ -149,6 +149,8 @@ impl Session {
             step_open: true,
             message_id: None,
             last_activity: now,
+            begun_at: now,
+            reasoning_bytes: 0,
             retry_at: None,
             expected_chars: crate::agents::expected_chars(stage),
             work: self.p.work_attempts,

@@ -11,6 +11,7 @@
 use super::*;
 use crate::llm::tools::TOOL_ERROR_PREFIX;
 use crate::llm::ToolCall;
+use crate::protocol::limits::MAX_REASONING_BYTES;
 use crate::session::state::FileMeta;
 use crate::workspace::limits::MAX_TOOL_CALLS_PER_ROUND;
 use crate::workspace::Workspace;
@@ -99,6 +100,28 @@ impl Session {
             return;
         }
         self.touch(now);
+        let c = self.p.call.as_mut().expect("live call");
+        c.reasoning_bytes += delta.len();
+        if c.reasoning_bytes > MAX_REASONING_BYTES {
+            // Like an answer without end: it must not fill the log, the runtime or the clock.
+            self.effects.push_back(Effect::AbortCall { call_id });
+            return self.on_failure(
+                call_id,
+                StageFailure {
+                    code: FailureCode::ReasoningTooLong,
+                    message: format!(
+                        "The AI's reasoning passed {} KiB in this attempt, more than BotArmy \
+                         keeps for one stage, so the attempt was stopped. Retry it, or choose a \
+                         model or setting that thinks less.",
+                        MAX_REASONING_BYTES / 1024
+                    ),
+                    detail: format!("reasoning over {MAX_REASONING_BYTES} bytes"),
+                    retryable: false,
+                    retry_after_ms: None,
+                },
+                now,
+            );
+        }
         let open = self.p.call.as_ref().and_then(|c| c.reasoning.clone());
         let id = match open {
             Some(id) => id,

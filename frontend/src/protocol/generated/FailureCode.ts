@@ -3,4 +3,4 @@
 /**
  * Why an attempt or a run failed (`agent_error.code`, `RUN_ERROR.code`, `lastError.code`).
  */
-export type FailureCode = "bad_key" | "quota_exhausted" | "rate_limited" | "timeout" | "network" | "server_error" | "content_filtered" | "malformed_stream" | "context_too_long" | "bad_request" | "model_not_found" | "budget_exhausted" | "retries_exhausted" | "answer_too_long" | "too_many_tool_rounds";
+export type FailureCode = "bad_key" | "quota_exhausted" | "rate_limited" | "timeout" | "network" | "server_error" | "content_filtered" | "malformed_stream" | "context_too_long" | "bad_request" | "model_not_found" | "budget_exhausted" | "retries_exhausted" | "answer_too_long" | "too_many_tool_rounds" | "reasoning_too_long" | "stage_too_long";

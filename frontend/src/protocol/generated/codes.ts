@@ -19,6 +19,8 @@ export const FAILURE_CODES: readonly FailureCode[] = [
   "retries_exhausted",
   "answer_too_long",
   "too_many_tool_rounds",
+  "reasoning_too_long",
+  "stage_too_long",
 ];
 
 /** The failure codes BotArmy retries by itself. */
