@@ -48,6 +48,8 @@ const STAGE_TIMEOUT = Number(process.env.BROWSER_STAGE_TIMEOUT_MS || 90_000);
 // Content the page fetches on a click (an artifact, a file): the page gives a read 8 s and sends
 // it once more (frontend/src/net/api.ts READ_TIMEOUT_MS), so a stuck first request still passes.
 const FETCHED_TIMEOUT = 20_000;
+const FEEDBACK =
+  'Focus on mobile booking first, with a calendar that works one-handed on a small phone; payments, gift cards, memberships and invoices can all wait for a later release.';
 const XSS = '<img src=x onerror=alert(1)><script>window.__xss=1</script>';
 
 let target = null; // {url, kind: 'worker' | 'mock' | 'external', worker?}
@@ -255,6 +257,46 @@ async function assertViewMatchesServer(page, id, label, url = target.url, header
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+/**
+ * Nothing on the page is wider than the window: the document does not scroll sideways. On a
+ * failure, names the widest elements that reach past the right edge.
+ */
+async function assertNoOverflow(page, label) {
+  const { scrollWidth, innerWidth, culprits } = await page.evaluate(() => {
+    const w = window.innerWidth;
+    const culprits = [...document.querySelectorAll('body *')]
+      .map((el) => ({ el, right: el.getBoundingClientRect().right }))
+      .filter((x) => x.right > w + 1)
+      .sort((a, b) => b.right - a.right)
+      .slice(0, 4)
+      .map((x) => `${x.el.tagName.toLowerCase()}${x.el.dataset.testid ? `[${x.el.dataset.testid}]` : ''}.${String(x.el.className).slice(0, 60)} → ${Math.round(x.right)}px`);
+    return { scrollWidth: document.documentElement.scrollWidth, innerWidth: w, culprits };
+  });
+  assert.ok(scrollWidth <= innerWidth, `${label}: the page is ${scrollWidth}px wide in a ${innerWidth}px window (${culprits.join('; ')})`);
+  return scrollWidth;
+}
+
+/** The widths the page must hold (desktop, small laptop, tablet, phone). */
+const WIDTHS = [
+  { width: 1440, height: 900 },
+  { width: 1024, height: 768 },
+  { width: 768, height: 1024 },
+  { width: 390, height: 844 },
+];
+
+/** Runs `check(size)` at each window size, then puts the default size back. */
+async function atWidths(page, sizes, check) {
+  try {
+    for (const size of sizes) {
+      await page.setViewportSize(size);
+      await page.evaluate(() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r))));
+      await check(size);
+    }
+  } finally {
+    await page.setViewportSize({ width: 1280, height: 900 });
+  }
+}
+
 /** The paths in the page's file tree, in tree order. */
 async function treePaths(page) {
   return byTestId(page, 'file-tree-file').evaluateAll((els) => els.map((e) => e.dataset.path));
@@ -455,6 +497,7 @@ describe('BotArmy UI in Chromium', () => {
     assert.match(await byTestId(page, 'brief-counter').textContent(), /^77 \/ 8000 characters/);
     await shot(page, '01-home');
     await assertAccessible(t, page, 'home page');
+    await atWidths(page, WIDTHS, ({ width }) => assertNoOverflow(page, `home page at ${width} px`));
 
     await byTestId(page, 'approval-each_stage').check();
     await byTestId(page, 'start-button').click();
@@ -532,6 +575,12 @@ describe('BotArmy UI in Chromium', () => {
     for (const stage of STAGES) assert.match(all, new RegExp(`^# ${NAMES[stage]}$`, 'm'), `download-all has the ${stage} section`);
     await shot(page, '04-completed');
     await assertAccessible(t, page, 'completed session with an artifact open');
+    await atWidths(page, WIDTHS, async ({ width }) => {
+      for (const mode of ['rendered', 'source']) {
+        await byTestId(page, `artifact-mode-${mode}-architect`).click();
+        await assertNoOverflow(page, `completed session, Architect artifact ${mode}, at ${width} px`);
+      }
+    });
 
     await assertViewMatchesServer(page, id, 'completed demo run');
     // The heartbeat never mistook a healthy (if busy) connection for a dead one.
@@ -549,13 +598,15 @@ describe('BotArmy UI in Chromium', () => {
     const latency = await clickLatency(page, 'request-changes-button', 'feedback-input');
     assert.ok(latency !== null && Number.isFinite(latency), 'the feedback box opened');
     t.diagnostic(`the feedback box opened after ${latency.toFixed(1)} ms`);
-    await byTestId(page, 'feedback-input').fill('Focus on mobile booking first; payments can wait.');
+    // Long enough that the diff's line quoting it is wider than the desktop column (the demo keeps
+    // 120 characters of it): the Changes view must scroll inside its box, not widen the page.
+    await byTestId(page, 'feedback-input').fill(FEEDBACK);
     await byTestId(page, 'submit-feedback-button').click();
     await waitGate(page, 'analyst', 2);
 
     assert.deepEqual(await messageNames(page), ['You', 'Analyst', 'You', 'Analyst']);
     const feedback = page.locator('[data-testid="message"][data-name="You"]').nth(1).locator('[data-testid="message-text"]');
-    assert.equal(await feedback.textContent(), 'Focus on mobile booking first; payments can wait.');
+    assert.equal(await feedback.textContent(), FEEDBACK);
     assert.equal(await byTestId(page, 'artifact-panel-analyst').getAttribute('data-version'), '2');
 
     await byTestId(page, 'artifact-toggle-analyst').click();
@@ -564,6 +615,26 @@ describe('BotArmy UI in Chromium', () => {
     assert.ok((await byTestId(page, 'artifact-diff').locator('.bg-emerald-50').count()) > 0, 'the diff shows added lines');
     await shot(page, '05-feedback-version-2');
     await assertAccessible(t, page, 'version diff');
+
+    // The artifact's three views at four widths: never wider than the window; the diff scrolls in its own box.
+    const widths = [];
+    await atWidths(page, WIDTHS, async ({ width }) => {
+      for (const mode of ['diff', 'rendered', 'source']) {
+        await byTestId(page, `artifact-mode-${mode}-analyst`).click();
+        if (mode === 'diff') await byTestId(page, 'artifact-diff').waitFor({ timeout: 10_000 });
+        widths.push(`${width}/${mode}: ${await assertNoOverflow(page, `analyst artifact, ${mode} view, at ${width} px`)}`);
+      }
+      await byTestId(page, 'artifact-mode-diff-analyst').click();
+      const pre = await byTestId(page, 'artifact-diff').locator('pre').evaluate((el) => ({ scroll: el.scrollWidth, client: el.clientWidth }));
+      assert.ok(pre.scroll > pre.client, `at ${width} px the diff is wider than its box and scrolls inside it (${JSON.stringify(pre)})`);
+      // Hide, Copy and Download stay on screen.
+      for (const id of ['artifact-toggle-analyst', 'artifact-copy-analyst', 'artifact-download-analyst']) {
+        const box = await byTestId(page, id).boundingBox();
+        assert.ok(box && box.x >= 0 && box.x + box.width <= width, `${id} is on screen at ${width} px (${JSON.stringify(box)})`);
+      }
+      if (width === 390) await shot(page, '05b-diff-390');
+    });
+    t.diagnostic(`page width per view: ${widths.join(', ')}`);
 
     await assertViewMatchesServer(page, id, 'after a rejection');
 
@@ -1130,6 +1201,7 @@ describe('BotArmy UI in Chromium', () => {
       assert.ok(Number(await diff.getAttribute('data-added')) > 0, `the diff of ${twice.path} shows added lines`);
       assert.ok((await diff.locator('[data-change="added"]').count()) > 0);
       await shot(page, '20-project-files-diff');
+      await atWidths(page, WIDTHS, ({ width }) => assertNoOverflow(page, `files panel with a diff open at ${width} px`));
     } else {
       t.diagnostic('no file has two kept versions in this project: the diff check was skipped');
     }

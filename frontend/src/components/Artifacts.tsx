@@ -119,7 +119,7 @@ const ArtifactCard = memo(function ArtifactCard({ stage }: { stage: Stage }) {
       data-testid={`artifact-panel-${stage}`}
       data-version={latest}
       aria-label={`${name} artifact`}
-      className="rounded-lg border border-slate-200 bg-white shadow-sm"
+      className="min-w-0 rounded-lg border border-slate-200 bg-white shadow-sm"
     >
       <div className="flex flex-wrap items-center justify-between gap-2 p-3">
         <div className="flex items-center gap-2">
@@ -275,7 +275,9 @@ export function ArtifactsPanel() {
           </Button>
         </div>
       </div>
-      <div className="grid gap-2">
+      {/* One column that may shrink below its content (minmax(0, 1fr)): a wide diff or code block
+          scrolls inside its own box instead of widening the page. */}
+      <div className="grid grid-cols-1 gap-2">
         {STAGES.map((stage) => (
           <ArtifactCard key={stage} stage={stage} />
         ))}

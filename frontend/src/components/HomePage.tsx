@@ -59,7 +59,7 @@ export function HomePage() {
   };
 
   return (
-    <main className="mx-auto grid max-w-5xl gap-4 px-3 py-4 sm:px-4 sm:py-6 lg:grid-cols-[1fr_18rem]">
+    <main className="mx-auto grid max-w-5xl grid-cols-1 gap-4 px-3 py-4 sm:px-4 sm:py-6 lg:grid-cols-[minmax(0,1fr)_18rem]">
       <Card>
         <CardHeader>
           <CardTitle className="text-lg">Turn a project brief into a delivery plan</CardTitle>

@@ -144,7 +144,7 @@ function ReplayPlayer({ sessionKey, events }: { sessionKey: string; events: Serv
             </ErrorBoundary>
           </aside>
           <div className="flex min-w-0 flex-col gap-4">
-            <div className="grid min-w-0 gap-4 xl:grid-cols-[minmax(0,1.15fr)_minmax(0,1fr)] xl:items-start">
+            <div className="grid min-w-0 grid-cols-1 gap-4 xl:grid-cols-[minmax(0,1.15fr)_minmax(0,1fr)] xl:items-start">
               <div className="min-w-0">
                 <ErrorBoundary label="the conversation">
                   <Conversation />

@@ -322,7 +322,7 @@ export function SessionPage({ id }: { id: string }) {
             <SessionTools id={id} />
           </ErrorBoundary>
         </div>
-        <div className="order-4 grid min-w-0 gap-4 xl:grid-cols-[minmax(0,1.15fr)_minmax(0,1fr)] xl:items-start">
+        <div className="order-4 grid min-w-0 grid-cols-1 gap-4 xl:grid-cols-[minmax(0,1.15fr)_minmax(0,1fr)] xl:items-start">
           <div className="min-w-0">
             <ErrorBoundary label="the conversation">
               <Conversation />
@@ -339,7 +339,7 @@ export function SessionPage({ id }: { id: string }) {
             <StartSection />
           </ErrorBoundary>
         </div>
-        <div className="order-6 min-w-0">
+        <div className="order-6 min-w-0 max-w-full">
           <ErrorBoundary label="the artifacts">
             <ArtifactsPanel />
           </ErrorBoundary>
