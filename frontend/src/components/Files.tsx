@@ -260,8 +260,28 @@ function LiveContent({ callId, path }: { callId: string; path: string }) {
       <p className="mb-1 text-xs text-indigo-800" role="status">
         Being written now · {formatBytes(utf8Bytes(content))} so far
       </p>
-      <CodeView text={content} path={path} live label={`${path}, being written`} />
+      <CodeView text={content} path={path} live label={`${path || "A new file"}, being written`} />
     </>
+  );
+}
+
+/**
+ * A write whose path has not arrived yet (a model may send `content` before `path`): its content
+ * is shown growing all the same, and the file is named the moment its path is whole.
+ */
+function UnnamedLiveFile({ callId, agent }: { callId: string; agent: string }) {
+  const titleId = useId();
+  return (
+    <section aria-labelledby={titleId} className="flex min-w-0 flex-col gap-2" data-testid="file-viewer" data-path="" data-unnamed="true">
+      <div className="flex flex-wrap items-center gap-2">
+        <h3 id={titleId} className="text-sm font-semibold">
+          A new file from the {agent}
+        </h3>
+        <Badge tone="blue">writing…</Badge>
+        <span className="text-xs text-slate-600">its name comes after its content</span>
+      </div>
+      <LiveContent callId={callId} path="" />
+    </section>
   );
 }
 
@@ -433,6 +453,9 @@ export function FilesPanel() {
   const paths = useMemo(() => [...new Set([...Object.keys(files), ...writing])], [files, writing]);
   const tree = useMemo(() => buildTree(paths), [paths]);
   const newestWrite = [...live].reverse().find((w) => w.kind === "write" && w.pathComplete && w.path !== null);
+  // The newest write, when its path is not whole yet: followed, its content is shown unnamed.
+  const lastWrite = [...live].reverse().find((w) => w.kind === "write");
+  const unnamed = follow && lastWrite && !lastWrite.pathComplete ? lastWrite : null;
 
   // Following the agents: the file being written is the one shown, and stays shown after.
   useEffect(() => {
@@ -479,7 +502,7 @@ export function FilesPanel() {
               <li key={w.callId} className="flex flex-wrap items-center gap-1 rounded bg-indigo-50 px-2 py-1 text-xs text-indigo-950">
                 <span className="h-1.5 w-1.5 animate-pulse rounded-full bg-indigo-500" aria-hidden="true" />
                 {w.agent} is {w.kind === "write" ? "writing" : "deleting"}{" "}
-                <code className="break-all font-mono">{w.path ?? "a file"}</code>
+                {w.pathComplete && w.path ? <code className="break-all font-mono">{w.path}</code> : <span>a new file (its name is not known yet)</span>}
                 {w.pathComplete && w.path && selected !== w.path ? (
                   <Button size="sm" variant="link" className="h-auto py-0 text-xs" onClick={() => w.path && open(w.path)}>
                     Show
@@ -509,7 +532,11 @@ export function FilesPanel() {
           </Button>
         </div>
       ) : null}
-      {selected ? (
+      {unnamed ? (
+        <div className="rounded-lg border border-slate-200 bg-slate-50 p-2">
+          <UnnamedLiveFile callId={unnamed.callId} agent={unnamed.agent} />
+        </div>
+      ) : selected ? (
         <div className="rounded-lg border border-slate-200 bg-slate-50 p-2">
           <FileViewer sessionKey={sessionKey} path={selected} info={files[selected]} liveCallId={shownLive} />
         </div>

@@ -138,6 +138,40 @@ describe("Files panel", () => {
     expect(screen.getByTestId("files-summary").textContent).toMatch(/^4 files/);
   });
 
+  it("content before path (the demo's order): the content grows unnamed, and the file is named once its path arrives", async () => {
+    const { s, answer } = project();
+    load(s.events);
+    fakeFetch((url) => (url.endsWith("/files") ? listing([]) : undefined));
+    render(<FilesPanel />);
+    const args = JSON.stringify({ content: "export const late = 1;\nexport const named = 2;\n", path: "src/late.js" });
+    const at = args.indexOf('"path"');
+    ingest([
+      { type: "TOOL_CALL_START", toolCallId: "late-1", toolCallName: "write_file", parentMessageId: answer },
+      { type: "TOOL_CALL_ARGS", toolCallId: "late-1", delta: args.slice(0, 20) },
+    ]);
+    expect(screen.getByTestId("file-writing").textContent).toContain("Developer is writing a new file (its name is not known yet)");
+    const viewer = await screen.findByTestId("file-viewer");
+    expect(viewer.dataset.unnamed).toBe("true");
+    expect(screen.getByTestId("file-content").textContent).toBe("export c");
+
+    ingest([{ type: "TOOL_CALL_ARGS", toolCallId: "late-1", delta: args.slice(20, at) }]);
+    expect(screen.getByTestId("file-content").textContent).toBe("export const late = 1;\nexport const named = 2;\n");
+    expect(screen.getByTestId("file-content").dataset.live).toBe("true");
+    expect(screen.queryAllByTestId("file-tree-file").map((el) => el.dataset.path)).not.toContain("src/late.js");
+
+    // Half the path: still unnamed (a path cut short would name the wrong file).
+    ingest([{ type: "TOOL_CALL_ARGS", toolCallId: "late-1", delta: args.slice(at, at + 12) }]);
+    expect(screen.getByTestId("file-viewer").dataset.unnamed).toBe("true");
+    ingest([{ type: "TOOL_CALL_ARGS", toolCallId: "late-1", delta: args.slice(at + 12, -1) }]);
+    // The closing quote of the path: named in the list, the tree and the viewer, still live.
+    await waitFor(() => expect(screen.getByTestId("file-viewer").dataset.path).toBe("src/late.js"));
+    expect(screen.getByTestId("file-writing").textContent).toContain("Developer is writing src/late.js");
+    const item = screen.getAllByTestId("file-tree-file").find((el) => el.dataset.path === "src/late.js")!;
+    expect(item.dataset.writing).toBe("true");
+    expect(screen.getByTestId("file-content").dataset.live).toBe("true");
+    expect(screen.getByTestId("file-content").textContent).toBe("export const late = 1;\nexport const named = 2;\n");
+  });
+
   it("opens a file highlighted, as text only (never HTML), with the path encoded per segment", async () => {
     const s = new Script();
     s.start("brief");
