@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 // The import graph of src/: which module uses which, and a check that no file imports a file
-// that imports it back (directly or round a longer loop). `make test` and `make lint` run it.
+// that imports it back (directly or round a longer loop), and that no folder (top-level module)
+// uses one that uses it back: the folders form layers. `make test` and `make lint` run it.
 //
-//   node scripts/imports.mjs            # the module table; exit 1 on a cycle between files
+//   node scripts/imports.mjs            # the module table; exit 1 on a cycle between files or folders
 //   node scripts/imports.mjs --files    # also every file's imports
 //   node scripts/imports.mjs --root=DIR # another checkout's src/ (e.g. an old build's worktree)
 //
@@ -93,36 +94,40 @@ for (const f of files) {
   uses.set(f, to);
 }
 
-// Cycles between files: the strongly connected components with more than one file (Tarjan).
-const index = new Map();
-const low = new Map();
-const stack = [];
-const onStack = new Set();
-const cycles = [];
-let n = 0;
-function visit(v) {
-  index.set(v, n);
-  low.set(v, n++);
-  stack.push(v);
-  onStack.add(v);
-  for (const w of uses.get(v)) {
-    if (!index.has(w)) {
-      visit(w);
-      low.set(v, Math.min(low.get(v), low.get(w)));
-    } else if (onStack.has(w)) low.set(v, Math.min(low.get(v), index.get(w)));
+/** The strongly connected components of `graph` (Map node → Set of nodes) with more than one node (Tarjan). */
+function cyclesOf(graph) {
+  const index = new Map();
+  const low = new Map();
+  const stack = [];
+  const onStack = new Set();
+  const found = [];
+  let n = 0;
+  function visit(v) {
+    index.set(v, n);
+    low.set(v, n++);
+    stack.push(v);
+    onStack.add(v);
+    for (const w of graph.get(v) ?? []) {
+      if (!index.has(w)) {
+        visit(w);
+        low.set(v, Math.min(low.get(v), low.get(w)));
+      } else if (onStack.has(w)) low.set(v, Math.min(low.get(v), index.get(w)));
+    }
+    if (low.get(v) === index.get(v)) {
+      const c = [];
+      let w;
+      do {
+        w = stack.pop();
+        onStack.delete(w);
+        c.push(w);
+      } while (w !== v);
+      if (c.length > 1) found.push(c.sort());
+    }
   }
-  if (low.get(v) === index.get(v)) {
-    const c = [];
-    let w;
-    do {
-      w = stack.pop();
-      onStack.delete(w);
-      c.push(w);
-    } while (w !== v);
-    if (c.length > 1) cycles.push(c.sort());
-  }
+  for (const v of graph.keys()) if (!index.has(v)) visit(v);
+  return found;
 }
-for (const f of files) if (!index.has(f)) visit(f);
+const cycles = cyclesOf(uses);
 
 const top = (f) => f.split('/')[0].replace(/\.rs$/, '');
 const modules = new Map();
@@ -140,8 +145,16 @@ for (const [m, to] of [...modules].sort((a, b) => a[1].size - b[1].size || a[0].
 if (process.argv.includes('--files')) {
   for (const [f, to] of [...uses].sort()) console.log(`${f} -> ${[...to].sort().join(', ')}`);
 }
-if (cycles.length) {
-  for (const c of cycles) console.error(`imports: these files import each other (round a loop): ${c.join(', ')}`);
-  process.exit(1);
+// Cycles between folders, each named with the files that make its edges.
+const folderCycles = cyclesOf(modules);
+const why = (from, to) =>
+  [...uses]
+    .filter(([f]) => top(f) === from)
+    .flatMap(([f, ts]) => [...ts].filter((t) => top(t) === to).map((t) => `${f} → ${t}`));
+for (const c of folderCycles) {
+  const edges = c.flatMap((a) => c.filter((b) => b !== a && modules.get(a)?.has(b)).map((b) => why(a, b)).flat());
+  console.error(`imports: these folders use each other (round a loop): ${c.join(', ')}\n  ${edges.join('\n  ')}`);
 }
-console.log(`imports: ${files.length} files, no file imports one that imports it back`);
+for (const c of cycles) console.error(`imports: these files import each other (round a loop): ${c.join(', ')}`);
+if (cycles.length || folderCycles.length) process.exit(1);
+console.log(`imports: ${files.length} files, no file imports one that imports it back, and the folders form layers`);

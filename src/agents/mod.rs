@@ -9,12 +9,12 @@
 pub mod demo;
 pub mod demo_project;
 pub mod prompts;
-mod stage;
 
 pub use crate::llm::openai::ChatMessage;
+/// Each agent is one stage of the pipeline (defined with the wire, which every layer shares).
+pub use crate::protocol::Stage;
 pub use demo::{demo_answer, demo_script, demo_tokens, demo_usage, DEMO_TOKEN_INTERVAL_MS};
 pub use prompts::{
     build_messages, document_title, expected_chars, progress_percent, system_prompt,
     MAX_ANSWER_TOKENS,
 };
-pub use stage::Stage;

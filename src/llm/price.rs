@@ -27,7 +27,7 @@ use std::fmt;
 
 use serde::Serialize;
 
-use crate::agents::Stage;
+use crate::protocol::Stage;
 
 /// Money in millionths of a US dollar.
 pub type MicroUsd = u64;

@@ -27,7 +27,7 @@
 
 use std::fmt;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use super::anthropic::{self, AnthropicDecoder};
 use super::error::{classify_http, redact, LlmError};
@@ -35,65 +35,32 @@ use super::openai::{self, ChatMessage, StreamDecoder};
 use super::price::{Price, PriceTable};
 use super::stream::StreamItem;
 use super::tools::ToolDef;
-use crate::agents::Stage;
+pub use crate::protocol::model::{ModelChoice, ProviderKind, MAX_MODEL_NAME_CHARS};
+use crate::protocol::Stage;
 
 /// The model used when only Anthropic is configured and nothing names one.
 /// Anthropic's current "speed and intelligence" model (Claude Sonnet 4.5 retired 2026-11-30).
 pub const DEFAULT_ANTHROPIC_MODEL: &str = "claude-sonnet-5-5";
-/// Longest model name accepted.
-pub const MAX_MODEL_NAME_CHARS: usize = 200;
-
-/// The API dialects BotArmy speaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ProviderKind {
-    /// OpenAI-compatible chat completions (OpenAI, Ollama, vLLM, llama.cpp, OpenRouter, …).
-    #[serde(rename = "openai")]
-    OpenAi,
-    /// Anthropic Messages.
-    Anthropic,
-}
-
-impl ProviderKind {
-    pub const ALL: [ProviderKind; 2] = [ProviderKind::OpenAi, ProviderKind::Anthropic];
-
-    /// The name in `AGENT_MODELS` and on the wire.
-    pub fn name(self) -> &'static str {
-        match self {
-            ProviderKind::OpenAi => "openai",
-            ProviderKind::Anthropic => "anthropic",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<ProviderKind> {
-        ProviderKind::ALL.into_iter().find(|k| k.name() == s)
-    }
-
-    pub fn key_var(self) -> &'static str {
-        match self {
-            ProviderKind::OpenAi => "OPENAI_API_KEY",
-            ProviderKind::Anthropic => "ANTHROPIC_API_KEY",
-        }
-    }
-
-    pub fn base_url_var(self) -> &'static str {
-        match self {
-            ProviderKind::OpenAi => "OPENAI_BASE_URL",
-            ProviderKind::Anthropic => "ANTHROPIC_BASE_URL",
-        }
-    }
-
-    pub fn default_base_url(self) -> &'static str {
-        match self {
-            ProviderKind::OpenAi => openai::DEFAULT_BASE_URL,
-            ProviderKind::Anthropic => anthropic::DEFAULT_BASE_URL,
-        }
+/// The variable that holds `kind`'s key.
+fn key_var(kind: ProviderKind) -> &'static str {
+    match kind {
+        ProviderKind::OpenAi => "OPENAI_API_KEY",
+        ProviderKind::Anthropic => "ANTHROPIC_API_KEY",
     }
 }
 
-impl fmt::Display for ProviderKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
+/// The variable that moves `kind`'s endpoint.
+fn base_url_var(kind: ProviderKind) -> &'static str {
+    match kind {
+        ProviderKind::OpenAi => "OPENAI_BASE_URL",
+        ProviderKind::Anthropic => "ANTHROPIC_BASE_URL",
+    }
+}
+
+fn default_base_url(kind: ProviderKind) -> &'static str {
+    match kind {
+        ProviderKind::OpenAi => openai::DEFAULT_BASE_URL,
+        ProviderKind::Anthropic => anthropic::DEFAULT_BASE_URL,
     }
 }
 
@@ -115,59 +82,6 @@ impl ApiKey {
 impl fmt::Debug for ApiKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("[redacted]")
-    }
-}
-
-/// A model on a provider: `openai:gpt-4o-mini`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct ModelChoice {
-    pub provider: ProviderKind,
-    pub model: String,
-}
-
-impl ModelChoice {
-    pub fn new(provider: ProviderKind, model: impl Into<String>) -> ModelChoice {
-        ModelChoice {
-            provider,
-            model: model.into(),
-        }
-    }
-
-    /// `provider:model`; the model is everything after the first `:`.
-    pub fn parse(text: &str) -> Result<ModelChoice, String> {
-        let text = text.trim();
-        let Some((provider, model)) = text.split_once(':') else {
-            return Err(format!(
-                "{text:?} should be provider:model, such as openai:gpt-4o-mini"
-            ));
-        };
-        let provider = ProviderKind::parse(provider.trim()).ok_or_else(|| {
-            format!("{text:?} names an unknown provider {provider:?} (known: openai, anthropic)")
-        })?;
-        let model = model.trim();
-        if model.is_empty() {
-            return Err(format!("{text:?} has no model name after the provider"));
-        }
-        if model.chars().count() > MAX_MODEL_NAME_CHARS {
-            return Err(format!(
-                "a model name in {text:?} is longer than {MAX_MODEL_NAME_CHARS} characters"
-            ));
-        }
-        if model.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return Err(format!("the model name in {text:?} contains spaces"));
-        }
-        Ok(ModelChoice::new(provider, model))
-    }
-
-    /// `provider:model`, as the UI and `AGENT_MODELS` spell it.
-    pub fn id(&self) -> String {
-        format!("{}:{}", self.provider, self.model)
-    }
-}
-
-impl fmt::Display for ModelChoice {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}", self.provider, self.model)
     }
 }
 
@@ -339,14 +253,14 @@ impl Providers {
         let mut keys: Vec<String> = Vec::new();
         let mut provider = |kind: ProviderKind| -> Result<Option<Provider>, String> {
             let base =
-                text(kind.base_url_var()).unwrap_or_else(|| kind.default_base_url().to_string());
+                text(base_url_var(kind)).unwrap_or_else(|| default_base_url(kind).to_string());
             if !(base.starts_with("https://") || base.starts_with("http://")) {
                 return Err(format!(
                     "{} must be an http(s) URL, not {base:?}",
-                    kind.base_url_var()
+                    base_url_var(kind)
                 ));
             }
-            Ok(text(kind.key_var()).map(|k| {
+            Ok(text(key_var(kind)).map(|k| {
                 keys.push(k.clone());
                 Provider::new(kind, base, ApiKey::new(k))
             }))
@@ -405,7 +319,7 @@ impl Providers {
                     "{} uses the {} provider, but {} is not set",
                     m.id(),
                     m.provider,
-                    m.provider.key_var()
+                    key_var(m.provider)
                 )));
             }
             if !providers.named.contains(m) {

@@ -21,8 +21,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
 use super::command::{decode_frame, Envelope, Frame};
+use super::Stage;
 use super::{Rejection, RejectionCode};
-use crate::agents::Stage;
 
 /// A `RunAgentInput` body may be this large (the WebSocket frame limit).
 pub const MAX_BODY_BYTES: usize = 64 * 1024;

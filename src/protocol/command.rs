@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 
 use super::limits::{MAX_BRIEF_CHARS, MAX_FEEDBACK_CHARS, MAX_FRAME_BYTES, MAX_ID_CHARS};
 use super::wire::{RejectedValue, RejectionCode};
-use crate::agents::Stage;
+use super::Stage;
 
 /// How a run stops between stages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -373,8 +373,8 @@ fn models_field(obj: &Map<String, Value>) -> Result<Vec<(Stage, String)>, Reject
                 "models.{k} must be a string like \"openai:gpt-4o-mini\"."
             )));
         };
-        let choice = crate::llm::providers::ModelChoice::parse(id)
-            .map_err(|e| invalid(format!("models.{k}: {e}.")))?;
+        let choice =
+            super::ModelChoice::parse(id).map_err(|e| invalid(format!("models.{k}: {e}.")))?;
         out.push((stage, choice.id()));
     }
     out.sort();

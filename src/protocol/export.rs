@@ -22,7 +22,7 @@
 use serde_json::json;
 
 use super::view;
-use crate::agents::Stage;
+use super::Stage;
 
 /// The most bytes an export sends, its last line included.
 pub const EXPORT_MAX_BYTES: u64 = 32 * 1024 * 1024;

@@ -1,5 +1,7 @@
 //! The wire contract (see `docs/protocol.md`): what clients may send, what the server sends
-//! back, and the limits that guard both. Pure data and validation; no I/O.
+//! back, and the limits that guard both. Pure data and validation; no I/O. The bottom layer:
+//! it uses no other folder of the crate (`scripts/imports.mjs` checks that folders form layers),
+//! so the names every layer shares live here: [`Stage`], [`ModelChoice`].
 
 pub mod agui_http;
 pub mod agui_readers;
@@ -7,13 +9,17 @@ pub mod command;
 pub mod event;
 pub mod export;
 pub mod limits;
+pub mod model;
 pub mod patch;
+pub mod stage;
 pub mod view;
 pub mod wire;
 
 pub use command::{decode_frame, Approval, Command, Envelope, Frame, Rejection};
 pub use event::{Event, Interrupt, MessageRole, Outcome};
+pub use model::{ModelChoice, ProviderKind};
 pub use patch::{PatchOp, PatchOpList};
+pub use stage::Stage;
 pub use wire::{
     ConnectionCustom, FailureCode, InterruptReason, LoggedCustom, QueueReason, RejectionCode,
     SnapshotReason, WarningCode,

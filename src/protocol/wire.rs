@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::event::Event;
-use crate::agents::Stage;
+use super::Stage;
 
 /// A closed set of wire strings: an enum with `as_str`, `ALL`, `parse` and comparison with
 /// `&str`, whose serde names are exactly those strings.

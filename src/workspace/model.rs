@@ -45,7 +45,7 @@ use super::limits::{
 };
 use super::paths::{fold, normalize, well_formed};
 use super::tools::{parse_args, NoArgs, PathArgs, Tool, WriteArgs};
-use crate::agents::Stage;
+use crate::protocol::Stage;
 
 /// One write or delete of one file: a row of the `files` table.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
