@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // BotArmy benchmarks: programs that print numbers, not timed tests.
 //
-//   node bench/run.mjs [--quick] [--no-trace] [--owner] [--only relay,throughput,replay,scale,cost]
+//   node bench/run.mjs [--quick] [--no-trace] [--owner] [--only relay,throughput,replay,bounds,model-bounds,scale,cost]
 //   node bench/run.mjs [--quick] --check-limits   # only check the scenarios against the limits
 //   node bench/run.mjs --quick --only replay --out DIR   # what make test runs (e2e 14-bench-replay)
 //
@@ -41,6 +41,8 @@ import zlib from 'node:zlib';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { startWorker, freePort, workerSnapshot } from '../tests/support/harness.mjs';
 import { growSession, nonReadingSockets } from '../tests/support/growth.mjs';
+import { startFakeOpenAI } from '../tests/support/fake-openai.mjs';
+import { ATTACK_ENV, attack, readFloodSteps, reasoningFloodSteps, requestSizes, writeFloodSteps } from '../tests/support/model-attacks.mjs';
 import {
   ROOT, sleep, nowMs, startFakeProcess, LeanClient, createSession, getSession, fetchEvents,
   compareToServer, workerdMem, workerdProcs, cpuSeconds, rssSampler, percentiles, mib, r2, machine,
@@ -188,6 +190,49 @@ async function timedStart(env, name) {
     fs.rmSync(worker.persistDir, { recursive: true, force: true });
   });
   return { worker, stopWorker: untrack, startupMs: first == null ? null : first - t0 };
+}
+
+// ---- what a model controls ----------------------------------------------------------------
+
+/**
+ * The attacks of issue 33 on what a model controls (tests/support/model-attacks.mjs), at full
+ * size unless --quick: sixteen 240 KiB writes a round for 12 rounds, sixteen reads of a 250 KiB
+ * file a round for 11 rounds in each of four stages (then a restart and the first read of that
+ * session), 64 MiB of reasoning. An in-process double: the attacks read its request log.
+ */
+async function benchModelBounds() {
+  const f = await startFakeOpenAI({ msPerToken: 0 });
+  const env = { OPENAI_BASE_URL: f.url, OPENAI_API_KEY: 'sk-bench-bounds', ...ATTACK_ENV };
+  let w = await startWorker({ name: 'bench-model-bounds', env });
+  const untrack = track(() => w.stop());
+  const summary = (a) => ({
+    requests: requestSizes(a.requests),
+    rss: a.rss,
+    health: a.health,
+    dbBytes: a.stats.dbBytes,
+    runEnd: a.runEnd ? a.runEnd.code || a.runEnd.outcome?.type || a.runEnd.type : 'none',
+  });
+  try {
+    const attacks = {};
+    attacks['write flood'] = summary(await attack(w, f, 'write-flood', writeFloodSteps({ rounds: QUICK ? 3 : 12 }), { timeoutMs: 600000 }));
+    // 11 rounds of reads: the Architect's write makes its twelfth, the most an attempt has.
+    const read = await attack(w, f, 'read-flood', readFloodSteps({ rounds: QUICK ? 2 : 11 }), { timeoutMs: 600000 });
+    attacks['read flood'] = summary(read);
+    await w.stop();
+    w = await startWorker({ name: 'bench-model-bounds-again', env, persistDir: w.persistDir, port: w.port });
+    await fetch(`${w.url}/api/health`).then((r) => r.text());
+    const rssBefore = workerdMem(w.pid).runtime;
+    const t = nowMs();
+    const res = await fetch(`${w.url}/api/sessions/${read.id}`);
+    await res.text();
+    const reload = { firstReadMs: nowMs() - t, status: res.status, rssBefore, rssAfter: workerdMem(w.pid).runtime };
+    if (res.status !== 200) throw new Error(`the read-flooded session answered ${res.status} after a restart`);
+    attacks['64 MiB of reasoning'] = summary(await attack(w, f, 'reasoning-flood', reasoningFloodSteps({ bytes: 64 * 1024 * 1024 })));
+    return { attacks, reload };
+  } finally {
+    await untrack();
+    await f.close();
+  }
 }
 
 // ---- relay overhead -----------------------------------------------------------------------
@@ -760,6 +805,16 @@ function table(res) {
     add('bounds', `workerd RSS, ${n.sockets} non-reading sockets × ${n.hellos} hello {lastSeq:0} on it: before / peak / after`, `${mib(n.rssBefore)} / ${mib(n.rssPeak)} / ${mib(n.rssAfter)} MiB`);
     add('bounds', '/api/health meanwhile: before / median / max; bytes sent to each non-reading socket', `${n.healthBeforeMs.toFixed(1)} / ${n.healthMedianMs.toFixed(1)} / ${n.healthMaxMs.toFixed(1)} ms; ${n.perSocket.map((x) => kib(x.bytes)).join(', ')}`);
   }
+  if (res.modelBounds) {
+    const m = res.modelBounds;
+    const kib = (x) => `${Math.round(x / 1024)} KiB`;
+    for (const [what, a] of Object.entries(m.attacks)) {
+      add('model-bounds', `${what}: requests; largest / all bytes sent; how the run ended`, `${a.requests.count}; ${kib(a.requests.maxBytes)} / ${mib(a.requests.totalBytes)} MiB; ${a.runEnd}`);
+      add('model-bounds', `${what}: workerd RSS before / peak / after; /api/health max; stored`, `${mib(a.rss.before)} / ${mib(a.rss.peak)} / ${mib(a.rss.after)} MiB; ${a.health.maxMs.toFixed(0)} ms; ${mib(a.dbBytes)} MiB`);
+    }
+    const r = m.reload;
+    add('model-bounds', 'read flood after a restart: first read of it; workerd RSS before / after', `${ms(Math.round(r.firstReadMs))}; ${mib(r.rssBefore)} / ${mib(r.rssAfter)} MiB`);
+  }
   if (res.cost) {
     const c = res.cost;
     add('cost', 'wasm raw / gzip -9', `${(c.wasm.rawBytes / 1024).toFixed(0)} KiB / ${(c.wasm.gzipBytes / 1024).toFixed(0)} KiB`);
@@ -856,6 +911,10 @@ async function main() {
     } finally {
       await w.stop();
     }
+  });
+
+  await step('model-bounds', async () => {
+    res.modelBounds = await benchModelBounds();
   });
 
   await step('scale', async () => {
