@@ -1129,7 +1129,14 @@ describe('BotArmy UI in Chromium', () => {
         const status = document.querySelector('[data-testid="agent-card-developer"]')?.dataset.status ?? null;
         const files = document.querySelectorAll('[data-testid="file-tree-file"]').length;
         const live = document.querySelector('[data-testid="file-content"][data-live="true"]');
-        window.__filesLog.push({ status, files, writing: !!document.querySelector('[data-testid="file-writing"]'), live: live ? live.textContent.length : null });
+        const viewer = document.querySelector('[data-testid="file-viewer"]');
+        window.__filesLog.push({
+          status,
+          files,
+          writing: !!document.querySelector('[data-testid="file-writing"]'),
+          live: live ? live.textContent.length : null,
+          viewing: viewer ? (viewer.dataset.unnamed === 'true' ? '(unnamed)' : viewer.dataset.path) : null,
+        });
       };
       new MutationObserver(sample).observe(document.body, { subtree: true, childList: true, characterData: true, attributes: true, attributeFilter: ['data-status', 'data-writing', 'data-path', 'data-live'] });
       sample();
@@ -1144,12 +1151,14 @@ describe('BotArmy UI in Chromium', () => {
     const running = (e) => ['thinking', 'streaming', 'retrying'].includes(e.status);
     const grew = log.filter((e) => running(e) && e.files > beforeDeveloper.length);
     assert.ok(grew.length > 0, `the tree grew while the Developer ran (${beforeDeveloper.length} files before; ${log.length} samples)`);
-    if (target.kind === 'mock') {
-      // The mock streams each file's arguments in small pieces: the viewer followed them.
-      const lengths = new Set(log.filter((e) => running(e) && e.live > 0).map((e) => e.live));
-      assert.ok(lengths.size >= 2, `a file's content streamed into the viewer (${[...lengths].slice(0, 5).join(', ')})`);
-      assert.ok(log.some((e) => running(e) && e.writing), 'the panel said a file was being written');
-    }
+    // The mock (path first) and the demo (content first) stream each file's arguments in pieces:
+    // either way the viewer followed the content as it grew, and named the file once its path was whole.
+    const lengths = new Set(log.filter((e) => running(e) && e.live > 0).map((e) => e.live));
+    assert.ok(lengths.size >= 2, `a file's content streamed into the viewer (${[...lengths].slice(0, 5).join(', ')})`);
+    assert.ok(log.some((e) => running(e) && e.writing), 'the panel said a file was being written');
+    const named = log.filter((e) => running(e) && e.live !== null && e.viewing && e.viewing !== '(unnamed)').map((e) => e.viewing);
+    assert.ok(named.length > 0, 'a file being written was named in the viewer while it was live');
+    t.diagnostic(`while the Developer wrote, the viewer showed: ${[...new Set(log.map((e) => e.viewing).filter(Boolean))].join(', ')}`);
     t.diagnostic(`developer: ${beforeDeveloper.length} files before, ${(await treePaths(page)).length} at its gate`);
 
     for (const stage of ['developer', 'tester', 'deployer']) {
