@@ -12,6 +12,8 @@
 //! - [`session`]: the per-session state machine (sans-I/O): takes commands, LLM chunks, errors
 //!   and timer ticks with the current time, and queues effects (events to log and broadcast,
 //!   LLM calls to start or abort, artifacts to save). Also replay planning for reconnects.
+//! - [`access`]: who may do what — the API's routes as a type and the one decision per request
+//!   (host, origin, access token, view keys) the router asks before it serves anything.
 //! - [`admission`]: limits across sessions — session creation per client, the global cap,
 //!   sockets per client, repeated wrong tokens (held by one Durable Object).
 //! - [`agents`]: the five roles, their prompts, what each receives, the demo provider's text.
@@ -25,6 +27,7 @@
 //!
 //! Everything but `edge` builds and tests natively with `cargo test`.
 
+pub mod access;
 pub mod admission;
 pub mod agents;
 pub mod config;

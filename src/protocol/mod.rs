@@ -21,8 +21,8 @@ pub use model::{ModelChoice, ProviderKind};
 pub use patch::{PatchOp, PatchOpList};
 pub use stage::Stage;
 pub use wire::{
-    ConnectionCustom, FailureCode, InterruptReason, LoggedCustom, QueueReason, RejectionCode,
-    SnapshotReason, WarningCode,
+    ConnectionCustom, FailureCode, HttpErrorCode, InterruptReason, LoggedCustom, QueueReason,
+    RejectionCode, SnapshotReason, WarningCode,
 };
 
 /// Session ids are exactly 32 lowercase hex characters (128 random bits); anything else is

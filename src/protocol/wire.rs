@@ -1,6 +1,6 @@
 //! The typed wire: the value of every `CUSTOM` event the session logs, every connection frame
 //! (unlogged, one socket only), the closed code sets (command rejections, provider failures,
-//! warnings, interrupt and queue reasons) and the approval gate id.
+//! warnings, interrupt and queue reasons, HTTP error codes) and the approval gate id.
 //!
 //! These types are the one source of the JSON: the session machine and the edge build them and
 //! turn them into [`Event`]s with `.into()`, and the frontend's TypeScript types are generated
@@ -145,6 +145,79 @@ impl FailureCode {
                 | FailureCode::ServerError
                 | FailureCode::MalformedStream
         )
+    }
+}
+
+wire_enum! {
+    /// The `code` of every HTTP error body, `{"error": {"code", "message"}}` (the router's, the
+    /// session's, the admission object's and AG-UI over HTTP's, whose command rejections are
+    /// [`RejectionCode`]s: each of those is one of these too).
+    pub enum HttpErrorCode {
+        // Who may ask (src/access.rs).
+        HostNotAllowed = "host_not_allowed",
+        OriginNotAllowed = "origin_not_allowed",
+        Unauthorized = "unauthorized",
+        /// Too many wrong access tokens from one address: refused for a minute.
+        TooManyFailures = "too_many_failures",
+        /// Anything but a read through a view-only link.
+        ReadOnly = "read_only",
+        NotFound = "not_found",
+        MethodNotAllowed = "method_not_allowed",
+        /// A plain GET of the WebSocket endpoint.
+        UpgradeRequired = "upgrade_required",
+        /// "Your sessions" without an owner to name the list.
+        OwnerRequired = "owner_required",
+        // The request.
+        BodyTooLarge = "body_too_large",
+        BadRequest = "bad_request",
+        InvalidJson = "invalid_json",
+        NotAnObject = "not_an_object",
+        MissingField = "missing_field",
+        InvalidField = "invalid_field",
+        // Admission (src/admission.rs) and the session's own bounds.
+        TooManySessions = "too_many_sessions",
+        SessionLimitReached = "session_limit_reached",
+        TooManyConnections = "too_many_connections",
+        TooManyStreams = "too_many_streams",
+        TooManyViews = "too_many_views",
+        // Reads.
+        /// The log no longer holds the events asked for (410).
+        LogTruncated = "log_truncated",
+        NoArtifact = "no_artifact",
+        UnknownStage = "unknown_stage",
+        // AG-UI over HTTP (src/protocol/agui_http.rs).
+        ThreadMismatch = "thread_mismatch",
+        UnknownInterrupt = "unknown_interrupt",
+        InterruptsUnanswered = "interrupts_unanswered",
+        RunNotRemembered = "run_not_remembered",
+        // Command rejections that only AG-UI over HTTP answers as HTTP errors.
+        BinaryFrame = "binary_frame",
+        FrameTooLarge = "frame_too_large",
+        UnknownType = "unknown_type",
+        BriefEmpty = "brief_empty",
+        BriefTooLong = "brief_too_long",
+        FeedbackEmpty = "feedback_empty",
+        FeedbackTooLong = "feedback_too_long",
+        InvalidState = "invalid_state",
+        HelloRequired = "hello_required",
+        ResyncRateLimited = "resync_rate_limited",
+        IdReused = "id_reused",
+        RateLimited = "rate_limited",
+        BudgetExhausted = "budget_exhausted",
+        // The server.
+        /// The session did not answer a read in time (503, `Retry-After`).
+        SessionBusy = "session_busy",
+        /// An owner's list could not be updated (503).
+        IndexUnavailable = "index_unavailable",
+        ConfigInvalid = "config_invalid",
+        Internal = "internal",
+    }
+}
+
+impl From<RejectionCode> for HttpErrorCode {
+    fn from(c: RejectionCode) -> HttpErrorCode {
+        // Every rejection code is an HTTP code of the same name (a test checks them all).
+        HttpErrorCode::parse(c.as_str()).unwrap_or(HttpErrorCode::BadRequest)
     }
 }
 

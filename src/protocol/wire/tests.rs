@@ -269,9 +269,75 @@ fn codes_serialize_as_their_wire_strings() {
     check(QueueReason::ALL, QueueReason::as_str);
     check(WelcomeMode::ALL, WelcomeMode::as_str);
     check(SnapshotReason::ALL, SnapshotReason::as_str);
+    check(HttpErrorCode::ALL, HttpErrorCode::as_str);
     assert_eq!("log_truncated".parse(), Ok(SnapshotReason::Truncated));
     assert!("nope".parse::<FailureCode>().is_err());
     assert_eq!(RejectionCode::IdReused, "id_reused");
+}
+
+#[test]
+fn every_command_rejection_is_an_http_error_code_of_the_same_name() {
+    for &code in RejectionCode::ALL {
+        assert_eq!(
+            HttpErrorCode::parse(code.as_str()),
+            Some(HttpErrorCode::from(code))
+        );
+    }
+}
+
+/// The code literals of the HTTP error bodies written outside the typed paths (the session
+/// object's `error_response(404, "not_found", …)`, AG-UI's `HttpError::new`, admission's
+/// `Refusal::new`, `code: "…"` fields): each must be an [`HttpErrorCode`], so the generated
+/// TypeScript union names every code a client can get.
+#[test]
+fn every_http_error_code_written_in_the_source_is_in_the_enum() {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                walk(&p, out);
+            } else if p.extension().is_some_and(|e| e == "rs") {
+                out.push(p);
+            }
+        }
+    }
+    let mut files = vec![];
+    walk(&root().join("src"), &mut files);
+    let mut seen = 0;
+    for file in files {
+        let text = std::fs::read_to_string(&file).unwrap();
+        // Outside the tests at the end of a file.
+        let text = text.split("#[cfg(test)]").next().unwrap_or_default();
+        for call in [
+            "error_response(",
+            "HttpError::new(",
+            "Refusal::new(",
+            "code: \"",
+        ] {
+            for (at, _) in text.match_indices(call) {
+                let rest = &text[at + call.len()..];
+                let code = if call.ends_with('"') {
+                    rest.split('"').next()
+                } else {
+                    // `(status, "code", …`: the first string literal after the status.
+                    let args = rest.split(')').next().unwrap_or_default();
+                    args.split('"').nth(1).filter(|_| args.contains(','))
+                };
+                let Some(code) = code.filter(|c| {
+                    !c.is_empty() && c.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+                }) else {
+                    continue;
+                };
+                assert!(
+                    HttpErrorCode::parse(code).is_some(),
+                    "{}: {code:?} is not an HttpErrorCode",
+                    file.display()
+                );
+                seen += 1;
+            }
+        }
+    }
+    assert!(seen > 20, "the scan found only {seen} codes");
 }
 
 #[test]
@@ -344,13 +410,16 @@ fn codes_ts() -> String {
     };
     format!(
         "{HEADER}import type {{ FailureCode }} from \"./FailureCode\";\n\
+         import type {{ HttpErrorCode }} from \"./HttpErrorCode\";\n\
          import type {{ RejectionCode }} from \"./RejectionCode\";\n\n\
          /** Every provider failure code (`agent_error.code`, `RUN_ERROR.code`). */\n\
          export const FAILURE_CODES: readonly FailureCode[] = [\n{}];\n\n\
          /** The failure codes BotArmy retries by itself. */\n\
          export const RETRYABLE_FAILURE_CODES: readonly FailureCode[] = [\n{}];\n\n\
          /** Every command rejection code (`rejected.code`). */\n\
-         export const REJECTION_CODES: readonly RejectionCode[] = [\n{}];\n",
+         export const REJECTION_CODES: readonly RejectionCode[] = [\n{}];\n\n\
+         /** Every HTTP error code (`{{\"error\": {{\"code\"}}}}`). */\n\
+         export const HTTP_ERROR_CODES: readonly HttpErrorCode[] = [\n{}];\n",
         quoted(FailureCode::ALL.iter().map(|c| c.as_str()).collect()),
         quoted(
             FailureCode::ALL
@@ -360,6 +429,7 @@ fn codes_ts() -> String {
                 .collect()
         ),
         quoted(RejectionCode::ALL.iter().map(|c| c.as_str()).collect()),
+        quoted(HttpErrorCode::ALL.iter().map(|c| c.as_str()).collect()),
     )
 }
 
@@ -382,6 +452,7 @@ fn generate() -> BTreeMap<String, String> {
         .with_out_dir(&tmp);
     LoggedCustom::export_all(&cfg).unwrap();
     ConnectionCustom::export_all(&cfg).unwrap();
+    HttpErrorCode::export_all(&cfg).unwrap();
     let mut files = read_dir(&tmp);
     let _ = std::fs::remove_dir_all(&tmp);
     let types: Vec<String> = files

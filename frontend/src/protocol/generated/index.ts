@@ -7,6 +7,7 @@ export type { CaughtUpValue } from "./CaughtUpValue";
 export type { ConnectionCustom } from "./ConnectionCustom";
 export type { FailureCode } from "./FailureCode";
 export type { FlowValue } from "./FlowValue";
+export type { HttpErrorCode } from "./HttpErrorCode";
 export type { InterruptReason } from "./InterruptReason";
 export type { LoggedCustom } from "./LoggedCustom";
 export type { MessageInterruptedValue } from "./MessageInterruptedValue";
