@@ -389,36 +389,46 @@ async fn agui_request(
     if let Some(last) = req.headers().get("last-event-id")? {
         headers.set("last-event-id", &last)?;
     }
-    match method {
+    let (target, body) = match method {
         Method::Get => {
             let url = req.url()?;
             let query = url.query().map(|q| format!("?{q}")).unwrap_or_default();
-            forward_with_body(
-                env,
-                id,
-                &format!("/agui{query}"),
-                Method::Get,
-                headers,
-                None,
+            (format!("/agui{query}"), None)
+        }
+        Method::Post => match read_body(req, MAX_BODY_BYTES).await? {
+            Some(b) => ("/agui".to_string(), Some(b)),
+            None => {
+                let e = agui_http::body_too_large();
+                return error_response(e.status, e.code, &e.message);
+            }
+        },
+        _ => {
+            return error_response(
+                405,
+                "method_not_allowed",
+                "Use POST (a RunAgentInput) or GET ?after=<seq> here.",
             )
-            .await
         }
-        Method::Post => {
-            let body = match read_body(req, MAX_BODY_BYTES).await? {
-                Some(b) => b,
-                None => {
-                    let e = agui_http::body_too_large();
-                    return error_response(e.status, e.code, &e.message);
-                }
-            };
-            forward_with_body(env, id, "/agui", Method::Post, headers, Some(body)).await
-        }
-        _ => error_response(
-            405,
-            "method_not_allowed",
-            "Use POST (a RunAgentInput) or GET ?after=<seq> here.",
-        ),
+    };
+    // A stream is one of the client's connections, like a socket: leased here, given back by
+    // the session once the stream no longer takes a place (src/protocol/agui_readers.rs), or
+    // here when no stream came of it (giving back twice is harmless).
+    let ask = Ask {
+        client: client(req)?,
+        lease: random_hex(12),
+        limits: Some(cfg.admission),
+        ..Default::default()
+    };
+    if let Err(r) = admission_do::ask(env, "/open", &ask).await? {
+        return refusal(&r);
     }
+    headers.set("x-client", &ask.client)?;
+    headers.set("x-lease", &ask.lease)?;
+    let resp = forward_with_body(env, id, &target, method, headers, body).await;
+    if !matches!(&resp, Ok(r) if r.status_code() == 200) {
+        admission_do::ask(env, "/close", &ask).await?.ok();
+    }
+    resp
 }
 
 /// The request body, or `None` when it is larger than `max` (reading stops there).

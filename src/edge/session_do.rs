@@ -718,6 +718,8 @@ impl SessionDo {
         for (seq, f) in frames {
             log_cuts(readers.offer(*seq, f));
         }
+        drop(readers);
+        self.release_freed();
     }
 
     fn abort(&self, ids: &[u64]) {
@@ -776,6 +778,7 @@ impl SessionDo {
         self.readers
             .borrow_mut()
             .end_all(&format!(": session {why}\n\n"));
+        self.release_freed();
         let owners = self
             .with_inner(|i| i.store.owners())
             .map(|o| index::push_targets(&o))
@@ -1125,6 +1128,7 @@ impl SessionDo {
         for lease in released {
             self.release(lease).await;
         }
+        alive.extend(self.readers.borrow().leases());
         if !alive.is_empty() && now >= self.renewed_at.get() + LEASE_RENEW_MS {
             self.renewed_at.set(now);
             let ask = Ask {
@@ -1141,12 +1145,44 @@ impl SessionDo {
 
     /// `POST /agui` (a `RunAgentInput`: one command, then its run as SSE) or `GET /agui`
     /// (`?after=<seq>` or `Last-Event-ID`: the rest of the run in progress).
-    async fn agui(&self, mut req: Request) -> Result<Response> {
-        // The client's address as the router counts it (the streams' caps are per client).
+    async fn agui(&self, req: Request) -> Result<Response> {
+        // The client's address as the router counts it (the streams' caps are per client), and
+        // the lease it took on the client's connections, kept by a stream that takes a place.
         let client = req
             .headers()
             .get("x-client")?
             .unwrap_or_else(|| "unknown".into());
+        let lease = req.headers().get("x-lease")?.unwrap_or_default();
+        let resp = self.agui_request(req, &client, &lease).await;
+        if !lease.is_empty() && !self.readers.borrow().holds(&lease) {
+            self.release(lease).await;
+        }
+        self.release_freed();
+        resp
+    }
+
+    /// Gives back (on a task of its own) the connection leases of the streams that no longer
+    /// take a place.
+    fn release_freed(&self) {
+        let freed = self.readers.borrow_mut().take_freed();
+        if freed.is_empty() {
+            return;
+        }
+        let env = self.env.clone();
+        wasm_bindgen_futures::spawn_local(async move {
+            for lease in freed {
+                let ask = Ask {
+                    lease,
+                    ..Default::default()
+                };
+                if let Err(e) = admission_do::ask(&env, "/close", &ask).await {
+                    log::warn("admission_unreachable", json!({"message": e.to_string()}));
+                }
+            }
+        });
+    }
+
+    async fn agui_request(&self, mut req: Request, client: &str, lease: &str) -> Result<Response> {
         let last_event_id = match req.headers().get("last-event-id")? {
             None => None,
             Some(v) => match v.trim().parse::<u64>() {
@@ -1170,12 +1206,12 @@ impl SessionDo {
                     )
                 }
             };
-            return self.open_stream(&client, after);
+            return self.open_stream(client, lease, after);
         }
         let body = req.bytes().await?;
         let now = now_ms();
         // Past the client's or the session's cap on streams nothing is applied.
-        if let Err(e) = self.readers.borrow_mut().admit(&client) {
+        if let Err(e) = self.readers.borrow_mut().admit(client) {
             log::warn("agui_refused", json!({"code": e.code}));
             return http_error(&e);
         }
@@ -1187,7 +1223,9 @@ impl SessionDo {
         // or is refused id_reused when its body means another command.
         let sid = self.with_inner(|i| i.session.state().session_id.clone());
         match repeated_run(&runs, &body, &sid) {
-            Ok(Some(from)) => return self.open_stream(&client, last_event_id.unwrap_or(from - 1)),
+            Ok(Some(from)) => {
+                return self.open_stream(client, lease, last_event_id.unwrap_or(from - 1))
+            }
             Ok(None) => {}
             Err(e) => {
                 log::warn("agui_refused", json!({"code": e.code}));
@@ -1248,13 +1286,13 @@ impl SessionDo {
                  with GET ?after=<seq>.",
             );
         };
-        self.open_stream(&client, after)
+        self.open_stream(client, lease, after)
     }
 
     /// The SSE response for the events after `after`, to the end of the run: the logged
     /// ones now, in this same synchronous step the live ones are hooked up (no gap, no
     /// duplicate).
-    fn open_stream(&self, client: &str, after: u64) -> Result<Response> {
+    fn open_stream(&self, client: &str, lease: &str, after: u64) -> Result<Response> {
         let (oldest, newest, open) = self.with_inner(|i| {
             let status = i.session.state().run.status;
             (
@@ -1281,7 +1319,7 @@ impl SessionDo {
                 )
             }
         };
-        let (id, mut body) = match self.readers.borrow_mut().open(client, from) {
+        let (id, mut body) = match self.readers.borrow_mut().open(client, lease, from) {
             Ok(opened) => opened,
             Err(e) => {
                 log::warn("agui_refused", json!({"code": e.code}));

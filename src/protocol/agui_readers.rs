@@ -18,7 +18,10 @@
 //!
 //! A stream takes a place under the caps while it follows a run in progress; once its run has
 //! ended or it was cut, its place is free (the runtime does not always tell a session that a
-//! client went away, so a place must not wait for that). Its bytes count toward the total until
+//! client went away, so a place must not wait for that). Across sessions, a stream is one of
+//! its client's connections: the router takes a lease on the client's share of connections
+//! (`crate::admission`, `429 too_many_connections` past it, WebSockets and streams together)
+//! and the session gives it back when the stream stops taking a place ([`Readers::take_freed`]). Its bytes count toward the total until
 //! its reader has taken them, it is cut, or its body is dropped: a replay of a finished run that
 //! nobody reads is shed like any other stream.
 
@@ -120,6 +123,8 @@ pub struct Cut {
 struct Reader {
     id: u64,
     client: String,
+    /// The client's connection lease ("" for none), given back once the place is free.
+    lease: String,
     run: RunStream,
     q: Rc<RefCell<Queue>>,
     /// Nothing more is written (the run ended, or the stream was cut).
@@ -192,6 +197,8 @@ impl Reader {
 pub struct Readers {
     next_id: u64,
     open: Vec<Reader>,
+    /// Leases of streams that no longer take a place, to give back.
+    freed: Vec<String>,
 }
 
 impl Readers {
@@ -239,8 +246,9 @@ impl Readers {
         Ok(())
     }
 
-    /// Opens a stream for `client` from the event `from` on; the edge serves the [`Body`].
-    pub fn open(&mut self, client: &str, from: u64) -> Result<(u64, Body), HttpError> {
+    /// Opens a stream for `client` (holding the connection lease `lease`) from the event `from`
+    /// on; the edge serves the [`Body`].
+    pub fn open(&mut self, client: &str, lease: &str, from: u64) -> Result<(u64, Body), HttpError> {
         self.admit(client)?;
         let q = Rc::new(RefCell::new(Queue {
             given: from.saturating_sub(1),
@@ -250,12 +258,34 @@ impl Readers {
         self.open.push(Reader {
             id: self.next_id,
             client: client.to_string(),
+            lease: lease.to_string(),
             run: RunStream::new(from),
             q: q.clone(),
             ended: false,
             cut: false,
         });
         Ok((self.next_id, Body(q)))
+    }
+
+    /// Is `lease` held by a stream that takes a place?
+    pub fn holds(&self, lease: &str) -> bool {
+        !lease.is_empty() && self.open.iter().any(|r| r.lease == lease)
+    }
+
+    /// `(lease, client)` of every stream that takes a place (renewed with the sockets').
+    pub fn leases(&self) -> Vec<(String, String)> {
+        self.open
+            .iter()
+            .filter(|r| !r.lease.is_empty())
+            .map(|r| (r.lease.clone(), r.client.clone()))
+            .collect()
+    }
+
+    /// Leases of streams that stopped taking a place since the last call: the edge gives them
+    /// back to the admission object.
+    pub fn take_freed(&mut self) -> Vec<String> {
+        self.prune();
+        std::mem::take(&mut self.freed)
     }
 
     /// Is the stream `id` still written to?
@@ -284,10 +314,20 @@ impl Readers {
 
     /// Ends every stream with `comment` (the session is deleted).
     pub fn end_all(&mut self, comment: &str) {
-        for r in self.open.drain(..) {
-            if !r.ended {
-                r.write(0, comment.to_string(), true);
+        for i in 0..self.open.len() {
+            if !self.open[i].ended {
+                self.open[i].write(0, comment.to_string(), true);
             }
+            self.free_at(i);
+        }
+        self.open.clear();
+    }
+
+    /// The stream `i` no longer takes a place: its lease is to be given back.
+    fn free_at(&mut self, i: usize) {
+        let lease = std::mem::take(&mut self.open[i].lease);
+        if !lease.is_empty() {
+            self.freed.push(lease);
         }
     }
 
@@ -305,11 +345,15 @@ impl Readers {
                     CutReason::Behind
                 };
                 cuts.push(self.open[i].cut(reason));
+                self.free_at(i);
             }
             Offer::Send { chunk, last } => {
                 if self.make_room(i, chunk.len() as u64, cuts) {
                     self.open[i].write(seq, chunk, last);
                     self.open[i].ended |= last;
+                }
+                if self.open[i].ended {
+                    self.free_at(i);
                 }
             }
         }
@@ -339,6 +383,7 @@ impl Readers {
             }
             total -= w;
             cuts.push(self.open[j].cut(CutReason::Shed));
+            self.free_at(j);
             kept &= j != i;
         }
         kept
@@ -347,9 +392,14 @@ impl Readers {
     /// Forgets streams whose reader went away, that were cut, or that ended and were read to
     /// the end (a cut stream's body still hands over its comment).
     fn prune(&mut self) {
-        self.open.retain(|r| {
+        let freed = &mut self.freed;
+        self.open.retain_mut(|r| {
             let q = r.q.borrow();
-            !(q.gone || r.cut || (r.ended && q.chunks.is_empty()))
+            let keep = !(q.gone || r.cut || (r.ended && q.chunks.is_empty()));
+            if !keep && !r.lease.is_empty() {
+                freed.push(std::mem::take(&mut r.lease));
+            }
+            keep
         });
     }
 }
@@ -383,22 +433,22 @@ mod tests {
     fn a_client_may_hold_four_streams_on_a_session_and_is_refused_the_fifth() {
         let mut r = Readers::new();
         let _bodies: Vec<Body> = (0..STREAMS_PER_CLIENT)
-            .map(|_| r.open("1.2.3.4", 1).unwrap().1)
+            .map(|_| r.open("1.2.3.4", "", 1).unwrap().1)
             .collect();
-        let e = r.open("1.2.3.4", 1).err().unwrap();
+        let e = r.open("1.2.3.4", "", 1).err().unwrap();
         assert_eq!((e.status, e.code), (429, "too_many_streams"));
         assert!(r.admit("1.2.3.4").is_err());
         // Another client still may.
-        assert!(r.open("5.6.7.8", 1).is_ok());
+        assert!(r.open("5.6.7.8", "", 1).is_ok());
     }
 
     #[test]
     fn a_session_holds_sixteen_streams_whoever_opens_them() {
         let mut r = Readers::new();
         let _bodies: Vec<Body> = (0..STREAMS_PER_SESSION)
-            .map(|n| r.open(&format!("10.0.0.{n}"), 1).unwrap().1)
+            .map(|n| r.open(&format!("10.0.0.{n}"), "", 1).unwrap().1)
             .collect();
-        let e = r.open("10.0.1.1", 1).err().unwrap();
+        let e = r.open("10.0.1.1", "", 1).err().unwrap();
         assert_eq!(e.code, "too_many_streams");
     }
 
@@ -406,7 +456,7 @@ mod tests {
     fn a_stream_whose_reader_went_away_no_longer_counts() {
         let mut r = Readers::new();
         let bodies: Vec<Body> = (0..STREAMS_PER_CLIENT)
-            .map(|_| r.open("c", 1).unwrap().1)
+            .map(|_| r.open("c", "", 1).unwrap().1)
             .collect();
         assert!(r.admit("c").is_err());
         drop(bodies);
@@ -417,9 +467,9 @@ mod tests {
     #[test]
     fn a_finished_run_frees_its_places_but_its_unread_bytes_still_count() {
         let mut r = Readers::new();
-        let (_, mut read) = r.open("c", 1).unwrap();
+        let (_, mut read) = r.open("c", "", 1).unwrap();
         let _unread: Vec<Body> = (1..STREAMS_PER_CLIENT)
-            .map(|_| r.open("c", 1).unwrap().1)
+            .map(|_| r.open("c", "", 1).unwrap().1)
             .collect();
         assert!(r.admit("c").is_err());
         r.offer(1, &ev(1, "RUN_STARTED", 0));
@@ -453,7 +503,7 @@ mod tests {
         let mut cuts = Vec::new();
         // Each re-POST of a known runId replays the run whole: ≈ 12 MiB, cut at 8 MiB each.
         for n in 0..48 {
-            let (id, body) = r.open(&format!("c{n}"), 1).unwrap();
+            let (id, body) = r.open(&format!("c{n}"), "", 1).unwrap();
             std::mem::forget(body); // a reader that never reads and never leaves
             for (k, e) in run.iter().enumerate() {
                 cuts.extend(r.offer_to(id, k as u64 + 1, e));
@@ -467,7 +517,7 @@ mod tests {
     fn a_cut_stream_frees_its_place_at_once() {
         let mut r = Readers::new();
         let bodies: Vec<(u64, Body)> = (0..STREAMS_PER_CLIENT)
-            .map(|_| r.open("c", 1).unwrap())
+            .map(|_| r.open("c", "", 1).unwrap())
             .collect();
         let (id, _) = bodies[0];
         let mut seq = 1;
@@ -481,8 +531,8 @@ mod tests {
     #[test]
     fn events_reach_every_stream_in_order_with_their_seq_as_id() {
         let mut r = Readers::new();
-        let (_, mut a) = r.open("a", 1).unwrap();
-        let (_, mut b) = r.open("b", 2).unwrap();
+        let (_, mut a) = r.open("a", "", 1).unwrap();
+        let (_, mut b) = r.open("b", "", 2).unwrap();
         for (seq, ty) in [(1, "RUN_STARTED"), (2, "STATE_DELTA"), (3, "RUN_FINISHED")] {
             assert!(r.offer(seq, &ev(seq, ty, 0)).is_empty());
         }
@@ -496,7 +546,7 @@ mod tests {
     #[test]
     fn one_reader_that_does_not_read_is_cut_at_its_own_bound_and_its_bytes_are_dropped() {
         let mut r = Readers::new();
-        let (id, mut body) = r.open("c", 1).unwrap();
+        let (id, mut body) = r.open("c", "", 1).unwrap();
         let mut cuts = Vec::new();
         let mut seq = 1;
         while r.is_live(id) {
@@ -522,9 +572,9 @@ mod tests {
     fn all_streams_together_hold_at_most_the_session_bound_and_the_slowest_go_first() {
         let mut r = Readers::new();
         // A reader that reads everything, and readers that read nothing, from four clients.
-        let (_, mut reading) = r.open("reader", 1).unwrap();
+        let (_, mut reading) = r.open("reader", "", 1).unwrap();
         let mut idle: Vec<Body> = (0..12)
-            .map(|n| r.open(&format!("idle-{}", n % 4), 1).unwrap().1)
+            .map(|n| r.open(&format!("idle-{}", n % 4), "", 1).unwrap().1)
             .collect();
         let mut cuts = Vec::new();
         let mut given = 0;
@@ -550,11 +600,11 @@ mod tests {
     #[test]
     fn a_cut_stream_says_the_last_event_its_reader_was_given() {
         let mut r = Readers::new();
-        let (_, mut slow) = r.open("slow", 5).unwrap();
+        let (_, mut slow) = r.open("slow", "", 5).unwrap();
         r.offer(5, &ev(5, "RUN_STARTED", 0));
         r.offer(6, &ev(6, "STATE_DELTA", 0));
         assert_eq!(take(&mut slow).len(), 2);
-        let (_, _fresh) = r.open("fresh", 7).unwrap();
+        let (_, _fresh) = r.open("fresh", "", 7).unwrap();
         let mut seq = 7;
         let mut cuts = Vec::new();
         while cuts.is_empty() {
@@ -571,15 +621,15 @@ mod tests {
     #[test]
     fn a_replay_into_a_new_stream_sheds_the_old_streams_that_hold_more() {
         let mut r = Readers::new();
-        let (_, _a) = r.open("a", 1).unwrap();
-        let (_, _b) = r.open("b", 1).unwrap();
+        let (_, _a) = r.open("a", "", 1).unwrap();
+        let (_, _b) = r.open("b", "", 1).unwrap();
         // Each old stream holds 7 MiB: under its own bound, 14 MiB together.
         for seq in 1..=112u64 {
             assert!(r
                 .offer(seq, &ev(seq, "TEXT_MESSAGE_CONTENT", 64 * 1024))
                 .is_empty());
         }
-        let (id, _new) = r.open("new", 1).unwrap();
+        let (id, _new) = r.open("new", "", 1).unwrap();
         let cuts: Vec<Cut> = (1..=64u64)
             .flat_map(|s| r.offer_to(id, s, &ev(s, "TEXT_MESSAGE_CONTENT", 64 * 1024)))
             .collect();
@@ -593,9 +643,33 @@ mod tests {
     }
 
     #[test]
+    fn a_stream_gives_its_connection_lease_back_when_its_place_is_free() {
+        let mut r = Readers::new();
+        let (_, _ends) = r.open("c", "l-end", 1000).unwrap();
+        let (cut, _cut) = r.open("c", "l-cut", 1).unwrap();
+        let (_, leaves) = r.open("c", "l-leaves", 1).unwrap();
+        assert_eq!(r.leases().len(), 3);
+        assert!(r.holds("l-cut") && !r.holds(""));
+        drop(leaves);
+        assert_eq!(r.take_freed(), vec!["l-leaves".to_string()]);
+        let mut seq = 1;
+        while r.is_live(cut) {
+            r.offer_to(cut, seq, &ev(seq, "TEXT_MESSAGE_CONTENT", 64 * 1024));
+            seq += 1;
+        }
+        assert_eq!(r.take_freed(), vec!["l-cut".to_string()]);
+        assert!(r.offer(1000, &ev(1000, "RUN_FINISHED", 0)).is_empty());
+        assert_eq!(r.take_freed(), vec!["l-end".to_string()]);
+        assert!(r.take_freed().is_empty(), "each lease once");
+        let (_, _gone) = r.open("c", "l-deleted", 1).unwrap();
+        r.end_all(": session deleted\n\n");
+        assert_eq!(r.take_freed(), vec!["l-deleted".to_string()]);
+    }
+
+    #[test]
     fn ending_every_stream_writes_the_comment_and_forgets_them() {
         let mut r = Readers::new();
-        let (_, mut b) = r.open("c", 1).unwrap();
+        let (_, mut b) = r.open("c", "", 1).unwrap();
         r.end_all(": session deleted\n\n");
         assert_eq!(take(&mut b), vec![": session deleted\n\n".to_string()]);
         assert!(ended(&mut b));
