@@ -39,7 +39,7 @@ after(async () => {
 const mib = (b) => `${(b / MIB).toFixed(1)} MiB`;
 function report(what, a) {
   const r = requestSizes(a.requests);
-  console.log(`# ${what}: ${r.count} requests, largest ${mib(r.maxBytes)}, all ${mib(r.totalBytes)}; runtime ${mib(a.rss.before)} → peak ${mib(a.rss.peak)} → ${mib(a.rss.after)}; health max ${a.health.maxMs.toFixed(0)} ms; stored ${mib(a.stats.dbBytes)}`);
+  console.log(`# ${what}: ${r.count} requests, largest ${mib(r.maxBytes)}, all ${mib(r.totalBytes)}; runtime ${mib(a.rss.before)} → peak ${mib(a.rss.peak)} → ${mib(a.rss.after)}; health max ${a.health.runtimeMaxMs.toFixed(0)} ms at the runtime, ${a.health.maxMs.toFixed(0)} ms through wrangler dev; stored ${mib(a.stats.dbBytes)}`);
   return r;
 }
 

@@ -49,6 +49,17 @@ import { STAGES } from './stages.mjs';
 export const ROLES = STAGES;
 const SCENARIO_RE = /\[\[scenario:([A-Za-z0-9_.\-]+)\]\]/;
 
+/** Resolves when `res` can take more (or is gone), leaving no listener behind. */
+function drained(res) {
+  return new Promise((resolve) => {
+    const done = () => {
+      res.off('drain', done).off('close', done);
+      resolve();
+    };
+    res.on('drain', done).on('close', done);
+  });
+}
+
 /** The text of a chat message's content (string or array of parts). */
 export function contentText(content) {
   if (typeof content === 'string') return content;
@@ -383,7 +394,7 @@ export async function startFakeOpenAI(options = {}) {
       entry.reasoningSent = 0;
       while (entry.reasoningSent < (step.reasoning.bytes ?? 0)) {
         if (gone()) return;
-        if (!res.write(chunk({ reasoning_content: piece }))) await new Promise((r) => res.once('drain', r).once('close', r));
+        if (!res.write(chunk({ reasoning_content: piece }))) await drained(res);
         entry.reasoningSent += piece.length;
         if (step.reasoning.delayMs) await sleep(step.reasoning.delayMs);
       }
@@ -406,12 +417,17 @@ export async function startFakeOpenAI(options = {}) {
         entry.toolCalls.push({ id, name: call.name, arguments: args });
         res.write(chunk({ tool_calls: [{ index, id, type: 'function', function: { name: call.name, arguments: '' } }] }));
         // Pieces cut by code unit may split a surrogate pair: cut by code point, as a server's
-        // tokens would never produce half a character.
-        const chars = [...args];
+        // tokens would never produce half a character (spread only when there is a pair: a
+        // megabyte spread into an array blocks this process for a while).
+        const chars = /[\uD800-\uDFFF]/.test(args) ? [...args] : args;
         for (let at = 0; at < chars.length; at += size) {
           if (delay > 0) await sleep(delay);
           if (gone()) return;
-          res.write(chunk({ tool_calls: [{ index, function: { arguments: chars.slice(at, at + size).join('') } }] }));
+          const piece = typeof chars === 'string' ? chars.slice(at, at + size) : chars.slice(at, at + size).join('');
+          // Yield between pieces (and wait while the client is not reading): this process may
+          // also be the one measuring the Worker (tests/support/model-attacks.mjs).
+          if (!res.write(chunk({ tool_calls: [{ index, function: { arguments: piece } }] }))) await drained(res);
+          else if (delay <= 0) await new Promise((r) => setImmediate(r));
           entry.tokensSent++;
         }
       }

@@ -7,7 +7,7 @@
 
 import { SessionClient, createSession, fetchEvents, getSession } from './client.mjs';
 import { mustAck } from './e2e.mjs';
-import { workerdMem } from '../../bench/lib.mjs';
+import { runtimeUrl, workerdMem } from '../../bench/lib.mjs';
 
 /**
  * What a Worker under attack runs with besides its provider: neither the token budget nor the
@@ -29,7 +29,7 @@ async function healthMs(url) {
  * Runs a session whose brief carries `[[scenario:NAME]]` with `steps` scripted on the double,
  * to the end of its run (auto approval), sampling the runtime's memory and /api/health while
  * it goes. Returns {id, requests (this scenario's, in order), rss {before, peak, after},
- * health {beforeMs, maxMs}, stats (the session's), runEnd (its last event)}.
+ * health {beforeMs, maxMs, runtimeMaxMs}, stats (the session's), runEnd (its last event)}.
  */
 export async function attack(worker, fake, name, steps, { timeoutMs = 240000 } = {}) {
   const scenario = `${name}-${Date.now()}-${Math.floor(Math.random() * 1e6)}`;
@@ -37,14 +37,24 @@ export async function attack(worker, fake, name, steps, { timeoutMs = 240000 } =
   const pid = worker.pid;
   const rss = { before: workerdMem(pid).runtime };
   rss.peak = rss.before;
-  const health = { beforeMs: await healthMs(worker.url), maxMs: 0 };
+  // /api/health through wrangler dev (as a browser reaches it) and at the Worker runtime's own
+  // socket (without wrangler's proxy): which of the two a stall is in.
+  const runtime = await runtimeUrl(pid);
+  const health = { beforeMs: await healthMs(worker.url), maxMs: 0, runtimeMaxMs: 0 };
   let sampling = true;
+  const sample = async (key, url) => {
+    while (sampling) {
+      health[key] = Math.max(health[key], await healthMs(url));
+      await sleep(200);
+    }
+  };
+  const samplers = [sample('maxMs', worker.url), sample('runtimeMaxMs', runtime)];
   const sampler = (async () => {
     while (sampling) {
       rss.peak = Math.max(rss.peak, workerdMem(pid).runtime);
-      health.maxMs = Math.max(health.maxMs, await healthMs(worker.url));
       await sleep(200);
     }
+    await Promise.all(samplers);
   })();
   const id = await createSession(worker.url);
   const c = await SessionClient.open(worker.url, id, { label: name });
