@@ -951,10 +951,17 @@ describe('BotArmy UI in Chromium', () => {
       url = worker.url;
     }
     const page = await openPage(t, url);
+    const startedAt = Date.now();
     const id = await startFromHome(page, 'An inventory tracker for a bike repair shop.');
     const analyst = page.locator('[data-testid="message"][data-name="Analyst"][data-streaming="true"]').first();
     await analyst.waitFor({ timeout: STAGE_TIMEOUT });
+    await watchStatus(page);
+    const seconds = async () => {
+      const [m, s] = (await byTestId(page, 'agent-elapsed-analyst').textContent()).split(':').map(Number);
+      return m * 60 + s;
+    };
 
+    const cutAt = Date.now();
     if (worker) {
       await worker.kill(); // the whole wrangler/workerd tree, as a crash would
     } else {
@@ -962,20 +969,45 @@ describe('BotArmy UI in Chromium', () => {
     }
     await page.locator('[data-testid="connection-status"]:is([data-status="reconnecting"], [data-status="connecting"], [data-status="offline"])').waitFor({ timeout: 15_000 });
     assert.match(await byTestId(page, 'connection-status').textContent(), /Reconnecting|Connecting|Offline/);
-    await shot(page, '09-reconnecting');
+    // The page's words while the server is down, at 1 s and (with a server of our own) at 5 s:
+    // a line that says the connection is lost and nothing will be missed, no "writing…", the
+    // card no longer "Writing", and the clock stopped.
+    const words = {};
+    for (const at of worker ? [1000, 5000] : [1000]) {
+      await sleep(Math.max(0, cutAt + at - Date.now()));
+      const note = byTestId(page, 'connection-lost-note');
+      assert.match(await note.textContent(), /Connection lost at .*Nothing will be missed/, `the thread says so at ${at} ms`);
+      assert.equal(await byTestId(page, 'message-writing').count(), 0, `no "writing…" at ${at} ms`);
+      assert.equal(await byTestId(page, 'agent-stale-analyst').textContent(), 'Connection lost', `the card says so at ${at} ms`);
+      words[at] = { clock: await seconds(), status: await byTestId(page, 'connection-status').textContent() };
+      if (at === 1000) await shot(page, '09-reconnecting');
+    }
+    if (worker) assert.equal(words[5000].clock, words[1000].clock, `the clock stopped while the server was down (${JSON.stringify(words)})`);
+    let answeredAt;
     if (worker) {
       const again = await startWorker({ name: 'browser-disconnect', persistDir: worker.persistDir, port: worker.port });
+      answeredAt = Date.now();
       owned.push(again);
     } else {
       await new Promise((r) => setTimeout(r, 2600));
+      answeredAt = Date.now();
     }
-    // "Reconnect now" skips the backoff wait; the page may already have reconnected on its own
-    // (the button then leaves the DOM mid-click), which is just as good.
-    if (await byTestId(page, 'reconnect-button').count()) {
-      await byTestId(page, 'reconnect-button').click({ timeout: 5_000 }).catch((e) => t.diagnostic(`reconnect-now not clicked: ${e.message.split('\n')[0]}`));
-    }
+    // No "Reconnect now": the page finds the server by itself, within 3 s of it answering.
+    await page.locator('[data-testid="connection-status"][data-status="connected"]').waitFor({ timeout: 30_000 });
+    const log = await page.evaluate(() => window.__statusLog);
+    const back = log.find((e) => e.at >= cutAt && e.status === 'connected');
+    const recovery = back.at - answeredAt;
+    const outage = back.at - cutAt;
+    t.diagnostic(`words while down: ${JSON.stringify(words)}; server answering again ${answeredAt - cutAt} ms after the cut; connected ${recovery} ms after that`);
+    assert.ok(recovery <= 3000, `connected again ${recovery} ms after the server answered (at most 3 s)`);
     await waitLive(page, 60_000);
+    assert.equal(await byTestId(page, 'connection-lost-note').count(), 0, 'the line goes once the page is back');
     await waitGate(page, 'analyst');
+    // The analyst's clock leaves out the time the server was down.
+    const wall = (Date.now() - startedAt) / 1000;
+    const shown = await seconds();
+    t.diagnostic(`analyst clock ${shown} s; ${wall.toFixed(1)} s since Start, of which ${(outage / 1000).toFixed(1)} s without a connection`);
+    assert.ok(shown <= wall - outage / 1000 + 2, `the analyst's clock (${shown} s) does not count the ${(outage / 1000).toFixed(1)} s outage (${wall.toFixed(1)} s since Start)`);
     const { view, events } = await assertViewMatchesServer(page, id, 'after a reconnect', url);
     assert.ok(view.lastSeq > 0);
     // Nothing was shown twice: every message id appears once in the thread.

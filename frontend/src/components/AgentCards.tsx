@@ -2,13 +2,15 @@
 // what it cost, next retry countdown. Each card selects only its own agent's state object, which the reducer's structural
 // sharing leaves untouched when a delta changed another agent, so only that card re-renders.
 
-import { memo } from "react";
+import { memo, useContext } from "react";
 import { activeStage, progressPercent } from "../protocol/actions";
 import { LIMITS, STAGES, STAGE_LABEL, type AgentState, type Stage } from "../protocol/types";
 import { useSessionView } from "../store/session";
 import { formatDuration, formatTokens, secondsUntil } from "../lib/format";
 import { costWords, parseModelId } from "../lib/money";
-import { useNow } from "../lib/useNow";
+import { FrozenClockContext, useNow } from "../lib/useNow";
+import { lostSince, outageWithin, useConnectionStore, type Outage } from "../store/connection";
+import { Badge } from "./ui/badge";
 import { cn } from "../lib/cn";
 import { AgentStatusBadge } from "./StatusBadge";
 
@@ -21,6 +23,7 @@ const ROLE: Record<Stage, string> = {
 };
 
 const LIVE_STATUSES = new Set(["thinking", "streaming", "retrying"]);
+const NO_OUTAGES: Outage[] = [];
 
 export const AgentCard = memo(function AgentCard({ stage }: { stage: Stage }) {
   const agent = useSessionView((s) => s.view.state?.agents[stage]);
@@ -32,9 +35,18 @@ export function AgentCardView({ stage, agent, active }: { stage: Stage; agent: A
   const status = agent?.status ?? "idle";
   // A queued agent with a start time counts down too, so its clock must tick.
   const live = LIVE_STATUSES.has(status) || (status === "queued" && agent?.nextRetryAt != null);
-  const now = useNow(live);
+  // A replay (a frozen clock) shows the times of then, not this page's connection.
+  const replaying = useContext(FrozenClockContext) !== null;
+  const liveOutages = useConnectionStore((s) => s.outages);
+  const outages = replaying ? NO_OUTAGES : liveOutages;
+  const lostAt = lostSince(outages);
+  // While the connection is lost the clock stops where the page last heard from the session, and
+  // it never counts the time the page was cut off.
+  const now = useNow(live && lostAt === null);
   const pct = agent ? progressPercent(agent.progress, status) : 0;
-  const elapsed = agent?.startedAt != null ? (agent.finishedAt ?? now) - agent.startedAt : null;
+  const end = agent?.finishedAt ?? (lostAt ?? now);
+  const elapsed = agent?.startedAt != null ? Math.max(0, end - agent.startedAt - outageWithin(outages, agent.startedAt, end)) : null;
+  const stale = lostAt !== null && LIVE_STATUSES.has(status);
   const retryIn = agent?.nextRetryAt != null ? secondsUntil(agent.nextRetryAt, now) : null;
   const name = STAGE_LABEL[stage];
   // Agents that have not started yet take one line, so the active one is easy to find.
@@ -59,7 +71,13 @@ export function AgentCardView({ stage, agent, active }: { stage: Stage; agent: A
           <h3 className="text-sm font-semibold leading-tight">{name}</h3>
           <p className="truncate text-xs text-slate-500">{ROLE[stage]}</p>
         </div>
-        <AgentStatusBadge status={status} />
+        {stale ? (
+          <Badge tone="amber" data-testid={`agent-stale-${stage}`} title="The connection is lost: this is where the agent was when the page last heard from it.">
+            Connection lost
+          </Badge>
+        ) : (
+          <AgentStatusBadge status={status} />
+        )}
       </div>
       {compact ? null : (
         <>

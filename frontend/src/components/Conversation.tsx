@@ -6,6 +6,7 @@
 import { memo, type ReactNode, useCallback, useDeferredValue, useEffect, useLayoutEffect, useRef, useState } from "react";
 import { INTERRUPT_WORDS, type ChatMessage, type Notice } from "../protocol/reducer";
 import { useSessionStoreApi, useSessionView } from "../store/session";
+import { useConnectionLost, useConnectionStore } from "../store/connection";
 import { cn } from "../lib/cn";
 import { formatClock } from "../lib/format";
 import { Markdown } from "./Markdown";
@@ -47,10 +48,25 @@ function AnswerBody({ content, toolCalls, reasoning }: { content: string; toolCa
   return <>{parts}</>;
 }
 
+/** The line at the end of the thread while the connection is lost: what happened and that nothing will be missed. */
+function ConnectionLostLine() {
+  const lost = useConnectionLost();
+  const offline = useConnectionStore((s) => s.status === "offline" && s.offlineReason === "no_network");
+  if (lost === null) return null;
+  return (
+    <li role="status" data-testid="connection-lost-note" className="rounded-lg border border-amber-300 bg-amber-50 p-3 text-sm text-amber-950">
+      <strong className="font-semibold">Connection lost at {formatClock(lost)}.</strong>{" "}
+      {offline ? "This device is offline; the page reconnects when the network is back." : "The page tries again every few seconds."} Nothing
+      will be missed: whatever the agents do meanwhile appears here when it reconnects.
+    </li>
+  );
+}
+
 const MessageItem = memo(function MessageItem({ id }: { id: string }) {
   const message = useSessionView((s) => s.view.messages[id]);
   // While tokens stream in, React may skip intermediate renders of the Markdown under load.
   const content = useDeferredValue(message?.content ?? "");
+  const lost = useConnectionLost();
   if (!message) return null;
   const isUser = message.role === "user";
   return (
@@ -65,10 +81,14 @@ const MessageItem = memo(function MessageItem({ id }: { id: string }) {
       <div className="mb-1 flex flex-wrap items-center gap-2 text-xs">
         <span className={cn("font-semibold", isUser ? "text-sky-900" : "text-indigo-900")}>{message.name}</span>
         {message.at ? <time className="text-slate-600" dateTime={new Date(message.at).toISOString()}>{formatClock(message.at)}</time> : null}
-        {message.streaming ? (
-          <span className="inline-flex items-center gap-1 text-indigo-700">
+        {message.streaming && lost === null ? (
+          <span className="inline-flex items-center gap-1 text-indigo-700" data-testid="message-writing">
             <span className="h-1.5 w-1.5 animate-pulse rounded-full bg-indigo-500" aria-hidden="true" />
             writing…
+          </span>
+        ) : message.streaming ? (
+          <span className="text-amber-800" data-testid="message-stalled">
+            (connection lost: the rest arrives when it is back)
           </span>
         ) : null}
         {message.interrupted ? (
@@ -231,6 +251,7 @@ export function Conversation() {
                 <NoticeItem key={item.id} notice={item} />
               ),
             )}
+            <ConnectionLostLine />
           </ol>
         )}
       </div>

@@ -168,6 +168,53 @@ describe("AgentCards", () => {
     }
   });
 
+  it("a lost connection: the clock stops, the card and the thread say so, and the outage is never counted", () => {
+    vi.useFakeTimers({ now: 2_000_000_000_000 });
+    try {
+      const s = new Script();
+      s.now = Date.now() - 10_000;
+      s.start("brief");
+      s.beginAttempt("analyst");
+      s.stream("analyst", "part of an answer", 100);
+      load(s.events);
+      const snap = (status: "connected" | "reconnecting") =>
+        act(() => useConnectionStore.getState().setSnapshot({ status, attempt: status === "connected" ? 0 : 1, nextRetryAt: null, lastClose: null, offlineReason: null }));
+      act(() => useConnectionStore.getState().reset());
+      snap("connected");
+      render(
+        <>
+          <AgentCards />
+          <Conversation />
+        </>,
+      );
+      const clock = () => screen.getByTestId("agent-elapsed-analyst").textContent;
+      const before = clock();
+      expect(before).toMatch(/^0:(09|10)$/);
+      expect(screen.getByTestId("message-writing").textContent).toBe("writing…");
+      expect(screen.queryByTestId("connection-lost-note")).toBeNull();
+
+      snap("reconnecting");
+      act(() => vi.advanceTimersByTime(30_000));
+      expect(clock()).toBe(before);
+      expect(screen.getByTestId("agent-stale-analyst").textContent).toBe("Connection lost");
+      expect(screen.getByTestId("agent-card-analyst").dataset.status).toBe("streaming");
+      expect(screen.queryByTestId("message-writing")).toBeNull();
+      expect(screen.getByTestId("message-stalled")).toBeTruthy();
+      const note = screen.getByTestId("connection-lost-note");
+      expect(note.textContent).toMatch(/^Connection lost at \d\d:\d\d:\d\d( [AP]M)?\. The page tries again every few seconds\. Nothing will be missed/);
+
+      snap("connected");
+      act(() => vi.advanceTimersByTime(5_000));
+      // About 10 s before, 5 s after: the 30 s without a connection are left out.
+      expect(clock()).toBe(`0:${Number(before!.slice(2)) + 5}`);
+      expect(screen.queryByTestId("connection-lost-note")).toBeNull();
+      expect(screen.queryByTestId("agent-stale-analyst")).toBeNull();
+      expect(screen.getByTestId("message-writing")).toBeTruthy();
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
   it("says when an answer was reused from the cache", () => {
     const s = new Script();
     s.start("brief");

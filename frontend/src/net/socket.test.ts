@@ -6,6 +6,7 @@ import {
   CLOSE_VIEW_REVOKED,
   CLOSE_TOO_SLOW,
   reconnectDelay,
+  DEFAULT_SOCKET_OPTIONS,
   SessionSocket,
   socketUrl,
   utf8Bytes,
@@ -17,6 +18,7 @@ import type { ServerEvent } from "../protocol/types";
 const OPTS = {
   WebSocket: FakeWebSocket,
   minReconnectionDelay: 1000,
+  fastRetryWindowMs: 0,
   maxReconnectionDelay: 8000,
   reconnectionDelayGrowFactor: 2,
   connectionTimeout: 60_000,
@@ -129,8 +131,44 @@ describe("SessionSocket", () => {
     expect(socketUrl("abc", { protocol: "http:", host: "127.0.0.1:8787" })).toBe("ws://127.0.0.1:8787/api/sessions/abc/ws");
   });
 
-  it("mirrors partysocket's backoff", () => {
+  it("backs off exponentially past the fast window", () => {
     expect([0, 1, 2, 3, 4, 5].map((n) => reconnectDelay(n, OPTS))).toEqual([0, 1000, 2000, 4000, 8000, 8000]);
+  });
+
+  it("tries every 2–2.5 s for the first minute after a drop, then backs off (the defaults)", () => {
+    const opts = { ...DEFAULT_SOCKET_OPTIONS };
+    expect(opts.minReconnectionDelay).toBeGreaterThanOrEqual(2000);
+    expect(opts.minReconnectionDelay).toBeLessThanOrEqual(2500);
+    const delays = Array.from({ length: 40 }, (_, i) => reconnectDelay(i + 1, opts));
+    let waited = 0;
+    for (const d of delays) {
+      if (waited >= 60_000) break;
+      expect(d).toBe(opts.minReconnectionDelay);
+      waited += d;
+    }
+    expect(delays.at(-1)).toBe(opts.maxReconnectionDelay);
+    expect(delays.some((d) => d > opts.minReconnectionDelay && d < opts.maxReconnectionDelay)).toBe(true);
+  });
+
+  it("waits what it says between tries: the first minute at the fast pace, then longer", async () => {
+    const { statuses } = setup(0, { minReconnectionDelay: 2000, fastRetryWindowMs: 6000, maxRetries: 10 });
+    await vi.advanceTimersByTimeAsync(0);
+    FakeWebSocket.last().serverOpen();
+    const opened = () => FakeWebSocket.instances.length;
+    FakeWebSocket.last().serverClose(1006, "gone");
+    const gaps: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      const before = opened();
+      let waited = 0;
+      while (opened() === before && waited < 60_000) {
+        await vi.advanceTimersByTimeAsync(100);
+        waited += 100;
+      }
+      gaps.push(waited);
+      FakeWebSocket.last().serverClose(1006, "refused");
+    }
+    expect(gaps).toEqual([2000, 2000, 2000, 4000, 8000].map((ms) => Math.min(ms, 8000)));
+    expect(statuses.at(-1)?.status).toBe("reconnecting");
   });
 
   it("sends hello {lastSeq} as the very first frame and reports Connected", async () => {

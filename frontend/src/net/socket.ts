@@ -121,6 +121,8 @@ export interface SocketOptions {
   /** Sec-WebSocket-Protocol values (the access token travels here, never in the URL). */
   protocols?: () => string[] | null;
   minReconnectionDelay?: number;
+  /** For this long after a drop (counted in tries of minReconnectionDelay each) every try waits minReconnectionDelay; backoff starts after. */
+  fastRetryWindowMs?: number;
   maxReconnectionDelay?: number;
   reconnectionDelayGrowFactor?: number;
   connectionTimeout?: number;
@@ -135,12 +137,15 @@ export interface SocketOptions {
 }
 
 export const DEFAULT_SOCKET_OPTIONS = {
-  // A little jitter per page so many tabs do not reconnect in lockstep after a deploy.
-  minReconnectionDelay: 1000 + Math.floor(Math.random() * 500),
+  // Every 2–2.5 s for the first minute after a drop (a little jitter per page, so many tabs do not
+  // reconnect in lockstep after a deploy): a server that comes back is found within 2.5 s. Then
+  // full backoff, up to 15 s between tries.
+  minReconnectionDelay: 2000 + Math.floor(Math.random() * 500),
+  fastRetryWindowMs: 60_000,
   maxReconnectionDelay: 15_000,
   reconnectionDelayGrowFactor: 1.6,
   connectionTimeout: 5000,
-  maxRetries: 40,
+  maxRetries: 60,
   heartbeatMs: HEARTBEAT_MS,
   hiddenHeartbeatMs: HIDDEN_HEARTBEAT_MS,
   deadlineMs: DEADLINE_MS,
@@ -148,13 +153,20 @@ export const DEFAULT_SOCKET_OPTIONS = {
   batchMs: 16,
 } as const;
 
-/** The delay partysocket waits before attempt `retryCount` (same formula as its _getNextDelay). */
+/**
+ * The wait before try `retryCount` after a drop: minReconnectionDelay for the tries that fit in
+ * the fast window (the first minute), then growing by reconnectionDelayGrowFactor per try up to
+ * maxReconnectionDelay. partysocket is handed this through a getter (see `open`), so what the
+ * page shows ("next try in …") is what it does.
+ */
 export function reconnectDelay(
   retryCount: number,
-  opts: { minReconnectionDelay: number; maxReconnectionDelay: number; reconnectionDelayGrowFactor: number },
+  opts: { minReconnectionDelay: number; maxReconnectionDelay: number; reconnectionDelayGrowFactor: number; fastRetryWindowMs?: number },
 ): number {
   if (retryCount <= 0) return 0;
-  const delay = opts.minReconnectionDelay * opts.reconnectionDelayGrowFactor ** (retryCount - 1);
+  const fast = Math.ceil((opts.fastRetryWindowMs ?? 0) / opts.minReconnectionDelay);
+  if (retryCount <= fast) return Math.min(opts.minReconnectionDelay, opts.maxReconnectionDelay);
+  const delay = opts.minReconnectionDelay * opts.reconnectionDelayGrowFactor ** (retryCount - Math.max(fast, 1));
   return Math.min(delay, opts.maxReconnectionDelay);
 }
 
@@ -230,6 +242,7 @@ export class SessionSocket {
   ) {
     this.opts = {
       minReconnectionDelay: options.minReconnectionDelay ?? DEFAULT_SOCKET_OPTIONS.minReconnectionDelay,
+      fastRetryWindowMs: options.fastRetryWindowMs ?? DEFAULT_SOCKET_OPTIONS.fastRetryWindowMs,
       maxReconnectionDelay: options.maxReconnectionDelay ?? DEFAULT_SOCKET_OPTIONS.maxReconnectionDelay,
       reconnectionDelayGrowFactor:
         options.reconnectionDelayGrowFactor ?? DEFAULT_SOCKET_OPTIONS.reconnectionDelayGrowFactor,
@@ -261,11 +274,17 @@ export class SessionSocket {
 
   private open({ startClosed = false }: { startClosed?: boolean } = {}): ReconnectingWebSocket {
     const protocols = this.protocols;
+    const opts = this.opts;
+    let self: ReconnectingWebSocket | null = null;
     const rws = new ReconnectingWebSocket(this.url, protocols ? () => protocols() : undefined, {
       WebSocket: this.WebSocketImpl,
-      minReconnectionDelay: this.opts.minReconnectionDelay,
-      maxReconnectionDelay: this.opts.maxReconnectionDelay,
-      reconnectionDelayGrowFactor: this.opts.reconnectionDelayGrowFactor,
+      // partysocket waits min × grow^(n−1), reading its options at each try: with grow 1, the
+      // getter makes that wait reconnectDelay(n), the schedule above.
+      get minReconnectionDelay() {
+        return reconnectDelay(Math.max(1, self?.retryCount ?? 1), opts);
+      },
+      maxReconnectionDelay: opts.maxReconnectionDelay,
+      reconnectionDelayGrowFactor: 1,
       connectionTimeout: this.opts.connectionTimeout,
       maxRetries: this.opts.maxRetries,
       maxEnqueuedMessages: 0,
@@ -273,6 +292,7 @@ export class SessionSocket {
       // The session was deleted or expired, or the view link revoked: trying again cannot help.
       shouldReconnectOnClose: (event: { code: number }) => !isFinalClose(event.code),
     });
+    self = rws;
     rws.addEventListener("open", this.handleOpen);
     rws.addEventListener("message", this.handleMessage);
     rws.addEventListener("close", this.handleClose);

@@ -4,7 +4,7 @@ import { SessionSocket } from "../net/socket";
 import { activeErrors, initialView, reduceAll } from "../protocol/reducer";
 import { FakeWebSocket } from "../test/fakeWebSocket";
 import { SESSION_ID, Script, VIEW_KEY, ack, caughtUp, fullEachStageRun, rejected, welcome } from "../test/script";
-import { useConnectionStore } from "./connection";
+import { outageWithin, useConnectionStore } from "./connection";
 import { useDraftStore } from "./draft";
 import { useSessionStore } from "./session";
 
@@ -262,5 +262,42 @@ describe("SessionClient with the stores", () => {
     FakeWebSocket.last().serverOpen();
     expect(useConnectionStore.getState()).toMatchObject({ status: "connected", attempt: 0 });
     client.disconnect();
+  });
+});
+
+describe("connection outages", () => {
+  const snap = (status: "connecting" | "connected" | "reconnecting" | "offline" | "revoked") =>
+    useConnectionStore.getState().setSnapshot({ status, attempt: 0, nextRetryAt: null, lastClose: null, offlineReason: null });
+
+  it("counts only losses after the first connection, closes one on reconnect, and leaves a final close open", () => {
+    vi.useFakeTimers({ now: 1_000_000 });
+    try {
+      useConnectionStore.getState().reset();
+      snap("connecting");
+      vi.advanceTimersByTime(3000);
+      expect(useConnectionStore.getState().outages).toEqual([]);
+      snap("connected");
+      vi.advanceTimersByTime(1000);
+      snap("reconnecting");
+      vi.advanceTimersByTime(4000);
+      snap("offline");
+      vi.advanceTimersByTime(1000);
+      snap("connected");
+      expect(useConnectionStore.getState().outages).toEqual([{ from: 1_004_000, to: 1_009_000 }]);
+      snap("revoked");
+      expect(useConnectionStore.getState().outages).toHaveLength(1);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it("measures the part of a span that fell in outages", () => {
+    const outages = [
+      { from: 10, to: 20 },
+      { from: 30, to: null },
+    ];
+    expect(outageWithin(outages, 0, 100)).toBe(80);
+    expect(outageWithin(outages, 15, 35)).toBe(10);
+    expect(outageWithin(outages, 21, 29)).toBe(0);
   });
 });
