@@ -24,7 +24,7 @@ use worker::{
 use super::admission_do::{self, Ask};
 use super::store::Store;
 use super::{error_response, log, now_ms, provider, read_only_response};
-use crate::agents::{self, Stage};
+use crate::agents::Stage;
 use crate::config::Config;
 use crate::index::{self, Summary};
 use crate::protocol::agui_http::{
@@ -35,8 +35,7 @@ use crate::protocol::agui_readers::{Cut, Readers};
 use crate::protocol::event::{frame, Event};
 use crate::protocol::export::Export;
 use crate::protocol::limits::{
-    ARTIFACT_VERSIONS_KEPT, EVENTS_PAGE_DEFAULT, EVENTS_PAGE_MAX, LOG_MAX_BYTES, LOG_RETENTION,
-    LOG_TRIM_TO, MAX_MESSAGES, MAX_SOCKETS_PER_SESSION, MESSAGES_MAX_BYTES,
+    ARTIFACT_VERSIONS_KEPT, EVENTS_PAGE_DEFAULT, EVENTS_PAGE_MAX, MAX_SOCKETS_PER_SESSION,
     SNAPSHOT_MESSAGES_BYTES,
 };
 use crate::protocol::wire::{
@@ -46,9 +45,10 @@ use crate::protocol::wire::{
 use crate::protocol::{is_session_id, view, Rejection, RejectionCode};
 use crate::session::call::{CallDriver, Input, Step};
 use crate::session::connection::{
-    Action, CatchUp, Connection, Incoming, CATCHUP_PAGE_BYTES, CLOSE_HELLO_TIMEOUT, CLOSE_RESTART,
+    Action, Connection, Incoming, CATCHUP_PAGE_BYTES, CLOSE_HELLO_TIMEOUT, CLOSE_RESTART,
     CLOSE_SESSION_GONE, CLOSE_VIEW_REVOKED, SEND_WINDOW_BYTES,
 };
+use crate::session::object::{self, CatchUpStep, LeaseStart, StreamingCommit, CATCHUP_PAGE_EVENTS};
 use crate::session::replay::{plan, Epochs, ReplayPlan};
 use crate::session::schedule::{self, Needs, Rows, Timer};
 use crate::session::{CallSpec, Effect, RunStatus, Session};
@@ -437,13 +437,14 @@ impl SessionDo {
             Some(t) => t.parse().unwrap_or(now),
             None => now,
         };
-        let mut epochs: Epochs = match store.meta("epochs")? {
-            Some(j) => serde_json::from_str(&j)?,
-            None => Epochs::default(),
+        let stored: Option<Epochs> = match store.meta("epochs")? {
+            Some(j) => Some(serde_json::from_str(&j)?),
+            None => None,
         };
-        if store.meta("streaming")?.is_some() {
-            // The last instance stopped while it sent events ahead of storage.
-            epochs.begin(newest + 1);
+        // Set while the last instance sent events ahead of storage (see `commit_streaming`).
+        let streaming = store.meta("streaming")?.is_some();
+        let (epochs, begun) = object::recover_epochs(stored, streaming, newest);
+        if begun {
             store.set_meta("epochs", &serde_json::to_string(&epochs)?)?;
             store.clear_meta("streaming")?;
             log::warn(
@@ -497,42 +498,27 @@ impl SessionDo {
     /// whether anything sent ahead waits to be stored.
     fn commit_streaming(&self) -> Result<bool> {
         let effects = self.drain_effects();
-        if effects.is_empty() {
+        match object::streaming_commit(&effects, self.gone.get()) {
             // (A chunk that made no event: what was sent ahead keeps waiting for its turn.)
-            return Ok(!self.sent_ahead.borrow().is_empty());
+            StreamingCommit::Nothing => Ok(!self.sent_ahead.borrow().is_empty()),
+            StreamingCommit::StoreFirst => {
+                self.store_sent_ahead()?;
+                self.apply(effects, false)?;
+                Ok(false)
+            }
+            StreamingCommit::SendAhead => {
+                let frames: Vec<(u64, &str)> = effects
+                    .iter()
+                    .filter_map(|e| match e {
+                        Effect::Emit { seq, json, .. } => Some((*seq, json.as_str())),
+                        _ => None,
+                    })
+                    .collect();
+                self.broadcast(&frames);
+                self.sent_ahead.borrow_mut().extend(effects);
+                Ok(true)
+            }
         }
-        let deltas_only = effects.iter().all(|e| {
-            matches!(
-                e,
-                Effect::Emit {
-                    event: Event::TextMessageStart { .. }
-                        | Event::TextMessageContent { .. }
-                        | Event::ToolCallArgs { .. }
-                        | Event::ReasoningMessageContent { .. }
-                        | Event::StateDelta { .. },
-                    ..
-                }
-            )
-        });
-        let mut sent = false;
-        if deltas_only && !self.gone.get() {
-            let frames: Vec<(u64, &str)> = effects
-                .iter()
-                .filter_map(|e| match e {
-                    Effect::Emit { seq, json, .. } => Some((*seq, json.as_str())),
-                    _ => None,
-                })
-                .collect();
-            sent = !frames.is_empty();
-            self.broadcast(&frames);
-        }
-        if !sent {
-            self.store_sent_ahead()?;
-            self.apply(effects, false)?;
-            return Ok(false);
-        }
-        self.sent_ahead.borrow_mut().extend(effects);
-        Ok(true)
     }
 
     /// Awaits `fut`; if `store_at` fires first, stores what was sent ahead and goes on waiting.
@@ -681,23 +667,15 @@ impl SessionDo {
                 }
             }
             let newest = i.session.last_seq();
-            if newest >= i.oldest + LOG_RETENTION || i.log_bytes > LOG_MAX_BYTES {
-                let by_bytes = i
-                    .store
-                    .log_keep_from(LOG_MAX_BYTES / 4 * 3)?
-                    .unwrap_or(newest);
-                let keep_from = (newest + 1)
-                    .saturating_sub(LOG_TRIM_TO)
-                    .max(by_bytes)
-                    .min(newest);
+            if object::log_over_bound(i.oldest, newest, i.log_bytes) {
+                let by_bytes = i.store.log_keep_from(object::LOG_KEEP_BYTES)?;
+                let keep_from = object::log_keep_from(newest, by_bytes);
                 i.store.trim_events(keep_from)?;
                 i.oldest = keep_from;
                 i.log_bytes = i.store.log_bytes()?;
             }
-            if i.messages.0 > MAX_MESSAGES || i.messages.1 > MESSAGES_MAX_BYTES {
-                i.messages = i
-                    .store
-                    .trim_messages(MAX_MESSAGES / 4 * 3, MESSAGES_MAX_BYTES / 4 * 3)?;
+            if let Some((count, bytes)) = object::messages_trim_to(i.messages) {
+                i.messages = i.store.trim_messages(count, bytes)?;
             }
         }
         self.abort(&aborts);
@@ -949,14 +927,7 @@ impl SessionDo {
             (welcome, p, newest)
         });
         self.send_at(ws, key, last_seq.min(newest), welcome);
-        match p {
-            ReplayPlan::Replay { from, .. } => self.with_conn(ws, key, |a| {
-                a.c.catch_up = Some(CatchUp::Replay { next: from })
-            }),
-            ReplayPlan::Snapshot { .. } => {
-                self.with_conn(ws, key, |a| a.c.catch_up = Some(CatchUp::Snapshot))
-            }
-        }
+        self.with_conn(ws, key, |a| object::begin_catch_up(&mut a.c, &p));
         self.pump(ws, key)
     }
 
@@ -964,38 +935,34 @@ impl SessionDo {
     /// the log's newest event is sent. A paused catch-up goes on at the client's next `ack`.
     fn pump(&self, ws: &WebSocket, key: &str) -> Result<()> {
         loop {
-            let (next, open) = self.with_conn(ws, key, |a| (a.c.catch_up, a.c.catch_up_open()));
-            let next = match next {
-                None => return Ok(()),
-                Some(_) if !open => {
+            let (newest, oldest) = self.with_inner(|i| (i.session.last_seq(), i.oldest));
+            let (from, to) = match self
+                .with_conn(ws, key, |a| object::catch_up_step(&mut a.c, oldest, newest))
+            {
+                CatchUpStep::Idle => return Ok(()),
+                CatchUpStep::Pause => {
                     self.save_conn(ws, key);
                     return Ok(());
                 }
-                Some(CatchUp::Snapshot) => return self.snapshot_catch_up(ws, key, now_ms()),
-                Some(CatchUp::Replay { next }) => next,
+                CatchUpStep::Snapshot => return self.snapshot_catch_up(ws, key, now_ms()),
+                CatchUpStep::CaughtUp { last_seq } => {
+                    self.send_at(
+                        ws,
+                        key,
+                        last_seq,
+                        ConnectionCustom::CaughtUp(CaughtUpValue {
+                            last_seq,
+                            omitted_messages: 0,
+                        }),
+                    );
+                    self.with_conn(ws, key, |a| a.c.joined());
+                    self.save_conn(ws, key);
+                    return Ok(());
+                }
+                CatchUpStep::Page { from, to } => (from, to),
             };
-            let (newest, oldest) = self.with_inner(|i| (i.session.last_seq(), i.oldest));
-            if next > newest {
-                self.send_at(
-                    ws,
-                    key,
-                    newest,
-                    ConnectionCustom::CaughtUp(CaughtUpValue {
-                        last_seq: newest,
-                        omitted_messages: 0,
-                    }),
-                );
-                self.with_conn(ws, key, |a| a.c.joined());
-                self.save_conn(ws, key);
-                return Ok(());
-            }
-            if next < oldest {
-                // The log was trimmed while the catch-up waited: a snapshot instead.
-                self.with_conn(ws, key, |a| a.c.catch_up = Some(CatchUp::Snapshot));
-                continue;
-            }
-            let page = self.with_inner(|i| i.store.events(next, newest, 200))?;
-            let mut seq = next;
+            let page = self.with_inner(|i| i.store.events(from, to, CATCHUP_PAGE_EVENTS))?;
+            let mut seq = from;
             for f in &page {
                 if self.send_frame(ws, key, seq, f).is_err() {
                     return Ok(());
@@ -1005,9 +972,7 @@ impl SessionDo {
                     break;
                 }
             }
-            self.with_conn(ws, key, |a| {
-                a.c.catch_up = Some(CatchUp::Replay { next: seq })
-            });
+            self.with_conn(ws, key, |a| object::page_sent(&mut a.c, seq));
         }
     }
 
@@ -1909,23 +1874,7 @@ impl SessionDo {
     async fn run_call(&self, spec: CallSpec) -> Result<()> {
         let id = spec.call_id;
         let (cfg, mut driver) = self.with_inner(|i| -> Result<_> {
-            let mut prior = Vec::new();
-            for (stage, version) in &spec.prior {
-                if let Some(text) = i.store.artifact(*stage, *version)? {
-                    prior.push((*stage, text));
-                }
-            }
-            let previous = match spec.previous_version {
-                Some(v) => i.store.artifact(spec.stage, v)?,
-                None => None,
-            };
-            let messages = agents::build_messages(
-                spec.stage,
-                &spec.brief,
-                &prior,
-                spec.feedback.as_deref(),
-                previous.as_deref(),
-            );
+            let messages = object::prompt(&spec, |stage, v| i.store.artifact(stage, v))?;
             let version = i.session.state().agent(spec.stage).version + 1;
             let session_id = i.session.state().session_id.clone();
             let driver = CallDriver::new(spec, &messages, i.cfg.call(), &session_id, version);
@@ -1987,21 +1936,25 @@ impl SessionDo {
                     bucket,
                     tokens,
                 } => {
-                    let mut back = self.given_back.borrow_mut().take();
-                    if let Some(other) = back.take_if(|b| b.bucket != bucket) {
-                        // Another limiter (the next stage uses another model): on its own.
-                        provider::release(&self.env, other).await;
-                    }
-                    match back.take_if(|b| b.follow_on.is_some_and(|t| tokens <= t)) {
+                    let back = self.given_back.borrow_mut().take();
+                    match object::lease_start(back, &bucket, tokens) {
                         // Set aside for this call: it starts now, and the limiter hears of it
                         // once the provider has answered.
-                        Some(b) => {
+                        LeaseStart::GoOn(b) => {
                             go_on = Some((b, tokens));
                             Input::Lease(Ok(()))
                         }
-                        None => {
-                            let got =
-                                provider::acquire(&self.env, &cfg, &bucket, &lease, tokens, back);
+                        LeaseStart::Acquire {
+                            release_first,
+                            give_back,
+                        } => {
+                            if let Some(other) = release_first {
+                                // Another limiter (the next stage uses another model).
+                                provider::release(&self.env, other).await;
+                            }
+                            let got = provider::acquire(
+                                &self.env, &cfg, &bucket, &lease, tokens, give_back,
+                            );
                             Input::Lease(got.await.map(|f| follow_on = f))
                         }
                     }
@@ -2052,16 +2005,13 @@ impl SessionDo {
                 } => {
                     self.set_live(None);
                     // The limiter hears of this call before it hears of its lease again.
-                    follow_on = self
-                        .gone_on(&cfg, &mut go_on, &mut going_on)
-                        .await
-                        .or(follow_on);
+                    let told = self.gone_on(&cfg, &mut go_on, &mut going_on).await;
                     // Kept for the next call's lease request (a stage usually follows at once).
                     let back = provider::GivenBack {
                         bucket,
                         lease,
                         tokens,
-                        follow_on: follow_on.take(),
+                        follow_on: object::follow_on_kept(told, follow_on.take()),
                         cfg: cfg.clone(),
                     };
                     let earlier = self.given_back.borrow_mut().replace(back);
@@ -2162,6 +2112,16 @@ impl SessionDo {
             .await?;
         self.alarm_at.set(Some(t));
         Ok(())
+    }
+}
+
+/// What the core's lease carry-over reads of a lease the last call gave back.
+impl object::GivenBack for provider::GivenBack {
+    fn bucket(&self) -> &str {
+        &self.bucket
+    }
+    fn follow_on(&self) -> Option<u32> {
+        self.follow_on
     }
 }
 

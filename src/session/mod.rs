@@ -10,6 +10,7 @@
 pub mod call;
 pub mod connection;
 mod machine;
+pub mod object;
 pub mod replay;
 pub mod schedule;
 mod state;
