@@ -1123,6 +1123,16 @@ describe('BotArmy UI in Chromium', () => {
     await revoked.waitFor({ timeout: 10_000 });
     assert.match(await revoked.textContent(), /This view link was revoked by the session's owner\./);
     assert.equal(await byTestId(viewer, 'connection-status').getAttribute('data-status'), 'revoked');
+    // What it can no longer do is gone; what it still tries says why.
+    assert.equal(await byTestId(viewer, 'view-only-badge').textContent(), 'View link revoked');
+    for (const gone of ['share-button', 'view-only-note', 'export-button', 'replay-button', 'download-zip-button', 'download-all-button']) {
+      assert.equal(await byTestId(viewer, gone).count(), 0, `${gone} is hidden once the link is revoked`);
+    }
+    // What it had received stays readable: the artifact it opened opens again (kept by the page).
+    await byTestId(viewer, 'artifact-toggle-analyst').click(); // hide
+    await byTestId(viewer, 'artifact-toggle-analyst').click(); // and open again
+    await viewer.locator('[data-testid="artifact-body-analyst"] .md h1, [data-testid="artifact-body-analyst"] .md h2').first().waitFor({ timeout: 10_000 });
+    await atWidths(viewer, [WIDTHS[0], WIDTHS[3]], ({ width }) => assertNoOverflow(viewer, `revoked view page at ${width} px`));
     const socketsAtRevoke = sockets;
     await sleep(3000);
     assert.equal(sockets, socketsAtRevoke, 'no reconnect attempts after the revoke');

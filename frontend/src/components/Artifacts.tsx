@@ -6,6 +6,7 @@ import { memo, useEffect, useId, useState } from "react";
 import { downloadArtifact, getArtifactText, getArtifactVersions } from "../net/api";
 import { STAGES, STAGE_LABEL, type ArtifactVersionInfo, type Stage } from "../protocol/types";
 import { useSessionStoreApi, useSessionView } from "../store/session";
+import { useViewRevoked } from "../store/connection";
 import { copyText, downloadText } from "../lib/download";
 import { formatClock } from "../lib/format";
 import { cn } from "../lib/cn";
@@ -73,6 +74,7 @@ const ArtifactCard = memo(function ArtifactCard({ stage }: { stage: Stage }) {
   const [copied, setCopied] = useState<"ok" | "failed" | null>(null);
   const [downloadError, setDownloadError] = useState<string | null>(null);
   const bodyId = useId();
+  const revoked = useViewRevoked();
   const name = STAGE_LABEL[stage];
 
   const versions = useArtifactVersions(sessionId, stage, latest, expanded);
@@ -198,9 +200,11 @@ const ArtifactCard = memo(function ArtifactCard({ stage }: { stage: Stage }) {
               <Button size="sm" variant="outline" data-testid={`artifact-copy-${stage}`} disabled={text.data === null} onClick={copy}>
                 {copied === "ok" ? "Copied" : copied === "failed" ? "Copy failed" : "Copy"}
               </Button>
-              <Button size="sm" variant="outline" data-testid={`artifact-download-${stage}`} disabled={text.data === null} onClick={download}>
-                Download .md
-              </Button>
+              {revoked ? null : (
+                <Button size="sm" variant="outline" data-testid={`artifact-download-${stage}`} disabled={text.data === null} onClick={download}>
+                  Download .md
+                </Button>
+              )}
             </span>
           </div>
           {downloadError ? (
@@ -242,6 +246,7 @@ export function ArtifactsPanel() {
   const store = useSessionStoreApi();
   const anyArtifact = useSessionView((s) => STAGES.some((st) => (s.view.state?.agents[st]?.version ?? 0) > 0 || (s.view.artifactVersions[st] ?? 0) > 0));
   const [status, setStatus] = useState<string | null>(null);
+  const revoked = useViewRevoked();
 
   const downloadAll = async () => {
     if (!sessionId) return;
@@ -270,9 +275,11 @@ export function ArtifactsPanel() {
         </h2>
         <div className="flex items-center gap-2">
           {status ? <span className="text-xs text-slate-600" role="status">{status}</span> : null}
-          <Button size="sm" variant="outline" data-testid="download-all-button" disabled={!anyArtifact} onClick={downloadAll}>
-            Download all (.md)
-          </Button>
+          {revoked ? null : (
+            <Button size="sm" variant="outline" data-testid="download-all-button" disabled={!anyArtifact} onClick={downloadAll}>
+              Download all (.md)
+            </Button>
+          )}
         </div>
       </div>
       {/* One column that may shrink below its content (minmax(0, 1fr)): a wide diff or code block

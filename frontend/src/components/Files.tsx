@@ -8,6 +8,7 @@ import { memo, useCallback, useDeferredValue, useEffect, useId, useLayoutEffect,
 import { downloadProjectZip, getFileText, getProjectFiles } from "../net/api";
 import { STAGE_LABEL, projectFiles, type FileInfo, type ProjectFileVersion } from "../protocol/types";
 import { formatBytes, toolArgsOf, toolKind, utf8Bytes } from "../protocol/toolCalls";
+import { useViewRevoked } from "../store/connection";
 import { languageFor, useHighlighted } from "../lib/highlight";
 import { cn } from "../lib/cn";
 import { useSessionView, type SessionStore } from "../store/session";
@@ -440,6 +441,7 @@ export function FilesPanel() {
   const sessionKey = useSessionView((s) => s.view.sessionId);
   const files = useSessionView((s) => projectFiles(s.view.state));
   const live = useLiveWrites();
+  const revoked = useViewRevoked();
   const [selected, setSelected] = useState<string | null>(null);
   const [follow, setFollow] = useState(true);
   const [collapsed, setCollapsed] = useState<ReadonlySet<string>>(() => new Set());
@@ -493,7 +495,7 @@ export function FilesPanel() {
             {count ? ` · ${formatBytes(total)}` : ""}
           </span>
         </div>
-        <ZipButton sessionKey={sessionKey} disabled={count === 0} />
+        {revoked ? null : <ZipButton sessionKey={sessionKey} disabled={count === 0} />}
       </div>
       <div className="rounded-lg border border-slate-200 bg-white p-2 shadow-sm">
         {live.length ? (

@@ -2,6 +2,7 @@ import { memo, useEffect, useState } from "react";
 import { getHealth } from "../net/api";
 import { goHome } from "../routing";
 import { useSessionStore } from "../store/session";
+import { useViewRevoked } from "../store/connection";
 import { isViewKey } from "../lib/sessionKey";
 import { costWords, formatUsd } from "../lib/money";
 import type { RunState } from "../protocol/types";
@@ -74,6 +75,7 @@ export const Header = memo(function Header({ sessionId }: { sessionId: string | 
   // The key's shape answers at once; the welcome confirms (or, on a server that says so, decides).
   const storeReadOnly = useSessionStore((s) => s.view.sessionId === sessionId && s.view.readOnly);
   const readOnly = isViewKey(sessionId) || storeReadOnly;
+  const revoked = useViewRevoked();
 
   return (
     <header className="sticky top-0 z-20 border-b border-slate-200 bg-white/95 backdrop-blur">
@@ -95,7 +97,11 @@ export const Header = memo(function Header({ sessionId }: { sessionId: string | 
             Demo mode
           </Badge>
         ) : null}
-        {sessionId && readOnly ? (
+        {sessionId && readOnly && revoked ? (
+          <Badge tone="red" data-testid="view-only-badge" data-revoked="true" title="The owner revoked this view link: the page shows what it had received.">
+            View link revoked
+          </Badge>
+        ) : sessionId && readOnly ? (
           <Badge tone="blue" data-testid="view-only-badge" title="You opened a view-only link: you can watch and read, not change anything.">
             View only
           </Badge>
@@ -107,7 +113,7 @@ export const Header = memo(function Header({ sessionId }: { sessionId: string | 
           {sessionId ? (
             <>
               <ConnectionIndicator />
-              <ShareMenu key={sessionId} sessionKey={sessionId} readOnly={readOnly} />
+              {revoked ? null : <ShareMenu key={sessionId} sessionKey={sessionId} readOnly={readOnly} />}
             </>
           ) : null}
         </div>

@@ -3,10 +3,10 @@
 // without anything that sends a command.
 
 import { useCallback, useEffect, useId, useState } from "react";
-import { ApiError, downloadExport, getSession, isSessionKey, isViewKey, rememberSession } from "../net/api";
+import { ApiError, downloadExport, getSession, isSessionKey, isViewKey, markViewRevoked, rememberSession } from "../net/api";
 import { sessionClient } from "../net/client";
 import { goHome, openReplay } from "../routing";
-import { useConnectionStore } from "../store/connection";
+import { useConnectionStore, useViewRevoked } from "../store/connection";
 import { useSessionStore } from "../store/session";
 import { setAccessToken } from "../lib/token";
 import { Panel } from "./ui/panel";
@@ -176,7 +176,8 @@ function ViewRevoked() {
 /** A viewer's one line on what this page is. */
 function ViewOnlyNote() {
   const readOnly = useSessionStore((s) => s.view.readOnly);
-  if (!readOnly) return null;
+  const revoked = useViewRevoked();
+  if (!readOnly || revoked) return null;
   return (
     <p className="rounded-md border border-sky-200 bg-sky-50 px-3 py-2 text-sm text-sky-950" data-testid="view-only-note">
       You are watching through a view-only link: you can follow the run and read or download its artifacts. Only the session's owner can
@@ -200,7 +201,7 @@ function useKeyCheck(key: string, onMissing: () => void, enabled: boolean): void
     if (!enabled || !failing) return;
     let alive = true;
     getSession(key).catch((err: unknown) => {
-      if (alive && err instanceof ApiError && err.status === 404) onMissing();
+      if (alive && err instanceof ApiError && (err.status === 404 || err.code === "view_revoked")) onMissing();
     });
     return () => {
       alive = false;
@@ -214,8 +215,11 @@ function useKeyCheck(key: string, onMissing: () => void, enabled: boolean): void
  */
 function SessionTools({ id }: { id: string }) {
   const finishedRun = useSessionStore((s) => s.view.lastOutcome !== null || (s.view.state?.run.finishedAt ?? null) !== null);
+  const revoked = useViewRevoked();
   const [status, setStatus] = useState<{ tone: "info" | "error"; text: string } | null>(null);
   const [busy, setBusy] = useState(false);
+  // A revoked view link can read nothing more: no export, no replay.
+  if (revoked) return null;
   const exportLog = async () => {
     setBusy(true);
     setStatus(null);
@@ -270,13 +274,17 @@ export function SessionPage({ id }: { id: string }) {
     sessionClient.disconnect();
   }, []);
   useKeyCheck(id, markMissing, valid && !missing);
+  const revoked = useViewRevoked();
+  useEffect(() => {
+    if (revoked) markViewRevoked(id);
+  }, [revoked, id]);
 
   useEffect(() => {
     if (!valid) return;
     let alive = true;
     setMissing(false);
     getSession(id).catch((err: unknown) => {
-      if (alive && err instanceof ApiError && err.status === 404) markMissing();
+      if (alive && err instanceof ApiError && (err.status === 404 || err.code === "view_revoked")) markMissing();
     });
     // "Your sessions" lists what this owner opened (a view key as view only). Best effort.
     void rememberSession(id);

@@ -3,10 +3,10 @@ import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { initialView, reduceAll } from "../protocol/reducer";
 import type { ServerEvent } from "../protocol/types";
 import { useConnectionStore } from "../store/connection";
+import { VIEW_REVOKED_WORDS, downloadExport, downloadProjectZip, forgetRevokedViews } from "../net/api";
 import { useSessionStore } from "../store/session";
 import { SESSION_ID, Script, VIEW_KEY, caughtUp, welcome } from "../test/script";
 import { ApprovalPanel } from "./ApprovalPanel";
-import { ConnectionIndicator } from "./ConnectionIndicator";
 import { Header } from "./Header";
 import { RunControls } from "./RunControls";
 import { SessionPage } from "./SessionPage";
@@ -72,6 +72,7 @@ function fakeServer(opts: { missing?: string[] } = {}) {
 let clipboard: string[];
 
 beforeEach(() => {
+  forgetRevokedViews();
   useSessionStore.getState().reset(null);
   useConnectionStore.getState().reset();
   globalThis.requestAnimationFrame ??= (cb: FrameRequestCallback) => setTimeout(() => cb(0), 0) as unknown as number;
@@ -155,13 +156,13 @@ describe("a view-only page", () => {
     expect(screen.getByTestId("view-only-badge")).toBeTruthy();
   });
 
-  it("a revoked link says so in plain words, with no Reconnect", () => {
-    fakeServer();
+  it("a revoked link says so in plain words, with no Reconnect, hides what it can no longer do, and every read says why", async () => {
+    const calls = fakeServer();
     load(VIEW_KEY, atGate());
     useConnectionStore.setState({ status: "revoked", lastClose: { code: 4403, reason: "view link revoked", at: 1 } });
     render(
       <>
-        <ConnectionIndicator />
+        <Header sessionId={VIEW_KEY} />
         <SessionPage id={VIEW_KEY} />
       </>,
     );
@@ -170,6 +171,15 @@ describe("a view-only page", () => {
     expect(screen.queryByTestId("reconnect-button")).toBeNull();
     // What was received stays on the page.
     expect(screen.getByTestId("approval-panel")).toBeTruthy();
+    expect(screen.getByTestId("view-only-badge").textContent).toBe("View link revoked");
+    for (const id of ["share-button", "view-only-note", "export-button", "replay-button", "download-zip-button", "download-all-button"]) {
+      expect(screen.queryByTestId(id), id).toBeNull();
+    }
+    // Any read with the key (an artifact, a file, the export) says it was revoked, without asking the server.
+    const before = calls.length;
+    await expect(downloadExport(VIEW_KEY)).rejects.toThrow(VIEW_REVOKED_WORDS);
+    await expect(downloadProjectZip(VIEW_KEY)).rejects.toThrow(VIEW_REVOKED_WORDS);
+    expect(calls.slice(before).filter((c) => c.url.includes(VIEW_KEY))).toEqual([]);
   });
 
   it("a view key the server does not know: the link is not valid, or was revoked", async () => {

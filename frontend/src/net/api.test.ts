@@ -19,6 +19,7 @@ import {
   rememberSession,
   WRITE_TIMEOUT_MS,
   revokeViewLink,
+  VIEW_GONE_WORDS,
 } from "./api";
 
 const ID = "0123456789abcdef0123456789abcdef";
@@ -316,5 +317,14 @@ describe("a request that gets no answer", () => {
     controller.abort();
     await expect(text).rejects.toMatchObject({ code: "aborted" });
     expect(fn).toHaveBeenCalledTimes(1);
+  });
+});
+
+describe("a view key the server no longer knows", () => {
+  it("says what that means for a viewer (revoked, or the session removed), not 'no session with this id'", async () => {
+    fakeFetch(() => json({ error: { code: "not_found", message: "No session with this id." } }, 404));
+    await expect(getArtifactText(VIEW_KEY, "analyst", 1)).rejects.toMatchObject({ status: 404, message: VIEW_GONE_WORDS });
+    // The owner's own id keeps the server's words.
+    await expect(getArtifactText(ID, "analyst", 1)).rejects.toMatchObject({ status: 404, message: "No session with this id." });
   });
 });

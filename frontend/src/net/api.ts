@@ -58,7 +58,42 @@ export const READ_TIMEOUT_MS = 8_000;
 export const WRITE_TIMEOUT_MS = 20_000;
 const ATTEMPTS = 2;
 
+/** What every read of a revoked view link answers, without asking the server. */
+export const VIEW_REVOKED_WORDS = "This view link was revoked by the session's owner, so it can no longer read the session. Ask the owner for a new link.";
+/** A view key's read that the server answers 404: revoked, or the session was removed (the server does not tell which). */
+export const VIEW_GONE_WORDS = "This view link no longer works: its owner revoked it, or the session was removed. Ask the owner for a new link.";
+
+const revokedKeys = new Set<string>();
+
+/** The socket was closed 4403 for this view key: from now on every request with it says so at once. */
+export function markViewRevoked(key: string): void {
+  if (isViewKey(key)) revokedKeys.add(key);
+}
+
+/** Forgets every revoked mark (tests start clean). */
+export function forgetRevokedViews(): void {
+  revokedKeys.clear();
+}
+
+/** The session key a request path names (`/api/sessions/{key}/…`), if any. */
+function keyOfPath(path: string): string | null {
+  const m = /^\/api\/sessions\/([^/?]+)/.exec(path);
+  return m ? decodeURIComponent(m[1]!) : null;
+}
+
 async function request(path: string, init: RequestInit = {}, repeatable = false): Promise<Response> {
+  const key = keyOfPath(path);
+  if (key !== null && revokedKeys.has(key)) throw new ApiError(403, "view_revoked", VIEW_REVOKED_WORDS);
+  try {
+    return await send(path, init, repeatable);
+  } catch (err) {
+    // "No session with this id" is the server's word for a revoked view key too: say what it means for a viewer.
+    if (err instanceof ApiError && err.status === 404 && key !== null && isViewKey(key)) throw new ApiError(404, err.code, VIEW_GONE_WORDS);
+    throw err;
+  }
+}
+
+async function send(path: string, init: RequestInit, repeatable: boolean): Promise<Response> {
   const retry = repeatable || (init.method ?? "GET").toUpperCase() === "GET";
   const limit = retry ? READ_TIMEOUT_MS : WRITE_TIMEOUT_MS;
   const outer = init.signal ?? null;

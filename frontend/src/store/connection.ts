@@ -96,3 +96,8 @@ export function outageWithin(outages: readonly Outage[], from: number, to: numbe
 export function useConnectionLost(): number | null {
   return useConnectionStore((s) => lostSince(s.outages));
 }
+
+/** The owner revoked the view link this page watches through (close 4403): what it can no longer do is hidden. */
+export function useViewRevoked(): boolean {
+  return useConnectionStore((s) => s.status === "revoked");
+}
