@@ -1,6 +1,7 @@
 //! The Worker (wasm32 only): adapts the core to Cloudflare's runtime and does all the I/O.
 //!
-//! - [`router`]: the Worker entry — API routes, origin and token checks, static assets.
+//! - [`router`]: the Worker entry — asks `crate::access` once per request, then serves the
+//!   route it names (one line each) or static assets.
 //! - [`session_do`]: one Durable Object per session — WebSockets, event log, alarm, LLM calls.
 //! - [`admission_do`]: one Durable Object for the Worker — sessions and sockets per client,
 //!   the global session cap, repeated wrong tokens.
@@ -49,11 +50,8 @@ pub(crate) fn error_response(status: u16, code: &str, message: &str) -> Result<R
     Ok(Response::from_json(&body)?.with_status(status))
 }
 
-/// Anything but a read through a view-only link.
+/// Anything but a read through a view-only link ([`crate::access::read_only`]).
 pub(crate) fn read_only_response() -> Result<Response> {
-    error_response(
-        403,
-        "read_only",
-        "This is a view-only link: it shows the session but cannot change it.",
-    )
+    let r = crate::access::read_only();
+    error_response(r.status, r.code.as_str(), &r.message)
 }

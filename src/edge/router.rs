@@ -1,7 +1,9 @@
-//! The Worker entry: the host check, API routes (everything under `/api/`; wrangler's assets
-//! binding serves the UI for every other path), the origin allowlist, the optional access
-//! token, admission (session and socket limits per client), and the hand-off to the
-//! session's Durable Object.
+//! The Worker entry: reads each request into [`access::Facts`], asks [`access::decide`] once,
+//! and serves the grant it gets (one line per route, in [`serve`]) or answers the refusal.
+//! Who may do what — host, origin, access token, view keys, the routes themselves — is decided
+//! in `src/access.rs`, natively tested; this file only does the I/O: wrangler's assets binding
+//! for every path outside `/api/`, admission (sessions and connections per client, counting
+//! wrong tokens), the owners' indexes, and the hand-off to the session's Durable Object.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -14,12 +16,13 @@ use worker::{Delay, Env, Headers, Method, Request, RequestInit, Response, Result
 
 use super::admission_do::{self, Ask};
 use super::session_do::{index_call, index_request, random_hex, SENT_AT};
-use super::{config, error_response, log, now_ms, read_only_response};
+use super::{config, error_response, log, now_ms};
+use crate::access::{self, Decision, Facts, Grant, Refused, Verdict};
 use crate::admission::{client_of, is_local, Refusal};
 use crate::config::Config;
 use crate::index;
 use crate::protocol::agui_http::{self, MAX_BODY_BYTES};
-use crate::protocol::{is_session_id, view};
+use crate::protocol::{view, HttpErrorCode};
 use crate::VERSION;
 
 thread_local! {
@@ -35,41 +38,61 @@ pub(crate) async fn handle(req: Request, env: Env) -> Result<Response> {
         Ok(c) => c,
         Err(e) => {
             log::error("config_invalid", json!({"message": e}));
-            return error_response(500, "config_invalid", &format!("Server misconfigured: {e}"));
+            return refuse(&access::config_invalid(&e));
         }
     };
-    // Before anything else: a request for a name that is not this Worker's (DNS rebinding).
-    let host = match req.headers().get("host")? {
+    let url = req.url()?;
+    let h = req.headers();
+    let host = match h.get("host")? {
         Some(h) => h,
-        None => req.url()?.host_str().unwrap_or_default().to_string(),
+        None => url.host_str().unwrap_or_default().to_string(),
     };
-    if !cfg.host_allowed(&host) {
-        log::warn(
-            "host_refused",
-            json!({"host": host.chars().take(100).collect::<String>()}),
-        );
-        return error_response(
-            421,
-            "host_not_allowed",
-            "This server does not answer for that host name (see ALLOWED_HOSTS).",
-        );
-    }
-    if !path.starts_with("/api/") {
-        return env.assets("ASSETS")?.fetch_request(req).await;
-    }
-    let resp = route(req, &env, &cfg, &path).await;
-    let mut resp = match resp {
+    let (origin, authorization) = (h.get("origin")?, h.get("authorization")?);
+    let (protocols, upgrade) = (h.get("sec-websocket-protocol")?, h.get("upgrade")?);
+    let owner_key = h.get(index::OWNER_HEADER)?;
+    let who = client(&req)?;
+    let facts = Facts {
+        method: method(&req.method()),
+        path: &path,
+        query: url.query(),
+        host: &host,
+        own_origin: &url.origin().ascii_serialization(),
+        origin: origin.as_deref(),
+        authorization: authorization.as_deref(),
+        protocols: protocols.as_deref(),
+        upgrade: upgrade.as_deref(),
+        owner_key: owner_key.as_deref(),
+        blocked_ms: cfg.access_token.as_ref().and_then(|_| blocked_ms(&who)),
+    };
+    let Decision { verdict, cors } = access::decide(&facts, &cfg);
+    let resp = match verdict {
+        // The UI, and a name that is not this Worker's, are answered as they are.
+        Verdict::Allow(Grant::Asset) => return env.assets("ASSETS")?.fetch_request(req).await,
+        Verdict::Refuse(r) if r.code == HttpErrorCode::HostNotAllowed => {
+            let host: String = host.chars().take(100).collect();
+            log::warn("host_refused", json!({"host": host}));
+            return refuse(&r);
+        }
+        Verdict::Allow(grant) => serve(grant, req, &env, &cfg).await,
+        Verdict::Refuse(r) => {
+            if r.code == HttpErrorCode::OriginNotAllowed {
+                log::warn("origin_refused", json!({"origin": origin}));
+            }
+            refuse(&r)
+        }
+        Verdict::WrongToken => match wrong_token(&env, who).await {
+            Ok(r) => refuse(&r),
+            Err(e) => Err(e),
+        },
+    };
+    let mut resp = match resp.and_then(|r| with_cors(r, cors.as_deref())) {
         Ok(r) => r,
         Err(e) => {
             log::error(
                 "request_failed",
                 json!({"path": path, "message": e.to_string()}),
             );
-            error_response(
-                500,
-                "internal",
-                "Something went wrong on the server; try again.",
-            )?
+            refuse(&access::internal())?
         }
     };
     if resp.status_code() != 101 {
@@ -85,336 +108,193 @@ pub(crate) async fn handle(req: Request, env: Env) -> Result<Response> {
     Ok(resp)
 }
 
-async fn route(req: Request, env: &Env, cfg: &Config, path: &str) -> Result<Response> {
-    let method = req.method();
-    let parts: Vec<&str> = path.trim_end_matches('/').split('/').skip(2).collect();
-    match (method.clone(), parts.as_slice()) {
-        (Method::Get, ["health"]) => Response::from_json(&json!({
-            "status": "ok", "version": VERSION,
-            "provider": if cfg.demo() { "demo" } else { "openai" },
-            "providers": cfg.providers.catalog(&cfg.prices).providers,
-            "model": cfg.model_label(),
-        })),
-        (Method::Get, ["models"]) => {
-            // What the start form may offer: providers, models and prices, never keys or URLs.
-            if let Some(r) = check_token(&req, env, cfg).await? {
-                return Ok(r);
-            }
-            let mut body = serde_json::to_value(cfg.providers.catalog(&cfg.prices))?;
-            body["budgetMicroUsd"] = json!(cfg.budget_micros);
-            Response::from_json(&body)
-        }
-        (Method::Post, ["sessions"]) => {
-            if let Some(r) = check_origin(&req, cfg)? {
-                return Ok(r);
-            }
-            if let Some(r) = check_token(&req, env, cfg).await? {
-                return Ok(r);
-            }
-            let ask = Ask {
-                client: client(&req)?,
-                limits: Some(cfg.admission),
-                ..Default::default()
-            };
-            if let Err(r) = admission_do::ask(env, "/create", &ask).await? {
-                log::warn("session_refused", json!({"code": r.code}));
-                return refusal(&r);
-            }
-            let id = random_hex(16);
-            let resp = forward(env, &id, "/init", Method::Post, None).await?;
-            if resp.status_code() == 201 {
-                if let Some(owner) = owner_of(&req, cfg)? {
-                    // Best effort: the session exists either way; a failure is logged.
-                    remember(env, &owner, &id, true).await?;
-                }
-            }
-            Ok(resp)
-        }
-        (Method::Get, ["sessions"]) => {
-            if let Some(r) = check_token(&req, env, cfg).await? {
-                return Ok(r);
-            }
-            let Some(owner) = owner_of(&req, cfg)? else {
-                return owner_required();
-            };
-            let url = req.url()?;
-            let q = url
-                .query_pairs()
-                .find(|(k, _)| k == "q")
-                .map(|(_, v)| v.into_owned())
-                .unwrap_or_default();
-            if let Err(e) = index::Search::parse(&q) {
-                return error_response(400, "invalid_field", &e);
-            }
-            index_request(env, &owner, "/list", &json!({"q": q})).await
-        }
-        (_, ["sessions", id, "agui"]) => {
-            if view::parse_key(id).is_some() {
-                return read_only_response();
-            }
-            if !is_session_id(id) {
-                return error_response(404, "not_found", "No session with this id.");
-            }
-            let resp = agui(req, env, cfg, id).await?;
-            Ok(resp)
-        }
-        (_, ["sessions", key, "remember"]) => {
-            // "Your sessions": keep (POST) or forget (DELETE) this session in the owner's list.
-            if !is_session_id(key) && view::parse_key(key).is_none() {
-                return error_response(404, "not_found", "No session with this id.");
-            }
-            if let Some(r) = check_origin(&req, cfg)? {
-                return Ok(r);
-            }
-            if let Some(r) = check_token(&req, env, cfg).await? {
-                return Ok(r);
-            }
-            let Some(owner) = owner_of(&req, cfg)? else {
-                return owner_required();
-            };
-            match method {
-                Method::Post => remember(env, &owner, key, false).await,
-                Method::Delete => {
-                    let resp = index_request(env, &owner, "/forget", &json!({"key": key})).await?;
-                    if resp.status_code() != 200 {
-                        return Ok(resp);
-                    }
-                    Ok(Response::empty()?.with_status(204))
-                }
-                _ => error_response(405, "method_not_allowed", "Use POST or DELETE here."),
-            }
-        }
-        (Method::Patch, ["sessions", id]) => {
-            // Rename: the owners' lists show the new name.
-            if view::parse_key(id).is_some() {
-                if let Some(r) = check_token(&req, env, cfg).await? {
-                    return Ok(r);
-                }
-                return read_only_response();
-            }
-            if !is_session_id(id) {
-                return error_response(404, "not_found", "No session with this id.");
-            }
-            if let Some(r) = check_origin(&req, cfg)? {
-                return Ok(r);
-            }
-            if let Some(r) = check_token(&req, env, cfg).await? {
-                return Ok(r);
-            }
-            let mut req = req;
-            let body = req.bytes().await?;
-            if body.len() > 4096 {
-                return error_response(413, "body_too_large", "A rename body holds at most 4 KiB.");
-            }
-            forward_with_body(env, id, "/rename", Method::Post, Headers::new(), Some(body)).await
-        }
-        (_, ["sessions", id, rest @ ..]) => {
-            // A view key reads what a session id reads, and nothing else.
-            let viewer = view::parse_key(id).is_some();
-            if !is_session_id(id) && !viewer {
-                return error_response(404, "not_found", "No session with this id.");
-            }
-            if viewer
-                && !(method == Method::Get
-                    && matches!(
-                        rest,
-                        [] | ["ws"]
-                            | ["events"]
-                            | ["messages"]
-                            | ["export.jsonl"]
-                            | ["artifacts", _]
-                            | ["files", ..]
-                            | ["project.zip"]
-                    ))
-            {
-                if let Some(r) = check_token(&req, env, cfg).await? {
-                    return Ok(r);
-                }
-                return read_only_response();
-            }
-            if let ["views", ..] = rest {
-                if method != Method::Get {
-                    if let Some(r) = check_origin(&req, cfg)? {
-                        return Ok(r);
-                    }
-                }
-                if let Some(r) = check_token(&req, env, cfg).await? {
-                    return Ok(r);
-                }
-                let target = format!("/{}", rest.join("/"));
-                return forward(env, id, &target, method, None).await;
-            }
-            if method == Method::Delete && rest.is_empty() {
-                if let Some(r) = check_origin(&req, cfg)? {
-                    return Ok(r);
-                }
-                if let Some(r) = check_token(&req, env, cfg).await? {
-                    return Ok(r);
-                }
-                return forward(env, id, "/delete", Method::Post, None).await;
-            }
-            let is_ws = matches!(rest, ["ws"]);
-            if is_ws {
-                let upgrade = req.headers().get("upgrade")?.unwrap_or_default();
-                if !upgrade.eq_ignore_ascii_case("websocket") {
-                    return error_response(
-                        426,
-                        "upgrade_required",
-                        "This endpoint speaks WebSocket: connect with a WebSocket client \
-                         (Upgrade: websocket), then send hello {lastSeq}.",
-                    );
-                }
-                if let Some(r) = check_origin(&req, cfg)? {
-                    return Ok(r);
-                }
-            }
-            if let Some(r) = check_token(&req, env, cfg).await? {
-                return Ok(r);
-            }
-            if method != Method::Get {
-                return error_response(405, "method_not_allowed", "Use GET here.");
-            }
-            let url = req.url()?;
-            let query = url.query().map(|q| format!("?{q}")).unwrap_or_default();
-            let target = match rest {
-                [] => "/snapshot".to_string(),
-                ["ws"] => "/ws".to_string(),
-                ["events"] => format!("/events{query}"),
-                ["messages"] => format!("/messages{query}"),
-                ["export.jsonl"] => "/export".to_string(),
-                ["artifacts", stage] => format!("/artifacts/{stage}{query}"),
-                ["files"] => "/files".to_string(),
-                // The path stays percent-encoded per segment; the session decodes it.
-                ["files", path @ ..] if !path.is_empty() => {
-                    format!("/files/{}{query}", path.join("/"))
-                }
-                ["project.zip"] => "/project.zip".to_string(),
-                _ => return error_response(404, "not_found", "Unknown route."),
-            };
-            if !is_ws {
-                return forward_read(env, cfg, id, &target).await;
-            }
-            // A socket holds a lease on its client's share of sockets until it closes.
-            let ask = Ask {
-                client: client(&req)?,
-                lease: random_hex(12),
-                limits: Some(cfg.admission),
-                ..Default::default()
-            };
-            if let Err(r) = admission_do::ask(env, "/open", &ask).await? {
-                return refusal(&r);
-            }
-            let headers = req.headers().clone();
-            headers.set("x-client", &ask.client)?;
-            headers.set("x-lease", &ask.lease)?;
-            let resp = forward(env, id, &target, Method::Get, Some(headers)).await?;
-            if resp.status_code() != 101 {
-                admission_do::ask(env, "/close", &ask).await?.ok();
-            }
-            Ok(resp)
-        }
-        (_, ["health"] | ["sessions"] | ["models"]) => error_response(
-            405,
-            "method_not_allowed",
-            "That method is not allowed here.",
-        ),
-        _ => error_response(404, "not_found", "Unknown route."),
+/// What an allowed request gets: one line per route ([`access::Route`]).
+async fn serve(grant: Grant<'_>, req: Request, env: &Env, cfg: &Config) -> Result<Response> {
+    match grant {
+        Grant::Asset => env.assets("ASSETS")?.fetch_request(req).await,
+        Grant::Health => health(cfg),
+        Grant::Models => models(cfg),
+        Grant::CreateSession { owner } => create_session(&req, env, cfg, owner).await,
+        Grant::ListSessions { owner, q } => list_sessions(env, &owner, &q).await,
+        Grant::Remember { key, owner } => remember(env, &owner, key, false).await,
+        Grant::Forget { key, owner } => forget(env, &owner, key).await,
+        Grant::Rename { id } => rename(req, env, id).await,
+        Grant::Views { id, target } => forward(env, id, &target, req.method(), None).await,
+        Grant::Delete { id } => forward(env, id, "/delete", Method::Post, None).await,
+        Grant::Read { key, target, .. } => forward_read(env, cfg, key, &target).await,
+        Grant::Socket { key, .. } => socket(&req, env, cfg, key).await,
+        Grant::AguiPreflight => preflight(),
+        Grant::AguiRun { id } => agui(req, env, cfg, id, "/agui".into()).await,
+        Grant::AguiResume { id, target } => agui(req, env, cfg, id, target).await,
     }
 }
 
-/// `/api/sessions/{id}/agui`: AG-UI over HTTP. `POST` a `RunAgentInput` (≤ 64 KiB) and read
-/// the run as `text/event-stream`; `GET ?after=<seq>` (or with `Last-Event-ID`) resumes the
-/// stream of the run in progress. Same origin, token and session rules as the WebSocket;
-/// CORS answers only origins listed in `ALLOWED_ORIGINS`.
-async fn agui(mut req: Request, env: &Env, cfg: &Config, id: &str) -> Result<Response> {
-    let method = req.method();
-    let origin = req.headers().get("origin")?;
-    // Only origins named in ALLOWED_ORIGINS get CORS headers (the own origin needs none).
-    let cors = origin
-        .as_deref()
-        .map(|o| o.trim_end_matches('/').to_string())
-        .filter(|o| cfg.allowed_origins.iter().any(|a| a == o));
-    let mut resp = if method == Method::Options {
-        match &cors {
-            Some(_) => {
-                let mut r = Response::empty()?.with_status(204);
-                let h = r.headers_mut();
-                h.set("access-control-allow-methods", "GET, POST, OPTIONS")?;
-                h.set(
-                    "access-control-allow-headers",
-                    "authorization, content-type, accept, last-event-id",
-                )?;
-                h.set("access-control-max-age", "600")?;
-                r
-            }
-            None => {
-                return error_response(
-                    403,
-                    "origin_not_allowed",
-                    "This origin may not use BotArmy's API (see ALLOWED_ORIGINS).",
-                )
-            }
-        }
-    } else {
-        agui_request(&mut req, env, cfg, id, method).await?
-    };
-    if let Some(o) = cors {
-        // A Durable Object's response has immutable headers: build a fresh set.
-        let h = Headers::new();
-        for (k, v) in resp.headers().entries() {
-            h.set(&k, &v)?;
-        }
-        h.set("access-control-allow-origin", &o)?;
-        h.set("vary", "Origin")?;
-        h.set("access-control-expose-headers", "content-type")?;
-        resp = resp.with_headers(h);
+fn method(m: &Method) -> access::Method {
+    match m {
+        Method::Get => access::Method::Get,
+        Method::Post => access::Method::Post,
+        Method::Patch => access::Method::Patch,
+        Method::Delete => access::Method::Delete,
+        Method::Options => access::Method::Options,
+        _ => access::Method::Other,
+    }
+}
+
+/// A refusal as an HTTP answer, with `Retry-After` when it has one.
+fn refuse(r: &Refused) -> Result<Response> {
+    let mut resp = error_response(r.status, r.code.as_str(), &r.message)?;
+    if let Some(s) = r.retry_after_secs() {
+        resp.headers_mut().set("retry-after", &s.to_string())?;
     }
     Ok(resp)
 }
 
-async fn agui_request(
-    req: &mut Request,
+fn health(cfg: &Config) -> Result<Response> {
+    Response::from_json(&json!({
+        "status": "ok", "version": VERSION,
+        "provider": if cfg.demo() { "demo" } else { "openai" },
+        "providers": cfg.providers.catalog(&cfg.prices).providers,
+        "model": cfg.model_label(),
+    }))
+}
+
+/// What the start form may offer: providers, models and prices, never keys or URLs.
+fn models(cfg: &Config) -> Result<Response> {
+    let mut body = serde_json::to_value(cfg.providers.catalog(&cfg.prices))?;
+    body["budgetMicroUsd"] = json!(cfg.budget_micros);
+    Response::from_json(&body)
+}
+
+/// A new session, if admission lets this client create one, kept in its creator's list.
+async fn create_session(
+    req: &Request,
+    env: &Env,
+    cfg: &Config,
+    owner: Option<String>,
+) -> Result<Response> {
+    let ask = Ask {
+        client: client(req)?,
+        limits: Some(cfg.admission),
+        ..Default::default()
+    };
+    if let Err(r) = admission_do::ask(env, "/create", &ask).await? {
+        log::warn("session_refused", json!({"code": r.code}));
+        return refusal(&r);
+    }
+    let id = random_hex(16);
+    let resp = forward(env, &id, "/init", Method::Post, None).await?;
+    if let (201, Some(owner)) = (resp.status_code(), owner) {
+        // Best effort: the session exists either way; a failure is logged.
+        remember(env, &owner, &id, true).await?;
+    }
+    Ok(resp)
+}
+
+/// "Your sessions", those whose names hold `q`.
+async fn list_sessions(env: &Env, owner: &str, q: &str) -> Result<Response> {
+    index_request(env, owner, "/list", &json!({"q": q})).await
+}
+
+/// Takes a session off the owner's list (`204`).
+async fn forget(env: &Env, owner: &str, key: &str) -> Result<Response> {
+    let resp = index_request(env, owner, "/forget", &json!({"key": key})).await?;
+    if resp.status_code() != 200 {
+        return Ok(resp);
+    }
+    Ok(Response::empty()?.with_status(204))
+}
+
+/// Rename: the owners' lists show the new name.
+async fn rename(mut req: Request, env: &Env, id: &str) -> Result<Response> {
+    let body = req.bytes().await?;
+    if body.len() > access::RENAME_MAX_BYTES {
+        return refuse(&access::rename_too_large());
+    }
+    forward_with_body(env, id, "/rename", Method::Post, Headers::new(), Some(body)).await
+}
+
+/// The session's WebSocket: it holds a lease on its client's share of connections until it
+/// closes.
+async fn socket(req: &Request, env: &Env, cfg: &Config, key: &str) -> Result<Response> {
+    let ask = Ask {
+        client: client(req)?,
+        lease: random_hex(12),
+        limits: Some(cfg.admission),
+        ..Default::default()
+    };
+    if let Err(r) = admission_do::ask(env, "/open", &ask).await? {
+        return refusal(&r);
+    }
+    let headers = req.headers().clone();
+    headers.set("x-client", &ask.client)?;
+    headers.set("x-lease", &ask.lease)?;
+    let resp = forward(env, key, "/ws", Method::Get, Some(headers)).await?;
+    if resp.status_code() != 101 {
+        admission_do::ask(env, "/close", &ask).await?.ok();
+    }
+    Ok(resp)
+}
+
+/// An AG-UI CORS preflight from a listed origin (the origin's own headers are added after).
+fn preflight() -> Result<Response> {
+    let mut r = Response::empty()?.with_status(204);
+    let h = r.headers_mut();
+    h.set("access-control-allow-methods", "GET, POST, OPTIONS")?;
+    h.set(
+        "access-control-allow-headers",
+        "authorization, content-type, accept, last-event-id",
+    )?;
+    h.set("access-control-max-age", "600")?;
+    Ok(r)
+}
+
+/// The CORS headers for an origin listed in `ALLOWED_ORIGINS` (AG-UI only: `cors` is `None`
+/// everywhere else).
+fn with_cors(resp: Response, cors: Option<&str>) -> Result<Response> {
+    let Some(o) = cors else {
+        return Ok(resp);
+    };
+    // A Durable Object's response has immutable headers: build a fresh set.
+    let h = Headers::new();
+    for (k, v) in resp.headers().entries() {
+        h.set(&k, &v)?;
+    }
+    h.set("access-control-allow-origin", o)?;
+    h.set("vary", "Origin")?;
+    h.set("access-control-expose-headers", "content-type")?;
+    Ok(resp.with_headers(h))
+}
+
+/// `/api/sessions/{id}/agui`: AG-UI over HTTP. `POST` a `RunAgentInput` (≤ 64 KiB) and read
+/// the run as `text/event-stream`; `GET ?after=<seq>` (or with `Last-Event-ID`) resumes the
+/// stream of the run in progress.
+async fn agui(
+    mut req: Request,
     env: &Env,
     cfg: &Config,
     id: &str,
-    method: Method,
+    target: String,
 ) -> Result<Response> {
-    if let Some(r) = check_origin(req, cfg)? {
-        return Ok(r);
-    }
-    if let Some(r) = check_token(req, env, cfg).await? {
-        return Ok(r);
-    }
+    let method = req.method();
     let headers = Headers::new();
     if let Some(last) = req.headers().get("last-event-id")? {
         headers.set("last-event-id", &last)?;
     }
-    let (target, body) = match method {
-        Method::Get => {
-            let url = req.url()?;
-            let query = url.query().map(|q| format!("?{q}")).unwrap_or_default();
-            (format!("/agui{query}"), None)
-        }
-        Method::Post => match read_body(req, MAX_BODY_BYTES).await? {
-            Some(b) => ("/agui".to_string(), Some(b)),
+    let body = match method {
+        Method::Post => match read_body(&mut req, MAX_BODY_BYTES).await? {
+            Some(b) => Some(b),
             None => {
                 let e = agui_http::body_too_large();
                 return error_response(e.status, e.code, &e.message);
             }
         },
-        _ => {
-            return error_response(
-                405,
-                "method_not_allowed",
-                "Use POST (a RunAgentInput) or GET ?after=<seq> here.",
-            )
-        }
+        _ => None,
     };
     // A stream is one of the client's connections, like a socket: leased here, given back by
     // the session once the stream no longer takes a place (src/protocol/agui_readers.rs), or
     // here when no stream came of it (giving back twice is harmless).
     let ask = Ask {
-        client: client(req)?,
+        client: client(&req)?,
         lease: random_hex(12),
         limits: Some(cfg.admission),
         ..Default::default()
@@ -497,13 +377,7 @@ async fn forward_read(env: &Env, cfg: &Config, id: &str, target: &str) -> Result
             ),
         }
     }
-    let mut resp = error_response(
-        503,
-        "session_busy",
-        "The session did not answer in time; try again in a moment.",
-    )?;
-    resp.headers_mut().set("retry-after", "1")?;
-    Ok(resp)
+    refuse(&access::session_busy())
 }
 
 /// Forwards to the session named by `id`: a session id, or a view key (then the object is
@@ -521,7 +395,7 @@ async fn forward(
         Some(v) => {
             // An id this namespace never made is no session.
             let Ok(object) = ns.id_from_string(v.object) else {
-                return error_response(404, "not_found", "No session with this id.");
+                return refuse(&access::no_session());
             };
             headers.set("x-view-secret", v.secret)?;
             headers.set("x-view-key", id)?;
@@ -537,25 +411,6 @@ async fn forward(
     init.with_method(method).with_headers(headers);
     let req = Request::new_with_init(&format!("https://session{target}"), &init)?;
     stub.fetch_with_request(req).await
-}
-
-fn own_origin(req: &Request) -> Result<String> {
-    let url = req.url()?;
-    Ok(url.origin().ascii_serialization())
-}
-
-fn check_origin(req: &Request, cfg: &Config) -> Result<Option<Response>> {
-    let origin = req.headers().get("origin")?;
-    if cfg.origin_allowed(origin.as_deref(), &own_origin(req)?) {
-        return Ok(None);
-    }
-    log::warn("origin_refused", json!({"origin": origin}));
-    error_response(
-        403,
-        "origin_not_allowed",
-        "This origin may not use BotArmy's API (see ALLOWED_ORIGINS).",
-    )
-    .map(Some)
 }
 
 /// The client a request counts as ([`client_of`]): `CF-Connecting-IP` deployed, one local
@@ -577,102 +432,39 @@ fn refusal(r: &Refusal) -> Result<Response> {
     Ok(resp)
 }
 
-/// With `BOTARMY_ACCESS_TOKEN` set, requests carry it as `Authorization: Bearer …` or, for
-/// WebSockets (browsers cannot set headers there), as the subprotocol `botarmy.token.…`.
-/// A client that sends more than a few wrong tokens a minute is refused (429) for a minute
-/// before its token is even looked at.
-async fn check_token(req: &Request, env: &Env, cfg: &Config) -> Result<Option<Response>> {
-    let Some(token) = &cfg.access_token else {
-        return Ok(None);
-    };
-    let who = client(req)?;
+/// How much longer `who` is blocked for wrong tokens, as far as this isolate knows.
+fn blocked_ms(who: &str) -> Option<u64> {
     let now = now_ms();
-    let blocked = BLOCKED.with(|b| b.borrow().get(&who).copied().filter(|t| *t > now));
-    if let Some(until) = blocked {
-        return too_many_failures(until - now).map(Some);
-    }
-    let h = req.headers();
-    let bearer = h.get("authorization")?.unwrap_or_default();
-    let protocols = h.get("sec-websocket-protocol")?.unwrap_or_default();
-    // The scheme is case-insensitive (RFC 9110).
-    let offered: Vec<String> = bearer
-        .get(..7)
-        .filter(|s| s.eq_ignore_ascii_case("bearer "))
-        .map(|_| bearer[7..].trim().to_string())
-        .into_iter()
-        .chain(
-            protocols
-                .split(',')
-                .filter_map(|p| p.trim().strip_prefix("botarmy.token.").map(str::to_string)),
-        )
-        .filter(|t| !t.is_empty())
-        .collect();
-    if offered
-        .iter()
-        .any(|t| constant_time_eq(t.as_bytes(), token.as_bytes()))
-    {
-        return Ok(None);
-    }
-    if offered.is_empty() {
-        // No token at all (a page before its user typed one) is not a guess.
-        return unauthorized().map(Some);
-    }
+    BLOCKED.with(|b| {
+        b.borrow()
+            .get(who)
+            .copied()
+            .filter(|t| *t > now)
+            .map(|t| t - now)
+    })
+}
+
+/// A wrong token, counted by the admission object: past a few a minute its client is blocked
+/// for a minute, here and in every isolate that asks.
+async fn wrong_token(env: &Env, who: String) -> Result<Refused> {
     let ask = Ask {
         client: who.clone(),
         ..Default::default()
     };
     let answer = admission_do::ask(env, "/auth_failed", &ask).await?;
-    if let Some(ms) = answer.ok().and_then(|v| v["blockedMs"].as_u64()) {
+    let blocked = answer.ok().and_then(|v| v["blockedMs"].as_u64());
+    if let Some(ms) = blocked {
         log::warn("auth_blocked", json!({"client": who}));
+        let until = now_ms() + ms;
         BLOCKED.with(|b| {
             let mut b = b.borrow_mut();
             if b.len() >= BLOCKED_CACHE_MAX {
                 b.clear();
             }
-            b.insert(who, now + ms);
+            b.insert(who, until);
         });
-        return too_many_failures(ms).map(Some);
     }
-    unauthorized().map(Some)
-}
-
-fn unauthorized() -> Result<Response> {
-    error_response(
-        401,
-        "unauthorized",
-        "This BotArmy needs an access token (BOTARMY_ACCESS_TOKEN).",
-    )
-}
-
-fn too_many_failures(ms: u64) -> Result<Response> {
-    refusal(&Refusal {
-        status: 429,
-        code: "too_many_failures".into(),
-        message: "Too many wrong access tokens from your address; wait a minute.".into(),
-        retry_after_ms: Some(ms),
-    })
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-/// The owner of this request's list (see [`crate::index`]): the access token's when the
-/// deployment has one (already checked), else the browser's `X-BotArmy-Owner` key.
-fn owner_of(req: &Request, cfg: &Config) -> Result<Option<String>> {
-    let key = req.headers().get(index::OWNER_HEADER)?;
-    Ok(index::owner_name(
-        cfg.access_token.as_deref(),
-        key.as_deref(),
-    ))
-}
-
-fn owner_required() -> Result<Response> {
-    error_response(
-        400,
-        "owner_required",
-        "Send X-BotArmy-Owner: a random 32-hex key this browser keeps, to name your list.",
-    )
+    Ok(access::wrong_token(blocked))
 }
 
 /// Registers `key` (a session id or view key) in `owner`'s list with the session's summary;
@@ -690,11 +482,7 @@ async fn remember(env: &Env, owner: &str, key: &str, creator: bool) -> Result<Re
     let mut row: serde_json::Value = resp.json().await?;
     row["key"] = json!(key);
     if !index_call(env, owner, "/remember", &row).await {
-        return error_response(
-            503,
-            "index_unavailable",
-            "Your session list could not be updated; try again.",
-        );
+        return refuse(&access::index_unavailable());
     }
     Response::from_json(
         &json!({"key": key, "readOnly": row["readOnly"], "summary": row["summary"]}),
