@@ -905,3 +905,49 @@ fn a_query_parameter_is_decoded_as_a_url_parser_decodes_it() {
     assert_eq!(query_param("a=1", "q"), None);
     assert_eq!(query_param("", "q"), None);
 }
+
+/// The endpoint table of `docs/protocol.md`: each row names a route here, and a session id
+/// with the token gets it.
+#[test]
+fn every_endpoint_the_docs_list_is_a_route_a_session_id_may_take() {
+    let docs = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/protocol.md"),
+    )
+    .unwrap();
+    let mut n = 0;
+    for line in docs.lines() {
+        let Some(cell) = line.strip_prefix("| `") else {
+            continue;
+        };
+        let Some((method, rest)) = cell.split_once(' ') else {
+            continue;
+        };
+        let method = match method {
+            "GET" => Method::Get,
+            "POST" => Method::Post,
+            "PATCH" => Method::Patch,
+            "DELETE" => Method::Delete,
+            _ => continue,
+        };
+        let url = rest.split('`').next().unwrap_or_default();
+        let (path, query) = match url.split_once('?') {
+            Some((p, q)) => (p, Some(q)),
+            None => (url, None),
+        };
+        let path = path
+            .replace("{key}", ID)
+            .replace("{id}", ID)
+            .replace("{stage}", "analyst")
+            .replace("{path}", "src/app.js")
+            .replace("{viewId}", "abc");
+        let mut r = req(method, &path).upgrade().owner();
+        r.query = query.map(|q| q.replace('…', "x"));
+        assert!(
+            matches!(decision(&r).verdict, Verdict::Allow(_)),
+            "{url}: {:?}",
+            decision(&r).verdict
+        );
+        n += 1;
+    }
+    assert!(n >= 20, "only {n} endpoints found in docs/protocol.md");
+}
