@@ -5,38 +5,25 @@
 //! and least-recently-used eviction here. The rules (key, expiry, limits) are the core's
 //! [`crate::llm::cache`].
 //!
-//! Routes (POST, JSON; only the Session object calls them):
-//! - `/get {key, ttlMs}` → `{hit: false}` or `{hit: true, text, inputTokens, outputTokens}`
-//! - `/put {key, ttlMs, text, inputTokens, outputTokens}` → `{stored: bool}`
+//! What it is asked and answers: the core's [`CacheRequest`] and [`CacheAnswer`] (POST, JSON;
+//! only the Session object asks).
 
 use serde::Deserialize;
-use serde_json::json;
 use std::cell::Cell;
 
 use worker::{durable_object, DurableObject, Env, Request, Response, Result, State};
 
 use super::store::int;
 use super::{error_response, now_ms};
-use crate::llm::cache::{cacheable, evictions, expired, is_key, over_limits};
+use crate::llm::cache::{
+    cacheable, evictions, expired, is_key, over_limits, CacheAnswer, CacheRequest,
+};
 
 const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS answers (
   key TEXT PRIMARY KEY, text TEXT NOT NULL, bytes INTEGER NOT NULL,
   input_tokens INTEGER NOT NULL, output_tokens INTEGER NOT NULL,
   created_at INTEGER NOT NULL, last_used INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS answers_lru ON answers (last_used);";
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Ask {
-    key: String,
-    ttl_ms: u64,
-    #[serde(default)]
-    text: Option<String>,
-    #[serde(default)]
-    input_tokens: u64,
-    #[serde(default)]
-    output_tokens: u64,
-}
 
 #[derive(Deserialize)]
 struct Row {
@@ -73,10 +60,10 @@ impl DurableObject for ResponseCacheDo {
     }
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
-        let Ok(ask) = req.json::<Ask>().await else {
-            return error_response(400, "bad_request", "Expected {key, ttlMs, …}.");
+        let Ok(ask) = req.json::<CacheRequest>().await else {
+            return error_response(400, "bad_request", "Expected a cache request.");
         };
-        if !is_key(&ask.key) || ask.ttl_ms == 0 {
+        if !is_key(ask.key()) || ask.ttl_ms() == 0 {
             return error_response(400, "bad_request", "Malformed cache key or TTL.");
         }
         let sql = self.state.storage().sql();
@@ -85,60 +72,67 @@ impl DurableObject for ResponseCacheDo {
             self.ready.set(true);
         }
         let now = now_ms();
-        match req.path().as_str() {
-            "/get" => {
+        let answer = match ask {
+            CacheRequest::Get { key, ttl_ms } => {
                 let rows: Vec<Row> = sql
                     .exec(
                         "SELECT text, input_tokens, output_tokens, created_at FROM answers WHERE key = ?",
-                        vec![ask.key.as_str().into()],
+                        vec![key.as_str().into()],
                     )?
                     .to_array()?;
-                let Some(row) = rows.into_iter().next() else {
-                    return Response::from_json(&json!({"hit": false}));
-                };
-                if expired(row.created_at as u64, ask.ttl_ms, now) {
-                    sql.exec(
-                        "DELETE FROM answers WHERE key = ?",
-                        vec![ask.key.as_str().into()],
-                    )?;
-                    return Response::from_json(&json!({"hit": false}));
+                match rows.into_iter().next() {
+                    None => CacheAnswer::Miss,
+                    Some(row) if expired(row.created_at as u64, ttl_ms, now) => {
+                        sql.exec(
+                            "DELETE FROM answers WHERE key = ?",
+                            vec![key.as_str().into()],
+                        )?;
+                        CacheAnswer::Miss
+                    }
+                    Some(row) => {
+                        sql.exec(
+                            "UPDATE answers SET last_used = ? WHERE key = ?",
+                            vec![int(now), key.as_str().into()],
+                        )?;
+                        CacheAnswer::Hit {
+                            text: row.text,
+                            input_tokens: row.input_tokens as u64,
+                            output_tokens: row.output_tokens as u64,
+                        }
+                    }
                 }
-                sql.exec(
-                    "UPDATE answers SET last_used = ? WHERE key = ?",
-                    vec![int(now), ask.key.as_str().into()],
-                )?;
-                Response::from_json(&json!({
-                    "hit": true,
-                    "text": row.text,
-                    "inputTokens": row.input_tokens as u64,
-                    "outputTokens": row.output_tokens as u64,
-                }))
             }
-            "/put" => {
-                let Some(text) = ask.text.filter(|t| cacheable(t)) else {
-                    return Response::from_json(&json!({"stored": false}));
-                };
+            CacheRequest::Put { text, .. } if !cacheable(&text) => {
+                CacheAnswer::Stored { stored: false }
+            }
+            CacheRequest::Put {
+                key,
+                ttl_ms,
+                text,
+                input_tokens,
+                output_tokens,
+            } => {
                 sql.exec(
                     "INSERT OR REPLACE INTO answers VALUES (?, ?, ?, ?, ?, ?, ?)",
                     vec![
-                        ask.key.as_str().into(),
+                        key.as_str().into(),
                         text.as_str().into(),
                         int(text.len() as u64),
-                        int(ask.input_tokens),
-                        int(ask.output_tokens),
+                        int(input_tokens),
+                        int(output_tokens),
                         int(now),
                         int(now),
                     ],
                 )?;
                 sql.exec(
                     "DELETE FROM answers WHERE created_at <= ?",
-                    vec![int(now.saturating_sub(ask.ttl_ms))],
+                    vec![int(now.saturating_sub(ttl_ms))],
                 )?;
                 self.evict(&sql)?;
-                Response::from_json(&json!({"stored": true}))
+                CacheAnswer::Stored { stored: true }
             }
-            _ => error_response(404, "not_found", "Unknown cache route."),
-        }
+        };
+        Response::from_json(&answer)
     }
 }
 

@@ -18,8 +18,9 @@ use worker::{
 
 use super::{log, now_ms};
 use crate::config::Config;
-use crate::llm::cache;
+use crate::llm::cache::{self, CacheAnswer, CacheRequest};
 use crate::llm::inbox::{Inbox, Pushed, Taken, INBOX_MAX_BYTES};
+use crate::llm::limiter_route::{GiveBack, LimiterAnswer, LimiterLimits, LimiterRequest};
 use crate::session::call::Input;
 use crate::session::Usage;
 
@@ -234,20 +235,16 @@ pub(crate) async fn sleep_until(t: u64) {
 
 /// Looks the call up in the answer cache. A broken cache is a miss: it must never stop a run.
 pub(crate) async fn cache_get(env: &Env, cfg: &Config, key: &str) -> Option<(String, u64)> {
-    match cache_call(
-        env,
-        key,
-        json!({"key": key, "ttlMs": cfg.cache_ttl_ms}),
-        "/get",
-    )
-    .await
-    {
-        Ok(v) if v["hit"] == json!(true) => {
-            let text = v["text"].as_str()?.to_string();
-            let saved_tokens =
-                v["inputTokens"].as_u64().unwrap_or(0) + v["outputTokens"].as_u64().unwrap_or(0);
-            Some((text, saved_tokens))
-        }
+    let ask = CacheRequest::Get {
+        key: key.to_string(),
+        ttl_ms: cfg.cache_ttl_ms,
+    };
+    match cache_call(env, &ask).await {
+        Ok(CacheAnswer::Hit {
+            text,
+            input_tokens,
+            output_tokens,
+        }) => Some((text, input_tokens + output_tokens)),
         Ok(_) => None,
         Err(e) => {
             log::error("cache_unavailable", json!({"message": e.to_string()}));
@@ -257,29 +254,29 @@ pub(crate) async fn cache_get(env: &Env, cfg: &Config, key: &str) -> Option<(Str
 }
 
 pub(crate) async fn cache_put(env: &Env, cfg: &Config, key: &str, text: &str, u: Usage) {
-    let body = json!({"key": key, "ttlMs": cfg.cache_ttl_ms, "text": text,
-                      "inputTokens": u.input_tokens, "outputTokens": u.output_tokens});
-    if let Err(e) = cache_call(env, key, body, "/put").await {
+    let ask = CacheRequest::Put {
+        key: key.to_string(),
+        ttl_ms: cfg.cache_ttl_ms,
+        text: text.to_string(),
+        input_tokens: u.input_tokens,
+        output_tokens: u.output_tokens,
+    };
+    if let Err(e) = cache_call(env, &ask).await {
         log::error("cache_unavailable", json!({"message": e.to_string()}));
     }
 }
 
-async fn cache_call(
-    env: &Env,
-    key: &str,
-    body: serde_json::Value,
-    path: &str,
-) -> Result<serde_json::Value> {
+async fn cache_call(env: &Env, ask: &CacheRequest) -> Result<CacheAnswer> {
     let ns = env.durable_object("ANSWERS")?;
-    let stub = ns.id_from_name(&cache::shard(key))?.get_stub()?;
+    let stub = ns.id_from_name(&cache::shard(ask.key()))?.get_stub()?;
     let mut init = RequestInit::new();
     init.with_method(Method::Post)
-        .with_body(Some(body.to_string().into()));
-    let req = Request::new_with_init(&format!("https://answers{path}"), &init)?;
+        .with_body(Some(serde_json::to_string(ask)?.into()));
+    let req = Request::new_with_init("https://answers/", &init)?;
     let mut resp = stub.fetch_with_request(req).await?;
     if resp.status_code() != 200 {
         return Err(worker::Error::RustError(format!(
-            "answer cache {path}: HTTP {}",
+            "answer cache: HTTP {}",
             resp.status_code()
         )));
     }
@@ -311,13 +308,25 @@ pub(crate) async fn acquire(
     tokens: u32,
     back: Option<GivenBack>,
 ) -> std::result::Result<Option<u32>, u64> {
-    let mut body = ask(cfg, lease, tokens);
-    if let Some(b) = back {
-        body["release"] = json!({"lease": b.lease, "tokens": b.tokens});
-    }
-    match limiter_call(env, bucket, "/acquire", body).await {
-        Ok(v) if v["ok"] == json!(true) => Ok(follow_on(&v)),
-        Ok(v) => Err(v["waitMs"].as_u64().unwrap_or(1000)),
+    let ask = LimiterRequest::Acquire {
+        lease: lease.to_string(),
+        tokens,
+        limits: limits(cfg),
+        release: back.map(|b| GiveBack {
+            lease: b.lease,
+            tokens: b.tokens,
+        }),
+    };
+    match limiter_call(env, bucket, &ask).await {
+        Ok(LimiterAnswer::Wait { wait_ms }) => Err(wait_ms),
+        Ok(LimiterAnswer::Granted { follow_on }) => Ok(follow_on),
+        Ok(other) => {
+            log::error(
+                "limiter_unexpected",
+                json!({"answer": format!("{other:?}")}),
+            );
+            Ok(None)
+        }
         Err(e) => {
             // A broken limiter must not stop every session: log and go on.
             log::error("limiter_unavailable", json!({"message": e.to_string()}));
@@ -329,15 +338,29 @@ pub(crate) async fn acquire(
 /// Tells the limiter that the session's next call (`tokens` estimated) has started under the
 /// follow-on set aside with `back`; the next follow-on set aside.
 pub(crate) async fn go_on(env: &Env, cfg: &Config, back: GivenBack, tokens: u32) -> Option<u32> {
-    let mut body = ask(cfg, &back.lease, tokens);
-    body["used"] = json!(back.tokens);
-    match limiter_call(env, &back.bucket, "/go-on", body).await {
-        Ok(v) => {
-            if v["hadFollowOn"] != json!(true) {
+    let ask = LimiterRequest::GoOn {
+        lease: back.lease.clone(),
+        tokens,
+        used: back.tokens,
+        limits: limits(cfg),
+    };
+    match limiter_call(env, &back.bucket, &ask).await {
+        Ok(LimiterAnswer::WentOn {
+            had_follow_on,
+            follow_on,
+        }) => {
+            if !had_follow_on {
                 // (The lease expired meanwhile: the call was charged as it is.)
                 log::warn("limiter_follow_on_lost", json!({"bucket": back.bucket}));
             }
-            follow_on(&v)
+            follow_on
+        }
+        Ok(other) => {
+            log::error(
+                "limiter_unexpected",
+                json!({"answer": format!("{other:?}")}),
+            );
+            None
         }
         Err(e) => {
             log::error("limiter_unavailable", json!({"message": e.to_string()}));
@@ -347,38 +370,33 @@ pub(crate) async fn go_on(env: &Env, cfg: &Config, back: GivenBack, tokens: u32)
 }
 
 pub(crate) async fn release(env: &Env, back: GivenBack) {
-    let body = ask(&back.cfg, &back.lease, back.tokens);
-    if let Err(e) = limiter_call(env, &back.bucket, "/release", body).await {
+    let ask = LimiterRequest::Release {
+        lease: back.lease,
+        tokens: back.tokens,
+        limits: limits(&back.cfg),
+    };
+    if let Err(e) = limiter_call(env, &back.bucket, &ask).await {
         log::error("limiter_unavailable", json!({"message": e.to_string()}));
     }
 }
 
-fn follow_on(answer: &serde_json::Value) -> Option<u32> {
-    answer["followOn"]
-        .as_u64()
-        .map(|t| t.min(u32::MAX as u64) as u32)
+/// The limits travel with every request, so the limiter follows the configuration.
+fn limits(cfg: &Config) -> LimiterLimits {
+    LimiterLimits {
+        rpm: cfg.requests_per_min,
+        tpm: cfg.tokens_per_min,
+        max: cfg.max_concurrent,
+    }
 }
 
-/// A limiter request's body; the limits travel with it so the limiter follows the
-/// configuration.
-fn ask(cfg: &Config, lease: &str, tokens: u32) -> serde_json::Value {
-    json!({"lease": lease, "tokens": tokens, "rpm": cfg.requests_per_min,
-           "tpm": cfg.tokens_per_min, "max": cfg.max_concurrent})
-}
-
-async fn limiter_call(
-    env: &Env,
-    bucket: &str,
-    path: &str,
-    body: serde_json::Value,
-) -> Result<serde_json::Value> {
+async fn limiter_call(env: &Env, bucket: &str, ask: &LimiterRequest) -> Result<LimiterAnswer> {
     let ns = env.durable_object("LIMITER")?;
     // One limiter per provider and model (`provider:model`), never keyed by the key itself.
     let stub = ns.id_from_name(bucket)?.get_stub()?;
     let mut init = RequestInit::new();
     init.with_method(Method::Post)
-        .with_body(Some(body.to_string().into()));
-    let req = Request::new_with_init(&format!("https://limiter{path}"), &init)?;
+        .with_body(Some(serde_json::to_string(ask)?.into()));
+    let req = Request::new_with_init("https://limiter/", &init)?;
     let mut resp = stub.fetch_with_request(req).await?;
     resp.json().await
 }

@@ -18,6 +18,7 @@
 //!   normally with text in it), at most [`MAX_ENTRY_BYTES`]. Failures, cancelled and cut
 //!   streams are never stored. The demo provider is never cached: it costs nothing.
 
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 /// Bumped when the meaning of a stored entry changes.
@@ -30,6 +31,54 @@ pub const MAX_SHARD_ENTRIES: u64 = 2_000;
 pub const MAX_SHARD_BYTES: u64 = 64 * 1024 * 1024;
 /// Default time an entry is served (one day).
 pub const DEFAULT_TTL_S: u64 = 86_400;
+
+/// What a session asks a cache shard (the edge's `cache_do.rs` answers, `provider.rs` asks):
+/// one type for both sides.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "route", rename_all = "camelCase")]
+pub enum CacheRequest {
+    #[serde(rename_all = "camelCase")]
+    Get { key: String, ttl_ms: u64 },
+    /// Keep an accepted answer ([`cacheable`] decides whether it is stored).
+    #[serde(rename_all = "camelCase")]
+    Put {
+        key: String,
+        ttl_ms: u64,
+        text: String,
+        input_tokens: u64,
+        output_tokens: u64,
+    },
+}
+
+impl CacheRequest {
+    pub fn key(&self) -> &str {
+        match self {
+            CacheRequest::Get { key, .. } | CacheRequest::Put { key, .. } => key,
+        }
+    }
+
+    pub fn ttl_ms(&self) -> u64 {
+        match self {
+            CacheRequest::Get { ttl_ms, .. } | CacheRequest::Put { ttl_ms, .. } => *ttl_ms,
+        }
+    }
+}
+
+/// A cache shard's answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "answer", rename_all = "camelCase")]
+pub enum CacheAnswer {
+    #[serde(rename_all = "camelCase")]
+    Hit {
+        text: String,
+        input_tokens: u64,
+        output_tokens: u64,
+    },
+    Miss,
+    Stored {
+        stored: bool,
+    },
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CacheScope {
@@ -116,6 +165,42 @@ pub fn evictions(sizes_lru_first: &[u64]) -> usize {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn requests_and_answers_keep_their_shape_on_the_wire() {
+        let put = CacheRequest::Put {
+            key: "k".into(),
+            ttl_ms: 5,
+            text: "t".into(),
+            input_tokens: 1,
+            output_tokens: 2,
+        };
+        let json = serde_json::to_value(&put).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"route": "put", "key": "k", "ttlMs": 5, "text": "t",
+                "inputTokens": 1, "outputTokens": 2})
+        );
+        assert_eq!(serde_json::from_value::<CacheRequest>(json).unwrap(), put);
+        assert_eq!((put.key(), put.ttl_ms()), ("k", 5));
+        for a in [
+            CacheAnswer::Miss,
+            CacheAnswer::Stored { stored: false },
+            CacheAnswer::Hit {
+                text: "t".into(),
+                input_tokens: 1,
+                output_tokens: 2,
+            },
+        ] {
+            let back: CacheAnswer =
+                serde_json::from_str(&serde_json::to_string(&a).unwrap()).unwrap();
+            assert_eq!(back, a);
+        }
+        assert_eq!(
+            serde_json::to_value(CacheAnswer::Miss).unwrap(),
+            serde_json::json!({"answer": "miss"})
+        );
+    }
+
     use super::*;
 
     const URL: &str = "https://api.openai.com/v1";

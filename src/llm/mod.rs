@@ -27,6 +27,7 @@ pub mod backoff;
 pub mod cache;
 pub mod error;
 pub mod inbox;
+pub mod limiter_route;
 pub mod openai;
 pub mod price;
 pub mod providers;
