@@ -79,6 +79,17 @@ export function isReplayLocation(loc: Pick<Location, "search"> = window.location
   return new URLSearchParams(loc.search).get("replay") === "1";
 }
 
+/** The replay position the address asks for (`at=N`), if any. */
+export function replayPositionFromLocation(loc: Pick<Location, "search"> = window.location): number | null {
+  const at = new URLSearchParams(loc.search).get("at");
+  return at !== null && /^\d{1,9}$/.test(at) ? Number(at) : null;
+}
+
+/** Keeps the replay position in the address (no new history entry), so a reload or a shared link opens there. */
+export function rememberReplayPosition(key: string, position: number): void {
+  window.history.replaceState(window.history.state, "", `/?s=${encodeURIComponent(key)}&replay=1&at=${position}`);
+}
+
 export function openReplay(key: string): void {
   navigate(`/?s=${encodeURIComponent(key)}&replay=1`);
 }

@@ -1198,8 +1198,9 @@ describe('BotArmy UI in Chromium', () => {
     const lengths = new Set(log.filter((e) => running(e) && e.live > 0).map((e) => e.live));
     assert.ok(lengths.size >= 2, `a file's content streamed into the viewer (${[...lengths].slice(0, 5).join(', ')})`);
     assert.ok(log.some((e) => running(e) && e.writing), 'the panel said a file was being written');
-    const named = log.filter((e) => running(e) && e.live !== null && e.viewing && e.viewing !== '(unnamed)').map((e) => e.viewing);
-    assert.ok(named.length > 0, 'a file being written was named in the viewer while it was live');
+    // (With the path last, a file is named just as its write ends: the viewer then keeps it.)
+    const named = log.filter((e) => running(e) && e.viewing && e.viewing !== '(unnamed)').map((e) => e.viewing);
+    assert.ok(named.length > 0, 'the viewer named the files the Developer wrote');
     t.diagnostic(`while the Developer wrote, the viewer showed: ${[...new Set(log.map((e) => e.viewing).filter(Boolean))].join(', ')}`);
     t.diagnostic(`developer: ${beforeDeveloper.length} files before, ${(await treePaths(page)).length} at its gate`);
 
@@ -1321,7 +1322,19 @@ describe('BotArmy UI in Chromium', () => {
     const scrubber = byTestId(page, 'replay-scrubber');
     await scrubber.waitFor({ timeout: 15_000 });
     assert.equal(await scrubber.getAttribute('max'), String(events.length));
-    assert.equal(await byTestId(page, 'agent-card-analyst').getAttribute('data-status'), 'idle', 'the replay starts before anything happened');
+    // It opens at the end, the header says Replay (not the live state), and the address keeps the position.
+    await page.locator(`[data-testid="replay-position"][data-position="${events.length}"]`).waitFor({ timeout: 5000 });
+    assert.deepEqual(await cardsOf(page), liveCards, 'the replay opens at the end');
+    assert.equal(await byTestId(page, 'replay-badge').textContent(), 'Replay');
+    assert.equal(await byTestId(page, 'run-status').count(), 0, 'no live run status in the header');
+    assert.equal(await byTestId(page, 'connection-status').count(), 0, 'no live connection status in the header');
+    assert.equal(await byTestId(page, 'download-zip-button').textContent(), "Download today's project (.zip)");
+    assert.match(page.url(), new RegExp(`[?&]at=${events.length}$`));
+    const stageMarks = await page.locator('[data-testid="replay-mark"][data-kind="stage"]').allTextContents();
+    assert.deepEqual(stageMarks, STAGES.map((stage) => `${NAMES[stage]} v1`), 'marks by stage and version');
+    assert.deepEqual(await page.locator('[data-testid="replay-mark"][data-kind="run"]').allTextContents(), ['Start'], 'one run, one run mark');
+    await scrubber.fill('0');
+    assert.equal(await byTestId(page, 'agent-card-analyst').getAttribute('data-status'), 'idle', 'position 0 is before anything happened');
     await byTestId(page, 'replay-speed').selectOption('instant');
     await byTestId(page, 'replay-play').click();
     await page.locator(`[data-testid="replay-position"][data-position="${events.length}"]`).waitFor({ timeout: 10_000 });

@@ -4,11 +4,12 @@
 // whole project as a zip. File content is fetched from `/files/{path}?version=K` and is only
 // ever shown as text.
 
-import { memo, useCallback, useDeferredValue, useEffect, useId, useLayoutEffect, useMemo, useRef, useState } from "react";
+import { memo, useCallback, useContext, useDeferredValue, useEffect, useId, useLayoutEffect, useMemo, useRef, useState } from "react";
 import { downloadProjectZip, getFileText, getProjectFiles } from "../net/api";
 import { STAGE_LABEL, projectFiles, type FileInfo, type ProjectFileVersion } from "../protocol/types";
 import { formatBytes, toolArgsOf, toolKind, utf8Bytes } from "../protocol/toolCalls";
 import { useViewRevoked } from "../store/connection";
+import { FrozenClockContext } from "../lib/useNow";
 import { languageFor, useHighlighted } from "../lib/highlight";
 import { cn } from "../lib/cn";
 import { useSessionView, type SessionStore } from "../store/session";
@@ -408,6 +409,8 @@ const FileViewer = memo(function FileViewer({ sessionKey, path, info, liveCallId
 // Panel
 
 function ZipButton({ sessionKey, disabled }: { sessionKey: string | null; disabled: boolean }) {
+  // The server zips the project as it stands: in a replay, say so rather than imply the scrubbed point.
+  const replaying = useContext(FrozenClockContext) !== null;
   const [status, setStatus] = useState<{ tone: "info" | "error"; text: string } | null>(null);
   const [busy, setBusy] = useState(false);
   const download = async () => {
@@ -431,7 +434,7 @@ function ZipButton({ sessionKey, disabled }: { sessionKey: string | null; disabl
         </span>
       ) : null}
       <Button size="sm" variant="outline" data-testid="download-zip-button" disabled={disabled || busy || !sessionKey} onClick={() => void download()}>
-        {busy ? "Preparing…" : "Download project (.zip)"}
+        {busy ? "Preparing…" : replaying ? "Download today's project (.zip)" : "Download project (.zip)"}
       </Button>
     </div>
   );

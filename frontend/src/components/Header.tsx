@@ -1,6 +1,6 @@
 import { memo, useEffect, useState } from "react";
 import { getHealth } from "../net/api";
-import { goHome } from "../routing";
+import { goHome, useRouteReplay } from "../routing";
 import { useSessionStore } from "../store/session";
 import { useViewRevoked } from "../store/connection";
 import { isViewKey } from "../lib/sessionKey";
@@ -76,6 +76,7 @@ export const Header = memo(function Header({ sessionId }: { sessionId: string | 
   const storeReadOnly = useSessionStore((s) => s.view.sessionId === sessionId && s.view.readOnly);
   const readOnly = isViewKey(sessionId) || storeReadOnly;
   const revoked = useViewRevoked();
+  const replay = useRouteReplay();
 
   return (
     <header className="sticky top-0 z-20 border-b border-slate-200 bg-white/95 backdrop-blur">
@@ -106,14 +107,20 @@ export const Header = memo(function Header({ sessionId }: { sessionId: string | 
             View only
           </Badge>
         ) : null}
-        {sessionId && run ? <RunStatusBadge status={run.status} pauseRequested={run.pauseRequested} /> : null}
+        {sessionId && replay ? (
+          <Badge tone="violet" data-testid="replay-badge" title="A replay of what happened: nothing here is live.">
+            Replay
+          </Badge>
+        ) : sessionId && run ? (
+          <RunStatusBadge status={run.status} pauseRequested={run.pauseRequested} />
+        ) : null}
         {sessionId && model && !demo && !perAgentModels ? <span className="hidden text-xs text-slate-500 sm:inline">model {model}</span> : null}
-        {sessionId && run ? <RunCost run={run} demo={demo} /> : null}
+        {sessionId && run && !replay ? <RunCost run={run} demo={demo} /> : null}
         <div className="ml-auto flex flex-wrap items-center gap-2">
           {sessionId ? (
             <>
-              <ConnectionIndicator />
-              {revoked ? null : <ShareMenu key={sessionId} sessionKey={sessionId} readOnly={readOnly} />}
+              {replay ? null : <ConnectionIndicator />}
+              {revoked || replay ? null : <ShareMenu key={sessionId} sessionKey={sessionId} readOnly={readOnly} />}
             </>
           ) : null}
         </div>

@@ -5,7 +5,7 @@
 
 import { useEffect, useMemo, useRef, useState } from "react";
 import { ApiError, getAllEvents } from "../net/api";
-import { exitReplay } from "../routing";
+import { exitReplay, rememberReplayPosition, replayPositionFromLocation } from "../routing";
 import { SessionStoreContext, createViewStore } from "../store/session";
 import type { ServerEvent } from "../protocol/types";
 import { formatDateTime } from "../lib/format";
@@ -45,9 +45,14 @@ function ReplayPlayer({ sessionKey, events }: { sessionKey: string; events: Serv
   const engine = useMemo(() => new ReplayEngine(events, sessionKey), [events, sessionKey]);
   const marks = useMemo(() => replayMarks(events), [events]);
   const [store] = useState(() => createViewStore(replayBaseView(sessionKey)));
-  const [position, setPosition] = useState(0);
+  // Opens at the end (the session as it stands), or where the link says.
+  const [position, setPosition] = useState(() => Math.min(replayPositionFromLocation() ?? events.length, events.length));
   const [playing, setPlaying] = useState(false);
   const [speed, setSpeed] = useState<ReplaySpeed>(1);
+
+  useEffect(() => {
+    if (!playing) rememberReplayPosition(sessionKey, position);
+  }, [playing, position, sessionKey]);
 
   // The view always follows the position (a jump back recomputes from a checkpoint).
   useEffect(() => {

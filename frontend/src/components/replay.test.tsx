@@ -40,6 +40,7 @@ function finishedRun(): ServerEvent[] {
 }
 
 beforeEach(() => {
+  window.history.replaceState(null, "", "/");
   useSessionStore.getState().reset(null);
   useConnectionStore.getState().reset();
   globalThis.requestAnimationFrame ??= (cb: FrameRequestCallback) => setTimeout(() => cb(0), 0) as unknown as number;
@@ -59,7 +60,13 @@ describe("the replay page", () => {
     const scrubber = (await screen.findByTestId("replay-scrubber")) as HTMLInputElement;
     expect(urls.filter((u) => u.includes("/events?")).length).toBe(Math.ceil(events.length / 40));
     expect(scrubber.max).toBe(String(events.length));
+    // It opens at the end, and the address keeps the position.
+    expect(scrubber.value).toBe(String(events.length));
+    expect(screen.getByTestId("agent-card-analyst").dataset.status).toBe("done");
+    expect(window.location.search).toBe(`?s=${SESSION_ID}&replay=1&at=${events.length}`);
+    fireEvent.change(scrubber, { target: { value: "0" } });
     expect(screen.getByTestId("agent-card-analyst").dataset.status).toBe("idle");
+    expect(window.location.search).toBe(`?s=${SESSION_ID}&replay=1&at=0`);
 
     fireEvent.change(screen.getByTestId("replay-speed"), { target: { value: "instant" } });
     fireEvent.click(screen.getByTestId("replay-play"));
@@ -74,7 +81,7 @@ describe("the replay page", () => {
     for (const stage of STAGES) expect(live.state?.agents[stage].status).toBe("done");
 
     // A mark jumps to the start of a later stage: that stage is not done yet.
-    const deployer = screen.getAllByTestId("replay-mark").find((b) => b.textContent === "Deployer")!;
+    const deployer = screen.getAllByTestId("replay-mark").find((b) => b.textContent === "Deployer v1")!;
     fireEvent.click(deployer);
     expect(scrubber.value).toBe(String(Number(deployer.dataset.index) + 1));
     expect(screen.getByTestId("agent-card-deployer").dataset.status).not.toBe("done");
@@ -140,5 +147,16 @@ describe("the session page's export and replay buttons", () => {
     expect(screen.queryByTestId("replay-button")).toBeNull();
     fireEvent.click(screen.getByTestId("export-button"));
     expect((await screen.findByRole("alert")).textContent).toContain("could not be exported: Something broke.");
+  });
+});
+
+describe("the replay address", () => {
+  it("opens where the link says (at=N)", async () => {
+    const events = finishedRun();
+    fakeServer(events);
+    window.history.replaceState(null, "", `/?s=${SESSION_ID}&replay=1&at=3`);
+    render(<ReplayPage id={SESSION_ID} />);
+    const scrubber = (await screen.findByTestId("replay-scrubber")) as HTMLInputElement;
+    expect(scrubber.value).toBe("3");
   });
 });

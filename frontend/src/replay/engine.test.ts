@@ -30,7 +30,7 @@ describe("replay engine", () => {
 
   it("the middle shows an earlier state: a later stage not yet done", () => {
     const engine = new ReplayEngine(events, SESSION_ID);
-    const architect = replayMarks(events).find((m) => m.label === "Architect")!;
+    const architect = replayMarks(events).find((m) => m.stage === "architect")!;
     const mid = engine.viewAt(architect.index + 1);
     expect(mid.state?.agents.analyst.version).toBe(1);
     expect(mid.state?.agents.architect.status).not.toBe("done");
@@ -50,12 +50,25 @@ describe("replay engine", () => {
     }
   });
 
+  it("labels a rerun after feedback by its version and why, and a new pipeline as a run of its own", () => {
+    const s = new Script();
+    s.start("brief");
+    s.stage("analyst");
+    s.reject("analyst", "more detail");
+    s.stage("analyst");
+    const marks = replayMarks(s.events);
+    expect(marks.filter((m) => m.kind === "stage").map((m) => m.label)).toEqual(["Analyst v1", "Analyst v2 — after your feedback"]);
+    expect(marks.filter((m) => m.kind === "run").map((m) => m.label)).toEqual(["Start"]);
+  });
+
   it("marks every run start and stage start", () => {
     const two = fullEachStageRun();
     two.complete();
     const marks = replayMarks(two.events);
     expect(marks.filter((m) => m.kind === "run").length).toBeGreaterThanOrEqual(1);
-    expect(marks.filter((m) => m.kind === "stage").map((m) => m.label)).toEqual(STAGES.map((st) => STAGE_LABEL[st]));
+    expect(marks.filter((m) => m.kind === "stage").map((m) => m.label)).toEqual(STAGES.map((st) => `${STAGE_LABEL[st]} v1`));
+    // One pipeline, however many gates: one run mark.
+    expect(marks.filter((m) => m.kind === "run").map((m) => m.label)).toEqual(["Start"]);
     for (const mark of marks) expect(["RUN_STARTED", "STEP_STARTED"]).toContain(two.events[mark.index]!.type);
   });
 

@@ -4,7 +4,7 @@
 // checkpoint before n, so scrubbing back gives exactly what a fresh reduce from seq 1 gives.
 
 import { initialView, reduce, type SessionView } from "../protocol/reducer";
-import { STAGE_LABEL, stageOfName, type ServerEvent } from "../protocol/types";
+import { STAGE_LABEL, stageOfName, type ServerEvent, type Stage } from "../protocol/types";
 
 export type ReplaySpeed = 1 | 10 | "instant";
 
@@ -18,6 +18,9 @@ export interface ReplayMark {
   index: number;
   kind: "run" | "stage";
   label: string;
+  /** For a stage mark: which stage, and which start of it this is in the session (1, 2, …). */
+  stage?: Stage;
+  version?: number;
 }
 
 /** The view a replay starts from: read-only (nothing in it may send a command) and "live". */
@@ -75,17 +78,42 @@ export function delayBetween(prev: ServerEvent | undefined, next: ServerEvent | 
   return Math.min(gap, MAX_GAP_MS) / speed;
 }
 
-/** Where each run and each stage attempt starts, for the scrubber's marks. */
+/**
+ * Where each pipeline and each stage attempt starts, for the scrubber's marks. A pipeline is what
+ * a person started: the AG-UI runs that continue it after a gate are not marked again. A stage's
+ * mark says which time it started ("Architect v2"), and why when the person asked for changes.
+ */
 export function replayMarks(events: readonly ServerEvent[]): ReplayMark[] {
   const marks: ReplayMark[] = [];
-  let runs = 0;
+  let pipelines = 0;
+  let continues = false; // the last run ended at a gate: the next one goes on with the same pipeline
+  const starts = new Map<Stage, number>();
+  let startedHere = new Set<Stage>();
+  const feedback = new Set<Stage>();
   events.forEach((event, index) => {
     if (event.type === "RUN_STARTED") {
-      runs += 1;
-      marks.push({ index, kind: "run", label: `Run ${runs}` });
+      if (!continues) {
+        pipelines += 1;
+        startedHere = new Set();
+        feedback.clear();
+        marks.push({ index, kind: "run", label: pipelines === 1 ? "Start" : `Run ${pipelines}` });
+      }
+    } else if (event.type === "RUN_FINISHED") {
+      continues = event.outcome?.type === "interrupt";
+    } else if (event.type === "RUN_ERROR") {
+      continues = false;
+    } else if (event.type === "TEXT_MESSAGE_START" && event.role === "user") {
+      // Words from the person after a stage ran in this pipeline: its next start follows them.
+      for (const stage of startedHere) feedback.add(stage);
     } else if (event.type === "STEP_STARTED") {
       const stage = stageOfName(event.stepName);
-      if (stage) marks.push({ index, kind: "stage", label: STAGE_LABEL[stage] });
+      if (!stage) return;
+      const version = (starts.get(stage) ?? 0) + 1;
+      starts.set(stage, version);
+      const why = version > 1 && feedback.has(stage) ? " — after your feedback" : "";
+      feedback.delete(stage);
+      startedHere.add(stage);
+      marks.push({ index, kind: "stage", label: `${STAGE_LABEL[stage]} v${version}${why}`, stage, version });
     }
   });
   return marks;
