@@ -42,6 +42,7 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { startWorker, freePort, workerSnapshot } from '../tests/support/harness.mjs';
 import { growSession, nonReadingSockets } from '../tests/support/growth.mjs';
 import { startFakeOpenAI } from '../tests/support/fake-openai.mjs';
+import { sseReader } from '../tests/support/sse.mjs';
 import { ATTACK_ENV, attack, readFloodSteps, reasoningFloodSteps, requestSizes, writeFloodSteps } from '../tests/support/model-attacks.mjs';
 import {
   ROOT, sleep, nowMs, startFakeProcess, LeanClient, createSession, getSession, fetchEvents,
@@ -253,26 +254,17 @@ function readDirect(fakeUrl, scenario, re, timeoutMs) {
     const req = http.request(
       { host: u.hostname, port: u.port, path: u.pathname, method: 'POST', headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), authorization: 'Bearer bench' } },
       (res) => {
-        let buf = '';
+        let t = 0;
+        const sse = sseReader({
+          onEvent: ({ data: c }) => {
+            const d = c?.choices?.[0]?.delta?.content;
+            if (d) for (const m of d.matchAll(re)) if (!arrivals.has(m[1])) arrivals.set(m[1], t);
+          },
+        });
         res.setEncoding('utf8');
         res.on('data', (chunk) => {
-          const t = nowMs();
-          buf += chunk;
-          let k;
-          while ((k = buf.indexOf('\n\n')) >= 0) {
-            const block = buf.slice(0, k);
-            buf = buf.slice(k + 2);
-            for (const line of block.split('\n')) {
-              if (!line.startsWith('data: ') || line === 'data: [DONE]') continue;
-              try {
-                const c = JSON.parse(line.slice(6));
-                const d = c.choices && c.choices[0] && c.choices[0].delta && c.choices[0].delta.content;
-                if (d) for (const m of d.matchAll(re)) if (!arrivals.has(m[1])) arrivals.set(m[1], t);
-              } catch {
-                /* not JSON */
-              }
-            }
-          }
+          t = nowMs();
+          sse.feed(chunk);
         });
         res.on('end', () => {
           clearTimeout(timer);

@@ -5,7 +5,11 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import http from 'node:http';
 import path from 'node:path';
-import { startFakeOpenAI, parseSSE, defaultTokens, scenarioOf, roleOf } from '../support/fake-openai.mjs';
+import { startFakeOpenAI, defaultTokens, scenarioOf, roleOf } from '../support/fake-openai.mjs';
+import { parseSse } from '../support/sse.mjs';
+
+/** The `data:` payloads of an SSE text, as strings. */
+const parseSSE = (text) => parseSse(text, { raw: true }).filter((e) => 'data' in e).map((e) => e.data);
 
 let fake;
 before(async () => {

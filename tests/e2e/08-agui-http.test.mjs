@@ -10,6 +10,7 @@ import { SessionClient, createSession, fetchEvents } from '../support/client.mjs
 import { verifyStream, checkSchemas, checkVerifier } from '../support/agui.mjs';
 import { STAGES, finalChecks, assertSameEvents, sleep } from '../support/e2e.mjs';
 import { ResumableAgent } from '../support/resumable-agent.mjs';
+import { parseSse } from '../support/sse.mjs';
 
 process.env.SUPPRESS_TRANSFORMATION_WARNINGS ||= '';
 const ALLOWED = 'https://agui.example';
@@ -23,22 +24,6 @@ after(async () => {
 });
 
 const aguiUrl = (id) => `${worker.url}/api/sessions/${id}/agui`;
-
-/** Parse an SSE text into [{id, data, comment}] frames. */
-function parseSse(text) {
-  const out = [];
-  for (const block of text.split('\n\n')) {
-    if (!block.trim()) continue;
-    const f = { id: null, data: null, comments: [] };
-    for (const line of block.split('\n')) {
-      if (line.startsWith('id: ')) f.id = Number(line.slice(4));
-      else if (line.startsWith('data: ')) f.data = JSON.parse(line.slice(6));
-      else if (line.startsWith(':')) f.comments.push(line.slice(1).trim());
-    }
-    out.push(f);
-  }
-  return out;
-}
 
 /** The SSE events as logged events again: data + seq from the id. */
 const asLogged = (frames) => frames.filter((f) => f.data).map((f) => ({ seq: f.id, ...f.data }));

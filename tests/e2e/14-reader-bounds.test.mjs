@@ -23,6 +23,7 @@ import { startWorker } from '../support/harness.mjs';
 import { SessionClient, createSession, fetchEvents, getSession } from '../support/client.mjs';
 import { briefFor, mustAck, sleep, tag, waitRunEnd } from '../support/e2e.mjs';
 import { workerdMem } from '../../bench/lib.mjs';
+import { parseSse } from '../support/sse.mjs';
 
 const MIB = 1024 * 1024;
 // src/protocol/agui_readers.rs and src/protocol/export.rs.
@@ -125,22 +126,6 @@ function dechunk(raw) {
     rest = rest.subarray(eol + 2 + n + 2);
   }
   return Buffer.concat(out);
-}
-
-/** SSE text → [{id, data} | {comment}]. */
-function parseSse(text) {
-  const out = [];
-  for (const block of text.split('\n\n')) {
-    if (!block.trim()) continue;
-    if (block.startsWith(':')) {
-      out.push({ comment: block });
-      continue;
-    }
-    const id = /^id: (\d+)$/m.exec(block);
-    const data = /^data: (.*)$/m.exec(block);
-    if (id && data) out.push({ id: Number(id[1]), data: JSON.parse(data[1]) });
-  }
-  return out;
 }
 
 /**
@@ -288,7 +273,7 @@ test('readers that never read hold the Worker within its bound: a cut stream say
   // A reader that reads but fell behind (the machine is busy) resumes where its cut says.
   let got = parseSse(await reading.finish());
   let resumes = 0;
-  for (let cut = got.at(-1)?.comment; cut?.startsWith(': cut'); cut = got.at(-1)?.comment) {
+  for (let cut = got.at(-1)?.comment; cut?.startsWith('cut'); cut = got.at(-1)?.comment) {
     const after = Number(/GET \?after=(\d+)/.exec(cut)[1]);
     const res = await fetch(`${aguiUrl(id)}?after=${after}`);
     if (res.status === 410) break; // documented: the log no longer holds it
@@ -324,7 +309,7 @@ test('readers that never read hold the Worker within its bound: a cut stream say
       reasons.push('whole run');
       continue;
     }
-    const m = /^: cut \((shed|behind)\).*GET \?after=(\d+)/.exec(cut);
+    const m = /^cut \((shed|behind)\).*GET \?after=(\d+)/.exec(cut);
     assert.ok(m, `idle ${i} ends with a cut: ${cut.slice(0, 160)}`);
     reasons.push(m[1]);
     assert.equal(Number(m[2]), seen.at(-1)?.id ?? from, `idle ${i}: resume after the last event it got`);

@@ -734,24 +734,6 @@ export async function startFakeAnthropic(options = {}) {
   return api;
 }
 
-/**
- * Parse a complete SSE body into its events, in order: [{event, data}] (`event` null when the
- * block has no `event:` line; `data` the joined `data:` lines). Blocks without data are skipped.
- */
-export function parseSSEEvents(text) {
-  const out = [];
-  for (const block of text.split(/\r?\n\r?\n/)) {
-    let event = null;
-    const data = [];
-    for (const line of block.split(/\r?\n/)) {
-      if (line.startsWith('event:')) event = line.slice(6).replace(/^ /, '');
-      else if (line.startsWith('data:')) data.push(line.slice(5).replace(/^ /, ''));
-    }
-    if (data.length) out.push({ event, data: data.join('\n') });
-  }
-  return out;
-}
-
 function publicEntry(e) {
   const { rawBody, ...rest } = e;
   return rest;

@@ -519,22 +519,6 @@ export async function startFakeOpenAI(options = {}) {
   return api;
 }
 
-/**
- * Parse a complete SSE body into its `data:` payloads (strings), in order. Used by clients that
- * read the double directly (self-test, benchmarks).
- */
-export function parseSSE(text) {
-  const out = [];
-  for (const block of text.split(/\r?\n\r?\n/)) {
-    const data = block
-      .split(/\r?\n/)
-      .filter((l) => l.startsWith('data:'))
-      .map((l) => l.slice(5).replace(/^ /, ''));
-    if (data.length) out.push(data.join('\n'));
-  }
-  return out;
-}
-
 function publicEntry(e) {
   const { rawBody, ...rest } = e;
   return rest;

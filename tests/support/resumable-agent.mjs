@@ -7,6 +7,7 @@
 // that run had begun (they are streamed again, whole). A client that reads SSE itself can resume
 // exactly from its last id instead.
 import { HttpAgent, runHttpRequest, transformHttpEventStream } from '@ag-ui/client';
+import { sseReader } from './sse.mjs';
 
 export class ResumableAgent extends HttpAgent {
   lastId = 0; // last SSE id seen
@@ -21,21 +22,18 @@ export class ResumableAgent extends HttpAgent {
 
   track(res) {
     if (!res.ok || !res.body) return res;
-    let tail = '';
-    let id = null;
     const dec = new TextDecoder();
+    const sse = sseReader({
+      onEvent: ({ id, data: e }) => {
+        if (typeof id !== 'number') return;
+        if (e.type === 'RUN_STARTED') { this.runFrom = id - 1; this.runMessages.clear(); }
+        if (e.type === 'TEXT_MESSAGE_START') this.runMessages.add(e.messageId);
+        this.lastId = id;
+      },
+    });
     const body = res.body.pipeThrough(new TransformStream({
       transform: (chunk, ctl) => {
-        const lines = (tail + dec.decode(chunk, { stream: true })).split('\n');
-        tail = lines.pop();
-        for (const l of lines) {
-          if (l.startsWith('id: ')) id = Number(l.slice(4));
-          if (!l.startsWith('data: ') || id === null) continue;
-          const e = JSON.parse(l.slice(6));
-          if (e.type === 'RUN_STARTED') { this.runFrom = id - 1; this.runMessages.clear(); }
-          if (e.type === 'TEXT_MESSAGE_START') this.runMessages.add(e.messageId);
-          this.lastId = id;
-        }
+        sse.feed(dec.decode(chunk, { stream: true }));
         ctl.enqueue(chunk);
       },
     }));
