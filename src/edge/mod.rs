@@ -2,7 +2,8 @@
 //!
 //! - [`router`]: the Worker entry — asks `crate::access` once per request, then serves the
 //!   route it names (one line each) or static assets.
-//! - [`session_do`]: one Durable Object per session — WebSockets, event log, alarm, LLM calls.
+//! - [`session`]: one Durable Object per session — WebSockets, event log, alarm, LLM calls, one
+//!   file per capability over the sans-I/O `crate::session::object`.
 //! - [`admission_do`]: one Durable Object for the Worker — sessions and sockets per client,
 //!   the global session cap, repeated wrong tokens.
 //! - [`limiter_do`]: one Durable Object per provider — the global request/token limit.
@@ -20,7 +21,7 @@ mod limiter_do;
 mod log;
 mod provider;
 mod router;
-mod session_do;
+mod session;
 mod store;
 
 use worker::{event, Context, Env, Request, Response, Result};

@@ -15,7 +15,7 @@ use serde_json::json;
 use worker::{Delay, Env, Headers, Method, Request, RequestInit, Response, Result};
 
 use super::admission_do::{self, Ask};
-use super::session_do::{index_call, index_request, random_hex, SENT_AT};
+use super::session::{index_call, index_request, random_hex, SENT_AT};
 use super::{config, error_response, log, now_ms};
 use crate::access::{self, Decision, Facts, Grant, Refused, Verdict};
 use crate::admission::{client_of, is_local, Refusal};
