@@ -1,6 +1,6 @@
 //! Who may do what: the API's routes as a type, and the one decision per request over them.
 //! The router (edge) reads a request's method, path and headers into [`Facts`], asks
-//! [`decide`] once, and serves the [`Grant`] it gets or answers the [`Refused`]; it holds no
+//! [`decide`] once, and serves the [`Grant`] it gets or answers the [`Refusal`]; it holds no
 //! policy of its own. Sans-I/O: the one thing it cannot know, whether a wrong token tips its
 //! client over the limit, it hands back as [`Verdict::WrongToken`] for the edge to count.
 //!
@@ -33,6 +33,7 @@
 use crate::config::Config;
 use crate::index;
 use crate::protocol::wire::HttpErrorCode;
+pub use crate::protocol::wire::Refusal;
 use crate::protocol::{is_session_id, view};
 
 /// The HTTP methods the routes tell apart.
@@ -270,36 +271,10 @@ pub enum Grant<'a> {
     },
 }
 
-/// A refusal, ready for an HTTP answer: `{"error": {"code", "message"}}` with `status`, and
-/// `Retry-After` when it has one.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Refused {
-    pub status: u16,
-    pub code: HttpErrorCode,
-    pub message: String,
-    pub retry_after_ms: Option<u64>,
-}
-
-impl Refused {
-    pub fn new(status: u16, code: HttpErrorCode, message: impl Into<String>) -> Refused {
-        Refused {
-            status,
-            code,
-            message: message.into(),
-            retry_after_ms: None,
-        }
-    }
-
-    /// Whole seconds for a `Retry-After` header (at least 1).
-    pub fn retry_after_secs(&self) -> Option<u64> {
-        self.retry_after_ms.map(|ms| ms.div_ceil(1000).max(1))
-    }
-}
-
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict<'a> {
     Allow(Grant<'a>),
-    Refuse(Refused),
+    Refuse(Refusal),
     /// A token that is not the access token: the edge counts the guess (admission) and
     /// answers [`wrong_token`].
     WrongToken,
@@ -355,7 +330,7 @@ fn rules<'a>(
             let owner = owner(req, cfg).ok_or_else(|| Verdict::Refuse(owner_required()))?;
             let q = query_param(req.query.unwrap_or_default(), "q").unwrap_or_default();
             if let Err(e) = index::Search::parse(&q) {
-                return refuse(Refused::new(400, HttpErrorCode::InvalidField, e));
+                return refuse(Refusal::new(400, HttpErrorCode::InvalidField, e));
             }
             Grant::ListSessions { owner, q }
         }
@@ -492,7 +467,7 @@ pub fn viewer_may(target: &str) -> bool {
     matches!(target, "/ws" | "/remember") || Read::from_target(target).is_some()
 }
 
-fn refuse<T>(r: Refused) -> Result<T, Verdict<'static>> {
+fn refuse<T>(r: Refusal) -> Result<T, Verdict<'static>> {
     Err(Verdict::Refuse(r))
 }
 
@@ -607,34 +582,34 @@ const AGUI_METHODS: &str = "Use POST (a RunAgentInput) or GET ?after=<seq> here.
 const REMEMBER_METHODS: &str = "Use POST or DELETE here.";
 const GET_ONLY: &str = "Use GET here.";
 
-pub fn host_not_allowed() -> Refused {
-    Refused::new(
+pub fn host_not_allowed() -> Refusal {
+    Refusal::new(
         421,
         HttpErrorCode::HostNotAllowed,
         "This server does not answer for that host name (see ALLOWED_HOSTS).",
     )
 }
 
-pub fn origin_not_allowed() -> Refused {
-    Refused::new(
+pub fn origin_not_allowed() -> Refusal {
+    Refusal::new(
         403,
         HttpErrorCode::OriginNotAllowed,
         "This origin may not use BotArmy's API (see ALLOWED_ORIGINS).",
     )
 }
 
-pub fn unauthorized() -> Refused {
-    Refused::new(
+pub fn unauthorized() -> Refusal {
+    Refusal::new(
         401,
         HttpErrorCode::Unauthorized,
         "This BotArmy needs an access token (BOTARMY_ACCESS_TOKEN).",
     )
 }
 
-pub fn too_many_failures(ms: u64) -> Refused {
-    Refused {
+pub fn too_many_failures(ms: u64) -> Refusal {
+    Refusal {
         retry_after_ms: Some(ms),
-        ..Refused::new(
+        ..Refusal::new(
             429,
             HttpErrorCode::TooManyFailures,
             "Too many wrong access tokens from your address; wait a minute.",
@@ -644,33 +619,33 @@ pub fn too_many_failures(ms: u64) -> Refused {
 
 /// The answer to a wrong token, once the edge has counted it: `blocked_ms` when that guess
 /// blocked its client.
-pub fn wrong_token(blocked_ms: Option<u64>) -> Refused {
+pub fn wrong_token(blocked_ms: Option<u64>) -> Refusal {
     blocked_ms.map_or_else(unauthorized, too_many_failures)
 }
 
 /// Anything but a read through a view-only link.
-pub fn read_only() -> Refused {
-    Refused::new(
+pub fn read_only() -> Refusal {
+    Refusal::new(
         403,
         HttpErrorCode::ReadOnly,
         "This is a view-only link: it shows the session but cannot change it.",
     )
 }
 
-pub fn no_session() -> Refused {
-    Refused::new(404, HttpErrorCode::NotFound, "No session with this id.")
+pub fn no_session() -> Refusal {
+    Refusal::new(404, HttpErrorCode::NotFound, "No session with this id.")
 }
 
-pub fn unknown_route() -> Refused {
-    Refused::new(404, HttpErrorCode::NotFound, "Unknown route.")
+pub fn unknown_route() -> Refusal {
+    Refusal::new(404, HttpErrorCode::NotFound, "Unknown route.")
 }
 
-fn method_not_allowed(message: &str) -> Refused {
-    Refused::new(405, HttpErrorCode::MethodNotAllowed, message)
+fn method_not_allowed(message: &str) -> Refusal {
+    Refusal::new(405, HttpErrorCode::MethodNotAllowed, message)
 }
 
-pub fn upgrade_required() -> Refused {
-    Refused::new(
+pub fn upgrade_required() -> Refusal {
+    Refusal::new(
         426,
         HttpErrorCode::UpgradeRequired,
         "This endpoint speaks WebSocket: connect with a WebSocket client (Upgrade: websocket), \
@@ -678,8 +653,8 @@ pub fn upgrade_required() -> Refused {
     )
 }
 
-pub fn owner_required() -> Refused {
-    Refused::new(
+pub fn owner_required() -> Refusal {
+    Refusal::new(
         400,
         HttpErrorCode::OwnerRequired,
         "Send X-BotArmy-Owner: a random 32-hex key this browser keeps, to name your list.",
@@ -689,35 +664,35 @@ pub fn owner_required() -> Refused {
 /// A rename body holds a name and little else.
 pub const RENAME_MAX_BYTES: usize = 4096;
 
-pub fn rename_too_large() -> Refused {
-    Refused::new(
+pub fn rename_too_large() -> Refusal {
+    Refusal::new(
         413,
         HttpErrorCode::BodyTooLarge,
         "A rename body holds at most 4 KiB.",
     )
 }
 
-pub fn config_invalid(e: &str) -> Refused {
-    Refused::new(
+pub fn config_invalid(e: &str) -> Refusal {
+    Refusal::new(
         500,
         HttpErrorCode::ConfigInvalid,
         format!("Server misconfigured: {e}"),
     )
 }
 
-pub fn internal() -> Refused {
-    Refused::new(
+pub fn internal() -> Refusal {
+    Refusal::new(
         500,
         HttpErrorCode::Internal,
         "Something went wrong on the server; try again.",
     )
 }
 
-pub fn session_busy() -> Refused {
-    Refused {
+pub fn session_busy() -> Refusal {
+    Refusal {
         // Whole seconds: `Retry-After: 1`.
         retry_after_ms: Some(1000),
-        ..Refused::new(
+        ..Refusal::new(
             503,
             HttpErrorCode::SessionBusy,
             "The session did not answer in time; try again in a moment.",
@@ -725,8 +700,8 @@ pub fn session_busy() -> Refused {
     }
 }
 
-pub fn index_unavailable() -> Refused {
-    Refused::new(
+pub fn index_unavailable() -> Refusal {
+    Refusal::new(
         503,
         HttpErrorCode::IndexUnavailable,
         "Your session list could not be updated; try again.",

@@ -26,6 +26,8 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::protocol::HttpErrorCode;
+
 /// Wrong tokens a client may send within [`AUTH_WINDOW_MS`] before it is blocked.
 pub const AUTH_FAILURES_ALLOWED: u32 = 20;
 pub const AUTH_WINDOW_MS: u64 = 60_000;
@@ -52,29 +54,18 @@ pub struct AdmissionLimits {
     pub sockets_per_client: u32,
 }
 
-/// Why a request is refused, ready for an HTTP answer.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Refusal {
-    pub status: u16,
-    pub code: String,
-    pub message: String,
-    #[serde(rename = "retryAfterMs")]
-    pub retry_after_ms: Option<u64>,
-}
+pub use crate::protocol::wire::Refusal;
 
-impl Refusal {
-    fn new(status: u16, code: &str, message: String, retry_after_ms: Option<u64>) -> Self {
-        Refusal {
-            status,
-            code: code.into(),
-            message,
-            retry_after_ms,
-        }
-    }
-
-    /// Whole seconds for a `Retry-After` header (at least 1).
-    pub fn retry_after_secs(&self) -> Option<u64> {
-        self.retry_after_ms.map(|ms| ms.div_ceil(1000).max(1))
+/// A refusal of admission's, with how long to wait when waiting helps.
+fn refusal(
+    status: u16,
+    code: HttpErrorCode,
+    message: String,
+    retry_after_ms: Option<u64>,
+) -> Refusal {
+    Refusal {
+        retry_after_ms,
+        ..Refusal::new(status, code, message)
     }
 }
 
@@ -212,9 +203,9 @@ impl Admission {
     ) -> Result<(), Refusal> {
         self.maybe_prune(now);
         if self.sessions >= limits.max_sessions {
-            return Err(Refusal::new(
+            return Err(refusal(
                 503,
-                "session_limit_reached",
+                HttpErrorCode::SessionLimitReached,
                 format!(
                     "BotArmy holds its maximum of {} sessions; try again later.",
                     limits.max_sessions
@@ -250,9 +241,9 @@ impl Admission {
             } else {
                 ("your address", limits.sessions_per_min)
             };
-            return Err(Refusal::new(
+            return Err(refusal(
                 429,
-                "too_many_sessions",
+                HttpErrorCode::TooManySessions,
                 format!(
                     "Too many new sessions from {who} (at most {rate} a minute); try again in {} s.",
                     wait.div_ceil(1000).max(1)
@@ -289,9 +280,9 @@ impl Admission {
         let net_cap = limits.sockets_per_client.saturating_mul(NETWORK_SHARE);
         if let Some(net) = &network {
             if self.client(net, now).sockets >= net_cap {
-                return Err(Refusal::new(
+                return Err(refusal(
                     429,
-                    "too_many_connections",
+                    HttpErrorCode::TooManyConnections,
                     format!(
                         "Your network (its /48) already holds {net_cap} connections to BotArmy; close some tabs."
                     ),
@@ -301,9 +292,9 @@ impl Admission {
         }
         let c = self.client(client, now);
         if c.sockets >= limits.sockets_per_client {
-            return Err(Refusal::new(
+            return Err(refusal(
                 429,
-                "too_many_connections",
+                HttpErrorCode::TooManyConnections,
                 format!(
                     "Your address already holds {} connections to BotArmy; close some tabs.",
                     limits.sockets_per_client

@@ -17,8 +17,8 @@ use worker::{Delay, Env, Headers, Method, Request, RequestInit, Response, Result
 use super::admission_do::{self, Ask};
 use super::session::{index_call, index_request, random_hex, SENT_AT};
 use super::{config, error_response, log, now_ms};
-use crate::access::{self, Decision, Facts, Grant, Refused, Verdict};
-use crate::admission::{client_of, is_local, Refusal};
+use crate::access::{self, Decision, Facts, Grant, Refusal, Verdict};
+use crate::admission::{client_of, is_local};
 use crate::config::Config;
 use crate::index;
 use crate::protocol::agui_http::{self, MAX_BODY_BYTES};
@@ -141,7 +141,7 @@ fn method(m: &Method) -> access::Method {
 }
 
 /// A refusal as an HTTP answer, with `Retry-After` when it has one.
-fn refuse(r: &Refused) -> Result<Response> {
+fn refuse(r: &Refusal) -> Result<Response> {
     let mut resp = error_response(r.status, r.code.as_str(), &r.message)?;
     if let Some(s) = r.retry_after_secs() {
         resp.headers_mut().set("retry-after", &s.to_string())?;
@@ -179,7 +179,7 @@ async fn create_session(
     };
     if let Err(r) = admission_do::ask(env, "/create", &ask).await? {
         log::warn("session_refused", json!({"code": r.code}));
-        return refusal(&r);
+        return refuse(&r);
     }
     let id = random_hex(16);
     let resp = forward(env, &id, "/init", Method::Post, None).await?;
@@ -223,7 +223,7 @@ async fn socket(req: &Request, env: &Env, cfg: &Config, key: &str) -> Result<Res
         ..Default::default()
     };
     if let Err(r) = admission_do::ask(env, "/open", &ask).await? {
-        return refusal(&r);
+        return refuse(&r);
     }
     let headers = req.headers().clone();
     headers.set("x-client", &ask.client)?;
@@ -300,7 +300,7 @@ async fn agui(
         ..Default::default()
     };
     if let Err(r) = admission_do::ask(env, "/open", &ask).await? {
-        return refusal(&r);
+        return refuse(&r);
     }
     headers.set("x-client", &ask.client)?;
     headers.set("x-lease", &ask.lease)?;
@@ -423,15 +423,6 @@ fn client(req: &Request) -> Result<String> {
     Ok(client_of(ip.as_deref(), local))
 }
 
-/// An admission refusal as an HTTP answer, with `Retry-After` when it has one.
-fn refusal(r: &Refusal) -> Result<Response> {
-    let mut resp = error_response(r.status, &r.code, &r.message)?;
-    if let Some(s) = r.retry_after_secs() {
-        resp.headers_mut().set("retry-after", &s.to_string())?;
-    }
-    Ok(resp)
-}
-
 /// How much longer `who` is blocked for wrong tokens, as far as this isolate knows.
 fn blocked_ms(who: &str) -> Option<u64> {
     let now = now_ms();
@@ -446,7 +437,7 @@ fn blocked_ms(who: &str) -> Option<u64> {
 
 /// A wrong token, counted by the admission object: past a few a minute its client is blocked
 /// for a minute, here and in every isolate that asks.
-async fn wrong_token(env: &Env, who: String) -> Result<Refused> {
+async fn wrong_token(env: &Env, who: String) -> Result<Refusal> {
     let ask = Ask {
         client: who.clone(),
         ..Default::default()

@@ -221,6 +221,34 @@ impl From<RejectionCode> for HttpErrorCode {
     }
 }
 
+/// A refusal, ready for an HTTP answer: `{"error": {"code", "message"}}` with `status`, and
+/// `Retry-After` when it has one. Also what the admission object answers (`crate::admission`),
+/// as JSON.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Refusal {
+    pub status: u16,
+    pub code: HttpErrorCode,
+    pub message: String,
+    #[serde(rename = "retryAfterMs")]
+    pub retry_after_ms: Option<u64>,
+}
+
+impl Refusal {
+    pub fn new(status: u16, code: HttpErrorCode, message: impl Into<String>) -> Refusal {
+        Refusal {
+            status,
+            code,
+            message: message.into(),
+            retry_after_ms: None,
+        }
+    }
+
+    /// Whole seconds for a `Retry-After` header (at least 1).
+    pub fn retry_after_secs(&self) -> Option<u64> {
+        self.retry_after_ms.map(|ms| ms.div_ceil(1000).max(1))
+    }
+}
+
 wire_enum! {
     /// `warning.code`.
     pub enum WarningCode {

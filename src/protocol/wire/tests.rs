@@ -341,6 +341,23 @@ fn every_http_error_code_written_in_the_source_is_in_the_enum() {
 }
 
 #[test]
+fn a_refusal_is_the_json_the_admission_object_always_answered() {
+    let r = Refusal {
+        retry_after_ms: Some(1500),
+        ..Refusal::new(429, HttpErrorCode::TooManySessions, "Too many.")
+    };
+    assert_eq!(
+        serde_json::to_string(&r).unwrap(),
+        r#"{"status":429,"code":"too_many_sessions","message":"Too many.","retryAfterMs":1500}"#
+    );
+    assert_eq!(r.retry_after_secs(), Some(2));
+    let without: Refusal =
+        serde_json::from_str(r#"{"status":503,"code":"session_limit_reached","message":"m"}"#)
+            .unwrap();
+    assert_eq!(without.retry_after_ms, None);
+}
+
+#[test]
 fn every_provider_error_kind_is_a_failure_code_with_the_same_retry_rule() {
     for kind in ErrorKind::ALL {
         let code = FailureCode::from(kind);
