@@ -98,6 +98,9 @@ describe("the replay page", () => {
     fakeServer(finishedRun());
     render(<ReplayPage id={SESSION_ID} />);
     const scrubber = (await screen.findByTestId("replay-scrubber")) as HTMLInputElement;
+    // It opens at the end: back to the start first, then play.
+    fireEvent.change(scrubber, { target: { value: "0" } });
+    expect(scrubber.value).toBe("0");
     fireEvent.change(screen.getByTestId("replay-speed"), { target: { value: "10" } });
     fireEvent.click(screen.getByTestId("replay-play"));
     await waitFor(() => expect(Number(scrubber.value)).toBeGreaterThan(5));
