@@ -13,6 +13,9 @@
 //! | catch-up | the socket's [`Connection`], the log's oldest and newest `seq` | [`CatchUpStep`]: pause, a page, a snapshot, or `caught_up` |
 //! | epoch recovery | the stored epochs, the `streaming` mark, the newest stored `seq` | the epochs, and whether a new one began |
 //! | the prompt | the call's [`CallSpec`], the artifacts it names | the messages of its first request |
+//! | idle expiry | busy or not, the last activity, the idle limit | [`Expiry`]: busy (activity moves), idle (delete), not yet |
+//! | the alarm | the alarm set, the deadline wanted | [`alarm_moves`]: set it again or leave it |
+//! | admission leases | any open, when last renewed | [`renew_due`]: tell the admission object they are alive |
 //!
 //! Why these are decisions and not plumbing: each one, got wrong, loses or repeats an event a
 //! client saw, overruns a documented bound, or charges the provider budget twice.
@@ -249,6 +252,49 @@ pub fn prompt<E>(
         spec.feedback.as_deref(),
         previous.as_deref(),
     ))
+}
+
+// ---- idle expiry, the alarm, admission leases ----------------------------------------------
+
+/// What the expiry timer finds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expiry {
+    /// A socket is open or a call runs or waits: the session is in use, and its last activity
+    /// moves to now (so the next expiry is a whole idle limit away).
+    Busy,
+    /// Idle for the whole limit: delete the session.
+    Idle,
+    /// Not idle long enough yet (the timer fired early, or activity moved meanwhile).
+    NotYet,
+}
+
+/// The idle expiry: `busy` (a socket open, a call running or announced), `active_at` the last
+/// activity as stored, `idle_ttl_ms` the limit (`SESSION_IDLE_TTL_S`).
+pub fn expiry(busy: bool, active_at: u64, idle_ttl_ms: u64, now: u64) -> Expiry {
+    if busy {
+        Expiry::Busy
+    } else if now >= active_at + idle_ttl_ms {
+        Expiry::Idle
+    } else {
+        Expiry::NotYet
+    }
+}
+
+/// Whether the one alarm must be set for `t`, given the one set (`current`): only to move it
+/// earlier, or when none is set or the one set is already past. A later deadline is re-derived
+/// when the earlier alarm fires, so the storage write is saved.
+pub fn alarm_moves(current: Option<u64>, t: u64, now: u64) -> bool {
+    !current.is_some_and(|a| a <= t && a >= now)
+}
+
+/// Sessions tell the admission object their connections are alive this often (its leases
+/// expire well after this, so a crashed session's places come back on their own).
+pub const LEASE_RENEW_MS: u64 = 5 * 60_000;
+
+/// Whether the sweep renews the connections' admission leases now: some are open, and the last
+/// renewal (`renewed_at`) is [`LEASE_RENEW_MS`] old.
+pub fn renew_due(any_open: bool, renewed_at: u64, now: u64) -> bool {
+    any_open && now >= renewed_at + LEASE_RENEW_MS
 }
 
 #[cfg(test)]

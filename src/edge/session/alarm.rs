@@ -6,6 +6,7 @@ use std::time::Duration;
 use worker::Result;
 
 use crate::edge::now_ms;
+use crate::session::object;
 use crate::session::schedule::{self, Needs};
 
 use super::SessionDo;
@@ -61,7 +62,7 @@ impl SessionDo {
 
     pub(super) async fn set_alarm_at(&self, t: u64) -> Result<()> {
         // Only move the alarm earlier (or set one); a later deadline is re-derived when it fires.
-        if self.alarm_at.get().is_some_and(|a| a <= t && a >= now_ms()) {
+        if !object::alarm_moves(self.alarm_at.get(), t, now_ms()) {
             return Ok(());
         }
         let delay = t.saturating_sub(now_ms());

@@ -14,7 +14,7 @@ use crate::edge::{error_response, log, now_ms};
 use crate::index;
 use crate::protocol::is_session_id;
 use crate::session::connection::CLOSE_SESSION_GONE;
-use crate::session::object;
+use crate::session::object::{self, Expiry};
 use crate::session::replay::Epochs;
 use crate::session::Session;
 
@@ -149,11 +149,15 @@ impl SessionDo {
             || self.live.borrow().is_some()
             || self.next_call.borrow().is_some()
             || self.with_inner(|i| i.session.live_call().is_some());
-        if busy {
-            let _ = self.touch(now);
-            return false;
+        let (active_at, ttl) = self.with_inner(|i| (i.active_at, i.cfg.session_idle_ttl_ms));
+        match object::expiry(busy, active_at, ttl, now) {
+            Expiry::Busy => {
+                let _ = self.touch(now);
+                false
+            }
+            Expiry::Idle => true,
+            Expiry::NotYet => false,
         }
-        self.with_inner(|i| now >= i.active_at + i.cfg.session_idle_ttl_ms)
     }
 
     /// Deletes the session: sockets closed (4404), the call aborted, every table and the

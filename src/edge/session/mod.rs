@@ -82,8 +82,6 @@ struct ViewConn {
     key: String,
 }
 
-/// Sessions tell the admission object their sockets are alive this often.
-const LEASE_RENEW_MS: u64 = 5 * 60_000;
 /// The header in which the router says when it sent a request here (epoch ms).
 pub(crate) const SENT_AT: &str = "x-sent-at";
 /// A request that reaches the object this late is logged (`session_request_late`): it waited

@@ -20,7 +20,7 @@ use crate::session::object::{self, CatchUpStep, CATCHUP_PAGE_EVENTS};
 use crate::session::replay::{plan, ReplayPlan};
 
 use super::http::random_hex;
-use super::{Attachment, SessionDo, ViewConn, LEASE_RENEW_MS};
+use super::{Attachment, SessionDo, ViewConn};
 
 impl SessionDo {
     pub(super) async fn upgrade(&self, req: &Request, view: Option<ViewConn>) -> Result<Response> {
@@ -342,7 +342,7 @@ impl SessionDo {
             self.release(lease).await;
         }
         alive.extend(self.readers.borrow().leases());
-        if !alive.is_empty() && now >= self.renewed_at.get() + LEASE_RENEW_MS {
+        if object::renew_due(!alive.is_empty(), self.renewed_at.get(), now) {
             self.renewed_at.set(now);
             let ask = Ask {
                 leases: alive,

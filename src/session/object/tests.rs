@@ -402,3 +402,38 @@ fn a_failed_artifact_read_fails_the_prompt() {
         Err("disk")
     );
 }
+
+// ---- idle expiry, the alarm, admission leases ----------------------------------------------
+
+#[test]
+fn an_idle_session_expires_once_its_limit_has_passed_since_its_last_activity() {
+    assert_eq!(expiry(false, 1_000, 500, 1_499), Expiry::NotYet);
+    assert_eq!(expiry(false, 1_000, 500, 1_500), Expiry::Idle);
+}
+
+#[test]
+fn a_session_with_a_socket_or_a_call_never_expires_and_counts_as_active() {
+    assert_eq!(expiry(true, 0, 500, 1_000_000), Expiry::Busy);
+}
+
+#[test]
+fn the_alarm_is_set_when_none_is_and_moved_only_earlier() {
+    assert!(alarm_moves(None, 5_000, 1_000));
+    assert!(alarm_moves(Some(6_000), 5_000, 1_000));
+    assert!(!alarm_moves(Some(5_000), 5_000, 1_000));
+    assert!(!alarm_moves(Some(4_000), 5_000, 1_000));
+}
+
+#[test]
+fn an_alarm_already_past_is_set_again_whatever_the_deadline() {
+    // It fired (or was lost) before `now`: the one set no longer stands for anything.
+    assert!(alarm_moves(Some(900), 5_000, 1_000));
+}
+
+#[test]
+fn admission_leases_are_renewed_every_five_minutes_and_only_when_some_are_open() {
+    assert!(!renew_due(true, 0, LEASE_RENEW_MS - 1));
+    assert!(renew_due(true, 0, LEASE_RENEW_MS));
+    assert!(!renew_due(false, 0, 10 * LEASE_RENEW_MS));
+    assert_eq!(LEASE_RENEW_MS, 300_000);
+}
