@@ -498,6 +498,7 @@ describe('BotArmy UI in Chromium', () => {
     await shot(page, '01-home');
     await assertAccessible(t, page, 'home page');
     await atWidths(page, WIDTHS, ({ width }) => assertNoOverflow(page, `home page at ${width} px`));
+    assert.equal(await page.locator('h1').count(), 1, 'the home page has one <h1>');
 
     await byTestId(page, 'approval-each_stage').check();
     await byTestId(page, 'start-button').click();
@@ -567,7 +568,7 @@ describe('BotArmy UI in Chromium', () => {
 
     // Artifacts: open one, see it rendered, download all.
     await byTestId(page, 'artifact-toggle-architect').click();
-    await page.locator('[data-testid="artifact-body-architect"] .md h1, [data-testid="artifact-body-architect"] .md h2').first().waitFor({ timeout: FETCHED_TIMEOUT });
+    await page.locator('[data-testid="artifact-body-architect"] .md .md-h1, [data-testid="artifact-body-architect"] .md .md-h2').first().waitFor({ timeout: FETCHED_TIMEOUT });
     const download = page.waitForEvent('download', { timeout: 10_000 });
     await byTestId(page, 'download-all-button').click();
     const file = await download;
@@ -709,6 +710,9 @@ describe('BotArmy UI in Chromium', () => {
     await assertAccessible(t, page, 'gate at 360 px');
     await page.keyboard.press('Enter');
     await page.locator('[data-testid="agent-card-architect"][data-active="true"]').waitFor({ timeout: STAGE_TIMEOUT });
+    // The gate's buttons are gone: focus went on to the thread, not to the page's body.
+    await page.waitForFunction(() => document.activeElement?.getAttribute('data-testid') === 'conversation', null, { timeout: 5000 });
+    assert.equal(await page.locator('h1').count(), 1, 'the session page has one <h1>, however many headings the answers have');
     await byTestId(page, 'cancel-button').click();
     await byTestId(page, 'confirm-cancel-button').click();
     await waitRunStatus(page, 'cancelled', 15_000);
@@ -1109,7 +1113,7 @@ describe('BotArmy UI in Chromium', () => {
 
     // Artifacts open, as for the owner.
     await byTestId(viewer, 'artifact-toggle-analyst').click();
-    await viewer.locator('[data-testid="artifact-body-analyst"] .md h1, [data-testid="artifact-body-analyst"] .md h2').first().waitFor({ timeout: FETCHED_TIMEOUT });
+    await viewer.locator('[data-testid="artifact-body-analyst"] .md .md-h1, [data-testid="artifact-body-analyst"] .md .md-h2').first().waitFor({ timeout: FETCHED_TIMEOUT });
     await shot(viewer, '16-view-only');
     await assertAccessible(t, viewer, 'view-only page');
 
@@ -1131,7 +1135,7 @@ describe('BotArmy UI in Chromium', () => {
     // What it had received stays readable: the artifact it opened opens again (kept by the page).
     await byTestId(viewer, 'artifact-toggle-analyst').click(); // hide
     await byTestId(viewer, 'artifact-toggle-analyst').click(); // and open again
-    await viewer.locator('[data-testid="artifact-body-analyst"] .md h1, [data-testid="artifact-body-analyst"] .md h2').first().waitFor({ timeout: 10_000 });
+    await viewer.locator('[data-testid="artifact-body-analyst"] .md .md-h1, [data-testid="artifact-body-analyst"] .md .md-h2').first().waitFor({ timeout: 10_000 });
     await atWidths(viewer, [WIDTHS[0], WIDTHS[3]], ({ width }) => assertNoOverflow(viewer, `revoked view page at ${width} px`));
     const socketsAtRevoke = sockets;
     await sleep(3000);
@@ -1219,8 +1223,9 @@ describe('BotArmy UI in Chromium', () => {
     assert.deepEqual([...(await treePaths(page))].sort(), [...serverPaths].sort(), 'the tree lists the server\'s files');
     assert.match(await byTestId(page, 'files-summary').textContent(), new RegExp(`^${serverPaths.length} files`));
 
-    // Tool calls are rows in the conversation, in plain words.
+    // Tool calls are rows in the conversation, in plain words, with SVG icons (no emoji that a font may lack).
     const rows = byTestId(page, 'tool-call');
+    assert.equal(await byTestId(page, 'tool-icon').count(), await rows.count(), 'an SVG icon per tool call');
     assert.ok((await rows.count()) >= serverPaths.length, 'a row per tool call');
     const summaries = await byTestId(page, 'tool-call-summary').allTextContents();
     assert.ok(summaries.some((s) => /^Developer wrote \S+ · [\d.]+ (B|KB)$/.test(s)), `a "Developer wrote …" row: ${summaries.slice(0, 6).join(' | ')}`);

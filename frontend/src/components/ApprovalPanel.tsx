@@ -55,6 +55,17 @@ function Approval() {
     if (feedbackOpen) feedbackRef.current?.focus();
   }, [feedbackOpen]);
 
+  // Answered from here: when the gate closes, the button that had focus goes with it. Focus moves
+  // to the thread, where the next agent writes, instead of dropping to the page's body.
+  const answered = useRef(false);
+  useEffect(() => {
+    if (gateId !== null || !answered.current) return;
+    answered.current = false;
+    const active = document.activeElement;
+    if (active && active !== document.body) return;
+    document.querySelector<HTMLElement>('[data-testid="conversation"]')?.focus();
+  }, [gateId]);
+
   if (!gate) return null;
   const name = STAGE_LABEL[gate.stage];
   const nextStage = STAGES[STAGES.indexOf(gate.stage) + 1];
@@ -67,10 +78,12 @@ function Approval() {
 
   const approve = () => {
     if (!live || busy) return;
+    answered.current = true;
     sessionClient.send({ type: "approve", stage: gate.stage });
   };
   const submit = () => {
     if (!canSubmit) return;
+    answered.current = true;
     sessionClient.send({ type: "reject", stage: gate.stage, feedback: feedback.trim() });
   };
 

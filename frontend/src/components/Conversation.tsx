@@ -5,6 +5,7 @@
 
 import { memo, type ReactNode, useCallback, useDeferredValue, useEffect, useLayoutEffect, useRef, useState } from "react";
 import { INTERRUPT_WORDS, type ChatMessage, type Notice } from "../protocol/reducer";
+import { STAGE_LABEL } from "../protocol/types";
 import { useSessionStoreApi, useSessionView } from "../store/session";
 import { useConnectionLost, useConnectionStore } from "../store/connection";
 import { cn } from "../lib/cn";
@@ -135,7 +136,26 @@ const toneClass: Record<Notice["tone"], string> = {
   error: "border-red-200 bg-red-50 text-red-900",
 };
 
+/** Whether `id` is the newest gate notice and that gate is still open. */
+function gateStillOpen(timeline: readonly { kind: string; id: string }[], gateOpen: boolean, id: string): boolean {
+  if (!gateOpen) return false;
+  for (let i = timeline.length - 1; i >= 0; i--) {
+    const item = timeline[i]!;
+    if (item.kind === "notice" && (item as Notice).gate) return item.id === id;
+  }
+  return false;
+}
+
 const NoticeItem = memo(function NoticeItem({ notice }: { notice: Notice }) {
+  // A gate's "review the … work" stays true only while that gate is open; after, it says it was answered.
+  const open = useSessionView((s) => (notice.gate ? gateStillOpen(s.view.timeline, s.view.state?.gate != null, notice.id) : true));
+  if (notice.gate && !open) {
+    return (
+      <li data-testid="notice" data-tone="answered" className="rounded-md border border-slate-200 bg-white px-3 py-1 text-xs text-slate-600">
+        {notice.stage ? `${STAGE_LABEL[notice.stage]}'s work was answered.` : "The gate was answered."}
+      </li>
+    );
+  }
   return (
     <li data-testid="notice" data-tone={notice.tone} className={cn("rounded-md border px-3 py-2 text-sm", toneClass[notice.tone])}>
       {notice.text}

@@ -62,7 +62,7 @@ export function HomePage() {
     <main className="mx-auto grid max-w-5xl grid-cols-1 gap-4 px-3 py-4 sm:px-4 sm:py-6 lg:grid-cols-[minmax(0,1fr)_18rem]">
       <Card>
         <CardHeader>
-          <CardTitle className="text-lg">Turn a project brief into a delivery plan</CardTitle>
+          <h1 className="text-lg font-semibold leading-tight">Turn a project brief into a delivery plan</h1>
           <p className="text-sm text-slate-600">
             Five agents work in order — Analyst, Architect, Developer, Tester, Deployer — and you watch every word as it is written.
           </p>

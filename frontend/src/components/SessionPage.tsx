@@ -214,7 +214,8 @@ function useKeyCheck(key: string, onMissing: () => void, enabled: boolean): void
  * once a run has finished, Replay. Both only read, so a view-only page has them too.
  */
 function SessionTools({ id }: { id: string }) {
-  const finishedRun = useSessionStore((s) => s.view.lastOutcome !== null || (s.view.state?.run.finishedAt ?? null) !== null);
+  // Replay is offered once anything has happened, and stays (it used to come and go with each gate).
+  const finishedRun = useSessionStore((s) => s.view.lastSeq > 0);
   const revoked = useViewRevoked();
   const [status, setStatus] = useState<{ tone: "info" | "error"; text: string } | null>(null);
   const [busy, setBusy] = useState(false);
@@ -298,6 +299,7 @@ export function SessionPage({ id }: { id: string }) {
   return (
     <main className="mx-auto flex max-w-7xl flex-col gap-4 px-3 py-3 sm:px-4 sm:py-4 lg:grid lg:grid-cols-[17rem_minmax(0,1fr)] lg:items-start">
       <LiveAnnouncer />
+      <h1 className="sr-only">BotArmy session {id.slice(0, 8)}</h1>
       <aside className="order-3 lg:sticky lg:top-16 lg:order-none">
         <div className="mb-2 flex items-baseline justify-between gap-2">
           <h2 className="text-sm font-semibold uppercase tracking-wide text-slate-500">Agents</h2>

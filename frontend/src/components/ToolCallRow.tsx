@@ -117,7 +117,22 @@ const tone: Record<ToolCall["status"], string> = {
   interrupted: "border-amber-200 bg-amber-50/70",
 };
 
-const icon: Record<ToolKind, string> = { write: "✎", read: "👁", list: "☰", delete: "🗑", other: "⚙" };
+// Icons as SVG paths (24×24, stroked): an emoji glyph shows as an empty box where no font has it.
+const ICON_PATHS: Record<ToolKind, string> = {
+  write: "M4 20h4L19 9l-4-4L4 16v4z M14 6l4 4",
+  read: "M2 12s4-7 10-7 10 7 10 7-4 7-10 7S2 12 2 12z M12 9a3 3 0 1 0 0 6 3 3 0 0 0 0-6z",
+  list: "M8 6h13 M8 12h13 M8 18h13 M3 6h1 M3 12h1 M3 18h1",
+  delete: "M3 6h18 M8 6V4h8v2 M6 6l1 14h10l1-14",
+  other: "M12 8a4 4 0 1 0 0 8 4 4 0 0 0 0-8z M12 2v3 M12 19v3 M2 12h3 M19 12h3",
+};
+
+function ToolIcon({ kind }: { kind: ToolKind }) {
+  return (
+    <svg viewBox="0 0 24 24" width="14" height="14" fill="none" stroke="currentColor" strokeWidth="2" strokeLinecap="round" strokeLinejoin="round" aria-hidden="true" data-testid="tool-icon">
+      <path d={ICON_PATHS[kind]} />
+    </svg>
+  );
+}
 
 export const ToolCallRow = memo(function ToolCallRow({ id }: { id: string }) {
   const call = useSessionView((s) => s.view.toolCalls[id]);
@@ -147,8 +162,8 @@ export const ToolCallRow = memo(function ToolCallRow({ id }: { id: string }) {
         className="flex w-full min-w-0 items-center gap-2 rounded-md px-2 py-1 text-left focus-visible:outline-none focus-visible:ring-2 focus-visible:ring-indigo-500"
         data-testid="tool-call-toggle"
       >
-        <span aria-hidden="true" className="w-4 shrink-0 text-center text-slate-500">
-          {icon[kind]}
+        <span aria-hidden="true" className="flex w-4 shrink-0 justify-center text-slate-500">
+          <ToolIcon kind={kind} />
         </span>
         <span className="min-w-0 flex-1 break-words" data-testid="tool-call-summary">
           <span className="font-medium">{call.agent}</span> {verbOf(kind, call)}

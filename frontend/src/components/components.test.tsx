@@ -313,6 +313,32 @@ describe("ApprovalPanel and RunControls", () => {
     expect(send).toHaveBeenCalledWith({ type: "approve", stage: "analyst" });
   });
 
+  it("after Approve, focus goes to the thread (where the next agent writes), not to the page's body", () => {
+    const s = new Script();
+    s.start("brief");
+    s.stage("analyst");
+    load(s.events);
+    vi.spyOn(sessionClient, "send").mockReturnValue("id-1");
+    render(
+      <>
+        <ApprovalPanel />
+        <Conversation />
+      </>,
+    );
+    const approve = screen.getByTestId("approve-button");
+    approve.focus();
+    fireEvent.click(approve);
+    const seen = s.events.length;
+    s.approve("analyst");
+    act(() => useSessionStore.getState().ingest(s.events.slice(seen)));
+    expect(screen.queryByTestId("approval-panel")).toBeNull();
+    expect(document.activeElement?.getAttribute("data-testid")).toBe("conversation");
+    // The gate's note no longer asks for a review: it says the gate was answered.
+    const notes = screen.getAllByTestId("notice").map((n) => [n.dataset.tone, n.textContent]);
+    expect(notes).toContainEqual(["answered", "Analyst's work was answered."]);
+    expect(notes.filter(([tone]) => tone === "info")).toEqual([]);
+  });
+
   it("requests changes with trimmed feedback, and not with an empty box", () => {
     atGate();
     const send = vi.spyOn(sessionClient, "send").mockReturnValue("id-2");

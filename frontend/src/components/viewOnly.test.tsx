@@ -128,6 +128,8 @@ describe("a view-only page", () => {
     );
     expect(screen.getByTestId("view-only-badge").textContent).toBe("View only");
     expect(screen.getByTestId("view-only-note")).toBeTruthy();
+    // One <h1> on the page (for screen readers: the session).
+    expect(document.querySelectorAll("h1")).toHaveLength(1);
     for (const id of ["brief-input", "start-button", "approve-button", "pause-button", "cancel-button", "retry-button", "rerun-button"]) {
       expect(screen.queryByTestId(id), id).toBeNull();
     }

@@ -119,6 +119,8 @@ export interface Notice {
   text: string;
   stage: Stage | null;
   at: number | null;
+  /** It announced an approval gate (shown as answered once that gate has closed). */
+  gate?: true;
 }
 
 /** A reasoning block that began before its agent's answer message (adopted by it when it starts). */
@@ -527,7 +529,7 @@ function applyLogged(view: SessionView, event: ServerEvent, now: number): Sessio
           ...view,
           interrupt,
           lastOutcome: "interrupt",
-          timeline: [...view.timeline, notice(`n-${event.seq ?? at}`, "info", text, gateStage, at)],
+          timeline: [...view.timeline, { ...notice(`n-${event.seq ?? at}`, "info", text, gateStage, at), gate: true }],
         };
       }
       if (outcome?.type === "cancelled") {
