@@ -17,10 +17,12 @@ pub type DemoCall = (&'static str, String);
 /// The demo's tool-call rounds for `stage` (empty for the Analyst, who writes no files).
 pub fn demo_rounds(stage: Stage, brief: &str) -> Vec<Vec<DemoCall>> {
     let title = title_of(brief);
+    // The path first, as real models send it, so the page can name the file while its content
+    // streams (`json!` would order the keys alphabetically: content first).
     let write = |path: &str, content: String| {
         (
             "write_file",
-            json!({"path": path, "content": content}).to_string(),
+            format!(r#"{{"path":{},"content":{}}}"#, json!(path), json!(content)),
         )
     };
     match stage {
