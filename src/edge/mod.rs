@@ -6,11 +6,13 @@
 //!   file per capability over the sans-I/O `crate::session::object`.
 //! - [`admission_do`]: one Durable Object for the Worker — sessions and sockets per client,
 //!   the global session cap, repeated wrong tokens.
-//! - [`limiter_do`]: one Durable Object per provider — the global request/token limit.
-//! - [`cache_do`]: sixteen Durable Objects holding cached provider answers.
+//! - [`limiter_do`]: one Durable Object per provider and model — the global request/token
+//!   limit, asked with the core's typed `LimiterRequest`.
+//! - [`cache_do`]: sixteen Durable Objects holding cached provider answers (`CacheRequest`).
 //! - [`index_do`]: one Durable Object per owner — "your sessions", kept current by the sessions.
 //! - [`store`]: the session's SQLite tables; [`export`]: `export.jsonl` read from them as it is sent.
-//! - [`provider`]: running one LLM call (OpenAI-compatible fetch, or the demo provider).
+//! - [`provider`]: running one LLM call's steps (the provider's streamed fetch, the demo's
+//!   pace, the limiter and cache requests).
 //! - [`log`]: structured JSON logs (never secrets).
 
 mod admission_do;
