@@ -26,7 +26,7 @@
 //!   project holds: its record keeps the answer's SHA-256 and size, not the answer (a model
 //!   reading one 256 KiB file 16 times a round stored 194 MiB otherwise), and a repeat reads
 //!   again. The digest says whether that answer is the first one word for word
-//!   ([`ToolOutcome::same_as_first`]); when a write in between changed the file it is not, and
+//!   ([`StoredResult::matches`]); when a write in between changed the file it is not, and
 //!   the model is told what the file holds now.
 //! - **Errors change nothing.** Invalid JSON, an unknown tool, a refused path, a missing file or
 //!   a cap reached ([`super::limits`]) give an error result in plain words and no file row; the
@@ -142,9 +142,6 @@ pub struct ToolOutcome {
     pub change: Option<FileVersion>,
     /// The call row to store; `None` when the call had been applied before (nothing new).
     pub record: Option<CallRecord>,
-    /// For a repeat: whether this answer is the first one word for word (a read repeated
-    /// after a write to its file is not). Always true for a first application.
-    pub same_as_first: bool,
 }
 
 impl ToolOutcome {
@@ -294,17 +291,14 @@ impl Workspace {
         attempt: u32,
     ) -> ToolOutcome {
         if let Some(first) = self.calls.get(call_id) {
-            let (result_text, is_error, same_as_first) = match &first.result {
-                StoredResult::Text(t) => (t.clone(), first.is_error, true),
+            let (result_text, is_error) = match &first.result {
+                StoredResult::Text(t) => (t.clone(), first.is_error),
                 // A read changes nothing: read again, as the first application did.
                 StoredResult::Digest { args, .. } => {
-                    let (text, is_error) =
-                        match self.run(&first.tool, args, first.stage, first.attempt) {
-                            Ok((t, _)) => (t, false),
-                            Err(t) => (t, true),
-                        };
-                    let same = !is_error && first.result.matches(&text);
-                    (text, is_error, same)
+                    match self.run(&first.tool, args, first.stage, first.attempt) {
+                        Ok((t, _)) => (t, false),
+                        Err(t) => (t, true),
+                    }
                 }
             };
             return ToolOutcome {
@@ -312,7 +306,6 @@ impl Workspace {
                 is_error,
                 change: None,
                 record: None,
-                same_as_first,
             };
         }
         let made = self
@@ -355,7 +348,6 @@ impl Workspace {
             is_error,
             change,
             record: Some(record),
-            same_as_first: true,
         }
     }
 
@@ -658,7 +650,8 @@ mod tests {
         assert!(format!("{rec:?}").len() < 400, "the record is small");
         // Repeated (whatever arguments come with the id): the same answer, word for word.
         let again = ws.apply("r1", "read_file", "{}", DEV, 1);
-        assert!(again.repeated() && again.same_as_first && !again.is_error);
+        assert!(again.repeated() && !again.is_error);
+        assert!(rec.result.matches(&again.result_text));
         assert_eq!(again.result_text, big);
         // After a write to the file the repeat answers what it holds now, and says so.
         ok(
@@ -670,10 +663,8 @@ mod tests {
             1,
         );
         let changed = ws.apply("r1", "read_file", "{}", DEV, 1);
-        assert_eq!(
-            (changed.result_text.as_str(), changed.same_as_first),
-            ("new", false)
-        );
+        assert_eq!(changed.result_text, "new");
+        assert!(!rec.result.matches(&changed.result_text));
         // Writes and errors keep their answer: it is a line.
         let w = ws.call("w2").unwrap();
         assert_eq!(
@@ -1364,11 +1355,11 @@ mod tests {
                             prop_assert!(again.repeated());
                             match &first.result {
                                 StoredResult::Text(t) => prop_assert_eq!(&again.result_text, t),
-                                // A read reads again: the same answer unless a write changed it.
-                                StoredResult::Digest { .. } => prop_assert_eq!(
-                                    again.same_as_first,
-                                    first.result.matches(&again.result_text)
-                                ),
+                                // A read reads again: what a fresh read of the same thing answers now.
+                                StoredResult::Digest { args, .. } => {
+                                    let fresh = ws.clone().apply("fresh", &first.tool, args, first.stage, first.attempt);
+                                    prop_assert_eq!(&again.result_text, &fresh.result_text);
+                                }
                             }
                             prop_assert_eq!(&ws, &before);
                         }
