@@ -67,11 +67,13 @@ pub fn fit(messages: &mut [ChatMessage], from: usize) {
     // round's from its end (the results the model asked for first are the ones it keeps).
     let mut order: Vec<usize> = (0..last_round).collect();
     order.extend((last_round..rounds.len()).rev());
+    let mut total = carried(rounds);
     for i in order {
-        if carried(rounds) <= MAX_TOOL_CONTEXT_BYTES {
+        if total <= MAX_TOOL_CONTEXT_BYTES {
             return;
         }
         let m = &mut rounds[i];
+        let before = carried(std::slice::from_ref(m));
         if m.tool_call_id.is_some() && m.content.len() > NOTE_BYTES {
             m.content = left_out(&tools[i], m.content.len());
         }
@@ -82,6 +84,7 @@ pub fn fit(messages: &mut [ChatMessage], from: usize) {
         {
             c.arguments = arguments_left_out(c.arguments.len());
         }
+        total = total - before + carried(std::slice::from_ref(m));
     }
 }
 
