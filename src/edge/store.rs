@@ -11,6 +11,7 @@ use worker::{SqlStorage, SqlStorageValue};
 use crate::agents::Stage;
 use crate::index::{Link, Owner};
 use crate::protocol::event::{Message, MessageRole};
+use crate::session::object::messages_kept;
 use crate::session::schedule::{Rows, Timer};
 use crate::workspace::{CallRecord, FileVersion, StoredResult, Workspace};
 
@@ -157,7 +158,7 @@ impl Store {
     }
 
     /// Drops the oldest messages (and their text) until at most `max_count` remain holding at
-    /// most `max_bytes`. Returns the (count, bytes) left.
+    /// most `max_bytes` (which: [`messages_kept`]). Returns the (count, bytes) left.
     pub fn trim_messages(&self, max_count: u64, max_bytes: u64) -> worker::Result<(u64, u64)> {
         #[derive(Deserialize)]
         struct M {
@@ -173,17 +174,13 @@ impl Store {
                 None,
             )?
             .to_array()?;
-        let (mut count, mut bytes) = (0u64, 0u64);
-        let mut drop = Vec::new();
-        for m in sizes {
-            let n = m.n as u64;
-            if count < max_count && bytes + n <= max_bytes {
-                count += 1;
-                bytes += n;
-            } else {
-                drop.push(m.id);
-            }
-        }
+        let bytes: Vec<u64> = sizes.iter().map(|m| m.n as u64).collect();
+        let (kept, totals) = messages_kept(&bytes, max_count, max_bytes);
+        let drop = sizes
+            .into_iter()
+            .zip(kept)
+            .filter(|(_, k)| !k)
+            .map(|(m, _)| m.id);
         for id in drop {
             self.write(
                 "DELETE FROM message_chunks WHERE id = ?",
@@ -191,7 +188,7 @@ impl Store {
             )?;
             self.write("DELETE FROM messages WHERE id = ?", vec![id.into()])?;
         }
-        Ok((count, bytes))
+        Ok(totals)
     }
 
     /// Keeps the newest `keep` versions of a stage's artifact.

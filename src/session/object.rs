@@ -8,7 +8,7 @@
 //! |---|---|---|
 //! | what may be sent before it is stored | a streaming call's batch of [`Effect`]s | [`StreamingCommit`]: nothing, send ahead, or store first |
 //! | trimming the log | oldest and newest `seq`, bytes logged | [`log_over_bound`], then the first `seq` to keep ([`log_keep_from`]) |
-//! | trimming the messages | (count, bytes) kept | [`messages_trim_to`]: the (count, bytes) to trim down to |
+//! | trimming the messages | (count, bytes) kept | [`messages_trim_to`]: the (count, bytes) to trim down to, then which to keep ([`messages_kept`]) |
 //! | lease carry-over | the lease the last call gave back, the bucket and tokens asked for | [`LeaseStart`]: go on under it, or acquire (releasing another limiter's first) |
 //! | catch-up | the socket's [`Connection`], the log's oldest and newest `seq` | [`CatchUpStep`]: pause, a page, a snapshot, or `caught_up` |
 //! | epoch recovery | the stored epochs, the `streaming` mark, the newest stored `seq` | the epochs, and whether a new one began |
@@ -105,6 +105,30 @@ pub fn log_keep_from(newest: u64, by_bytes: Option<u64>) -> u64 {
 pub fn messages_trim_to((count, bytes): (u64, u64)) -> Option<(u64, u64)> {
     (count > MAX_MESSAGES || bytes > MESSAGES_MAX_BYTES)
         .then_some((MAX_MESSAGES / 4 * 3, MESSAGES_MAX_BYTES / 4 * 3))
+}
+
+/// Which messages a trim to (`max_count`, `max_bytes`) keeps, given each one's bytes newest
+/// first: each in turn while it still fits, counting from the newest (an older, smaller one may
+/// still fit after a bigger one did not). Returns whether each is kept, and the (count, bytes)
+/// kept.
+pub fn messages_kept(
+    sizes_newest_first: &[u64],
+    max_count: u64,
+    max_bytes: u64,
+) -> (Vec<bool>, (u64, u64)) {
+    let (mut count, mut bytes) = (0u64, 0u64);
+    let kept = sizes_newest_first
+        .iter()
+        .map(|&n| {
+            let fits = count < max_count && bytes + n <= max_bytes;
+            if fits {
+                count += 1;
+                bytes += n;
+            }
+            fits
+        })
+        .collect();
+    (kept, (count, bytes))
 }
 
 // ---- lease carry-over ---------------------------------------------------------------------

@@ -146,6 +146,18 @@ fn messages_are_trimmed_a_quarter_below_either_bound_once_past_it() {
     assert_eq!(messages_trim_to((1, MESSAGES_MAX_BYTES + 1)), to);
 }
 
+#[test]
+fn a_trim_keeps_the_newest_messages_that_fit_and_an_older_smaller_one_after_a_big_one() {
+    let (kept, totals) = messages_kept(&[40, 50, 30, 5, 1], 3, 100);
+    assert_eq!(
+        kept,
+        [true, true, false, true, false],
+        "the count bound stops the fourth"
+    );
+    assert_eq!(totals, (3, 95));
+    assert_eq!(messages_kept(&[], 3, 100), (vec![], (0, 0)));
+}
+
 // ---- lease carry-over ---------------------------------------------------------------------
 
 #[derive(Debug, PartialEq)]
