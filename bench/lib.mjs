@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import WebSocket from 'ws';
+import { AckPacer } from '../tests/support/acks.mjs';
 
 export const ROOT = path.resolve(import.meta.dirname, '..');
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -105,9 +106,11 @@ export class LeanClient {
     // `flow`, ack every 256 KiB read, 250 ms after the last event, and at caught_up; without
     // acks a catch-up stops after its first 1 MiB page (docs/protocol.md, "Flow control").
     this.flow = null;
-    this.unackedBytes = 0;
-    this.ackTimer = null;
-    this.acksSent = 0;
+    this.acks = new AckPacer(() => {
+      if (!this.ws || this.ws.readyState !== WebSocket.OPEN) return false;
+      this.ws.send(JSON.stringify({ type: 'ack', seq: this.lastSeq }));
+      return true;
+    });
   }
 
   connect(timeoutMs = 15000) {
@@ -115,7 +118,7 @@ export class LeanClient {
     this.ws = ws;
     this.closed = new Promise((resolve) =>
       ws.once('close', (code) => {
-        clearTimeout(this.ackTimer);
+        this.acks.cancel();
         this.closeCode = code;
         resolve(code);
         // Nothing more will arrive on this socket: fail whoever waits for it.
@@ -173,7 +176,7 @@ export class LeanClient {
     } catch {
       return; // "pong" auto-response
     }
-    this.unackedBytes += raw.length;
+    this.acks.read(raw.length);
     if (typeof ev.seq === 'number') {
       if (ev.seq <= this.lastSeq) this.duplicates += 1;
       else {
@@ -210,24 +213,12 @@ export class LeanClient {
   }
 
   _scheduleAck(now = false) {
-    if (!this.flow) return;
-    if (now || this.unackedBytes >= 256 * 1024) {
-      clearTimeout(this.ackTimer);
-      this.ackTimer = null;
-      this._sendAck();
-    } else if (!this.ackTimer) {
-      this.ackTimer = setTimeout(() => {
-        this.ackTimer = null;
-        this._sendAck();
-      }, 250);
-    }
+    if (this.flow) this.acks.due(now);
   }
 
-  _sendAck() {
-    if (!this.ws || this.ws.readyState !== WebSocket.OPEN) return;
-    this.unackedBytes = 0;
-    this.acksSent += 1;
-    this.ws.send(JSON.stringify({ type: 'ack', seq: this.lastSeq }));
+  /** Acks sent so far. */
+  get acksSent() {
+    return this.acks.sent;
   }
 
   /** Resolves {ev, t} with the next frame (logged or not) satisfying pred. */
@@ -278,8 +269,7 @@ export class LeanClient {
   }
 
   async close() {
-    clearTimeout(this.ackTimer);
-    this.ackTimer = null;
+    this.acks.cancel();
     if (!this.ws || this.ws.readyState === WebSocket.CLOSED) return;
     this.ws.close(1000);
     await Promise.race([this.closed, sleep(3000)]);

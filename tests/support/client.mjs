@@ -18,6 +18,7 @@
 import fs from 'node:fs';
 import WebSocket from 'ws';
 import { applyPatch } from './json-patch.mjs';
+import { AckPacer } from './acks.mjs';
 
 /** The largest frame any client of this process received (bytes); written to
  * test-output/max-frame-<pid>.txt at exit so a run can report its largest frame. */
@@ -64,9 +65,11 @@ export class SessionClient {
     this.label = opts.label || 'client';
     this.ackEnabled = opts.ack !== false;
     this.flow = null; // welcome.flow when the server offers flow control
-    this.unackedBytes = 0;
-    this.ackTimer = null;
-    this.acksSent = 0;
+    this.acks = new AckPacer(() => {
+      if (!this.isOpen) return false;
+      this.ws.send(JSON.stringify({ type: 'ack', seq: this.lastSeq }));
+      return true;
+    });
 
     this.ws = null;
     this.connections = 0; // number of sockets opened so far
@@ -179,30 +182,18 @@ export class SessionClient {
     this.received.push({ conn, t, frame });
     if (typeof frame.seq === 'number') this._onEvent(frame);
     else this._onControl(conn, t, frame);
-    this.unackedBytes += text.length;
+    this.acks.read(text.length);
     if (typeof frame.seq === 'number') this._scheduleAck();
     this._notify();
   }
 
   _scheduleAck(now = false) {
-    if (!this.ackEnabled || !this.flow) return;
-    if (now || this.unackedBytes >= 256 * 1024) {
-      clearTimeout(this.ackTimer);
-      this.ackTimer = null;
-      this._sendAck();
-    } else if (!this.ackTimer) {
-      this.ackTimer = setTimeout(() => {
-        this.ackTimer = null;
-        this._sendAck();
-      }, 250);
-    }
+    if (this.ackEnabled && this.flow) this.acks.due(now);
   }
 
-  _sendAck() {
-    if (!this.isOpen) return;
-    this.unackedBytes = 0;
-    this.acksSent += 1;
-    this.ws.send(JSON.stringify({ type: 'ack', seq: this.lastSeq }));
+  /** Acks sent so far. */
+  get acksSent() {
+    return this.acks.sent;
   }
 
   _onControl(conn, t, frame) {
